@@ -1,0 +1,172 @@
+"""The paper's cloak: one tone per short window at the window's dominant frequency (§4.1, §4.3).
+
+For every lane (a channel of a track) the music is cut into non-overlapping windows of
+`window_ms` (10 ms by default). In each window:
+
+1. the dominant frequency ν_t is the strongest STFT peak between `min_frequency_hz` and
+   `max_frequency_hz`, refined by parabolic interpolation of the dB spectrum;
+2. the music's level there, M_t (dB SPL, Eq. 10 read as 20 log10(p / p0) with a full-scale
+   sine at 96 dB SPL), and the threshold in quiet T_H(ν_t) (Eq. 2) bound the noise level:
+   T_H(ν_t) ≤ level_t ≤ M_t − headroom_db (Eq. 11); the headroom is the strength setting;
+3. a window whose dominant partial is quieter than `silence_threshold_db_spl`, or whose
+   range is empty, gets no noise.
+
+The noise of window t is a sine at ν_t whose level is kept inside that range by a sigmoid of
+one free parameter per window. Windows join without clicks: the phase runs on continuously
+from window to window (each window starts where the last one's sine ended) and the amplitude
+is interpolated linearly between window centres. Upper bounds are lowered to the smallest of
+each window and its neighbours (`bounds.neighbour_minimum`) so the cross-faded amplitude never
+exceeds a window's own bound and is exactly zero in silent windows.
+
+The dominant frequency is measured on an analysis window longer than the noise window
+(`analysis_ms`, 64 ms by default) centred on it: a 10 ms FFT resolves only 100 Hz, too coarse
+for bass notes. The noise itself changes every `window_ms`.
+
+Shapes: L lanes, T windows, B segments, S samples.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from harmonycloak.cloak.bounds import neighbour_minimum, sigmoid_between
+from harmonycloak.errors import SettingsError
+from harmonycloak.psycho.functional import absolute_threshold_db_spl, db_spl_to_amplitude, spectrum_db_spl
+
+
+@dataclass(frozen=True)
+class DominantToneSettings:
+    window_ms: float = 10.0  # noise window (paper default; 5–100 ms allowed, §5.2.5)
+    analysis_ms: float = 64.0  # FFT length used to find the dominant frequency
+    headroom_db: float = 14.0  # noise stays this far under the music's level at ν_t (strength)
+    silence_threshold_db_spl: float = 30.0  # no dominant note when its level is below this
+    min_frequency_hz: float = 50.0  # below, masking models are unreliable (FINDINGS §4)
+    max_frequency_hz: float = 7_200.0  # what a 16 kHz model can hear, and under 14 kHz (FINDINGS §4)
+    full_scale_db_spl: float = 96.0  # calibration: a full-scale sine is 96 dB SPL
+    initial_parameter: float = -2.0  # sigmoid logit at the start: 12 % of the way up the dB range
+
+    def __post_init__(self) -> None:
+        if not 5.0 <= self.window_ms <= 100.0:
+            raise SettingsError(f"the window must be 5 to 100 ms long, not {self.window_ms} ms")
+
+
+class DominantToneCloak(nn.Module):
+    """Noise parameterised by one level logit per window and lane.
+
+    Args:
+        lanes: clean music, (L, N) at `sample_rate_hz`.
+        sample_rate_hz: rate of `lanes` (the working rate of the optimisation).
+        settings: see `DominantToneSettings`.
+    """
+
+    def __init__(self, lanes: Tensor, sample_rate_hz: int, settings: DominantToneSettings = DominantToneSettings()):
+        super().__init__()
+        self.settings = settings
+        self.sample_rate_hz = sample_rate_hz
+        self.window_samples = round(settings.window_ms * sample_rate_hz / 1000)
+        frequency_hz, level_db_spl = dominant_partials(lanes, sample_rate_hz, self.window_samples, settings)
+        lower_db = absolute_threshold_db_spl(frequency_hz)
+        upper_db = level_db_spl - settings.headroom_db
+        upper_db = torch.where(level_db_spl >= settings.silence_threshold_db_spl, upper_db, torch.full_like(upper_db, -math.inf))
+        upper_db = neighbour_minimum(upper_db)
+        active = upper_db > lower_db
+        self.register_buffer("frequency_hz", frequency_hz)  # (L, T)
+        self.register_buffer("music_level_db_spl", level_db_spl)  # (L, T)
+        self.register_buffer("lower_db_spl", lower_db)  # (L, T)
+        self.register_buffer("upper_db_spl", torch.where(active, upper_db, lower_db))  # (L, T)
+        self.register_buffer("active", active)  # (L, T) bool: windows that carry noise
+        self.register_buffer("start_phase", _continuous_start_phase(frequency_hz, self.window_samples / sample_rate_hz))
+        self.level_logit = nn.Parameter(torch.full_like(frequency_hz, settings.initial_parameter))
+
+    @property
+    def alignment_samples(self) -> int:
+        """Segments handed to `noise` must start on a multiple of this many samples."""
+        return self.window_samples
+
+    def level_db_spl(self) -> Tensor:
+        """Noise level per window (L, T) in dB SPL, inside [T_H(ν_t), M_t − headroom]."""
+        return sigmoid_between(self.level_logit, self.lower_db_spl, self.upper_db_spl)
+
+    def amplitude(self) -> Tensor:
+        """Peak amplitude of each window's sine (L, T), full scale = 1; zero where inactive."""
+        level = db_spl_to_amplitude(self.level_db_spl(), self.settings.full_scale_db_spl)
+        return torch.where(self.active, level, torch.zeros_like(level))
+
+    def noise(self, starts: Tensor, num_samples: int) -> Tensor:
+        """Noise of the segments starting at `starts` (B,), shape (B, L, num_samples), differentiable."""
+        positions = starts[:, None].double() + torch.arange(num_samples, dtype=torch.float64)  # (B, S)
+        return self._tones(self.amplitude(), positions / self.sample_rate_hz)
+
+    @torch.no_grad()
+    def render(self, sample_rate_hz: int, num_frames: int, chunk_frames: int = 1 << 20) -> np.ndarray:
+        """The whole noise at any sample rate, (L, num_frames) float32, chunk by chunk."""
+        amplitude = self.amplitude()
+        chunks = []
+        for first in range(0, num_frames, chunk_frames):
+            positions = torch.arange(first, min(first + chunk_frames, num_frames), dtype=torch.float64)
+            chunks.append(self._tones(amplitude, positions[None] / sample_rate_hz)[0].numpy())
+        return np.concatenate(chunks, axis=-1) if chunks else np.zeros((amplitude.shape[0], 0), np.float32)
+
+    def _tones(self, amplitude: Tensor, times_s: Tensor) -> Tensor:
+        """Sum of window tones at `times_s` (B, S) in seconds → (B, L, S).
+
+        Window t spans [t w, (t+1) w) with w = window length in seconds; its sine starts at
+        phase start_phase[t]. The amplitude is interpolated linearly between window centres
+        and held constant before the first centre and after the last.
+        """
+        window_s = self.window_samples / self.sample_rate_hz
+        num_windows = amplitude.shape[-1]
+        index = torch.clamp(torch.floor(times_s / window_s).long(), 0, num_windows - 1)  # (B, S)
+        local_s = (times_s - index.double() * window_s).float()
+        phase = self.start_phase[:, index] + 2 * math.pi * self.frequency_hz[:, index] * local_s  # (L, B, S)
+        centre = times_s / window_s - 0.5
+        left = torch.floor(centre)
+        fraction = (centre - left).float()
+        left = left.long()
+        left_amplitude = amplitude[:, torch.clamp(left, 0, num_windows - 1)]
+        right_amplitude = amplitude[:, torch.clamp(left + 1, 0, num_windows - 1)]
+        envelope = left_amplitude + (right_amplitude - left_amplitude) * fraction
+        return (envelope * torch.sin(phase)).transpose(0, 1)
+
+
+def dominant_partials(
+    lanes: Tensor, sample_rate_hz: int, window_samples: int, settings: DominantToneSettings
+) -> tuple[Tensor, Tensor]:
+    """Dominant frequency (Hz) and its level (dB SPL) per window, each (L, T), T = ceil(N / window).
+
+    The analysis frame of window t is centred on the window's centre, t w + w/2.
+    """
+    num_samples = lanes.shape[-1]
+    num_windows = -(-num_samples // window_samples)
+    n_fft = 1 << max(int(math.ceil(math.log2(settings.analysis_ms * sample_rate_hz / 1000))), 4)
+    padded = torch.nn.functional.pad(lanes, (0, num_windows * window_samples - num_samples))
+    spectrum = spectrum_db_spl(padded[..., window_samples // 2 :], n_fft, window_samples,
+                               full_scale_db_spl=settings.full_scale_db_spl)[..., :num_windows, :]  # (L, T, K)
+    bin_hz = sample_rate_hz / n_fft
+    low = max(int(math.ceil(settings.min_frequency_hz / bin_hz)), 1)
+    high = min(int(settings.max_frequency_hz / bin_hz), n_fft // 2 - 1, int(0.45 * sample_rate_hz / bin_hz))
+    band = spectrum[..., low : high + 1]
+    peak = band.argmax(dim=-1, keepdim=True)  # (L, T, 1)
+    below = torch.gather(spectrum, -1, peak + low - 1)[..., 0]
+    centre = torch.gather(spectrum, -1, peak + low)[..., 0]
+    above = torch.gather(spectrum, -1, peak + low + 1)[..., 0]
+    # Parabolic interpolation of the dB spectrum around the peak (Smith, Spectral Audio Signal
+    # Processing, "Quadratic Interpolation of Spectral Peaks").
+    curvature = below - 2 * centre + above
+    offset = torch.where(curvature < 0, 0.5 * (below - above) / curvature.clamp(max=-1e-9), torch.zeros_like(centre))
+    offset = offset.clamp(-0.5, 0.5)
+    frequency_hz = (peak[..., 0] + low + offset) * bin_hz
+    level_db_spl = centre - 0.25 * (below - above) * offset
+    return frequency_hz.float(), level_db_spl.float()
+
+
+def _continuous_start_phase(frequency_hz: Tensor, window_s: float) -> Tensor:
+    """Phase at the start of each window so that consecutive windows' sines join (L, T), radians."""
+    advance = 2 * math.pi * frequency_hz.double() * window_s  # phase a window's sine runs through
+    start = torch.cumsum(advance, dim=-1) - advance
+    return torch.remainder(start, 2 * math.pi).float()

@@ -1,0 +1,144 @@
+"""A second cloak: noise free to fill every STFT bin up to the music's masking threshold.
+
+The noise is a short-time spectrum: one complex coefficient per lane, frame and bin. Its
+magnitude, in sine-amplitude units, stays strictly under the global masking threshold
+(frequency and temporal masking, `psycho.functional.masking_threshold_db_spl`) minus
+`headroom_db`, through `bounds.bounded_complex`; its phase is free. Bins outside
+[`min_frequency_hz`, `max_frequency_hz`] stay empty: energy below 50 Hz or above 14 kHz
+passes the masking model while being audible or filtered away (FINDINGS §4).
+
+Synthesis is overlap-add of Hann-windowed inverse FFTs with hop = n_fft / 2, where the Hann
+windows sum to one, so a coefficient of amplitude A held over several frames is a sine of
+amplitude A: the same scale in which the threshold is stated. Each frame's bound is lowered
+to the smallest of its own and its neighbours' (`bounds.neighbour_minimum`), since a frame's
+window overlaps both neighbours; this keeps noise from leaking before an onset (pre-echo).
+
+Shapes: L lanes, J frames, K bins, B segments, S samples.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.signal import resample_poly
+from torch import Tensor, nn
+
+from harmonycloak.cloak.bounds import bounded_complex, neighbour_minimum
+from harmonycloak.psycho.functional import db_spl_to_amplitude, masking_threshold_db_spl
+
+
+@dataclass(frozen=True)
+class MaskedSpectrumSettings:
+    frame_ms: float = 32.0  # STFT length of the noise (512 samples at 16 kHz)
+    headroom_db: float = 3.0  # noise stays this far under the masking threshold (strength)
+    min_frequency_hz: float = 50.0  # FINDINGS §4
+    max_frequency_hz: float = 7_200.0  # what a 16 kHz model can hear, and under 14 kHz
+    full_scale_db_spl: float = 96.0  # calibration: a full-scale sine is 96 dB SPL
+    initial_scale: float = 0.1  # std of the initial unconstrained parameters
+    analysis_chunk_s: float = 30.0  # masking thresholds are computed chunk by chunk (memory)
+
+
+class MaskedSpectrumCloak(nn.Module):
+    """Noise parameterised by two reals per lane, frame and bin.
+
+    Args:
+        lanes: clean music, (L, N) at `sample_rate_hz`.
+        sample_rate_hz: rate of `lanes` (the working rate of the optimisation).
+        settings: see `MaskedSpectrumSettings`.
+        generator: seeds the initial phases and magnitudes.
+    """
+
+    def __init__(self, lanes: Tensor, sample_rate_hz: int, settings: MaskedSpectrumSettings = MaskedSpectrumSettings(),
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        self.settings = settings
+        self.sample_rate_hz = sample_rate_hz
+        self.n_fft = 1 << int(round(math.log2(settings.frame_ms * sample_rate_hz / 1000)))
+        self.hop_length = self.n_fft // 2
+        threshold_db = _chunked_masking_threshold(lanes, sample_rate_hz, self.n_fft, self.hop_length, settings)
+        bin_hz = torch.arange(self.n_fft // 2 + 1) * sample_rate_hz / self.n_fft
+        in_band = (bin_hz >= settings.min_frequency_hz) & (bin_hz <= min(settings.max_frequency_hz, 0.45 * sample_rate_hz))
+        bound = db_spl_to_amplitude(threshold_db - settings.headroom_db, settings.full_scale_db_spl)
+        bound = neighbour_minimum(bound.transpose(-1, -2)).transpose(-1, -2) * in_band  # (L, J, K)
+        self.register_buffer("threshold_db_spl", threshold_db)
+        self.register_buffer("amplitude_bound", bound)
+        self.register_buffer("window", torch.hann_window(self.n_fft))
+        self.coefficients = nn.Parameter(
+            settings.initial_scale * torch.randn(*bound.shape, 2, generator=generator, dtype=bound.dtype))
+
+    @property
+    def alignment_samples(self) -> int:
+        return self.hop_length
+
+    def spectrum(self, frames: slice = slice(None)) -> Tensor:
+        """Noise coefficients in sine-amplitude units (L, J, K) complex, |value| < bound."""
+        return bounded_complex(self.coefficients[:, frames], self.amplitude_bound[:, frames])
+
+    def noise(self, starts: Tensor, num_samples: int) -> Tensor:
+        """Noise of the segments starting at `starts` (B,), shape (B, L, num_samples), differentiable.
+
+        Frame j is centred on sample j·hop and spans [(j−1)·hop, (j+1)·hop); a segment
+        [s, s + S) with s = a·hop needs frames a … a + S/hop.
+        """
+        hop, num_frames = self.hop_length, num_samples // self.hop_length + 1
+        first = (starts // hop).long()
+        frame_index = first[:, None] + torch.arange(num_frames)  # (B, F)
+        valid = frame_index < self.coefficients.shape[1]
+        frame_index = frame_index.clamp(max=self.coefficients.shape[1] - 1)
+        spectrum = bounded_complex(self.coefficients[:, frame_index], self.amplitude_bound[:, frame_index])  # (L, B, F, K)
+        spectrum = spectrum * valid[None, :, :, None]
+        waveform = self._overlap_add(spectrum.transpose(0, 1))  # (B, L, (F + 1) hop)
+        return waveform[..., hop : hop + num_samples]
+
+    @torch.no_grad()
+    def render(self, sample_rate_hz: int, num_frames: int) -> np.ndarray:
+        """The whole noise at any sample rate, (L, num_frames) float32 (band-limited resampling)."""
+        working_samples = math.ceil(num_frames * self.sample_rate_hz / sample_rate_hz)
+        aligned = -(-working_samples // self.hop_length) * self.hop_length
+        noise = self.noise(torch.zeros(1, dtype=torch.long), aligned)[0].double().numpy()
+        if sample_rate_hz != self.sample_rate_hz:
+            divisor = math.gcd(sample_rate_hz, self.sample_rate_hz)
+            noise = resample_poly(noise, sample_rate_hz // divisor, self.sample_rate_hz // divisor, axis=-1)
+        out = np.zeros((noise.shape[0], num_frames), np.float32)
+        out[:, : min(num_frames, noise.shape[1])] = noise[:, :num_frames]
+        return out
+
+    def _overlap_add(self, spectrum: Tensor) -> Tensor:
+        """(B, L, F, K) sine-amplitude coefficients → (B, L, (F + 1)·hop) waveform.
+
+        A coefficient A e^{iφ} becomes A cos(2π k n / n_fft + φ) over its frame: irfft of
+        A·n_fft/2 (for 0 < k < n_fft/2).
+        """
+        batch, lanes, frames, _ = spectrum.shape
+        segments = torch.fft.irfft(spectrum * (self.n_fft / 2), n=self.n_fft) * self.window  # (B, L, F, n_fft)
+        columns = segments.reshape(batch * lanes, frames, self.n_fft).transpose(1, 2)
+        length = (frames + 1) * self.hop_length
+        waveform = torch.nn.functional.fold(columns, (1, length), (1, self.n_fft), stride=(1, self.hop_length))
+        return waveform.reshape(batch, lanes, length)
+
+
+def _chunked_masking_threshold(lanes: Tensor, sample_rate_hz: int, n_fft: int, hop_length: int,
+                               settings: MaskedSpectrumSettings) -> Tensor:
+    """Masking threshold (L, J, K) in dB SPL, J = 1 + N // hop, computed in overlapping chunks.
+
+    Each chunk carries a margin on both sides long enough for temporal masking and the FFT,
+    and contributes only its central frames, so the result equals a single-pass computation
+    while memory stays bounded for long tracks.
+    """
+    num_samples = lanes.shape[-1]
+    num_frames = 1 + num_samples // hop_length
+    chunk_frames = max(int(settings.analysis_chunk_s * sample_rate_hz / hop_length), 1)
+    margin_frames = int(math.ceil(0.5 * sample_rate_hz / hop_length))  # 500 ms > any temporal masking
+    parts = []
+    for first in range(0, num_frames, chunk_frames):
+        last = min(first + chunk_frames, num_frames)
+        lo, hi = max(first - margin_frames, 0), min(last + margin_frames, num_frames)
+        end = num_samples if hi == num_frames else (hi - 1) * hop_length + 1
+        piece = lanes[..., lo * hop_length : end]
+        threshold = masking_threshold_db_spl(piece, sample_rate_hz, n_fft, hop_length,
+                                             full_scale_db_spl=settings.full_scale_db_spl)
+        parts.append(threshold[..., first - lo : last - lo, :])
+    return torch.cat(parts, dim=-2)

@@ -1,0 +1,88 @@
+"""The audio cloaking problem handed to the optimiser: clean lanes, a cloak, segments, mixing.
+
+A *lane* is one channel of one track (a stereo mix is one track of two lanes; four stereo
+stems are eight lanes). Every lane gets its own noise; the surrogate models hear what an
+attacker's pipeline would: the mono downmix of all tracks summed, at the working rate.
+
+The song is cut into segments of `segment_s` (the paper's unit is the bar; a segment of a
+few seconds plays that part for audio), tiling the song, the last one ending at the song's
+end. They are the samples the min-min loop batches over.
+
+Regulariser of paper Eq. 5: Σ_m w^m ‖δ^m‖₂ per segment, where ‖δ^m‖₂ is the root mean
+square of lane m's noise over the segment (the L2 norm divided by √S, so that α means the
+same at every segment length and sample rate), and w^m = 1 − (track m's share of the total
+energy of all tracks) — the audio reading of "one minus the track's share of the cumulative
+note velocity". With a single track w = 1: the formula would give 0 and switch the
+regulariser off, which the paper cannot mean.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from harmonycloak.errors import SettingsError
+
+
+def track_weights(lanes: Tensor, lane_track: Tensor) -> Tensor:
+    """w^m per lane (L,): one minus the share of the lane's track in the total energy."""
+    num_tracks = int(lane_track.max().item()) + 1
+    if num_tracks == 1:
+        return torch.ones(lanes.shape[0])
+    energy = torch.zeros(num_tracks, dtype=torch.float64).index_add_(0, lane_track, lanes.double().square().sum(-1))
+    share = energy / energy.sum().clamp(min=1e-30)
+    return (1.0 - share[lane_track]).float()
+
+
+class AudioCloakProblem:
+    """Clean lanes + a cloak → protected model inputs per segment.
+
+    Args:
+        lanes: clean music at the working rate, (L, N).
+        lane_track: track index of each lane, (L,) int; lanes of one track are its channels.
+        cloak: a `DominantToneCloak` or `MaskedSpectrumCloak` built on the same lanes.
+        segment_s: segment length in seconds (rounded to the cloak's alignment).
+    """
+
+    def __init__(self, lanes: Tensor, lane_track: Tensor, cloak, segment_s: float = 2.56) -> None:
+        sample_rate_hz = cloak.sample_rate_hz
+        align = cloak.alignment_samples
+        self.segment_samples = max(round(segment_s * sample_rate_hz / align), 1) * align
+        padded_length = max(-(-lanes.shape[-1] // align) * align, self.segment_samples)
+        self.lanes = torch.nn.functional.pad(lanes, (0, padded_length - lanes.shape[-1]))
+        self.cloak = cloak
+        self.lane_track = lane_track
+        self.weights = track_weights(lanes, lane_track)
+        channels_per_track = torch.bincount(lane_track).float()
+        self.downmix = 1.0 / channels_per_track[lane_track]  # (L,): mono = Σ_tracks mean over its channels
+        last = padded_length - self.segment_samples
+        starts = list(range(0, last + 1, self.segment_samples))
+        if starts[-1] != last:
+            starts.append(last)
+        self.starts = torch.tensor(starts, dtype=torch.long)
+        if lane_track.shape[0] != lanes.shape[0]:
+            raise SettingsError("every lane needs a track index")
+
+    @property
+    def num_segments(self) -> int:
+        return len(self.starts)
+
+    def noise_parameters(self) -> list[Tensor]:
+        return [p for p in self.cloak.parameters() if p.requires_grad]
+
+    def clean_lanes(self, segment_ids: Tensor) -> Tensor:
+        """(B, L, S) clean lanes of the segments."""
+        index = self.starts[segment_ids][:, None] + torch.arange(self.segment_samples)
+        return self.lanes[:, index].transpose(0, 1)
+
+    def mix(self, lanes: Tensor) -> Tensor:
+        """(B, L, S) lanes → (B, S) mono mix heard by the models."""
+        return torch.einsum("bls,l->bs", lanes, self.downmix)
+
+    def clean_batch(self, segment_ids: Tensor) -> Tensor:
+        return self.mix(self.clean_lanes(segment_ids))
+
+    def protected_batch(self, segment_ids: Tensor) -> tuple[Tensor, Tensor]:
+        noise = self.cloak.noise(self.starts[segment_ids], self.segment_samples)  # (B, L, S)
+        regulariser = (noise.square().mean(dim=-1) + 1e-20).sqrt() @ self.weights  # (B,)
+        return self.mix(self.clean_lanes(segment_ids) + noise), regulariser

@@ -1,0 +1,126 @@
+"""Autoregressive generative models over log-mel frames (MusicLM/MusicGen-style, scaled down).
+
+Each model reads a waveform, turns it into log-mel frames with a differentiable front end and
+predicts every frame from the frames before it. Its generative loss (paper Eq. 3) is the error
+of those predictions: the negative log-likelihood of the next frame under a unit-variance
+Gaussian, up to a constant, i.e. the mean squared error. Because the front end is
+differentiable, the loss has a gradient with respect to the waveform, which is what the cloak
+optimises.
+
+Three backbones of different inductive bias make the black-box bag varied: a causal
+transformer, a GRU and a dilated causal convolution stack (TCN).
+
+Shapes: B batch, N samples, T frames, F mel bands, D model width.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from harmonycloak.models.frontend import FrontendConfig, LogMelFrontend
+
+
+@dataclass(frozen=True)
+class NextFrameConfig:
+    family: str = "ar-transformer"  # one of "ar-transformer", "ar-gru", "ar-tcn"
+    width: int = 64  # D: model width (transformer d_model, GRU hidden size, TCN channels)
+    layers: int = 2  # transformer blocks, GRU layers or TCN blocks
+    heads: int = 4  # attention heads (transformer only)
+    kernel_size: int = 3  # TCN kernel size; dilations double per block (TCN only)
+    frontend: FrontendConfig = field(default_factory=FrontendConfig)
+
+
+class NextFrameModel(nn.Module):
+    """Front end + causal backbone + linear head predicting frame t+1 from frames ≤ t."""
+
+    def __init__(self, config: NextFrameConfig) -> None:
+        super().__init__()
+        self.config = config
+        n_mels = config.frontend.n_mels
+        self.frontend = LogMelFrontend(config.frontend)
+        self.input_projection = nn.Linear(n_mels, config.width)
+        self.backbone = _BACKBONES[config.family](config)
+        self.output_norm = nn.LayerNorm(config.width)
+        self.head = nn.Linear(config.width, n_mels)
+
+    @property
+    def feature_key(self) -> object:
+        """Models with equal keys compute equal features, so one front-end pass can serve them."""
+        return self.config.frontend
+
+    def features(self, waveform: Tensor) -> Tensor:
+        """Waveform (B, N) → log-mel frames (B, T, F)."""
+        return self.frontend(waveform)
+
+    def predict(self, frames: Tensor) -> tuple[Tensor, Tensor]:
+        """Frames (B, T, F) → (predicted frames, actual next frames), both (B, T-1, F)."""
+        hidden = self.backbone(self.input_projection(frames[:, :-1]))
+        return self.head(self.output_norm(hidden)), frames[:, 1:]
+
+    def loss_from_features(self, frames: Tensor) -> Tensor:
+        """Per-example next-frame loss (B,): mean squared error over frames and bands."""
+        prediction, target = self.predict(frames)
+        return (prediction - target).square().mean(dim=(1, 2))
+
+    def generative_loss(self, waveform: Tensor) -> Tensor:
+        """Per-example generative loss L_gen (paper Eq. 3) of a waveform batch (B, N), shape (B,)."""
+        return self.loss_from_features(self.features(waveform))
+
+
+class _CausalTransformer(nn.Module):
+    def __init__(self, config: NextFrameConfig) -> None:
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(
+            config.width, config.heads, dim_feedforward=4 * config.width, dropout=0.0, batch_first=True, norm_first=True
+        )
+        self.blocks = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, T, D) → (B, T, D)
+        steps, width = x.shape[1], x.shape[2]
+        x = x + _sinusoidal_positions(steps, width, x.device, x.dtype)
+        mask = nn.Transformer.generate_square_subsequent_mask(steps, device=x.device, dtype=x.dtype)
+        return self.blocks(x, mask=mask, is_causal=True)
+
+
+class _GRU(nn.Module):
+    def __init__(self, config: NextFrameConfig) -> None:
+        super().__init__()
+        self.gru = nn.GRU(config.width, config.width, num_layers=config.layers, batch_first=True)
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, T, D) → (B, T, D)
+        return self.gru(x)[0]
+
+
+class _TCN(nn.Module):
+    """Residual blocks of left-padded (causal) dilated convolutions, dilation 1, 2, 4, ..."""
+
+    def __init__(self, config: NextFrameConfig) -> None:
+        super().__init__()
+        self.kernel_size = config.kernel_size
+        self.convs = nn.ModuleList(
+            nn.Conv1d(config.width, config.width, config.kernel_size, dilation=2**i) for i in range(config.layers)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, T, D) → (B, T, D)
+        h = x.transpose(1, 2)
+        for conv in self.convs:
+            pad = (self.kernel_size - 1) * conv.dilation[0]
+            h = h + torch.nn.functional.gelu(conv(torch.nn.functional.pad(h, (pad, 0))))
+        return h.transpose(1, 2)
+
+
+_BACKBONES = {"ar-transformer": _CausalTransformer, "ar-gru": _GRU, "ar-tcn": _TCN}
+
+
+def _sinusoidal_positions(steps: int, width: int, device, dtype) -> Tensor:
+    """Fixed sinusoidal position codes (Vaswani et al. 2017), shape (steps, width)."""
+    position = torch.arange(steps, device=device, dtype=torch.float32)[:, None]
+    rate = torch.exp(torch.arange(0, width, 2, device=device, dtype=torch.float32) * (-math.log(10_000.0) / width))
+    codes = torch.zeros(steps, width, device=device)
+    codes[:, 0::2] = torch.sin(position * rate)
+    codes[:, 1::2] = torch.cos(position * rate[: width // 2])
+    return codes.to(dtype)

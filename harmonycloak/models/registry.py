@@ -1,0 +1,84 @@
+"""Model families by name: a plain dict from family name to its builder, config and presets.
+
+`tiny` presets train in seconds on a CPU and serve the tests; `default` presets are the
+sizes the product uses. Models are built under a private random state so that a seed fixes
+their initial weights without touching the global generator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from harmonycloak.errors import SettingsError
+from harmonycloak.models.audio_ar import NextFrameConfig, NextFrameModel
+from harmonycloak.models.frontend import FrontendConfig
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to build one family: its builder, its config class, and named presets."""
+
+    builder: Callable[[Any], nn.Module]
+    config_class: type
+    presets: dict[str, Any]
+
+
+def _next_frame_presets(family: str) -> dict[str, NextFrameConfig]:
+    return {
+        "tiny": NextFrameConfig(family=family, width=16, layers=1, heads=2, frontend=FrontendConfig(n_mels=16)),
+        "default": NextFrameConfig(family=family, width=64, layers=2, heads=4),
+    }
+
+
+MODEL_FAMILIES: dict[str, ModelSpec] = {
+    family: ModelSpec(NextFrameModel, NextFrameConfig, _next_frame_presets(family))
+    for family in ("ar-transformer", "ar-gru", "ar-tcn")
+}
+
+
+def family_spec(family: str) -> ModelSpec:
+    if family not in MODEL_FAMILIES:
+        known = ", ".join(sorted(MODEL_FAMILIES))
+        raise SettingsError(f"unknown model family '{family}' (known: {known})")
+    return MODEL_FAMILIES[family]
+
+
+def build_model(family: str, preset: str = "default", seed: int = 0, **overrides: Any) -> nn.Module:
+    """Build a freshly initialised model of `family` from a named preset, with field overrides."""
+    spec = family_spec(family)
+    if preset not in spec.presets:
+        raise SettingsError(f"model family '{family}' has no preset '{preset}' (presets: {', '.join(spec.presets)})")
+    return build_from_config(family, replace(spec.presets[preset], **overrides), seed)
+
+
+def build_from_config(family: str, config: Any, seed: int = 0) -> nn.Module:
+    """Build `family` from a config object; the seed alone decides the initial weights."""
+    spec = family_spec(family)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return spec.builder(config)
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(config_class: type, values: dict[str, Any]) -> Any:
+    """Rebuild a (possibly nested) config dataclass from `config_to_dict` output."""
+    kwargs = {}
+    for field in dataclasses.fields(config_class):
+        if field.name not in values:
+            continue
+        value = values[field.name]
+        default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+        if dataclasses.is_dataclass(default) and isinstance(value, dict):
+            value = config_from_dict(type(default), value)
+        elif isinstance(default, tuple) and isinstance(value, list):
+            value = tuple(value)
+        kwargs[field.name] = value
+    return config_class(**kwargs)

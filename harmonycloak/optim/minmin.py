@@ -1,0 +1,215 @@
+"""The bi-level min-min optimisation of error-minimizing noise (paper Eq. 1, 5, 8, 9).
+
+    min_θ E[ min_δ L_gen(f_θ(x + δ)) ] + α Σ_m w^m ‖δ^m‖₂        subject to the cloak's bounds
+
+One loop serves both settings and every model family:
+
+* **white-box**: the bag holds the one model the defender knows; each round trains it on the
+  protected data (outer step), then PGD lowers its loss on x + δ (inner step).
+* **black-box** (§4.2): each round samples Q models from a bag of randomly initialised
+  surrogates. Meta-train: PGD on the average of the first Q−1 models' losses (Eq. 8, with
+  the gradient scaled by 1/Q as Eq. 9 prints it). Meta-test: further PGD steps on the
+  divergence between the last model's output distribution and the clean music's
+  (`objectives.output_divergence`), a loss that reads only that model's outputs.
+
+The bounds are the cloak's business: it maps unconstrained parameters into the allowed
+range (a sigmoid between the hearing threshold and the music's level, or a magnitude under
+the masking threshold), so a PGD step here is a signed-gradient step on those parameters
+and the projection is implicit.
+
+A round ends with a check: the loop stops once the meta-train models' loss on protected
+data falls under `stop_loss` or stops falling by `min_relative_improvement`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+from torch import Tensor, nn
+
+from harmonycloak.errors import SettingsError
+from harmonycloak.optim.objectives import generative_losses, output_divergence
+
+
+class CloakProblem(Protocol):
+    """What the optimiser needs from the data and the noise parameterisation."""
+
+    num_segments: int
+
+    def noise_parameters(self) -> list[Tensor]:
+        """The unconstrained tensors PGD steps (leaf tensors with requires_grad)."""
+
+    def protected_batch(self, segment_ids: Tensor) -> tuple[Tensor, Tensor]:
+        """(model inputs of x + δ for these segments (B, ...), α-free regulariser Σ_m w^m ‖δ^m‖ (B,))."""
+
+    def clean_batch(self, segment_ids: Tensor) -> Tensor:
+        """Model inputs of the clean x for these segments, (B, ...)."""
+
+
+@dataclass(frozen=True)
+class MinMinConfig:
+    mode: str = "blackbox"  # "whitebox" (one known model) or "blackbox" (a bag of surrogates, §4.2)
+    pgd_steps: int = 20  # inner PGD iterations per batch and round (paper §5.1)
+    # Signed-gradient step on the cloak's unconstrained parameters (sigmoid/tanh logits). The
+    # paper's 0.001 is a step on the waveform itself; on logits it would leave the noise where
+    # it started, so the step is stated in logit units.
+    pgd_step_size: float = 0.25
+    meta_test_steps: int = 5  # black-box: PGD iterations on the divergence loss of model Q
+    alpha: float = 0.30  # weight of Σ_m w^m ‖δ^m‖₂ (paper §5.1: 0.30 for audio models)
+    outer_learning_rate: float = 0.025  # SGD on the surrogates (paper §5.1)
+    outer_momentum: float = 0.9  # (paper §5.1)
+    outer_epochs_per_round: int = 1  # passes of SGD over the protected segments per round
+    models_per_round: int = 7  # Q: surrogates sampled per black-box round (paper §5.1)
+    max_rounds: int = 3  # upper bound on outer/inner alternations
+    stop_loss: float = 0.0  # stop once the protected loss is below this
+    min_relative_improvement: float = 0.02  # stop once a round lowers the loss by less than this share
+    batch_segments: int = 8  # segments per PGD batch
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("whitebox", "blackbox"):
+            raise SettingsError(f"mode must be 'whitebox' or 'blackbox', not '{self.mode}'")
+        if self.pgd_steps < 1 or self.max_rounds < 1 or self.batch_segments < 1:
+            raise SettingsError("pgd_steps, max_rounds and batch_segments must be at least 1")
+
+
+@dataclass
+class MinMinHistory:
+    """What happened, round by round; losses are means over segments."""
+
+    protected_loss: list[float] = field(default_factory=list)  # meta-train models on x + δ, after PGD
+    divergence: list[float] = field(default_factory=list)  # black-box meta-test divergence, after PGD
+    sampled_models: list[list[int]] = field(default_factory=list)  # bag indices per round
+    stop_reason: str = ""
+
+
+ProgressCallback = Callable[[int, int], None]  # (units done, units in total)
+
+
+def optimise_noise(
+    problem: CloakProblem,
+    bag: Sequence[nn.Module],
+    config: MinMinConfig,
+    generator: torch.Generator,
+    progress: ProgressCallback | None = None,
+) -> MinMinHistory:
+    """Run the min-min loop; the problem's noise parameters and the models are updated in place."""
+    if config.mode == "blackbox" and len(bag) < 2:
+        raise SettingsError("black-box mode needs a bag of at least 2 surrogates")
+    optimisers = [torch.optim.SGD(m.parameters(), lr=config.outer_learning_rate, momentum=config.outer_momentum)
+                  for m in bag]
+    parameters = problem.noise_parameters()
+    num_batches = -(-problem.num_segments // config.batch_segments)
+    inner_steps = config.pgd_steps + (config.meta_test_steps if config.mode == "blackbox" else 0)
+    total_units, done_units = config.max_rounds * num_batches * inner_steps, 0
+    history = MinMinHistory()
+
+    for _ in range(config.max_rounds):
+        sampled = _sample_models(len(bag), config, generator)
+        history.sampled_models.append(sampled)
+        meta_train = [bag[i] for i in (sampled if config.mode == "whitebox" else sampled[:-1])]
+        meta_test = bag[sampled[-1]] if config.mode == "blackbox" else None
+
+        # Outer minimisation over θ: the surrogates learn from the protected data as it stands.
+        for _ in range(config.outer_epochs_per_round):
+            for segment_ids in _batches(problem.num_segments, config.batch_segments, generator):
+                with torch.no_grad():
+                    inputs, _ = problem.protected_batch(segment_ids)
+                for index in sampled:
+                    _outer_step(bag[index], optimisers[index], inputs)
+
+        # Inner minimisation over δ, batch by batch.
+        for model in bag:
+            model.requires_grad_(False)
+        round_loss, round_divergence = 0.0, 0.0
+        for segment_ids in _batches(problem.num_segments, config.batch_segments, generator):
+            for _ in range(config.pgd_steps):
+                inputs, regulariser = problem.protected_batch(segment_ids)
+                losses = generative_losses(meta_train, inputs)
+                # Eq. 9 divides the Q−1 meta-train gradients by Q; white-box has one model.
+                scale = 1.0 if config.mode == "whitebox" else 1.0 / len(sampled)
+                generative = scale * torch.stack(losses).sum(dim=0)
+                _signed_step(parameters, (generative + config.alpha * regulariser).mean(), config.pgd_step_size)
+                done_units += 1
+                if progress:
+                    progress(done_units, total_units)
+            round_loss += torch.stack(losses).mean().item() * len(segment_ids)
+            if meta_test is not None:
+                clean = problem.clean_batch(segment_ids)
+                for _ in range(config.meta_test_steps):
+                    inputs, regulariser = problem.protected_batch(segment_ids)
+                    divergence = output_divergence(meta_test, inputs, clean)
+                    _signed_step(parameters, (divergence + config.alpha * regulariser).mean(), config.pgd_step_size)
+                    done_units += 1
+                    if progress:
+                        progress(done_units, total_units)
+                round_divergence += divergence.mean().item() * len(segment_ids)
+        for model in bag:
+            model.requires_grad_(True)
+
+        history.protected_loss.append(round_loss / problem.num_segments)
+        if meta_test is not None:
+            history.divergence.append(round_divergence / problem.num_segments)
+        history.stop_reason = _stop_reason(history.protected_loss, config)
+        if history.stop_reason:
+            break
+    if not history.stop_reason:
+        history.stop_reason = f"reached max_rounds={config.max_rounds}"
+    if progress:
+        progress(total_units, total_units)
+    return history
+
+
+def mean_generative_loss(models: Sequence[nn.Module], batches: Callable[[Tensor], Tensor], num_segments: int,
+                         batch_segments: int = 8) -> float:
+    """Mean L_gen over all segments and models, without gradients (for reports and checks)."""
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, num_segments, batch_segments):
+            segment_ids = torch.arange(start, min(start + batch_segments, num_segments))
+            losses = generative_losses(models, batches(segment_ids))
+            total += torch.stack(losses).mean(dim=0).sum().item()
+    return total / num_segments
+
+
+def _sample_models(bag_size: int, config: MinMinConfig, generator: torch.Generator) -> list[int]:
+    if config.mode == "whitebox":
+        return [0]
+    q = min(config.models_per_round, bag_size)
+    return torch.randperm(bag_size, generator=generator)[:q].tolist()
+
+
+def _batches(num_segments: int, batch_segments: int, generator: torch.Generator) -> list[Tensor]:
+    order = torch.randperm(num_segments, generator=generator)
+    return list(order.split(batch_segments))
+
+
+def _outer_step(model: nn.Module, optimiser: torch.optim.Optimizer, inputs: Tensor) -> None:
+    """One step of the outer minimisation; families with their own training step (GANs) provide it."""
+    if hasattr(model, "training_step"):
+        model.training_step(inputs, optimiser)
+        return
+    optimiser.zero_grad(set_to_none=True)
+    model.generative_loss(inputs).mean().backward()
+    optimiser.step()
+
+
+def _signed_step(parameters: list[Tensor], objective: Tensor, step_size: float) -> None:
+    """One PGD step: parameters ← parameters − step · sign(∇ objective)."""
+    gradients = torch.autograd.grad(objective, parameters, allow_unused=True)
+    with torch.no_grad():
+        for parameter, gradient in zip(parameters, gradients):
+            if gradient is not None:
+                parameter.sub_(step_size * gradient.sign())
+
+
+def _stop_reason(losses: list[float], config: MinMinConfig) -> str:
+    if losses[-1] < config.stop_loss:
+        return f"protected loss {losses[-1]:.4g} fell under stop_loss={config.stop_loss}"
+    if len(losses) >= 2 and losses[-2] > 0:
+        improvement = (losses[-2] - losses[-1]) / losses[-2]
+        if improvement < config.min_relative_improvement:
+            return f"protected loss stopped falling (last round improved it by {improvement:.1%})"
+    return ""
