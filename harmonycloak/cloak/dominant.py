@@ -99,7 +99,7 @@ class DominantToneCloak(nn.Module):
 
     def noise(self, starts: Tensor, num_samples: int) -> Tensor:
         """Noise of the segments starting at `starts` (B,), shape (B, L, num_samples), differentiable."""
-        positions = starts[:, None].double() + torch.arange(num_samples, dtype=torch.float64)  # (B, S)
+        positions = starts[:, None].double() + torch.arange(num_samples, dtype=torch.float64, device=starts.device)  # (B, S)
         return self._tones(self.amplitude(), positions / self.sample_rate_hz)
 
     @torch.no_grad()
@@ -108,8 +108,9 @@ class DominantToneCloak(nn.Module):
         amplitude = self.amplitude()
         chunks = []
         for first in range(0, num_frames, chunk_frames):
-            positions = torch.arange(first, min(first + chunk_frames, num_frames), dtype=torch.float64)
-            chunks.append(self._tones(amplitude, positions[None] / sample_rate_hz)[0].numpy())
+            positions = torch.arange(first, min(first + chunk_frames, num_frames), dtype=torch.float64,
+                                     device=amplitude.device)
+            chunks.append(self._tones(amplitude, positions[None] / sample_rate_hz)[0].cpu().numpy())
         return np.concatenate(chunks, axis=-1) if chunks else np.zeros((amplitude.shape[0], 0), np.float32)
 
     def _tones(self, amplitude: Tensor, times_s: Tensor) -> Tensor:

@@ -85,7 +85,7 @@ class MaskedSpectrumCloak(nn.Module):
         """
         hop, num_frames = self.hop_length, num_samples // self.hop_length + 1
         first = (starts // hop).long()
-        frame_index = first[:, None] + torch.arange(num_frames)  # (B, F)
+        frame_index = first[:, None] + torch.arange(num_frames, device=starts.device)  # (B, F)
         valid = frame_index < self.coefficients.shape[1]
         frame_index = frame_index.clamp(max=self.coefficients.shape[1] - 1)
         spectrum = bounded_complex(self.coefficients[:, frame_index], self.amplitude_bound[:, frame_index])  # (L, B, F, K)
@@ -98,7 +98,8 @@ class MaskedSpectrumCloak(nn.Module):
         """The whole noise at any sample rate, (L, num_frames) float32 (band-limited resampling)."""
         working_samples = math.ceil(num_frames * self.sample_rate_hz / sample_rate_hz)
         aligned = -(-working_samples // self.hop_length) * self.hop_length
-        noise = self.noise(torch.zeros(1, dtype=torch.long), aligned)[0].double().numpy()
+        start = torch.zeros(1, dtype=torch.long, device=self.coefficients.device)
+        noise = self.noise(start, aligned)[0].double().cpu().numpy()
         if sample_rate_hz != self.sample_rate_hz:
             divisor = math.gcd(sample_rate_hz, self.sample_rate_hz)
             noise = resample_poly(noise, sample_rate_hz // divisor, self.sample_rate_hz // divisor, axis=-1)

@@ -24,6 +24,18 @@ from torch import Tensor
 from harmonycloak.errors import SettingsError
 
 
+def segment_starts(num_samples: int, segment_samples: int) -> Tensor:
+    """Starts of segments tiling [0, num_samples): every `segment_samples`, the last ending at the end.
+
+    Needs num_samples >= segment_samples; with an aligned length the starts stay aligned.
+    """
+    last = num_samples - segment_samples
+    starts = list(range(0, last + 1, segment_samples))
+    if starts[-1] != last:
+        starts.append(last)
+    return torch.tensor(starts, dtype=torch.long)
+
+
 def track_weights(lanes: Tensor, lane_track: Tensor) -> Tensor:
     """w^m per lane (L,): one minus the share of the lane's track in the total energy."""
     num_tracks = int(lane_track.max().item()) + 1
@@ -45,6 +57,8 @@ class AudioCloakProblem:
     """
 
     def __init__(self, lanes: Tensor, lane_track: Tensor, cloak, segment_s: float = 2.56) -> None:
+        if lane_track.shape[0] != lanes.shape[0]:
+            raise SettingsError("every lane needs a track index")
         sample_rate_hz = cloak.sample_rate_hz
         align = cloak.alignment_samples
         self.segment_samples = max(round(segment_s * sample_rate_hz / align), 1) * align
@@ -52,16 +66,10 @@ class AudioCloakProblem:
         self.lanes = torch.nn.functional.pad(lanes, (0, padded_length - lanes.shape[-1]))
         self.cloak = cloak
         self.lane_track = lane_track
-        self.weights = track_weights(lanes, lane_track)
+        self.weights = track_weights(lanes.cpu(), lane_track.cpu()).to(lanes.device)
         channels_per_track = torch.bincount(lane_track).float()
         self.downmix = 1.0 / channels_per_track[lane_track]  # (L,): mono = Σ_tracks mean over its channels
-        last = padded_length - self.segment_samples
-        starts = list(range(0, last + 1, self.segment_samples))
-        if starts[-1] != last:
-            starts.append(last)
-        self.starts = torch.tensor(starts, dtype=torch.long)
-        if lane_track.shape[0] != lanes.shape[0]:
-            raise SettingsError("every lane needs a track index")
+        self.starts = segment_starts(padded_length, self.segment_samples).to(lanes.device)
 
     @property
     def num_segments(self) -> int:
@@ -72,7 +80,8 @@ class AudioCloakProblem:
 
     def clean_lanes(self, segment_ids: Tensor) -> Tensor:
         """(B, L, S) clean lanes of the segments."""
-        index = self.starts[segment_ids][:, None] + torch.arange(self.segment_samples)
+        segment_ids = segment_ids.to(self.starts.device)
+        index = self.starts[segment_ids][:, None] + torch.arange(self.segment_samples, device=self.starts.device)
         return self.lanes[:, index].transpose(0, 1)
 
     def mix(self, lanes: Tensor) -> Tensor:
@@ -83,6 +92,6 @@ class AudioCloakProblem:
         return self.mix(self.clean_lanes(segment_ids))
 
     def protected_batch(self, segment_ids: Tensor) -> tuple[Tensor, Tensor]:
-        noise = self.cloak.noise(self.starts[segment_ids], self.segment_samples)  # (B, L, S)
+        noise = self.cloak.noise(self.starts[segment_ids.to(self.starts.device)], self.segment_samples)  # (B, L, S)
         regulariser = (noise.square().mean(dim=-1) + 1e-20).sqrt() @ self.weights  # (B,)
         return self.mix(self.clean_lanes(segment_ids) + noise), regulariser

@@ -1,9 +1,9 @@
 """Differentiable log-mel front end shared by the audio surrogate models.
 
 The mel filterbank is built here rather than taken from torchaudio (which would force
-another torch build) or librosa (a heavy dependency for one matrix). It follows the
-Slaney-style construction: triangles on the HTK mel scale, each normalised to unit area
-so that bands of different width weigh alike.
+another torch build) or librosa (a heavy dependency for one matrix). It follows the HTK
+construction: triangles on the HTK mel scale with a peak of one, so that a sine at a band's
+centre puts its whole power into that band.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def mel_to_hz(mel: Tensor) -> Tensor:
 def mel_filterbank(
     sample_rate_hz: int, n_fft: int, n_mels: int, low_hz: float = 30.0, high_hz: float | None = None
 ) -> Tensor:
-    """Triangular mel filters, shape (n_fft // 2 + 1, n_mels), each of unit area in Hz."""
+    """Triangular mel filters, shape (n_fft // 2 + 1, n_mels), each peaking at one on its centre."""
     high_hz = sample_rate_hz / 2 if high_hz is None else high_hz
     bin_hz = torch.linspace(0, sample_rate_hz / 2, n_fft // 2 + 1, dtype=torch.float64)
     edges_hz = mel_to_hz(torch.linspace(hz_to_mel(low_hz).item(), hz_to_mel(high_hz).item(), n_mels + 2, dtype=torch.float64))
@@ -36,7 +36,7 @@ def mel_filterbank(
     rising = (bin_hz[:, None] - lower) / (centre - lower)
     falling = (upper - bin_hz[:, None]) / (upper - centre)
     triangles = torch.clamp(torch.minimum(rising, falling), min=0.0)
-    return (triangles * (2.0 / (upper - lower))).float()
+    return triangles.float()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,174 @@
+"""The `harmonycloak` command: a thin shell over the public API.
+
+    harmonycloak protect INPUT... [-o OUT] [--mode blackbox|whitebox] [--model CKPT] ...
+    harmonycloak verify ORIGINAL PROTECTED
+    harmonycloak train AUDIO... -o MODEL.pt
+    harmonycloak bench speed
+
+Errors a user can cause are printed on one line (`error: FILE: problem`); with several
+inputs, one bad file does not stop the others and the exit code says some failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from harmonycloak.errors import HarmonyCloakError
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    arguments = parser.parse_args(argv)
+    try:
+        return arguments.run(arguments)
+    except HarmonyCloakError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harmonycloak", description="Make music unlearnable for generative AI.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    protect = commands.add_parser("protect", help="protect audio files or folders of them")
+    protect.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="audio files or folders")
+    protect.add_argument("-o", "--output", type=Path, help="output file (one input) or folder")
+    protect.add_argument("--mode", choices=["blackbox", "whitebox"], default="blackbox",
+                         help="blackbox: a bag of surrogate models (default); whitebox: the model given with --model")
+    protect.add_argument("--model", type=Path, help="white-box: checkpoint of the model to protect against")
+    protect.add_argument("--strength", choices=["low", "medium", "high"], default="medium",
+                         help="how close the noise may come to what masks it (default medium)")
+    protect.add_argument("--cloak", choices=["dominant", "masked"], default="dominant",
+                         help="dominant: one tone per window at the dominant note (the paper); "
+                              "masked: every bin under the masking threshold")
+    protect.add_argument("--window-ms", type=float, default=10.0, help="noise window, 5 to 100 ms (default 10)")
+    protect.add_argument("--seed", type=int, default=0, help="same seed, same output (default 0)")
+    protect.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    protect.add_argument("--preview", type=float, metavar="SECONDS", help="protect only this many seconds from the middle")
+    protect.add_argument("--stems", action="store_true",
+                         help="the inputs are stems of one song (or one multichannel file of stems): noise per stem")
+    protect.add_argument("--overwrite", action="store_true", help="allow writing over an existing output or the input")
+    protect.add_argument("--no-report", action="store_true", help="skip the JSON report and picture")
+    protect.add_argument("--preset", choices=["default", "tiny"], default="default", help=argparse.SUPPRESS)
+    protect.add_argument("--rounds", type=int, default=None, help="min-min rounds at most (default 3)")
+    protect.set_defaults(run=_run_protect)
+
+    verify = commands.add_parser("verify", help="how audible and how protected a protected file is")
+    verify.add_argument("original", type=Path)
+    verify.add_argument("protected", type=Path)
+    verify.add_argument("--json", type=Path, help="also write the measurements to this JSON file")
+    verify.add_argument("--no-protection-check", action="store_true", help="skip training the twin surrogates")
+    verify.add_argument("--no-visqol", action="store_true", help="skip ViSQOL (the slowest measure)")
+    verify.add_argument("--seed", type=int, default=0)
+    verify.add_argument("--steps", type=int, default=60, help="training steps of each twin surrogate (default 60)")
+    verify.set_defaults(run=_run_verify)
+
+    train = commands.add_parser("train", help="train a generative audio model (a white-box target) on audio files")
+    train.add_argument("inputs", nargs="+", type=Path, metavar="AUDIO")
+    train.add_argument("-o", "--output", type=Path, required=True, help="checkpoint file to write")
+    train.add_argument("--family", default="ar-transformer", help="model family (default ar-transformer)")
+    train.add_argument("--preset", default="default", help="model size preset (default, tiny)")
+    train.add_argument("--steps", type=int, default=300)
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(run=_run_train)
+
+    bench = commands.add_parser("bench", help="benchmarks that print figures")
+    suites = bench.add_subparsers(required=True, metavar="SUITE")
+    speed = suites.add_parser("speed", help="real-time factor and peak memory of protection")
+    speed.add_argument("--input", type=Path, help="audio to time (default: the example song looped to --duration-s)")
+    speed.add_argument("--duration-s", type=float, default=180.0)
+    speed.add_argument("--modes", nargs="+", choices=["blackbox", "whitebox"], default=["blackbox", "whitebox"])
+    speed.add_argument("--cloak", choices=["dominant", "masked"], default="dominant")
+    speed.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    speed.add_argument("--memory-duration-s", type=float, default=600.0,
+                       help="length of the track whose peak memory is measured (default 600 = 10 minutes)")
+    speed.add_argument("--json", type=Path)
+    speed.set_defaults(run=_run_bench_speed)
+    return parser
+
+
+def _run_protect(arguments: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from harmonycloak.inputs import expand_inputs
+    from harmonycloak.pipeline import protect_file, protect_stems
+    from harmonycloak.progress import progress_bar
+    from harmonycloak.settings import ProtectionSettings
+
+    settings = ProtectionSettings(
+        mode=arguments.mode, model_checkpoint=arguments.model, strength=arguments.strength, cloak=arguments.cloak,
+        window_ms=arguments.window_ms, seed=arguments.seed, device=arguments.device, preview_s=arguments.preview,
+        stems=arguments.stems and len(arguments.inputs) == 1, model_preset=arguments.preset,
+    )
+    if arguments.rounds is not None:
+        settings = replace(settings, max_rounds=arguments.rounds)
+    if arguments.stems and len(arguments.inputs) > 1:
+        with progress_bar("stems") as progress:
+            results = protect_stems(arguments.inputs, arguments.output, settings, overwrite=arguments.overwrite,
+                                    write_report=not arguments.no_report, progress=progress)
+        for result in results:
+            print(f"protected {result.input_path} → {result.output_path}")
+        return EXIT_OK
+
+    jobs = expand_inputs(arguments.inputs, arguments.output)
+    failures = 0
+    for input_path, output_path in jobs:
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                with progress_bar(input_path.name) as progress:
+                    result = protect_file(input_path, output_path, settings, overwrite=arguments.overwrite,
+                                          write_report=not arguments.no_report, progress=progress)
+            for warning in caught:
+                print(f"warning: {warning.message}", file=sys.stderr)
+            print(f"protected {input_path} → {result.output_path}"
+                  + (f"  (report: {result.report_path})" if result.report_path else ""))
+        except HarmonyCloakError as error:
+            failures += 1
+            print(f"error: {error}", file=sys.stderr)
+    if failures:
+        print(f"{failures} of {len(jobs)} file(s) failed", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    return EXIT_OK
+
+
+def _run_verify(arguments: argparse.Namespace) -> int:
+    from harmonycloak.verification import format_verification, verify_files
+
+    result = verify_files(arguments.original, arguments.protected, protection_check=not arguments.no_protection_check,
+                          visqol=not arguments.no_visqol, seed=arguments.seed, training_steps=arguments.steps)
+    print(format_verification(result))
+    if arguments.json:
+        arguments.json.write_text(json.dumps(result, indent=2) + "\n")
+    return EXIT_OK
+
+
+def _run_train(arguments: argparse.Namespace) -> int:
+    from harmonycloak.train_target import train_audio_model
+
+    path, curve = train_audio_model(arguments.inputs, arguments.output, arguments.family, arguments.preset,
+                                    arguments.steps, arguments.seed)
+    print(f"trained {arguments.family} ({arguments.preset}) for {len(curve)} steps: "
+          f"loss {curve[0]:.4f} → {curve[-1]:.4f}; checkpoint {path}")
+    return EXIT_OK
+
+
+def _run_bench_speed(arguments: argparse.Namespace) -> int:
+    from harmonycloak.bench.speed import run_speed_benchmark
+
+    run_speed_benchmark(arguments.input, arguments.duration_s, arguments.modes, arguments.cloak, arguments.device,
+                        arguments.memory_duration_s, arguments.json)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Turn the command line's inputs (files and folders) into (input, output) pairs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harmonycloak.io.audio import SUPPORTED_EXTENSIONS
+
+OUTPUT_MARKERS = (".protected.", ".preview.")  # names our own outputs carry; folder scans skip them
+
+
+def expand_inputs(inputs: list[Path], output: Path | None) -> list[tuple[Path, Path | None]]:
+    """Files stay as given; folders give their supported audio files, recursively, in sorted order.
+
+    With an output folder, a folder's files keep their relative paths under it. With no
+    output, each protected file goes beside its input (the pipeline names it). A path that
+    does not exist is kept, so that it fails with its own message while the others go on.
+    """
+    jobs: list[tuple[Path, Path | None]] = []
+    several = len(inputs) > 1 or any(path.is_dir() for path in inputs)
+    for path in inputs:
+        if path.is_dir():
+            for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_EXTENSIONS):
+                if any(marker in file.name for marker in OUTPUT_MARKERS):
+                    continue
+                target = None
+                if output is not None:
+                    target = output / file.relative_to(path).parent
+                    target.mkdir(parents=True, exist_ok=True)
+                jobs.append((file, target))
+        else:
+            if output is not None and several:
+                output.mkdir(parents=True, exist_ok=True)
+            jobs.append((path, output))
+    return jobs

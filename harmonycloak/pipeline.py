@@ -1,0 +1,265 @@
+"""From a song to a protected song: read, cloak, write, report.
+
+`cloak_tracks` is the core on arrays: clean tracks in, one noise per track out. The file
+functions around it add what a musician needs: formats and tags kept, previews, silent
+input passed through, outputs written atomically, and a report per output.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.signal import resample_poly
+
+from harmonycloak.cloak.dominant import DominantToneCloak, DominantToneSettings
+from harmonycloak.cloak.masked import MaskedSpectrumCloak, MaskedSpectrumSettings
+from harmonycloak.cloak.problem import AudioCloakProblem
+from harmonycloak.errors import AudioFileError, ModelError, SettingsError
+from harmonycloak.io.audio import check_output_path, read_audio, write_audio
+from harmonycloak.models.bag import build_audio_bag
+from harmonycloak.models.checkpoint import load_checkpoint
+from harmonycloak.music import Audio
+from harmonycloak.optim.minmin import MinMinConfig, mean_generative_loss, optimise_noise
+from harmonycloak.settings import ProtectionSettings
+
+SILENCE_PEAK_DBFS = -90.0  # a file whose peak stays under this holds nothing to protect
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass
+class CloakOutcome:
+    """Noise per track at the input's rate, and what the optimisation did."""
+
+    noises: list[np.ndarray]  # one (channels, frames) float32 array per track
+    summary: dict = field(default_factory=dict)
+
+
+@dataclass
+class ProtectionResult:
+    input_path: Path
+    output_path: Path
+    report: dict
+    report_path: Path | None = None
+    picture_path: Path | None = None
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SettingsError("--device cuda was asked for, but PyTorch sees no CUDA GPU here")
+    return torch.device(name)
+
+
+def to_working_rate(samples: np.ndarray, sample_rate_hz: int, working_rate_hz: int) -> np.ndarray:
+    """Band-limited, delay-free resampling of (..., frames) to the working rate."""
+    if sample_rate_hz == working_rate_hz:
+        return samples.astype(np.float32)
+    divisor = math.gcd(sample_rate_hz, working_rate_hz)
+    return resample_poly(samples, working_rate_hz // divisor, sample_rate_hz // divisor, axis=-1).astype(np.float32)
+
+
+def build_surrogates(settings: ProtectionSettings, device: torch.device) -> list[torch.nn.Module]:
+    """The model(s) the noise is optimised against: the named one, or the black-box bag."""
+    if settings.mode == "whitebox":
+        model, _ = load_checkpoint(settings.model_checkpoint)
+        rate = getattr(getattr(getattr(model, "config", None), "frontend", None), "sample_rate_hz", None)
+        if rate is None:
+            raise ModelError("this checkpoint is not an audio model; use it with a MIDI file", settings.model_checkpoint)
+        if rate != settings.working_rate_hz:
+            raise ModelError(f"the model hears {rate} Hz audio but the working rate is {settings.working_rate_hz} Hz",
+                             settings.model_checkpoint)
+        models = [model]
+    else:
+        models = build_audio_bag(settings.bag_size, settings.seed, tiny=settings.model_preset == "tiny")
+    return [m.to(device) for m in models]
+
+
+def cloak_tracks(
+    tracks: list[np.ndarray], sample_rate_hz: int, settings: ProtectionSettings, progress: ProgressCallback | None = None
+) -> CloakOutcome:
+    """Optimise the noise for clean tracks (each (channels, frames), one rate, one length)."""
+    device = resolve_device(settings.device)
+    generator = torch.Generator().manual_seed(settings.seed)
+    lanes_in = np.concatenate(tracks, axis=0)
+    lane_track = torch.tensor([t for t, track in enumerate(tracks) for _ in range(track.shape[0])], device=device)
+    lanes = torch.from_numpy(to_working_rate(lanes_in, sample_rate_hz, settings.working_rate_hz)).to(device)
+
+    if settings.cloak == "dominant":
+        cloak = DominantToneCloak(lanes, settings.working_rate_hz,
+                                  DominantToneSettings(window_ms=settings.window_ms, headroom_db=settings.headroom_db))
+    else:
+        cloak = MaskedSpectrumCloak(lanes, settings.working_rate_hz, MaskedSpectrumSettings(headroom_db=settings.headroom_db),
+                                    generator=generator)
+    cloak = cloak.to(device)
+    problem = AudioCloakProblem(lanes, lane_track, cloak, settings.segment_s)
+    surrogates = build_surrogates(settings, device)
+    config = MinMinConfig(mode=settings.mode, pgd_steps=settings.pgd_steps, alpha=settings.alpha,
+                          max_rounds=settings.max_rounds, models_per_round=settings.models_per_round)
+
+    def losses() -> dict[str, float]:
+        return {
+            "clean": mean_generative_loss(surrogates, problem.clean_batch, problem.num_segments),
+            "protected": mean_generative_loss(surrogates, lambda ids: problem.protected_batch(ids)[0],
+                                              problem.num_segments),
+        }
+
+    before = losses()
+    history = optimise_noise(problem, surrogates, config, generator, progress)
+    after = losses()
+    with torch.no_grad():
+        noise = cloak.render(sample_rate_hz, lanes_in.shape[-1])
+    noises, first = [], 0
+    for track in tracks:
+        noises.append(noise[first : first + track.shape[0]])
+        first += track.shape[0]
+    active_share = float(cloak.active.float().mean()) if hasattr(cloak, "active") else None
+    summary = {
+        "device": str(device),
+        "surrogates": [m.config.family for m in surrogates],
+        "surrogate_loss_before": before,
+        "surrogate_loss_after": after,
+        "rounds": asdict(history),
+        "segments": problem.num_segments,
+        "windows_with_noise_share": active_share,
+    }
+    return CloakOutcome(noises, summary)
+
+
+def is_silent(samples: np.ndarray) -> bool:
+    return samples.size == 0 or float(np.max(np.abs(samples))) < 10 ** (SILENCE_PEAK_DBFS / 20)
+
+
+def default_output_path(input_path: Path, output: Path | None, preview: bool = False) -> Path:
+    """song.flac → song.protected.flac (or song.preview.flac), beside it or inside `output` if a folder."""
+    name = f"{input_path.stem}.{'preview' if preview else 'protected'}{input_path.suffix}"
+    if output is None:
+        return input_path.with_name(name)
+    if output.is_dir() or str(output).endswith(("/", "\\")):
+        return output / name
+    return output
+
+
+def preview_excerpt(audio: Audio, preview_s: float) -> Audio:
+    """The `preview_s` seconds around the middle of the song (all of it if shorter)."""
+    length = min(round(preview_s * audio.sample_rate_hz), audio.num_frames)
+    first = (audio.num_frames - length) // 2
+    return replace(audio, samples=audio.samples[:, first : first + length])
+
+
+def protect_file(
+    input_path: str | Path,
+    output_path: str | Path | None = None,
+    settings: ProtectionSettings = ProtectionSettings(),
+    *,
+    overwrite: bool = False,
+    write_report: bool = True,
+    progress: ProgressCallback | None = None,
+) -> ProtectionResult:
+    """Protect one audio file; the output keeps its format, rate, channels, length and tags."""
+    from harmonycloak.report import audio_report, write_report_files  # matplotlib only when reporting
+
+    started = time.perf_counter()
+    input_path = Path(input_path)
+    output_path = default_output_path(input_path, Path(output_path) if output_path else None, settings.preview_s is not None)
+    check_output_path(input_path, output_path, overwrite)
+    audio = read_audio(input_path)
+    if settings.preview_s is not None:
+        audio = preview_excerpt(audio, settings.preview_s)
+
+    if is_silent(audio.samples):
+        warnings.warn(f"{input_path}: the file is silent; nothing needed protecting, it was copied unchanged",
+                      stacklevel=2)
+        if settings.preview_s is None:
+            _copy_atomically(input_path, output_path)
+        else:
+            write_audio(audio, output_path, tags_from=input_path)
+        report = {"input": str(input_path), "output": str(output_path), "silent": True}
+        return ProtectionResult(input_path, output_path, report)
+
+    tracks = [audio.samples[c : c + 1] for c in range(audio.num_channels)] if settings.stems else [audio.samples]
+    outcome = cloak_tracks(tracks, audio.sample_rate_hz, settings, progress)
+    noise = np.concatenate(outcome.noises, axis=0)
+    protected = np.clip(audio.samples + noise, -1.0, 1.0).astype(np.float32)
+    write_audio(replace(audio, samples=protected), output_path, tags_from=input_path)
+    elapsed_s = time.perf_counter() - started
+
+    report = audio_report(input_path, output_path, settings, audio.samples, protected, audio.sample_rate_hz,
+                          outcome.summary, elapsed_s)
+    result = ProtectionResult(input_path, output_path, report)
+    if write_report:
+        result.report_path, result.picture_path = write_report_files(report, audio.samples, protected,
+                                                                     audio.sample_rate_hz, output_path)
+    return result
+
+
+def _copy_atomically(source: Path, destination: Path) -> None:
+    temporary = destination.with_name(f".{destination.name}.partial")
+    try:
+        shutil.copyfile(source, temporary)
+        temporary.replace(destination)
+    except OSError as error:
+        raise AudioFileError(f"cannot write the output ({error.strerror})", destination) from error
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def protect_stems(
+    input_paths: list[str | Path],
+    output_folder: str | Path | None = None,
+    settings: ProtectionSettings = ProtectionSettings(),
+    *,
+    overwrite: bool = False,
+    write_report: bool = True,
+    progress: ProgressCallback | None = None,
+) -> list[ProtectionResult]:
+    """Protect the stems of one song together: noise per stem, weighted by w^m, optimised on their mix.
+
+    Stems must share sample rate and length; each is written in its own format beside it
+    (or into `output_folder`).
+    """
+    from harmonycloak.report import audio_report, write_report_files
+
+    started = time.perf_counter()
+    paths = [Path(p) for p in input_paths]
+    folder = Path(output_folder) if output_folder else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    outputs = [default_output_path(p, folder, settings.preview_s is not None) for p in paths]
+    for path, output in zip(paths, outputs):
+        check_output_path(path, output, overwrite)
+    audios = [read_audio(p) for p in paths]
+    for path, audio in zip(paths[1:], audios[1:]):
+        if audio.sample_rate_hz != audios[0].sample_rate_hz:
+            raise AudioFileError(f"is at {audio.sample_rate_hz} Hz but the first stem is at "
+                                 f"{audios[0].sample_rate_hz} Hz; stems must share one sample rate", path)
+        if audio.num_frames != audios[0].num_frames:
+            raise AudioFileError(f"lasts {audio.duration_s:.3f} s but the first stem lasts {audios[0].duration_s:.3f} s; "
+                                 "stems must have the same length", path)
+    if settings.preview_s is not None:
+        audios = [preview_excerpt(a, settings.preview_s) for a in audios]
+    if all(is_silent(a.samples) for a in audios):
+        raise AudioFileError("every stem is silent; nothing needs protecting", paths[0])
+    outcome = cloak_tracks([a.samples for a in audios], audios[0].sample_rate_hz, settings, progress)
+    elapsed_s = time.perf_counter() - started
+    results = []
+    for path, output, audio, noise in zip(paths, outputs, audios, outcome.noises):
+        protected = np.clip(audio.samples + noise, -1.0, 1.0).astype(np.float32)
+        write_audio(replace(audio, samples=protected), output, tags_from=path)
+        report = audio_report(path, output, settings, audio.samples, protected, audio.sample_rate_hz,
+                              {**outcome.summary, "stems": [str(p) for p in paths]}, elapsed_s)
+        result = ProtectionResult(path, output, report)
+        if write_report:
+            result.report_path, result.picture_path = write_report_files(report, audio.samples, protected,
+                                                                         audio.sample_rate_hz, output)
+        results.append(result)
+    return results

@@ -1,0 +1,108 @@
+import math
+
+import pytest
+import torch
+
+from harmonycloak.errors import ModelError
+from harmonycloak.models.bag import AUDIO_BAG_VARIANTS, build_audio_bag
+from harmonycloak.models.checkpoint import load_checkpoint, save_checkpoint
+from harmonycloak.models.frontend import FrontendConfig, LogMelFrontend, hz_to_mel, mel_filterbank, mel_to_hz
+from harmonycloak.models.registry import build_model
+from harmonycloak.optim.training import train_generative_model
+
+FAMILIES = ["ar-transformer", "ar-gru", "ar-tcn"]
+
+
+def test_htk_mel_scale_values_by_hand():
+    # 2595 log10(1 + 1000/700) = 999.98...; 2595 log10(2) at f = 700 Hz
+    assert abs(hz_to_mel(1000.0).item() - 2595 * math.log10(1 + 1000 / 700)) < 1e-9
+    assert abs(hz_to_mel(700.0).item() - 2595 * math.log10(2)) < 1e-9
+    assert abs(mel_to_hz(hz_to_mel(3456.0)).item() - 3456.0) < 1e-6
+
+
+def test_mel_filters_peak_at_their_centres_and_cover_the_band():
+    bank = mel_filterbank(16_000, 512, 40)
+    bin_hz = 16_000 / 512
+    centres_hz = mel_to_hz(torch.linspace(hz_to_mel(30.0).item(), hz_to_mel(8000.0).item(), 42))[1:-1]
+    # the peak bin of each band lies within one bin of its centre frequency, with weight ≤ 1
+    assert torch.all((bank.argmax(dim=0) * bin_hz - centres_hz).abs() <= bin_hz)
+    assert bank.max() <= 1.0 and bank[:, 10:].max(dim=0).values.min() > 0.5
+    # neighbouring triangles cross: inside the band, the weights of every bin sum to one
+    assert torch.allclose(bank.sum(dim=1)[10:240], torch.ones(230), atol=1e-5)
+
+
+def test_frontend_puts_a_tone_in_its_own_band_at_plus_one():
+    config = FrontendConfig(n_mels=64)
+    frontend = LogMelFrontend(config)
+    time = torch.arange(16_000) / 16_000
+    frames = frontend(torch.sin(2 * math.pi * 1000 * time)[None])[0]  # (T, F)
+    band = frames[20:-20].mean(dim=0).argmax().item()
+    edges = mel_to_hz(torch.linspace(hz_to_mel(30.0).item(), hz_to_mel(8000.0).item(), 66))
+    assert edges[band] < 1000 < edges[band + 2]
+    assert frames.max() < 1.2 and frames.max() > 0.5  # a full-scale sine reads about +1
+    silence = frontend(torch.zeros(1, 4000))
+    assert torch.allclose(silence, torch.full_like(silence, -1.0), atol=1e-3)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_models_are_causal(family):
+    model = build_model(family, "tiny", seed=1)
+    frames = torch.randn(1, 50, model.config.frontend.n_mels)
+    changed = frames.clone()
+    changed[:, 30:] += 5.0
+    first, _ = model.predict(frames)
+    second, _ = model.predict(changed)
+    assert torch.allclose(first[:, :30], second[:, :30], atol=1e-5)  # predictions up to frame 30 read frames < 30
+    assert not torch.allclose(first[:, 30:], second[:, 30:])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_training_lowers_the_loss_on_a_repeating_melody(family):
+    time = torch.arange(4 * 16_000) / 16_000
+    notes = torch.tensor([262.0, 330.0, 392.0, 523.0])
+    melody = 0.3 * torch.sin(2 * math.pi * notes[(time * 4).long() % 4] * time)
+    segments = melody.reshape(8, -1)
+    model = build_model(family, "tiny", seed=0)
+    curve = train_generative_model(model, lambda ids: segments[ids], len(segments), 40,
+                                   torch.Generator().manual_seed(0), learning_rate=3e-3)
+    assert sum(curve[-5:]) / 5 < 0.6 * sum(curve[:5]) / 5
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_loss_has_a_finite_gradient_with_respect_to_the_waveform(family):
+    model = build_model(family, "tiny", seed=0)
+    waveform = (0.1 * torch.randn(2, 8000)).requires_grad_(True)
+    (gradient,) = torch.autograd.grad(model.generative_loss(waveform).sum(), waveform)
+    assert torch.isfinite(gradient).all() and gradient.abs().sum() > 0
+
+
+def test_checkpoint_round_trip_keeps_outputs(tmp_path):
+    model = build_model("ar-gru", "tiny", seed=3)
+    path = save_checkpoint(model, "ar-gru", tmp_path / "model.pt")
+    loaded, family = load_checkpoint(path)
+    waveform = torch.randn(1, 4000)
+    assert family == "ar-gru"
+    assert torch.equal(model.generative_loss(waveform), loaded.generative_loss(waveform))
+
+
+def test_bad_checkpoints_raise_model_error(tmp_path):
+    (tmp_path / "junk.pt").write_text("not a checkpoint")
+    with pytest.raises(ModelError, match="junk.pt"):
+        load_checkpoint(tmp_path / "junk.pt")
+    with pytest.raises(ModelError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
+    with pytest.raises(ModelError, match="not a harmonycloak model checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+
+
+def test_bag_holds_ten_distinct_models_fixed_by_the_seed():
+    assert len(set(AUDIO_BAG_VARIANTS)) == 10
+    bag = build_audio_bag(10, seed=5, tiny=True)
+    assert len({m.config for m in bag}) == 10
+    again = build_audio_bag(10, seed=5, tiny=True)
+    other = build_audio_bag(10, seed=6, tiny=True)
+    first = lambda models: next(models[0].parameters())
+    assert torch.equal(first(bag), first(again)) and not torch.equal(first(bag), first(other))
+    sizes = [sum(p.numel() for p in m.parameters()) for m in build_audio_bag(10)]
+    assert max(sizes) > 5 * min(sizes)  # varied in size, not only in architecture
