@@ -296,7 +296,7 @@ def filter_maskers(
     bark: Tensor,
     quiet_threshold_db: Tensor,
     separation_bark: float = 0.5,
-    max_chunk_elements: int = 1 << 24,
+    max_chunk_elements: int = 1 << 22,
 ) -> tuple[Tensor, Tensor]:
     """Step 2 (decimation): drop maskers below the threshold in quiet, then keep the strongest within 0.5 Bark.
 
@@ -398,7 +398,7 @@ def global_threshold(
     noise_db: Tensor,
     bark: Tensor,
     quiet_threshold_db: Tensor,
-    max_chunk_elements: int = 1 << 24,
+    max_chunk_elements: int = 1 << 22,
 ) -> Tensor:
     """Step 4: ``10 log10(10^(T_q/10) + sum_j 10^(T_j/10))`` per bin, ``(..., frames, bins)``.
 
