@@ -122,7 +122,9 @@ def noise_to_mask_ratio_stats_db(
     noise = torch.from_numpy(protected - original).to(torch.float32)
     with torch.no_grad():
         threshold_db = model.masking_threshold_db(music)  # (channels, frames, bins)
-        noise_db = PF.spectrum_db_spl(noise, model.n_fft, model.hop_length, model.full_scale_db_spl, amplitude_floor=0.0)
+        noise_db = PF.spectrum_db_spl(
+            noise, model.n_fft, model.hop_length, model.full_scale_db_spl, amplitude_floor=0.0
+        )
     threshold_db = threshold_db.numpy()[..., in_band].astype(np.float64)
     noise_db = noise_db.numpy()[..., in_band].astype(np.float64)
     nmr_db = PF.noise_to_mask_ratio_db(noise_db, threshold_db).ravel()

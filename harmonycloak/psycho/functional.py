@@ -278,11 +278,12 @@ def find_maskers(
     band_power = torch.zeros(*spectrum_db.shape[:-1], num_bands, dtype=spectrum_db.dtype, device=spectrum_db.device)
     band_power.index_add_(-1, band, residual_power)
     # Geometric-mean bin of each band (over its bins k >= 1), as in the standard.
-    log_bin = torch.log(torch.arange(num_bins, dtype=torch.float64, device=spectrum_db.device).clamp_min(1.0))
-    counted = torch.ones(num_bins, dtype=torch.float64, device=spectrum_db.device)
+    float64 = {"dtype": torch.float64, "device": spectrum_db.device}
+    log_bin = torch.log(torch.arange(num_bins, **float64).clamp_min(1.0))
+    counted = torch.ones(num_bins, **float64)
     counted[0] = 0.0
-    log_sum = torch.zeros(num_bands, dtype=torch.float64, device=spectrum_db.device).index_add_(0, band, log_bin * counted)
-    count = torch.zeros(num_bands, dtype=torch.float64, device=spectrum_db.device).index_add_(0, band, counted)
+    log_sum = torch.zeros(num_bands, **float64).index_add_(0, band, log_bin * counted)
+    count = torch.zeros(num_bands, **float64).index_add_(0, band, counted)
     has_bins = count > 0
     centre_bin = torch.round(torch.exp(log_sum[has_bins] / count[has_bins])).long()
     noise_db = torch.full_like(spectrum_db, neg_inf)
@@ -333,7 +334,8 @@ def filter_maskers(
         present = masker_db > neg_inf  # (rows, maskers)
         close = (masker_bark.unsqueeze(-1) - masker_bark.unsqueeze(-2)).abs() < separation_bark
         other_db, own_db = masker_db.unsqueeze(-2), masker_db.unsqueeze(-1)  # [.., j, i]: own j, other i
-        other_wins = (other_db > own_db) | ((other_db == own_db) & (masker_bin.unsqueeze(-2) < masker_bin.unsqueeze(-1)))
+        lower_bin = masker_bin.unsqueeze(-2) < masker_bin.unsqueeze(-1)
+        other_wins = (other_db > own_db) | ((other_db == own_db) & lower_bin)
         beaten = (close & other_wins & present.unsqueeze(-2)).any(-1)  # (rows, maskers)
         survives[rows] = survives[rows].scatter(-1, masker_bin, present & ~beaten)
     survives = survives.reshape(shape)
@@ -444,7 +446,8 @@ def frequency_masking_threshold_db_spl(
     frequency_hz = bin_frequencies_hz(sample_rate_hz, n_fft, device=spectrum_db.device, dtype=spectrum_db.dtype)
     if spectrum_db.shape[-1] != frequency_hz.shape[0]:
         raise SettingsError(
-            f"the spectrum has {spectrum_db.shape[-1]} frequency bins but a {n_fft}-point analysis has {frequency_hz.shape[0]}"
+            f"the spectrum has {spectrum_db.shape[-1]} frequency bins "
+            f"but a {n_fft}-point analysis has {frequency_hz.shape[0]}"
         )
     bark = hz_to_bark(frequency_hz)
     quiet_threshold_db = absolute_threshold_db_spl(frequency_hz)

@@ -92,7 +92,10 @@ def test_nmr_of_a_sine_in_silence_by_hand():
     # Per band: the sine's power over its 3 bins divided by Hann's 1.5-bin noise bandwidth is
     # its own level; the band (8 to 9 Bark) holds bins 30..34 and its lowest threshold in
     # quiet is at its top bin.
-    band_bins = [k for k in range(257) if 8 <= 13 * math.atan(0.00076 * k * 31.25) + 3.5 * math.atan((k * 31.25 / 7500) ** 2) < 9]
+    def bark(f_hz):
+        return 13 * math.atan(0.00076 * f_hz) + 3.5 * math.atan((f_hz / 7500) ** 2)
+
+    band_bins = [k for k in range(257) if 8 <= bark(k * 31.25) < 9]
     assert band_bins == [30, 31, 32, 33, 34]
     assert stats["band_max_db"] == pytest.approx(level_db - quiet(34 * 31.25), abs=1e-3)
 
@@ -123,7 +126,8 @@ def test_nmr_counts_only_the_band(music):
     samples, sample_rate_hz = music
     noisy = white_noise_at_snr(samples[:, :44100], 30.0)
     narrow = noise_to_mask_ratio_stats_db(samples[:, :44100], noisy, sample_rate_hz, band_hz=(1000.0, 2000.0))
-    frames, bins_in_band = 1 + 44100 // 512, int(np.sum((np.arange(1025) * 44100 / 2048 >= 1000) & (np.arange(1025) * 44100 / 2048 <= 2000)))
+    bin_hz = np.arange(1025) * 44100 / 2048  # default analysis at 44.1 kHz: 2048 points, hop 512
+    frames, bins_in_band = 1 + 44100 // 512, int(np.sum((bin_hz >= 1000) & (bin_hz <= 2000)))
     assert narrow["num_bins"] == 2 * frames * bins_in_band
 
 

@@ -255,3 +255,38 @@ def test_dls_velocity_round_trip_and_clamping():
     assert float(PF.db_spl_to_velocity(120.0, 90.0)) == 127.0  # louder than velocity 127 can play
     assert float(PF.db_spl_to_velocity(-1000.0, 90.0)) == pytest.approx(0.0)
     assert float(PF.db_spl_to_velocity(-math.inf, 90.0)) == 0.0
+
+
+# ----------------------------------------------------------------------------- masker steps by hand
+
+
+def test_tonal_neighbourhood_is_the_standards_table_at_its_own_resolution():
+    # Layer II table for a 1024-point FFT at 44.1 kHz: Δk = 2 (k < 63), 3 (< 127), 6 (< 255), 12.
+    frequency_hz = PF.bin_frequencies_hz(44100, 1024, dtype=torch.float64)
+    half_width = PF.tonal_neighbourhood_bins(frequency_hz, 44100 / 1024)
+    assert [int(half_width[k]) for k in (10, 62, 63, 126, 127, 254, 255, 500)] == [2, 2, 3, 3, 6, 6, 12, 12]
+    # At a coarser resolution (86 Hz bins) 2 bins at the reference would be 1: never below 2.
+    coarse = PF.tonal_neighbourhood_bins(PF.bin_frequencies_hz(44100, 512, dtype=torch.float64), 44100 / 512)
+    assert int(coarse[5]) == 2 and int(coarse[200]) == 6
+
+
+def test_find_maskers_by_hand():
+    sample_rate_hz, n_fft = 44100, 1024
+    frequency_hz = PF.bin_frequencies_hz(sample_rate_hz, n_fft, dtype=torch.float64)
+    bark = PF.hz_to_bark(frequency_hz)
+    spectrum = torch.full((513,), 30.0, dtype=torch.float64)
+    spectrum[49:52] = torch.tensor([74.0, 80.0, 74.0])  # a tone at bin 50
+    spectrum[100:102] = 70.0  # a plateau: the lower bin is the peak
+    spectrum[200], spectrum[202] = 40.0, 36.0  # only 4 dB above a neighbour 2 bins away: not tonal
+    tonal_db, noise_db = PF.find_maskers(spectrum, frequency_hz, bark)
+    tonal_bins = torch.nonzero(tonal_db > -math.inf).flatten().tolist()
+    assert tonal_bins == [50, 100]
+    assert float(tonal_db[50]) == pytest.approx(10 * math.log10(10**8.0 + 2 * 10**7.4))
+    assert float(tonal_db[100]) == pytest.approx(10 * math.log10(10**3.0 + 2 * 10**7.0))
+    # The noise masker of the band holding bin 50: every other bin of the band (bins 48..52,
+    # the tone's ±2-bin neighbourhood, are left out), each at 30 dB, at the geometric-mean bin.
+    band = [k for k in range(1, 513) if math.floor(float(bark[k])) == math.floor(float(bark[50]))]
+    kept = [k for k in band if abs(k - 50) > 2]
+    centre = round(math.exp(sum(math.log(k) for k in band) / len(band)))
+    assert float(noise_db[centre]) == pytest.approx(30.0 + 10 * math.log10(len(kept)))
+    assert int((noise_db > -math.inf).sum()) == math.floor(float(bark[-1])) + 1  # one per band
