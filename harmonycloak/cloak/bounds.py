@@ -16,7 +16,7 @@ from torch import Tensor
 
 def neighbour_minimum(upper: Tensor) -> Tensor:
     """min(upper[t-1], upper[t], upper[t+1]) along the last axis, shape unchanged (..., T)."""
-    padded = torch.nn.functional.pad(upper[..., None, :], (1, 1), mode="replicate")[..., 0, :]
+    padded = torch.cat([upper[..., :1], upper, upper[..., -1:]], dim=-1)
     return torch.minimum(torch.minimum(padded[..., :-2], padded[..., 1:-1]), padded[..., 2:])
 
 

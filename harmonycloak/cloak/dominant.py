@@ -6,7 +6,8 @@ For every lane (a channel of a track) the music is cut into non-overlapping wind
 1. the dominant frequency ν_t is the strongest STFT peak between `min_frequency_hz` and
    `max_frequency_hz`, refined by parabolic interpolation of the dB spectrum;
 2. the music's level there, M_t (dB SPL, Eq. 10 read as 20 log10(p / p0) with a full-scale
-   sine at 96 dB SPL), and the threshold in quiet T_H(ν_t) (Eq. 2) bound the noise level:
+   sine at 96 dB SPL; capped by what the window itself holds, see `dominant_partials`),
+   and the threshold in quiet T_H(ν_t) (Eq. 2) bound the noise level:
    T_H(ν_t) ≤ level_t ≤ M_t − headroom_db (Eq. 11); the headroom is the strength setting;
 3. a window whose dominant partial is quieter than `silence_threshold_db_spl`, or whose
    range is empty, gets no noise.
@@ -36,7 +37,12 @@ from torch import Tensor, nn
 
 from harmonycloak.cloak.bounds import neighbour_minimum, sigmoid_between
 from harmonycloak.errors import SettingsError
-from harmonycloak.psycho.functional import absolute_threshold_db_spl, db_spl_to_amplitude, spectrum_db_spl
+from harmonycloak.psycho.functional import (
+    absolute_threshold_db_spl,
+    amplitude_to_db_spl,
+    db_spl_to_amplitude,
+    spectrum_db_spl,
+)
 
 
 @dataclass(frozen=True)
@@ -140,7 +146,10 @@ def dominant_partials(
 ) -> tuple[Tensor, Tensor]:
     """Dominant frequency (Hz) and its level (dB SPL) per window, each (L, T), T = ceil(N / window).
 
-    The analysis frame of window t is centred on the window's centre, t w + w/2.
+    The analysis frame of window t is centred on the window's centre, t w + w/2. Being longer
+    than the window, it also hears the music just before and after; so the level is capped by
+    what the window itself holds: a partial of amplitude A adds A²/2 to the window's mean
+    square, hence A ≤ √2 · RMS. A window of digital silence has no dominant note.
     """
     num_samples = lanes.shape[-1]
     num_windows = -(-num_samples // window_samples)
@@ -163,7 +172,9 @@ def dominant_partials(
     offset = offset.clamp(-0.5, 0.5)
     frequency_hz = (peak[..., 0] + low + offset) * bin_hz
     level_db_spl = centre - 0.25 * (below - above) * offset
-    return frequency_hz.float(), level_db_spl.float()
+    window_rms = padded.reshape(*padded.shape[:-1], num_windows, window_samples).square().mean(dim=-1).sqrt()
+    window_cap_db_spl = amplitude_to_db_spl(math.sqrt(2) * window_rms, settings.full_scale_db_spl)
+    return frequency_hz.float(), torch.minimum(level_db_spl, window_cap_db_spl).float()
 
 
 def _continuous_start_phase(frequency_hz: Tensor, window_s: float) -> Tensor:

@@ -3,7 +3,10 @@
 The noise is a short-time spectrum: one complex coefficient per lane, frame and bin. Its
 magnitude, in sine-amplitude units, stays strictly under the global masking threshold
 (frequency and temporal masking, `psycho.functional.masking_threshold_db_spl`) minus
-`headroom_db`, through `bounds.bounded_complex`; its phase is free. Bins outside
+`headroom_db`, through `bounds.bounded_complex`; its phase is free. The threshold is stated
+per spectral line, while the ear adds up noise across a critical band: each bin's bound is
+lowered by 10 log10(bins per Bark) at its frequency, so that noise filling every bin of a
+1-Bark band still sums to no more than the threshold. Bins outside
 [`min_frequency_hz`, `max_frequency_hz`] stay empty: energy below 50 Hz or above 14 kHz
 passes the masking model while being audible or filtered away (FINDINGS §4).
 
@@ -27,7 +30,7 @@ from scipy.signal import resample_poly
 from torch import Tensor, nn
 
 from harmonycloak.cloak.bounds import bounded_complex, neighbour_minimum
-from harmonycloak.psycho.functional import db_spl_to_amplitude, masking_threshold_db_spl
+from harmonycloak.psycho.functional import bin_frequencies_hz, db_spl_to_amplitude, hz_to_bark, masking_threshold_db_spl
 
 
 @dataclass(frozen=True)
@@ -59,9 +62,10 @@ class MaskedSpectrumCloak(nn.Module):
         self.n_fft = 1 << int(round(math.log2(settings.frame_ms * sample_rate_hz / 1000)))
         self.hop_length = self.n_fft // 2
         threshold_db = _chunked_masking_threshold(lanes, sample_rate_hz, self.n_fft, self.hop_length, settings)
-        bin_hz = torch.arange(self.n_fft // 2 + 1) * sample_rate_hz / self.n_fft
+        bin_hz = bin_frequencies_hz(sample_rate_hz, self.n_fft, device=lanes.device)
         in_band = (bin_hz >= settings.min_frequency_hz) & (bin_hz <= min(settings.max_frequency_hz, 0.45 * sample_rate_hz))
-        bound = db_spl_to_amplitude(threshold_db - settings.headroom_db, settings.full_scale_db_spl)
+        allowed_db = threshold_db - settings.headroom_db - band_sum_correction_db(bin_hz, sample_rate_hz / self.n_fft)
+        bound = db_spl_to_amplitude(allowed_db, settings.full_scale_db_spl)
         bound = neighbour_minimum(bound.transpose(-1, -2)).transpose(-1, -2) * in_band  # (L, J, K)
         self.register_buffer("threshold_db_spl", threshold_db)
         self.register_buffer("amplitude_bound", bound)
@@ -90,7 +94,7 @@ class MaskedSpectrumCloak(nn.Module):
         frame_index = frame_index.clamp(max=self.coefficients.shape[1] - 1)
         spectrum = bounded_complex(self.coefficients[:, frame_index], self.amplitude_bound[:, frame_index])  # (L, B, F, K)
         spectrum = spectrum * valid[None, :, :, None]
-        waveform = self._overlap_add(spectrum.transpose(0, 1))  # (B, L, (F + 1) hop)
+        waveform = self._overlap_add(spectrum.transpose(0, 1), frame_index)  # (B, L, (F + 1) hop)
         return waveform[..., hop : hop + num_samples]
 
     @torch.no_grad()
@@ -107,18 +111,33 @@ class MaskedSpectrumCloak(nn.Module):
         out[:, : min(num_frames, noise.shape[1])] = noise[:, :num_frames]
         return out
 
-    def _overlap_add(self, spectrum: Tensor) -> Tensor:
-        """(B, L, F, K) sine-amplitude coefficients → (B, L, (F + 1)·hop) waveform.
+    def _overlap_add(self, spectrum: Tensor, frame_index: Tensor) -> Tensor:
+        """(B, L, F, K) sine-amplitude coefficients of frames `frame_index` (B, F) → (B, L, (F + 1)·hop).
 
-        A coefficient A e^{iφ} becomes A cos(2π k n / n_fft + φ) over its frame: irfft of
-        A·n_fft/2 (for 0 < k < n_fft/2).
+        A coefficient A e^{iφ} of bin k in any frame stands for A cos(2π k n / n_fft + φ) with
+        n counted from the start of the song, so a coefficient held over frames is one
+        continuous sine. Frame j starts at sample (j − 1)·hop, where that sine's phase has
+        advanced by 2π k (j − 1) hop / n_fft = π k (j − 1): the irfft of A·n_fft/2 times
+        (−1)^{k (j − 1)} (for 0 < k < n_fft/2).
         """
-        batch, lanes, frames, _ = spectrum.shape
-        segments = torch.fft.irfft(spectrum * (self.n_fft / 2), n=self.n_fft) * self.window  # (B, L, F, n_fft)
+        batch, lanes, frames, bins = spectrum.shape
+        parity = (frame_index[:, :, None] - 1) * torch.arange(bins, device=spectrum.device)  # (B, F, K)
+        sign = 1.0 - 2.0 * torch.remainder(parity, 2).to(spectrum.real.dtype)
+        segments = torch.fft.irfft(spectrum * (sign[:, None] * (self.n_fft / 2)), n=self.n_fft) * self.window
         columns = segments.reshape(batch * lanes, frames, self.n_fft).transpose(1, 2)
         length = (frames + 1) * self.hop_length
         waveform = torch.nn.functional.fold(columns, (1, length), (1, self.n_fft), stride=(1, self.hop_length))
         return waveform.reshape(batch, lanes, length)
+
+
+def band_sum_correction_db(bin_hz: Tensor, bin_width_hz: float) -> Tensor:
+    """10 log10(bins per Bark) at each bin (K,), at least 0 dB.
+
+    Noise at a level L in each of n bins of one critical band sums to L + 10 log10(n).
+    """
+    low = torch.clamp(bin_hz - bin_width_hz / 2, min=0.0)
+    bark_width = hz_to_bark(bin_hz + bin_width_hz / 2) - hz_to_bark(low)
+    return 10 * torch.log10(torch.clamp(1.0 / bark_width, min=1.0))
 
 
 def _chunked_masking_threshold(lanes: Tensor, sample_rate_hz: int, n_fft: int, hop_length: int,
