@@ -290,7 +290,8 @@ class MuseGanModel(nn.Module):
         if rolls.ndim != 4 or tuple(rolls.shape[1:]) != (phrase.tracks, phrase.steps, MIDI_PITCHES):
             raise ModelError(
                 f"this MuseGAN model reads phrases of {phrase.tracks} tracks × {phrase.bars} bars of "
-                f"{phrase.steps_per_bar} steps × {MIDI_PITCHES} pitches, not a piano roll of shape {tuple(rolls.shape)}"
+                f"{phrase.steps_per_bar} steps × {MIDI_PITCHES} pitches, "
+                f"not a piano roll of shape {tuple(rolls.shape)}"
             )
         kept = rolls[..., phrase.lowest_pitch : phrase.lowest_pitch + phrase.pitches]
         return kept.reshape(rolls.shape[0], phrase.tracks, phrase.bars, phrase.steps_per_bar, phrase.pitches)
@@ -443,7 +444,8 @@ def musegan_bag_configs(size: int = 10, tiny: bool = False, phrase: PhraseFormat
     phrase = phrase or (TINY_PHRASE if tiny else PhraseFormat())
     max_layers = _factors_of_two(phrase.steps) - 1
     configs = []
-    for latent, temporal, gen, gen_private, gen_layers, disc, disc_private, disc_layers, kernel in MUSEGAN_BAG_VARIANTS[:size]:
+    for variant in MUSEGAN_BAG_VARIANTS[:size]:
+        latent, temporal, gen, gen_private, gen_layers, disc, disc_private, disc_layers, kernel = variant
         config = MuseGanConfig(
             phrase=phrase, latent_dim=latent, temporal_width=temporal, generator_width=gen, private_width=gen_private,
             generator_layers=gen_layers, discriminator_width=disc, private_discriminator_width=disc_private,

@@ -253,7 +253,8 @@ def test_whitebox_min_min_lowers_the_loss_of_a_fixed_gan():
     """With a zero outer learning rate θ stays put: the fall is the noise's doing alone."""
     model = _briefly_trained(build_model("musegan", "tiny", seed=0), 20)
     problem = AdditiveRollProblem(scale_corpus(6))
-    history = optimise_noise(problem, [model], _minmin_config(outer_learning_rate=0.0), torch.Generator().manual_seed(0))
+    config = _minmin_config(outer_learning_rate=0.0)
+    history = optimise_noise(problem, [model], config, torch.Generator().manual_seed(0))
     protected, clean = _mean_losses([model], problem)
     assert len(history.protected_loss) == 2
     assert protected < 0.5 * clean
