@@ -17,6 +17,8 @@ from torch import nn
 from harmonycloak.errors import SettingsError
 from harmonycloak.models.audio_ar import NextFrameConfig, NextFrameModel
 from harmonycloak.models.frontend import FrontendConfig
+from harmonycloak.models.musegan import TINY_PHRASE, MuseGanConfig, MuseGanModel
+from harmonycloak.models.symphonynet import SymphonyNetConfig, SymphonyNetModel
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,18 @@ def _next_frame_presets(family: str) -> dict[str, NextFrameConfig]:
 MODEL_FAMILIES: dict[str, ModelSpec] = {
     family: ModelSpec(NextFrameModel, NextFrameConfig, _next_frame_presets(family))
     for family in ("ar-transformer", "ar-gru", "ar-tcn")
+} | {
+    # MIDI families. MuseGAN default: 722,629 parameters (paper Table 2: 720k).
+    "musegan": ModelSpec(MuseGanModel, MuseGanConfig, {
+        "tiny": MuseGanConfig(phrase=TINY_PHRASE, latent_dim=4, temporal_width=8, generator_width=8, private_width=4,
+                              discriminator_width=8, private_discriminator_width=4, discriminator_layers=2),
+        "default": MuseGanConfig(),
+    }),
+    # SymphonyNet default: 4 layers × 8 heads × width 256, about 3.6M parameters (paper: 12 × 16 × 512, 30M).
+    "symphonynet": ModelSpec(SymphonyNetModel, SymphonyNetConfig, {
+        "tiny": SymphonyNetConfig(tracks=2, steps_per_bar=8, max_bars=4, width=32, layers=1, heads=2),
+        "default": SymphonyNetConfig(),
+    }),
 }
 
 
