@@ -1,0 +1,128 @@
+"""Audio through libsndfile (the `soundfile` package): WAV, FLAC, Ogg Vorbis, Ogg Opus, MP3.
+
+libsndfile 1.2 decodes MP3 with mpg123, which reads the LAME/Xing tag and drops the encoder
+delay and padding; it decodes Opus honouring the pre-skip and the final granule position, and
+at the rate the OpusHead names when Opus can decode at it (8/12/16/24/48 kHz; 48 kHz
+otherwise). Decoded lengths therefore equal the encoded input's length.
+
+Writing here covers PCM WAV, FLAC and Ogg Vorbis. libsndfile converts float to integer
+samples with the same 2^(bits-1) scale it reads with, and clips, so PCM_16/PCM_24 data round
+trips bit for bit.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import mutagen
+import numpy as np
+import soundfile
+from mutagen.oggvorbis import OggVorbis
+
+from harmonycloak.music import AudioFormat
+
+# libsndfile major format → harmonycloak container; subtype → codec for those that vary.
+_MAJOR_TO_CONTAINER = {"WAV": "wav", "WAVEX": "wav", "RF64": "wav", "FLAC": "flac", "OGG": "ogg", "MP3": "mp3"}
+_OGG_SUBTYPE_TO_CODEC = {"VORBIS": ("ogg", "vorbis"), "OPUS": ("opus", "opus")}
+_CONTAINER_TO_MAJOR = {"wav": "WAV", "flac": "FLAC", "ogg": "OGG"}
+
+_BLOCK_FRAMES = 4096  # small, so a file damaged part way reports about where
+
+
+def describe(path: Path) -> tuple[str, str, str] | None:
+    """(libsndfile major format, subtype, a human name) or None if libsndfile cannot open it."""
+    try:
+        info = soundfile.info(str(path))
+    except (soundfile.LibsndfileError, RuntimeError, TypeError):
+        return None
+    return info.format, info.subtype, f"{info.format_info} / {info.subtype_info}"
+
+
+def format_of(major: str, subtype: str) -> tuple[str, str, str | None] | None:
+    """(container, codec, lossless subtype) for a libsndfile format, or None if unsupported."""
+    container = _MAJOR_TO_CONTAINER.get(major)
+    if container == "ogg":
+        pair = _OGG_SUBTYPE_TO_CODEC.get(subtype)
+        return (*pair, None) if pair else None
+    if container == "mp3":
+        return ("mp3", "mp3", None) if subtype == "MPEG_LAYER_III" else None
+    if container is None:
+        return None
+    return container, ("pcm" if container == "wav" else "flac"), subtype
+
+
+def stream_shape(path: Path) -> tuple[int, int, int]:
+    """(sample rate in Hz as decoded, channels, frames libsndfile expects) without decoding."""
+    info = soundfile.info(str(path))
+    return int(info.samplerate), int(info.channels), int(info.frames)
+
+
+def read(path: Path) -> tuple[np.ndarray, str | None]:
+    """Decode the whole file: (samples float32 (channels, frames), error text or None).
+
+    Decodes block by block so that a file damaged part way keeps what came before the
+    damage; the caller decides whether a short read is a truncation.
+    """
+    blocks = []
+    error = None
+    with soundfile.SoundFile(str(path)) as file:
+        channels = file.channels
+        try:
+            # SoundFile.read trims each block to what was decoded (SoundFile.blocks does not:
+            # on a short MP3 it yields the unfilled rest of its buffer).
+            while (block := file.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)).shape[0]:
+                blocks.append(block.T.copy())
+        except (soundfile.LibsndfileError, RuntimeError) as exc:
+            error = str(exc) or "the decoder stopped"
+    samples = np.concatenate(blocks, axis=1) if blocks else np.zeros((channels, 0), np.float32)
+    return samples, error
+
+
+def write(samples: np.ndarray, sample_rate_hz: int, fmt: AudioFormat, path: Path) -> None:
+    """Write (channels, frames) float32 samples as WAV/FLAC (fmt.subtype) or Ogg Vorbis."""
+    major = _CONTAINER_TO_MAJOR[fmt.container]
+    if fmt.codec == "vorbis":
+        level = vorbis_compression_level(fmt.bitrate_bps, sample_rate_hz, samples.shape[0])
+        soundfile.write(str(path), samples.T, sample_rate_hz, format=major, subtype="VORBIS",
+                        compression_level=level)
+    else:
+        soundfile.write(str(path), samples.T, sample_rate_hz, format=major, subtype=fmt.subtype)
+
+
+def vorbis_compression_level(bitrate_bps: int, sample_rate_hz: int, num_channels: int) -> float:
+    """libsndfile's Vorbis compression level (0 = best) whose nominal bitrate is nearest.
+
+    Vorbis is a variable-bitrate codec steered by a quality setting; libvorbis derives the
+    nominal bitrate written into the header from quality, rate and channels. libsndfile maps
+    compression level c to quality 1 - c. The nominal bitrate falls monotonically with c, so
+    bisection finds the level; each probe encodes a few milliseconds of silence in memory.
+    """
+    silence = np.zeros((64, num_channels), np.float32)
+
+    def nominal_bps(level: float) -> int:
+        buffer = io.BytesIO()
+        soundfile.write(buffer, silence, sample_rate_hz, format="OGG", subtype="VORBIS",
+                        compression_level=level)
+        buffer.seek(0)
+        return int(OggVorbis(buffer).info.bitrate)
+
+    best, worst = 0.0, 1.0
+    if bitrate_bps >= nominal_bps(best):
+        return best
+    if bitrate_bps <= nominal_bps(worst):
+        return worst
+    for _ in range(12):  # level resolution 2^-12, finer than libvorbis' quality steps matter
+        middle = (best + worst) / 2
+        if nominal_bps(middle) >= bitrate_bps:
+            best = middle
+        else:
+            worst = middle
+    return best if nominal_bps(best) - bitrate_bps <= bitrate_bps - nominal_bps(worst) else worst
+
+
+def nominal_bitrate_bps(path: Path) -> int | None:
+    """The bitrate a lossy file's header states (Vorbis: nominal; MP3: CBR or Xing average)."""
+    file = mutagen.File(str(path))
+    bitrate = getattr(getattr(file, "info", None), "bitrate", 0)
+    return int(bitrate) if bitrate else None
