@@ -75,8 +75,10 @@ _WRITERS: dict[str, _Writer] = {
     "opus": via_pyav.write,
 }
 
-# Channels each codec's encoder takes at most (within MAX_CHANNELS).
-_ENCODER_MAX_CHANNELS = {"mp3": 2}
+# Channel counts each encoder takes, where not all of 1..MAX_CHANNELS. MP3 is mono or stereo.
+# ffmpeg's Opus encoder (as in PyAV 18) files 5- and 7-channel audio in the wrong order (a
+# round trip through ffmpeg alone swaps channels), so those are refused rather than garbled.
+_ENCODER_CHANNEL_COUNTS = {"mp3": (1, 2), "opus": (1, 2, 3, 4, 6, 8)}
 
 # How many frames a decoded file may fall short of its stated length and still be whole:
 # lossless headers are exact; lossy frame counts may be off by a codec frame or two.
@@ -339,11 +341,11 @@ def _checked_samples(audio: Audio, path: Path) -> np.ndarray:
 
 def _fit_encoder(fmt: AudioFormat, samples: np.ndarray, rate: int, path: Path) -> tuple[np.ndarray, int]:
     """Bring the audio to a channel count and sample rate the codec stores (see write_audio)."""
-    max_channels = _ENCODER_MAX_CHANNELS.get(fmt.codec, MAX_CHANNELS)
-    if samples.shape[0] > max_channels:
+    counts = _ENCODER_CHANNEL_COUNTS.get(fmt.codec)
+    if counts is not None and samples.shape[0] not in counts:
         raise AudioFileError(
-            f"{fmt.codec.upper()} stores at most {max_channels} channels; this audio has "
-            f"{samples.shape[0]}; choose another format", path)
+            f"{fmt.codec.upper()} output is possible with {', '.join(map(str, counts))} channels, "
+            f"not {samples.shape[0]}; choose another format", path)
     allowed = ENCODER_SAMPLE_RATES_HZ.get(fmt.codec)
     if allowed is None or rate in allowed:
         return samples, rate

@@ -20,6 +20,7 @@ tag states when present.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +53,10 @@ _ENCODERS = {"mp3": ("libmp3lame", "fltp"), "aac": ("aac", "fltp"), "opus": ("li
 # 20-40 % on music with sharp attacks), at a quality cost too small to measure here.
 _ENCODER_OPTIONS = {"libopus": {"vbr": "constrained"}}
 _ALAC_SAMPLE_FORMATS = {"PCM_16": ("s16p", 16), "PCM_24": ("s32p", 24)}  # ffmpeg's ALAC stores s32p as 24-bit
+# ffmpeg channel layout for each channel count (channels in WAV/SMPTE order). ALAC accepts
+# only Apple's layouts for 4, 7 and 8 channels.
 _LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+_ALAC_LAYOUTS = {**_LAYOUTS, 4: "4.0", 7: "6.1(back)", 8: "7.1(wide)"}
 
 _ENCODE_CHUNK_FRAMES = 4096
 
@@ -143,16 +147,28 @@ def read(path: Path) -> tuple[np.ndarray, str | None]:
     return samples, error
 
 
+_SAMPLE_DTYPES = {"u8": np.uint8, "s16": np.int16, "s32": np.int32, "s64": np.int64, "flt": np.float32, "dbl": np.float64}
+
+
 def _frame_to_float(frame: av.AudioFrame) -> np.ndarray:
-    """A decoded frame as float32 (channels, frames), integers scaled by 2^-(bits-1)."""
-    data = frame.to_ndarray()
-    if not frame.format.is_planar:  # packed: one row of interleaved samples
-        data = data.reshape(-1, len(frame.layout.channels)).T
-    if data.dtype == np.uint8:
-        return ((data.astype(np.float32) - 128.0) / 128.0)
-    if np.issubdtype(data.dtype, np.integer):
+    """A decoded frame as float32 (channels, frames), integers scaled by 2^-(bits-1).
+
+    Reads the planes one by one rather than with AudioFrame.to_ndarray, which in PyAV 18
+    reads a ninth, bogus plane of 8-channel planar frames and crashes.
+    """
+    num_channels = len(frame.layout.channels)
+    dtype = _SAMPLE_DTYPES[frame.format.name.rstrip("p")]
+    if frame.format.is_planar:
+        data = np.stack([np.frombuffer(frame.planes[c], dtype=dtype, count=frame.samples)
+                         for c in range(num_channels)])
+    else:  # packed: one plane of interleaved samples
+        data = np.frombuffer(frame.planes[0], dtype=dtype, count=frame.samples * num_channels)
+        data = data.reshape(frame.samples, num_channels).T
+    if dtype == np.uint8:
+        return (data.astype(np.float32) - 128.0) / 128.0
+    if np.issubdtype(dtype, np.integer):
         return (data.astype(np.float64) / float(2 ** (8 * data.dtype.itemsize - 1))).astype(np.float32)
-    return data.astype(np.float32, copy=False)
+    return data.astype(np.float32)
 
 
 def write(samples: np.ndarray, sample_rate_hz: int, fmt: AudioFormat, path: Path) -> None:
@@ -161,7 +177,7 @@ def write(samples: np.ndarray, sample_rate_hz: int, fmt: AudioFormat, path: Path
     The caller has already brought the sample rate to one the encoder accepts.
     """
     num_channels, num_frames = samples.shape
-    layout = _LAYOUTS[num_channels]
+    layout = (_ALAC_LAYOUTS if fmt.codec == "alac" else _LAYOUTS)[num_channels]
     muxer = "mp4" if fmt.container == "m4a" and path.suffix.lower() == ".mp4" else _MUXERS[fmt.container]
     # M4A: exact edit list (see above), and the index ("moov") first, so that players can
     # stream the file and a file cut short can still be opened and found truncated.
@@ -172,35 +188,43 @@ def write(samples: np.ndarray, sample_rate_hz: int, fmt: AudioFormat, path: Path
     else:
         encoder, sample_format = _ENCODERS[fmt.codec]
         data = samples if sample_format == "fltp" else samples.T.reshape(1, -1)
-    first_frame, encoded_frames = 0, 0
+    first_frame, num_packets, frame_size = 0, 0, 0
     with av.open(str(path), "w", format=muxer, options=options) as container:
         stream = container.add_stream(encoder, rate=sample_rate_hz, options=_ENCODER_OPTIONS.get(encoder, {}))
         stream.layout = layout
         stream.format = sample_format
         if fmt.bitrate_bps:
             stream.bit_rate = int(fmt.bitrate_bps)
-        for start in range(0, num_frames, _ENCODE_CHUNK_FRAMES):
-            # Timestamps let the muxers compute priming and end trimming exactly.
-            chunk = data[:, start:start + _ENCODE_CHUNK_FRAMES] if sample_format.endswith("p") else \
-                data[:, start * num_channels:(start + _ENCODE_CHUNK_FRAMES) * num_channels]
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format=sample_format, layout=layout)
-            frame.sample_rate, frame.pts = sample_rate_hz, start
+        # None at the end flushes the encoder.
+        for frame in [*_frames(data, sample_format, layout, sample_rate_hz, num_channels), None]:
             for packet in stream.encode(frame):
-                first_frame, encoded_frames = _account(packet, sample_rate_hz, first_frame, encoded_frames)
+                # The earliest packet starts before 0 by the encoder's priming.
+                first_frame = min(first_frame, round(packet.pts * packet.time_base * sample_rate_hz))
+                num_packets += 1
                 container.mux(packet)
-        for packet in stream.encode(None):
-            first_frame, encoded_frames = _account(packet, sample_rate_hz, first_frame, encoded_frames)
-            container.mux(packet)
+        frame_size = stream.codec_context.frame_size
     if fmt.codec == "aac" and fmt.container == "m4a":
-        _write_itunsmpb(path, priming=-first_frame, padding=encoded_frames + first_frame - num_frames,
+        priming = -first_frame
+        _write_itunsmpb(path, priming=priming, padding=num_packets * frame_size - priming - num_frames,
                         length=num_frames)
 
 
-def _account(packet: av.Packet, sample_rate_hz: int, first_frame: int, encoded_frames: int) -> tuple[int, int]:
-    """Track the earliest packet start (negative: encoder priming) and the total encoded length,
-    in samples."""
-    to_frames = packet.time_base * sample_rate_hz
-    return min(first_frame, round(packet.pts * to_frames)), encoded_frames + round(packet.duration * to_frames)
+def _frames(data: np.ndarray, sample_format: str, layout: str, sample_rate_hz: int,
+            num_channels: int) -> Iterator[av.AudioFrame]:
+    """Cut encoder input into frames with timestamps (in samples), from which the muxers
+    compute priming and end trimming. Planar data is (channels, frames); packed data is one
+    row of interleaved samples."""
+    step = 1 if sample_format.endswith("p") else num_channels
+    num_frames = data.shape[1] // step
+    for start in range(0, num_frames, _ENCODE_CHUNK_FRAMES):
+        chunk = data[:, start * step:(start + _ENCODE_CHUNK_FRAMES) * step]
+        # Planes filled one by one: PyAV 18 counts 9 planes for 8 planar channels, so its
+        # AudioFrame.from_ndarray fails on 7.1 audio.
+        frame = av.AudioFrame(format=sample_format, layout=layout, samples=chunk.shape[1] // step)
+        for row in range(chunk.shape[0]):
+            frame.planes[row].update(np.ascontiguousarray(chunk[row]))
+        frame.sample_rate, frame.pts = sample_rate_hz, start
+        yield frame
 
 
 def _quantise(samples: np.ndarray, bits: int) -> np.ndarray:

@@ -27,6 +27,20 @@ _MAJOR_TO_CONTAINER = {"WAV": "wav", "WAVEX": "wav", "RF64": "wav", "FLAC": "fla
 _OGG_SUBTYPE_TO_CODEC = {"VORBIS": ("ogg", "vorbis"), "OPUS": ("opus", "opus")}
 _CONTAINER_TO_MAJOR = {"wav": "WAV", "flac": "FLAC", "ogg": "OGG"}
 
+# Ogg Vorbis and Ogg Opus (mapping family 1) store channels in the Vorbis order (Vorbis I
+# specification, section 4.3.9: L C R for 3, FL C FR RL RR LFE for 5.1, ...); libsndfile
+# passes them through as stored. harmonycloak keeps channels in the WAV/SMPTE order that WAV,
+# FLAC and ffmpeg use (L R C for 3, FL FR FC LFE BL BR for 5.1, ...). WAV-order channel i is
+# Vorbis-order channel _VORBIS_TO_WAV_ORDER[count][i]; counts 1, 2 and 4 agree already.
+_VORBIS_TO_WAV_ORDER = {
+    3: (0, 2, 1),
+    5: (0, 2, 1, 3, 4),
+    6: (0, 2, 1, 5, 3, 4),
+    7: (0, 2, 1, 6, 5, 3, 4),
+    8: (0, 2, 1, 7, 5, 6, 3, 4),
+}
+_OGG_SUBTYPES = ("VORBIS", "OPUS")
+
 _BLOCK_FRAMES = 4096  # small, so a file damaged part way reports about where
 
 
@@ -68,6 +82,7 @@ def read(path: Path) -> tuple[np.ndarray, str | None]:
     error = None
     with soundfile.SoundFile(str(path)) as file:
         channels = file.channels
+        in_vorbis_order = file.subtype in _OGG_SUBTYPES
         try:
             # SoundFile.read trims each block to what was decoded (SoundFile.blocks does not:
             # on a short MP3 it yields the unfilled rest of its buffer).
@@ -76,6 +91,8 @@ def read(path: Path) -> tuple[np.ndarray, str | None]:
         except (soundfile.LibsndfileError, RuntimeError) as exc:
             error = str(exc) or "the decoder stopped"
     samples = np.concatenate(blocks, axis=1) if blocks else np.zeros((channels, 0), np.float32)
+    if in_vorbis_order and channels in _VORBIS_TO_WAV_ORDER:
+        samples = samples[list(_VORBIS_TO_WAV_ORDER[channels])]
     return samples, error
 
 
@@ -83,6 +100,8 @@ def write(samples: np.ndarray, sample_rate_hz: int, fmt: AudioFormat, path: Path
     """Write (channels, frames) float32 samples as WAV/FLAC (fmt.subtype) or Ogg Vorbis."""
     major = _CONTAINER_TO_MAJOR[fmt.container]
     if fmt.codec == "vorbis":
+        if samples.shape[0] in _VORBIS_TO_WAV_ORDER:
+            samples = samples[np.argsort(_VORBIS_TO_WAV_ORDER[samples.shape[0]])]
         level = vorbis_compression_level(fmt.bitrate_bps, sample_rate_hz, samples.shape[0])
         soundfile.write(str(path), samples.T, sample_rate_hz, format=major, subtype="VORBIS",
                         compression_level=level)
@@ -96,7 +115,7 @@ def vorbis_compression_level(bitrate_bps: int, sample_rate_hz: int, num_channels
     Vorbis is a variable-bitrate codec steered by a quality setting; libvorbis derives the
     nominal bitrate written into the header from quality, rate and channels. libsndfile maps
     compression level c to quality 1 - c. The nominal bitrate falls monotonically with c, so
-    bisection finds the level; each probe encodes a few milliseconds of silence in memory.
+    bisection finds the level; each probe encodes 64 frames of silence in memory (~3 ms).
     """
     silence = np.zeros((64, num_channels), np.float32)
 
@@ -118,7 +137,10 @@ def vorbis_compression_level(bitrate_bps: int, sample_rate_hz: int, num_channels
             best = middle
         else:
             worst = middle
-    return best if nominal_bps(best) - bitrate_bps <= bitrate_bps - nominal_bps(worst) else worst
+    # libvorbis' whole quality steps (levels 0.0, 0.1, ... 1.0) give the round nominal rates
+    # (e.g. 96000 for stereo 44.1 kHz at 0.8); prefer one of them when it is as close.
+    candidates = (round(best, 1), round(worst, 1), best, worst)
+    return min(candidates, key=lambda level: abs(nominal_bps(level) - bitrate_bps))
 
 
 def nominal_bitrate_bps(path: Path) -> int | None:

@@ -60,11 +60,13 @@ def decode_with_ffmpeg(path: str | Path) -> tuple[np.ndarray, int, int | None]:
     frames as the container states it, or None)."""
     with av.open(str(path)) as container:
         stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=stream.rate)
+        # Packed float (one interleaved plane): PyAV 18's to_ndarray crashes on 8 planes.
+        resampler = av.AudioResampler(format="flt", layout=stream.layout, rate=stream.rate)
         frames = [out.to_ndarray() for frame in container.decode(stream) for out in resampler.resample(frame)]
         frames += [out.to_ndarray() for out in resampler.resample(None)]
+        interleaved = np.concatenate(frames, axis=1).reshape(-1, stream.codec_context.channels)
         stated = None if stream.duration is None else round(stream.duration * stream.time_base * stream.rate)
-        return np.concatenate(frames, axis=1), stream.rate, stated
+        return np.ascontiguousarray(interleaved.T), stream.rate, stated
 
 
 def tiny_png(width: int = 2, height: int = 2, rgb: tuple[int, int, int] = (200, 30, 90)) -> bytes:

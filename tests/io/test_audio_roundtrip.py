@@ -157,3 +157,42 @@ def test_raw_aac_keeps_rate_channels_and_bitrate_but_not_the_priming(tmp_path):
     assert (back.sample_rate_hz, back.num_channels) == (rate, 2)
     assert lag_frames(samples[0], back.samples[0]) == 1024
     assert back.num_frames == 1024 * math.ceil((samples.shape[1] + 1024) / 1024)
+
+
+def _channel_identity(reference: np.ndarray, decoded: np.ndarray) -> list[int]:
+    """For each decoded channel, the reference channel it correlates with most."""
+    frames = min(reference.shape[1], decoded.shape[1])
+    a, b = reference[:, :frames].astype(np.float64), decoded[:, :frames].astype(np.float64)
+    similarity = np.abs(a @ b.T) / np.outer(np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1) + 1e-12)
+    return [int(np.argmax(similarity[:, j])) for j in range(b.shape[0])]
+
+
+_MULTICHANNEL = [
+    (ext, fmt, count)
+    for ext, fmt, counts in [
+        ("wav", AudioFormat("wav", "pcm", subtype="PCM_16"), (3, 5, 6, 8)),
+        ("flac", AudioFormat("flac", "flac", subtype="PCM_16"), (3, 5, 6, 8)),
+        ("ogg", AudioFormat("ogg", "vorbis", bitrate_bps=256_000), (3, 5, 6, 7, 8)),
+        ("opus", AudioFormat("opus", "opus", bitrate_bps=256_000), (3, 6, 8)),
+        ("m4a", AudioFormat("m4a", "aac", bitrate_bps=384_000), (3, 4, 5, 6, 7, 8)),
+        ("m4a", AudioFormat("m4a", "alac", subtype="PCM_16"), (3, 4, 5, 6, 7, 8)),
+    ]
+    for count in counts
+]
+
+
+@pytest.mark.parametrize("ext, fmt, num_channels", _MULTICHANNEL,
+                         ids=[f"{f.codec}-{n}ch" for _e, f, n in _MULTICHANNEL])
+def test_multichannel_keeps_channel_order_in_both_decoders(tmp_path, ext, fmt, num_channels):
+    """Each channel carries its own low tone (40, 50, ... Hz: below the 120 Hz that codecs
+    keep on an LFE channel); every channel comes back in its place, through read_audio and
+    through ffmpeg (which maps Ogg's Vorbis channel order itself)."""
+    rate = 48000
+    t = np.arange(int(0.5 * rate)) / rate
+    samples = np.stack([0.3 * np.sin(2 * np.pi * (40 + 10 * c) * t) for c in range(num_channels)]).astype(np.float32)
+    path = write_audio(Audio(samples, rate), tmp_path / f"x.{ext}", format=fmt)
+    back = read_audio(path)
+    assert back.samples.shape == samples.shape
+    decoded, _, _ = decode_with_ffmpeg(path)
+    assert _channel_identity(samples, back.samples) == list(range(num_channels))
+    assert _channel_identity(samples, decoded) == list(range(num_channels))
