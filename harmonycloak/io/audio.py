@@ -36,7 +36,6 @@ from types import ModuleType
 import av
 import mutagen
 import numpy as np
-import soundfile
 from mutagen.mp3 import MP3
 from mutagen.ogg import OggPage
 from scipy.signal import resample_poly
@@ -168,7 +167,7 @@ def _probe(path: Path) -> _Probe:
     if (container, facts.codec) not in WRITABLE_FORMATS:
         raise _unsupported(path, facts.ffmpeg_names)
     fmt = AudioFormat(container, facts.codec, facts.subtype, _lossy_bitrate_bps(path, facts.codec))
-    return _Probe(fmt, via_pyav, facts.sample_rate_hz, facts.num_channels, facts.expected_frames)
+    return _Probe(fmt, via_pyav, facts.sample_rate_hz, facts.num_channels, facts.stated_frames)
 
 
 def _unsupported(path: Path, contents: str) -> AudioFileError:

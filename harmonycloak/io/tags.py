@@ -69,15 +69,18 @@ class CommonTags:
 def copy_tags(source: str | Path, target: str | Path) -> None:
     """Copy tags and cover art from ``source`` into the already written ``target`` file.
 
-    Same tag system: everything is copied (the target's own tags are replaced). Different
-    systems: the common fields and the front cover. A source without tags clears nothing.
+    Same tag system: the target's tags become exactly the source's (none if it has none;
+    gapless data excepted). Different systems: the common fields and the front cover are
+    added to the target's tags.
     """
     source_file = mutagen.File(source)
     target_file = mutagen.File(target)
     source_system, target_system = _tag_system(source_file), _tag_system(target_file)
+    if isinstance(source_file, WAVE) and source_file.tags is None and not isinstance(target_file, WAVE):
+        source_system = "riff-info"  # a WAV without ID3 chunk: its LIST/INFO fields are its tags
     if target_system is None:
         return  # raw ADTS: no tags
-    if source_system == target_system and source_file.tags is not None:
+    if source_system == target_system:
         _COPY_EXACT[target_system](source_file, target_file)
     else:
         common = _read_common(source_file, source)
@@ -110,14 +113,14 @@ def _copy_id3(source: mutagen.FileType, target: mutagen.FileType) -> None:
     if target.tags is None:
         target.add_tags()
     target.tags.clear()
-    for frame in source.tags.values():
+    for frame in source.tags.values() if source.tags is not None else []:
         if not (isinstance(frame, id3.COMM) and frame.desc == "iTunSMPB"):
             target.tags.add(frame)
-    target.save(v2_version=3 if source.tags.version[1] == 3 else 4)
+    target.save(v2_version=3 if source.tags is not None and source.tags.version[1] == 3 else 4)
 
 
 def _copy_vorbis(source: mutagen.FileType, target: mutagen.FileType) -> None:
-    comments = [(k, v) for k, v in source.tags if k.upper() != _PICTURE_COMMENT]
+    comments = [(k, v) for k, v in source.tags or [] if k.upper() != _PICTURE_COMMENT]
     _replace_vorbis_tags(target, comments, _vorbis_pictures(source))
 
 
@@ -126,7 +129,7 @@ def _copy_mp4(source: MP4, target: MP4) -> None:
     if target.tags is None:
         target.add_tags()
     target.tags.clear()
-    for key, value in source.tags.items():
+    for key, value in (source.tags or {}).items():
         if key != ITUNSMPB_MP4_KEY:
             target.tags[key] = value
     if own_gapless is not None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import mutagen
 import numpy as np
 import soundfile
 from mutagen.oggvorbis import OggVorbis
@@ -42,6 +41,7 @@ _VORBIS_TO_WAV_ORDER = {
 _OGG_SUBTYPES = ("VORBIS", "OPUS")
 
 _BLOCK_FRAMES = 4096  # small, so a file damaged part way reports about where
+_WRITE_BLOCK_FRAMES = 1 << 16
 
 
 def describe(path: Path) -> tuple[str, str, str] | None:
@@ -98,15 +98,17 @@ def read(path: Path) -> tuple[np.ndarray, str | None]:
 
 def write(samples: np.ndarray, sample_rate_hz: int, fmt: AudioFormat, path: Path) -> None:
     """Write (channels, frames) float32 samples as WAV/FLAC (fmt.subtype) or Ogg Vorbis."""
-    major = _CONTAINER_TO_MAJOR[fmt.container]
+    num_channels = samples.shape[0]
+    settings = {"format": _CONTAINER_TO_MAJOR[fmt.container], "subtype": fmt.subtype}
     if fmt.codec == "vorbis":
-        if samples.shape[0] in _VORBIS_TO_WAV_ORDER:
-            samples = samples[np.argsort(_VORBIS_TO_WAV_ORDER[samples.shape[0]])]
-        level = vorbis_compression_level(fmt.bitrate_bps, sample_rate_hz, samples.shape[0])
-        soundfile.write(str(path), samples.T, sample_rate_hz, format=major, subtype="VORBIS",
-                        compression_level=level)
-    else:
-        soundfile.write(str(path), samples.T, sample_rate_hz, format=major, subtype=fmt.subtype)
+        if num_channels in _VORBIS_TO_WAV_ORDER:
+            samples = samples[np.argsort(_VORBIS_TO_WAV_ORDER[num_channels])]
+        settings.update(subtype="VORBIS",
+                        compression_level=vorbis_compression_level(fmt.bitrate_bps, sample_rate_hz, num_channels))
+    with soundfile.SoundFile(str(path), "w", sample_rate_hz, num_channels, **settings) as file:
+        # In blocks: libsndfile 1.2.2's Vorbis writer crashes on one call with minutes of audio.
+        for start in range(0, samples.shape[1], _WRITE_BLOCK_FRAMES):
+            file.write(samples[:, start:start + _WRITE_BLOCK_FRAMES].T)
 
 
 def vorbis_compression_level(bitrate_bps: int, sample_rate_hz: int, num_channels: int) -> float:
@@ -131,7 +133,7 @@ def vorbis_compression_level(bitrate_bps: int, sample_rate_hz: int, num_channels
         return best
     if bitrate_bps <= nominal_bps(worst):
         return worst
-    for _ in range(12):  # level resolution 2^-12, finer than libvorbis' quality steps matter
+    for _ in range(12):  # to a level step of 2^-12, far below what changes the bitrate audibly
         middle = (best + worst) / 2
         if nominal_bps(middle) >= bitrate_bps:
             best = middle
@@ -142,9 +144,3 @@ def vorbis_compression_level(bitrate_bps: int, sample_rate_hz: int, num_channels
     candidates = (round(best, 1), round(worst, 1), best, worst)
     return min(candidates, key=lambda level: abs(nominal_bps(level) - bitrate_bps))
 
-
-def nominal_bitrate_bps(path: Path) -> int | None:
-    """The bitrate a lossy file's header states (Vorbis: nominal; MP3: CBR or Xing average)."""
-    file = mutagen.File(str(path))
-    bitrate = getattr(getattr(file, "info", None), "bitrate", 0)
-    return int(bitrate) if bitrate else None

@@ -196,3 +196,12 @@ def test_multichannel_keeps_channel_order_in_both_decoders(tmp_path, ext, fmt, n
     decoded, _, _ = decode_with_ffmpeg(path)
     assert _channel_identity(samples, back.samples) == list(range(num_channels))
     assert _channel_identity(samples, decoded) == list(range(num_channels))
+
+
+def test_long_vorbis_write_does_not_crash(tmp_path):
+    """libsndfile 1.2.2 crashes (segfault) when one write call hands its Vorbis encoder about
+    4 million frames; write_audio writes in blocks. 9 minutes of 8 kHz silence: ~1 s."""
+    rate, frames = 8000, 4_200_000
+    path = write_audio(Audio(np.zeros((1, frames), np.float32), rate), tmp_path / "long.ogg",
+                       format=AudioFormat("ogg", "vorbis", bitrate_bps=32_000))
+    assert soundfile.info(str(path)).frames == frames

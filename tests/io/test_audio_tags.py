@@ -229,3 +229,17 @@ def test_without_tags_from_no_tags_are_copied(tmp_path):
     file = mutagen.File(out)
     assert not file.pictures
     assert "TITLE" not in (file.tags or {})
+
+
+@pytest.mark.parametrize("ext", ["mp3", "ogg", "m4a"])
+def test_same_format_source_without_tags_gives_a_target_without_tags(tmp_path, ext):
+    """The encoders add their own name (ID3 TSSE, Vorbis ENCODER, MP4 ©too); copying from an
+    untagged file of the same system leaves exactly its (absent) tags."""
+    rate = 48000
+    audio = Audio(music_like(2, rate, duration_s=0.2), rate)
+    source = write_audio(audio, tmp_path / f"plain.{ext}")
+    file = mutagen.File(source)
+    file.delete()
+    out = write_audio(audio, tmp_path / f"out.{ext}", tags_from=source)
+    remaining = {k: v for k, v in (mutagen.File(out).tags or {}).items() if k != ITUNSMPB_KEY}
+    assert not remaining
