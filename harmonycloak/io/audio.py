@@ -111,7 +111,12 @@ class _Probe:
 def read_audio(path: str | Path) -> Audio:
     """Read an audio file into float32 samples, shape (channels, frames), in [-1, 1].
 
-    Float files may hold values beyond ±1; they are returned unchanged.
+    Integer samples are scaled by 2^-(bits-1) (exact); float files may hold values beyond
+    ±1 and are returned unchanged. Channels come in WAV order (L R C LFE ...; Ogg's Vorbis
+    order is converted). Lossy files come without encoder delay and padding where the file
+    states them. Opus is decoded at the rate its header names when Opus can decode at it
+    (8/12/16/24/48 kHz), else at 48 kHz. The result's ``format`` records the container,
+    codec, bit depth (lossless) or nominal bitrate (lossy) for `write_audio`.
 
     Raises:
         AudioFileError: the file is missing, unreadable, unsupported, damaged or invalid;
@@ -293,6 +298,7 @@ def write_audio(audio: Audio, path: str | Path, *, format: AudioFormat | None = 
     its highest. That concerns Opus (8/12/16/24/48 kHz, so 44.1 kHz becomes 48 kHz), MP3
     (8-48 kHz) and AAC (8-96 kHz). Integer formats are rounded to the nearest level, without
     dither. FLAC keeps at most 24 bits; 32-bit and float sources are stored as 24-bit.
+    Channels are in WAV order (L R C LFE ...); MP3 takes 1-2 channels, Opus all but 5 and 7.
 
     Raises:
         AudioFileError: the audio is invalid, the format cannot be written or contradicts the

@@ -164,6 +164,7 @@ def _complete(fmt: AudioFormat) -> AudioFormat:
     if allowed is None and not soundfile.check_format("WAV", subtype):
         subtype = "PCM_16"  # a WAV subtype libsndfile reads but cannot write (rare)
     elif allowed is not None and subtype not in allowed:
-        # 32-bit and float sources go to the deepest integer depth the codec stores: 24 bits.
-        subtype = "PCM_24"
+        # 32-bit and float sources go to the deepest depth the codec stores, 24 bits; 8-bit,
+        # mu-law, ADPCM and the like to 16 bits, which holds them without loss.
+        subtype = "PCM_24" if subtype in ("PCM_32", "FLOAT", "DOUBLE") else "PCM_16"
     return replace(fmt, subtype=subtype, bitrate_bps=None)
