@@ -34,6 +34,7 @@ from harmonycloak.pipeline import to_working_rate
 
 WORKING_RATE_HZ = 16_000
 SEGMENT_SAMPLES = 40_960  # 2.56 s at 16 kHz, as the protection's optimiser uses
+VISQOL_SECONDS = 30.0  # ViSQOL takes about a second per second of audio: score the middle 30 s
 
 
 def verify_files(original_path: str | Path, protected_path: str | Path, *, protection_check: bool = True,
@@ -58,7 +59,7 @@ def verify_files(original_path: str | Path, protected_path: str | Path, *, prote
             "loudness_change_lu": loudness_change_lu(clean, cloaked, rate),
             "clipped_samples": {"original": clipped_sample_count(clean), "protected": clipped_sample_count(cloaked)},
             "noise_energy_share": noise_energy_share_by_region(clean, cloaked, rate),
-            "visqol_mos": visqol_mos(clean, cloaked, rate) if visqol else None,
+            "visqol_mos": visqol_mos(clean, cloaked, rate, max_seconds=VISQOL_SECONDS) if visqol else None,
         },
     }
     if protection_check:
@@ -98,10 +99,13 @@ def format_verification(result: dict) -> str:
     lines = [
         f"{result['protected']}  vs  {result['original']}  ({result['duration_s']:.1f} s)",
         "How audible is the change?",
-        f"  ViSQOL MOS            {_number(audible['visqol_mos'], '.2f')}  (5 = identical, 4.4 ≈ MP3 128 kbps)",
+        f"  ViSQOL MOS            {_number(audible['visqol_mos'], '.2f')}  (4.73 = identical, 4.44 ≈ MP3 128 kbps"
+        f"{'' if result['duration_s'] <= VISQOL_SECONDS else f'; middle {VISQOL_SECONDS:.0f} s'})",
         f"  SNR                   {_number(audible['snr_db'], '.1f')} dB",
-        f"  noise-to-mask ratio   median {_number(nmr['median'], '.1f')} dB, p95 {_number(nmr['p95'], '.1f')} dB, "
-        f"{100 * nmr['fraction_above_zero']:.1f} % of bins above the masking threshold",
+        f"  noise-to-mask ratio   per bin: median {_number(nmr['median_db'], '.1f')} dB, p95 {_number(nmr['p95_db'], '.1f')} dB, "
+        f"{100 * nmr['fraction_above_0db']:.1f} % above the masking threshold",
+        f"                        per Bark band: median {_number(nmr['band_median_db'], '.1f')} dB, "
+        f"p95 {_number(nmr['band_p95_db'], '.1f')} dB, {100 * nmr['band_fraction_above_0db']:.1f} % above",
         f"  loudness change       {_number(audible['loudness_change_lu'], '+.2f')} LU",
         f"  clipped samples       {audible['clipped_samples']['protected']} (original: {audible['clipped_samples']['original']})",
     ]

@@ -13,9 +13,13 @@ For every lane (a channel of a track) the music is cut into non-overlapping wind
    range is empty, gets no noise.
 
 The noise of window t is a sine at ν_t whose level is kept inside that range by a sigmoid of
-one free parameter per window. Windows join without clicks: the phase runs on continuously
-from window to window (each window starts where the last one's sine ended) and the amplitude
-is interpolated linearly between window centres. Upper bounds are lowered to the smallest of
+one free parameter per window. A second free parameter per window, a phase offset, sets
+where the noise stands against the music's own partial at ν_t: in phase it strengthens the
+partial, against it it weakens it (the paper does not say how the phase is chosen; without
+this parameter the noise's effect on the music's spectrum averages out and the optimiser has
+nothing to steer). Windows join without clicks: the sine's phase runs on continuously from
+window to window (each window starts where the last one's sine ended), and both the
+amplitude and the phase offset are interpolated linearly between window centres. Upper bounds are lowered to the smallest of
 each window and its neighbours (`bounds.neighbour_minimum`) so the cross-faded amplitude never
 exceeds a window's own bound and is exactly zero in silent windows.
 
@@ -88,6 +92,7 @@ class DominantToneCloak(nn.Module):
         self.register_buffer("active", active)  # (L, T) bool: windows that carry noise
         self.register_buffer("start_phase", _continuous_start_phase(frequency_hz, self.window_samples / sample_rate_hz))
         self.level_logit = nn.Parameter(torch.full_like(frequency_hz, settings.initial_parameter))
+        self.phase_offset = nn.Parameter(torch.zeros_like(frequency_hz))  # radians
 
     @property
     def alignment_samples(self) -> int:
@@ -106,25 +111,25 @@ class DominantToneCloak(nn.Module):
     def noise(self, starts: Tensor, num_samples: int) -> Tensor:
         """Noise of the segments starting at `starts` (B,), shape (B, L, num_samples), differentiable."""
         positions = starts[:, None].double() + torch.arange(num_samples, dtype=torch.float64, device=starts.device)  # (B, S)
-        return self._tones(self.amplitude(), positions / self.sample_rate_hz)
+        return self._tones(self.amplitude(), self.phase_offset, positions / self.sample_rate_hz)
 
     @torch.no_grad()
     def render(self, sample_rate_hz: int, num_frames: int, chunk_frames: int = 1 << 20) -> np.ndarray:
         """The whole noise at any sample rate, (L, num_frames) float32, chunk by chunk."""
-        amplitude = self.amplitude()
+        amplitude, phase_offset = self.amplitude(), self.phase_offset
         chunks = []
         for first in range(0, num_frames, chunk_frames):
             positions = torch.arange(first, min(first + chunk_frames, num_frames), dtype=torch.float64,
                                      device=amplitude.device)
-            chunks.append(self._tones(amplitude, positions[None] / sample_rate_hz)[0].cpu().numpy())
+            chunks.append(self._tones(amplitude, phase_offset, positions[None] / sample_rate_hz)[0].cpu().numpy())
         return np.concatenate(chunks, axis=-1) if chunks else np.zeros((amplitude.shape[0], 0), np.float32)
 
-    def _tones(self, amplitude: Tensor, times_s: Tensor) -> Tensor:
+    def _tones(self, amplitude: Tensor, phase_offset: Tensor, times_s: Tensor) -> Tensor:
         """Sum of window tones at `times_s` (B, S) in seconds → (B, L, S).
 
         Window t spans [t w, (t+1) w) with w = window length in seconds; its sine starts at
-        phase start_phase[t]. The amplitude is interpolated linearly between window centres
-        and held constant before the first centre and after the last.
+        phase start_phase[t]. Amplitude and phase offset are interpolated linearly between
+        window centres and held constant before the first centre and after the last.
         """
         window_s = self.window_samples / self.sample_rate_hz
         num_windows = amplitude.shape[-1]
@@ -134,11 +139,14 @@ class DominantToneCloak(nn.Module):
         centre = times_s / window_s - 0.5
         left = torch.floor(centre)
         fraction = (centre - left).float()
-        left = left.long()
-        left_amplitude = amplitude[:, torch.clamp(left, 0, num_windows - 1)]
-        right_amplitude = amplitude[:, torch.clamp(left + 1, 0, num_windows - 1)]
-        envelope = left_amplitude + (right_amplitude - left_amplitude) * fraction
-        return (envelope * torch.sin(phase)).transpose(0, 1)
+        left = torch.clamp(left.long(), 0, num_windows - 1)
+        right = torch.clamp(left + 1, 0, num_windows - 1)
+
+        def between_centres(values: Tensor) -> Tensor:  # (L, T) → (L, B, S)
+            return values[:, left] + (values[:, right] - values[:, left]) * fraction
+
+        envelope = between_centres(amplitude)
+        return (envelope * torch.sin(phase + between_centres(phase_offset))).transpose(0, 1)
 
 
 def dominant_partials(

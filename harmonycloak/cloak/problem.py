@@ -8,9 +8,10 @@ The song is cut into segments of `segment_s` (the paper's unit is the bar; a seg
 few seconds plays that part for audio), tiling the song, the last one ending at the song's
 end. They are the samples the min-min loop batches over.
 
-Regulariser of paper Eq. 5: Σ_m w^m ‖δ^m‖₂ per segment, where ‖δ^m‖₂ is the root mean
-square of lane m's noise over the segment (the L2 norm divided by √S, so that α means the
-same at every segment length and sample rate), and w^m = 1 − (track m's share of the total
+Regulariser of paper Eq. 5: Σ_m w^m ‖δ^m‖₂ per segment, with ‖δ^m‖₂ stated relative to
+the music: the L2 norm of lane m's noise over the segment divided by that of the lane's clean
+music (plus a floor for silence), so that the term is dimensionless like the optimiser's
+normalised loss (see `optim.minmin`), and w^m = 1 − (track m's share of the total
 energy of all tracks) — the audio reading of "one minus the track's share of the cumulative
 note velocity". With a single track w = 1: the formula would give 0 and switch the
 regulariser off, which the paper cannot mean.
@@ -22,6 +23,9 @@ import torch
 from torch import Tensor
 
 from harmonycloak.errors import SettingsError
+
+
+MUSIC_NORM_FLOOR = 1e-3  # L2 norm under which a segment counts as silence (≈ −100 dBFS over 2.56 s)
 
 
 def segment_starts(num_samples: int, segment_samples: int) -> Tensor:
@@ -92,6 +96,7 @@ class AudioCloakProblem:
         return self.mix(self.clean_lanes(segment_ids))
 
     def protected_batch(self, segment_ids: Tensor) -> tuple[Tensor, Tensor]:
+        clean = self.clean_lanes(segment_ids)
         noise = self.cloak.noise(self.starts[segment_ids.to(self.starts.device)], self.segment_samples)  # (B, L, S)
-        regulariser = (noise.square().mean(dim=-1) + 1e-20).sqrt() @ self.weights  # (B,)
-        return self.mix(self.clean_lanes(segment_ids) + noise), regulariser
+        relative = (noise.square().sum(-1) + 1e-20).sqrt() / (clean.square().sum(-1).sqrt() + MUSIC_NORM_FLOOR)
+        return self.mix(clean + noise), relative @ self.weights  # (B, S), (B,)

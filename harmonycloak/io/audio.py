@@ -43,6 +43,7 @@ from scipy.signal import resample_poly
 from harmonycloak.errors import AudioFileError, HarmonyCloakError
 from harmonycloak.io import riff, via_pyav, via_soundfile
 from harmonycloak.io.atomic import atomic_output
+from harmonycloak.io.ogg import renumber_ogg_streams
 from harmonycloak.io.formats import (
     ENCODER_SAMPLE_RATES_HZ,
     MAX_CHANNELS,
@@ -315,6 +316,8 @@ def write_audio(audio: Audio, path: str | Path, *, format: AudioFormat | None = 
             _WRITERS[fmt.codec](samples, rate, fmt, temp)
             if tags_from is not None:
                 _copy_tags_or_fail(Path(tags_from), temp, path)
+            if fmt.codec in ("vorbis", "opus"):
+                renumber_ogg_streams(temp)
     except HarmonyCloakError:
         raise
     except OSError as error:

@@ -17,6 +17,15 @@ range (a sigmoid between the hearing threshold and the music's level, or a magni
 the masking threshold), so a PGD step here is a signed-gradient step on those parameters
 and the projection is implicit.
 
+Units. The paper adds a loss and a norm whose scales depend on the model and the data
+representation, so its α = 0.30 means nothing for another model. Here both terms are made
+dimensionless before they are added: each model's L_gen on x + δ is divided by its L_gen on
+the clean x of the same batch (a positive constant for the inner problem, so the minimiser
+of L_gen alone is unchanged), and the problem states ‖δ^m‖ relative to the music's own
+norm (see `CloakProblem.protected_batch`). α = 0.30 then reads: spending a noise as strong
+as the music must buy at least a 30 % lower loss. The meta-test divergence is divided by
+its value on clean input the same way.
+
 A round ends with a check: the loop stops once the meta-train models' loss on protected
 data falls under `stop_loss` or stops falling by `min_relative_improvement`.
 """
@@ -43,7 +52,7 @@ class CloakProblem(Protocol):
         """The unconstrained tensors PGD steps (leaf tensors with requires_grad)."""
 
     def protected_batch(self, segment_ids: Tensor) -> tuple[Tensor, Tensor]:
-        """(model inputs of x + δ for these segments (B, ...), α-free regulariser Σ_m w^m ‖δ^m‖ (B,))."""
+        """(model inputs of x + δ (B, ...), regulariser Σ_m w^m ‖δ^m‖ / ‖x^m‖ per segment (B,))."""
 
     def clean_batch(self, segment_ids: Tensor) -> Tensor:
         """Model inputs of the clean x for these segments, (B, ...)."""
@@ -58,7 +67,7 @@ class MinMinConfig:
     # it started, so the step is stated in logit units.
     pgd_step_size: float = 0.25
     meta_test_steps: int = 5  # black-box: PGD iterations on the divergence loss of model Q
-    alpha: float = 0.30  # weight of Σ_m w^m ‖δ^m‖₂ (paper §5.1: 0.30 for audio models)
+    alpha: float = 0.30  # weight of Σ_m w^m ‖δ^m‖₂, both terms dimensionless (paper §5.1: 0.30 for audio)
     outer_learning_rate: float = 0.025  # SGD on the surrogates (paper §5.1)
     outer_momentum: float = 0.9  # (paper §5.1)
     outer_epochs_per_round: int = 1  # passes of SGD over the protected segments per round
@@ -124,24 +133,29 @@ def optimise_noise(
         for model in bag:
             model.requires_grad_(False)
         round_loss, round_divergence = 0.0, 0.0
+        # Eq. 9 divides the Q−1 meta-train gradients by Q; white-box has one model.
+        scale = 1.0 if config.mode == "whitebox" else 1.0 / len(sampled)
         for segment_ids in _batches(problem.num_segments, config.batch_segments, generator):
+            clean = problem.clean_batch(segment_ids)
+            with torch.no_grad():
+                clean_losses = torch.stack(generative_losses(meta_train, clean)).clamp(min=1e-12)  # (Q−1, B)
             for _ in range(config.pgd_steps):
                 inputs, regulariser = problem.protected_batch(segment_ids)
-                losses = generative_losses(meta_train, inputs)
-                # Eq. 9 divides the Q−1 meta-train gradients by Q; white-box has one model.
-                scale = 1.0 if config.mode == "whitebox" else 1.0 / len(sampled)
-                generative = scale * torch.stack(losses).sum(dim=0)
+                losses = torch.stack(generative_losses(meta_train, inputs))  # (Q−1, B)
+                generative = scale * (losses / clean_losses).sum(dim=0)
                 _signed_step(parameters, (generative + config.alpha * regulariser).mean(), config.pgd_step_size)
                 done_units += 1
                 if progress:
                     progress(done_units, total_units)
-            round_loss += torch.stack(losses).mean().item() * len(segment_ids)
+            round_loss += losses.mean().item() * len(segment_ids)
             if meta_test is not None:
-                clean = problem.clean_batch(segment_ids)
+                with torch.no_grad():
+                    clean_divergence = output_divergence(meta_test, clean, clean).clamp(min=1e-12)
                 for _ in range(config.meta_test_steps):
                     inputs, regulariser = problem.protected_batch(segment_ids)
                     divergence = output_divergence(meta_test, inputs, clean)
-                    _signed_step(parameters, (divergence + config.alpha * regulariser).mean(), config.pgd_step_size)
+                    objective = divergence / clean_divergence + config.alpha * regulariser
+                    _signed_step(parameters, objective.mean(), config.pgd_step_size)
                     done_units += 1
                     if progress:
                         progress(done_units, total_units)

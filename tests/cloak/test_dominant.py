@@ -63,14 +63,16 @@ def test_windows_join_without_clicks():
     notes = [262.0, 392.0, 330.0, 523.0, 294.0]
     music = torch.cat([tone(f, 0.4, 0.1) for f in notes])
     cloak = DominantToneCloak(music[None], RATE)
+    generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        cloak.level_logit.copy_(torch.randn(cloak.level_logit.shape, generator=torch.Generator().manual_seed(0)) * 4)
+        cloak.level_logit.copy_(torch.randn(cloak.level_logit.shape, generator=generator) * 4)
+        cloak.phase_offset.copy_(torch.randn(cloak.phase_offset.shape, generator=generator))
         noise = cloak.noise(torch.tensor([0]), music.shape[-1])[0, 0]
     # A click is a jump. A sine of amplitude A at f moves at most 2π f A / rate per sample; the
-    # linear envelope adds at most |ΔA| / window per sample.
-    amplitude = cloak.amplitude()[0]
+    # linear envelope adds at most |ΔA| / window per sample, the phase offset's ramp A |Δψ| / window.
+    amplitude, offset = cloak.amplitude()[0], cloak.phase_offset[0].detach()
     max_step = 2 * math.pi * cloak.frequency_hz.max() * amplitude.max() / RATE
-    max_step += (amplitude[1:] - amplitude[:-1]).abs().max() / cloak.window_samples
+    max_step += (amplitude.diff().abs().max() + amplitude.max() * offset.diff().abs().max()) / cloak.window_samples
     assert noise.diff().abs().max() <= 1.01 * max_step
 
 

@@ -24,15 +24,6 @@ from harmonycloak.optim.objectives import output_divergence
 SCALE = (0, 2, 4, 5, 7, 9, 11, 12)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run ~20× faster on one thread than on two contended ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def scale_corpus(num_phrases: int, tracks: int = 2, steps: int = 16, lowest_root: int = 48) -> torch.Tensor:
     """(num, tracks, steps, 128): track 0 climbs a major scale, track 1 plays a broken triad;
     phrase i is transposed up by i mod 5 semitones. Every note lies in the tiny phrase's range 48–71."""

@@ -18,15 +18,6 @@ SCALE = (0, 2, 4, 5, 7, 9, 11, 12)
 MELODY_OFFSET = 12  # melody = root + 12 + SCALE[t % 8]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run ~20× faster on one thread than on two contended ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def scale_corpus(num_segments: int, steps: int = 32, lowest_root: int = 48) -> torch.Tensor:
     """(num, 2, steps, 128): track 0 climbs a major scale one note per step, an octave above the
     root; track 1 plays a broken triad, two steps per note. Segment i is transposed by i mod 5."""
@@ -42,14 +33,11 @@ def scale_corpus(num_segments: int, steps: int = 32, lowest_root: int = 48) -> t
 @pytest.fixture(scope="module")
 def trained():
     """A tiny model trained on the scale corpus (400 Adam steps, ~2 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # module fixtures are set up before the per-test `one_thread`
     corpus = scale_corpus(10)
     model = build_model("symphonynet", "tiny", seed=0)
     initial = model.generative_loss(corpus).mean().item()
     train_generative_model(model, lambda ids: corpus[ids], 10, 400, torch.Generator().manual_seed(0),
                            learning_rate=1e-2)
-    torch.set_num_threads(threads)
     return model, corpus, initial
 
 
