@@ -23,7 +23,8 @@ from harmonycloak.cloak.dominant import DominantToneCloak, DominantToneSettings
 from harmonycloak.cloak.masked import MaskedSpectrumCloak, MaskedSpectrumSettings
 from harmonycloak.cloak.problem import AudioCloakProblem
 from harmonycloak.errors import AudioFileError, ModelError, SettingsError
-from harmonycloak.io.audio import check_output_path, read_audio, write_audio
+from harmonycloak.io.atomic import atomic_output
+from harmonycloak.io.audio import audio_format_for_path, check_output_path, read_audio, write_audio
 from harmonycloak.models.bag import build_audio_bag
 from harmonycloak.models.checkpoint import load_checkpoint
 from harmonycloak.music import Audio
@@ -171,7 +172,7 @@ def protect_file(
     started = time.perf_counter()
     input_path = Path(input_path)
     output_path = default_output_path(input_path, Path(output_path) if output_path else None, settings.preview_s is not None)
-    check_output_path(input_path, output_path, overwrite)
+    _check_paths(input_path, output_path, overwrite)
     audio = read_audio(input_path)
     if settings.preview_s is not None:
         audio = preview_excerpt(audio, settings.preview_s)
@@ -202,15 +203,20 @@ def protect_file(
     return result
 
 
+def _check_paths(input_path: Path, output_path: Path, overwrite: bool) -> None:
+    """Refuse, before any work, file types we cannot read or write and outputs that would clobber."""
+    if input_path.is_file():
+        audio_format_for_path(input_path)
+    audio_format_for_path(output_path)
+    check_output_path(input_path, output_path, overwrite)
+
+
 def _copy_atomically(source: Path, destination: Path) -> None:
-    temporary = destination.with_name(f".{destination.name}.partial")
     try:
-        shutil.copyfile(source, temporary)
-        temporary.replace(destination)
+        with atomic_output(destination) as temporary:
+            shutil.copyfile(source, temporary)
     except OSError as error:
         raise AudioFileError(f"cannot write the output ({error.strerror})", destination) from error
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def protect_stems(
@@ -236,7 +242,7 @@ def protect_stems(
         folder.mkdir(parents=True, exist_ok=True)
     outputs = [default_output_path(p, folder, settings.preview_s is not None) for p in paths]
     for path, output in zip(paths, outputs):
-        check_output_path(path, output, overwrite)
+        _check_paths(path, output, overwrite)
     audios = [read_audio(p) for p in paths]
     for path, audio in zip(paths[1:], audios[1:]):
         if audio.sample_rate_hz != audios[0].sample_rate_hz:

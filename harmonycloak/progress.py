@@ -11,11 +11,17 @@ from tqdm import tqdm
 
 @contextmanager
 def progress_bar(description: str) -> Iterator:
-    """Yields `update(done, total)`; the bar shows the share done, the rate and the time left."""
-    bar = tqdm(total=1, desc=description, unit="step", file=sys.stderr, dynamic_ncols=True, leave=True,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n}/{total} [{elapsed}<{remaining}]")
+    """Yields `update(done, total)`; the bar shows the share done, the elapsed and the remaining time.
+
+    The bar appears at the first update, so a file that fails before optimising draws none.
+    """
+    bars: list[tqdm] = []
 
     def update(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, desc=description, unit="step", file=sys.stderr, dynamic_ncols=True,
+                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n}/{total} [{elapsed}<{remaining}]"))
+        bar = bars[0]
         if bar.total != total:
             bar.total = total
         bar.update(done - bar.n)
@@ -23,4 +29,5 @@ def progress_bar(description: str) -> Iterator:
     try:
         yield update
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()

@@ -9,13 +9,13 @@ noise is hidden, red where it stands above the threshold.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from harmonycloak.io.atomic import atomic_output
 from harmonycloak.metrics.perceptual import clipped_sample_count, noise_to_mask_ratio_stats_db, snr_db
 from harmonycloak.psycho.masker import PsychoacousticModel
 from harmonycloak.settings import ProtectionSettings
@@ -50,7 +50,8 @@ def write_report_files(report: dict, original: np.ndarray, protected: np.ndarray
     """Write <output stem>.report.json and .report.png beside the output; returns both paths."""
     json_path = output_path.with_name(f"{output_path.stem}.report.json")
     picture_path = output_path.with_name(f"{output_path.stem}.report.png")
-    _write_text_atomically(json_path, json.dumps(report, indent=2, default=_json_default) + "\n")
+    with atomic_output(json_path) as temporary:
+        temporary.write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
     plot_protection(original, protected, sample_rate_hz, picture_path, title=Path(report["output"]).name)
     return json_path, picture_path
 
@@ -88,13 +89,11 @@ def plot_protection(original: np.ndarray, protected: np.ndarray, sample_rate_hz:
     axes[3].set_xlabel(f"time (s), {frames} frames")
     figure.colorbar(image, ax=axes[3])
     figure.suptitle(title)
-    temporary = path.with_name(f".{path.name}.partial.png")
     try:
-        figure.savefig(temporary, dpi=80)
-        os.replace(temporary, path)
+        with atomic_output(path) as temporary:
+            figure.savefig(temporary, dpi=80, format="png")
     finally:
         plt.close(figure)
-        temporary.unlink(missing_ok=True)
     return path
 
 
@@ -104,15 +103,6 @@ def _middle_excerpt(original: np.ndarray, protected: np.ndarray, sample_rate_hz:
     length = min(original.shape[-1], round(PICTURE_EXCERPT_S * sample_rate_hz))
     first = (original.shape[-1] - length) // 2
     return first / sample_rate_hz, original[:, first : first + length], protected[:, first : first + length]
-
-
-def _write_text_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.partial")
-    try:
-        temporary.write_text(text)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _json_default(value):

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from harmonycloak.errors import ModelError, SettingsError
+from harmonycloak.io.atomic import atomic_output
 from harmonycloak.models.registry import build_from_config, config_from_dict, config_to_dict, family_spec
 
 CHECKPOINT_FORMAT_VERSION = 1
@@ -26,12 +27,8 @@ def save_checkpoint(model: nn.Module, family: str, path: str | Path) -> Path:
         "config": config_to_dict(model.config),
         "state_dict": model.state_dict(),
     }
-    temporary = path.with_name(f".{path.name}.partial")
-    try:
+    with atomic_output(path) as temporary:
         torch.save(payload, temporary)
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
     return path
 
 

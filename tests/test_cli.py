@@ -1,0 +1,110 @@
+"""The command line: one-line errors, exit codes, no output on failure, folders."""
+
+import math
+import struct
+
+import numpy as np
+import pytest
+import soundfile
+
+from harmonycloak.cli import main
+
+QUICK = ["--preset", "tiny", "--rounds", "1", "--no-report"]
+
+
+def tone_wav(path, rate=22_050, channels=1, seconds=1.0, subtype="PCM_16"):
+    time = np.arange(round(seconds * rate)) / rate
+    samples = np.repeat((0.3 * np.sin(2 * math.pi * 440 * time))[:, None], channels, axis=1)
+    soundfile.write(path, samples, rate, subtype=subtype)
+    return path
+
+
+def bad_inputs(folder):
+    """(name, file, words the error must contain) for every kind of bad input."""
+    cases = []
+    (folder / "notes.wav").write_text("these are my lyrics, not audio")
+    cases.append(("not audio", folder / "notes.wav", "notes.wav"))
+    soundfile.write(folder / "empty.wav", np.zeros((0, 1)), 22_050)
+    cases.append(("zero length", folder / "empty.wav", "no audio"))
+    nan = np.full((2_000, 1), 0.1)
+    nan[500] = np.nan
+    soundfile.write(folder / "nan.wav", nan, 22_050, subtype="FLOAT")
+    cases.append(("NaN samples", folder / "nan.wav", "NaN"))
+    inf = np.full((2_000, 1), 0.1)
+    inf[7] = np.inf
+    soundfile.write(folder / "inf.wav", inf, 22_050, subtype="FLOAT")
+    cases.append(("Inf samples", folder / "inf.wav", "inf"))
+    soundfile.write(folder / "nine.wav", np.zeros((1_000, 9)) + 0.1, 22_050)
+    cases.append(("9 channels", folder / "nine.wav", "9 channels"))
+    tone_wav(folder / "slow.wav", rate=4_000)
+    cases.append(("4 kHz", folder / "slow.wav", "4000 Hz"))
+    tone_wav(folder / "fast.wav", rate=200_000, seconds=0.1)
+    cases.append(("200 kHz", folder / "fast.wav", "200000 Hz"))
+    whole = tone_wav(folder / "whole.wav").read_bytes()
+    (folder / "truncated.wav").write_bytes(whole[: len(whole) // 3])
+    cases.append(("truncated", folder / "truncated.wav", "truncated"))
+    (folder / "song.xyz").write_bytes(whole)
+    cases.append(("unsupported", folder / "song.xyz", "song.xyz"))
+    cases.append(("missing", folder / "missing.flac", "does not exist"))
+    return cases
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory):
+    return bad_inputs(tmp_path_factory.mktemp("bad"))
+
+
+@pytest.mark.parametrize("index", range(10))
+def test_each_bad_input_gets_a_one_line_error_and_no_output(bad_files, tmp_path, capsys, index):
+    name, path, words = bad_files[index]
+    output = tmp_path / f"out{path.suffix}"
+    code = main(["protect", str(path), "-o", str(output), *QUICK])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == 1, name
+    assert error[0].startswith("error: ") and path.name in error[0], name
+    assert words.lower() in error[0].lower(), (name, error[0])
+    assert "Traceback" not in "\n".join(error)
+    assert not output.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_output_equal_to_input_is_refused_without_overwrite(tmp_path, capsys):
+    song = tone_wav(tmp_path / "song.wav")
+    before = song.read_bytes()
+    assert main(["protect", str(song), "-o", str(song), *QUICK]) == 1
+    assert "song.wav" in capsys.readouterr().err
+    assert song.read_bytes() == before
+
+
+def test_a_folder_with_one_bad_file_protects_the_others_and_says_some_failed(tmp_path, capsys):
+    folder = tmp_path / "album"
+    folder.mkdir()
+    tone_wav(folder / "01 good.wav")
+    (folder / "02 bad.wav").write_text("not audio")
+    out = tmp_path / "protected"
+    code = main(["protect", str(folder), "-o", str(out), *QUICK])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert (out / "01 good.protected.wav").exists() and not (out / "02 bad.protected.wav").exists()
+    assert "02 bad.wav" in captured.err and "1 of 2 file(s) failed" in captured.err
+    assert "protected" in captured.out
+
+
+def test_protect_writes_beside_the_input_by_default_and_verify_prints_both_sides(tmp_path, capsys):
+    song = tone_wav(tmp_path / "song.wav", seconds=2.0)
+    assert main(["protect", str(song), "--preset", "tiny", "--rounds", "1"]) == 0
+    protected = tmp_path / "song.protected.wav"
+    assert protected.exists() and (tmp_path / "song.protected.report.json").exists()
+    capsys.readouterr()
+    assert main(["verify", str(song), str(protected), "--steps", "3", "--json", str(tmp_path / "v.json")]) == 0
+    printed = capsys.readouterr().out
+    for words in ("ViSQOL", "SNR", "noise-to-mask", "loudness change", "How protected"):
+        assert words in printed
+    assert (tmp_path / "v.json").exists()
+
+
+def test_bad_settings_are_one_line_errors(tmp_path, capsys):
+    song = tone_wav(tmp_path / "song.wav")
+    assert main(["protect", str(song), "--mode", "whitebox", *QUICK]) == 1
+    assert "--model" in capsys.readouterr().err
+    assert main(["protect", str(song), "--window-ms", "500", *QUICK]) == 1
+    assert "5 to 100 ms" in capsys.readouterr().err
