@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
 
     protect = commands.add_parser("protect", help="protect audio files or folders of them")
     protect.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="audio files or folders")
-    protect.add_argument("-o", "--output", type=Path, help="output file (one input) or folder")
+    protect.add_argument("-o", "--output", help="output file (one input) or folder (several inputs, or a name ending in /)")
     protect.add_argument("--mode", choices=["blackbox", "whitebox"], default="blackbox",
                          help="blackbox: a bag of surrogate models (default); whitebox: the model given with --model")
     protect.add_argument("--model", type=Path, help="white-box: checkpoint of the model to protect against")
@@ -113,13 +113,17 @@ def _run_protect(arguments: argparse.Namespace) -> int:
         settings = replace(settings, max_rounds=arguments.rounds)
     if arguments.stems and len(arguments.inputs) > 1:
         with progress_bar("stems") as progress:
-            results = protect_stems(arguments.inputs, arguments.output, settings, overwrite=arguments.overwrite,
+            results = protect_stems(arguments.inputs, arguments.output and Path(arguments.output), settings,
+                                    overwrite=arguments.overwrite,
                                     write_report=not arguments.no_report, progress=progress)
         for result in results:
             print(f"protected {result.input_path} → {result.output_path}")
         return EXIT_OK
 
-    jobs = expand_inputs(arguments.inputs, arguments.output)
+    output = Path(arguments.output) if arguments.output else None
+    if arguments.output and arguments.output.endswith(("/", "\\")):
+        output.mkdir(parents=True, exist_ok=True)  # an explicit folder
+    jobs = expand_inputs(arguments.inputs, output)
     failures = 0
     for input_path, output_path in jobs:
         try:

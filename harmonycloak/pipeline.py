@@ -146,6 +146,7 @@ def default_output_path(input_path: Path, output: Path | None, preview: bool = F
     if output is None:
         return input_path.with_name(name)
     if output.is_dir() or str(output).endswith(("/", "\\")):
+        output.mkdir(parents=True, exist_ok=True)
         return output / name
     return output
 
