@@ -29,7 +29,7 @@ from harmonycloak.music import Notes, Score, TempoMap, TimeSignature, Track
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1  # raise when the stored layout or the parsing changes
+CACHE_VERSION = 2  # raise when the stored layout or the parsing changes
 
 
 def default_cache_dir() -> Path:

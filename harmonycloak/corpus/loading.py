@@ -57,6 +57,10 @@ def load_collection(
 
     Files that are not pieces of the collection (a Bach score that is not a four-part
     chorale) or cannot be parsed are skipped and logged.
+
+    Raises:
+        SettingsError: an unknown collection.
+        MidiFileError: a file given in ``sources`` does not exist.
     """
     collection = get_collection(name)
     files = list(sources) if sources is not None else list_sources(name)
@@ -67,6 +71,8 @@ def load_collection(
     pieces: list[Piece] = []
     for source in files:
         source = Path(source)
+        if not source.is_file():
+            raise MidiFileError("does not exist", source)
         entry = cache.entry_path(cache_dir, collection.name, source)
         key = cache.cache_key(source, repr(collection)) if use_cache else ""
         stored = cache.load_entry(entry, key) if use_cache else None
@@ -91,7 +97,7 @@ def _parse_source(
         prefix = ""
     try:
         if source.suffix.lower() in MUSIC21_FORMATS:
-            parsed = [(f"{prefix}{stem}", score) for stem, score in read_with_music21(source)]
+            parsed = [(f"{prefix}{name}", score) for name, score in read_with_music21(source)]
         else:
             parsed = [(f"{prefix}{source.name}", read_musicxml(source))]
     except HarmonyCloakError as error:
@@ -156,9 +162,9 @@ def stack_bars(
     Args:
         pieces: pieces with the same number of tracks (one collection).
         steps_per_beat: piano-roll resolution. 4 (a 16th-note grid) is what chorale models
-            use and holds the chorales' rhythms (few notes are shorter); memory is
-            ``bars * tracks * steps_per_bar * 128 * 4`` bytes, about 110 MB for the 4/4
-            chorales at 4 steps per beat and six times that at 24.
+            use; it holds the chorales' rhythms (20 of their 220,000 note starts and ends fall
+            between 16ths). Memory is ``bars * tracks * steps_per_bar * 128 * 4`` bytes:
+            205 MB for the 6,249 bars of the 4/4 chorales at 4 steps per beat, 1.2 GB at 24.
         time_signature: keep only pieces written entirely in this metre, and none of whose
             bars is longer than the metre says (a few chorales hold the final chord over a
             double-length bar); None keeps all, with slots as long as the longest bar of any

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from harmonycloak.errors import MidiFileError
-from harmonycloak.io.midi import check_timing, sorted_time_signatures, bar_lines_from_measures
+from harmonycloak.io.midi import bar_lines_from_measures, check_timing, sorted_time_signatures
 from harmonycloak.music import Notes, Score, TempoMap, Track
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ MAX_TICKS_PER_BEAT = 960 * 7  # beyond this, positions are rounded to 960 ticks 
 def read_with_music21(path: str | Path) -> list[tuple[str, Score]]:
     """Every tune of an ABC or Humdrum file, as ``(name, score)`` pairs.
 
-    The name is the file's stem, with ``#N`` (the ABC ``X:`` number) for files of many tunes.
+    The name is the file's name, with ``#N`` (the ABC ``X:`` number) for files of many tunes.
     A tune that cannot be converted (no notes, absurd timing) is skipped and logged.
 
     Raises:
@@ -53,7 +53,7 @@ def read_with_music21(path: str | Path) -> list[tuple[str, Score]]:
     pieces = []
     for index, stream in enumerate(streams):
         number = getattr(stream.metadata, "number", None) if stream.metadata else None
-        name = f"{path.stem}#{number or index + 1}" if many else path.stem
+        name = f"{path.name}#{number or index + 1}" if many else path.name
         try:
             pieces.append((name, score_from_music21(stream, path, source_format)))
         except MidiFileError as error:
@@ -120,7 +120,7 @@ def score_from_music21(stream, path: Path | None, source_format: str) -> Score:
             )
         )
     tempo_map = TempoMap.from_changes(ticks_per_beat, [(tick(t), 60e6 / bpm) for t, bpm in tempos])
-    time_signatures = sorted_time_signatures([(tick(t), n, d) for t, n, d in signatures])
+    time_signatures = sorted_time_signatures([(tick(t), n, d) for t, n, d in signatures], ticks_per_beat)
     title = (stream.metadata.title or "") if stream.metadata is not None else ""
     score = Score(
         tracks=tracks,

@@ -113,7 +113,7 @@ def read_midi(path: str | Path) -> Score:
             )
         )
     tempo_map = TempoMap.from_changes(midi_file.ticks_per_beat, scan.tempos)
-    time_signatures = sorted_time_signatures(scan.time_signatures)
+    time_signatures = sorted_time_signatures(scan.time_signatures, midi_file.ticks_per_beat)
     end_tick = max(int(track.notes.end_tick.max(initial=0)) for track in tracks)
     check_timing(tempo_map, time_signatures, end_tick, path)
     # In a type 1 file the name of a first chunk without notes is, by convention, the title.
@@ -238,21 +238,35 @@ def _append_note(columns, pitch, velocity, start, end, on_index, off_index) -> N
         column.append(value)
 
 
-def sorted_time_signatures(changes: list[tuple[int, int, int]]) -> list[TimeSignature]:
-    """Sorted, one per tick (the last wins), with 4/4 at tick 0 if nothing is there."""
+def sorted_time_signatures(changes: list[tuple[int, int, int]], ticks_per_beat: int) -> list[TimeSignature]:
+    """Sorted, one per tick (the last wins), with 4/4 at tick 0 if nothing is there.
+
+    A signature that repeats the one in force on one of its bar lines (scores restate the
+    metre after a repeat or a page turn) says nothing new and is dropped; repeated off the bar
+    grid it starts a new bar, as a MIDI player takes it, and is kept.
+    """
     by_tick = {}
     for tick, numerator, denominator in sorted(changes, key=lambda change: change[0]):
         by_tick[int(tick)] = TimeSignature(int(tick), int(numerator), int(denominator))
     if 0 not in by_tick:
         by_tick[0] = TimeSignature(0, 4, 4)
-    return [by_tick[tick] for tick in sorted(by_tick)]
+    kept: list[TimeSignature] = []
+    for tick in sorted(by_tick):
+        signature = by_tick[tick]
+        if kept and (signature.numerator, signature.denominator) == (kept[-1].numerator, kept[-1].denominator):
+            bar_ticks = max(1, round(kept[-1].quarters_per_bar * ticks_per_beat))
+            if (tick - kept[-1].tick) % bar_ticks == 0:
+                continue
+        kept.append(signature)
+    return kept
 
 
 def check_timing(
     tempo_map: TempoMap, time_signatures: list[TimeSignature], end_tick: int, path: Path | None
 ) -> None:
     """Raise `MidiFileError` for an absurd tempo, time signature or length."""
-    for tick, bpm in zip(tempo_map.change_ticks, tempo_map.bpm):
+    for tick, microseconds in zip(tempo_map.change_ticks, tempo_map.microseconds_per_beat):
+        bpm = 60e6 / microseconds if microseconds > 0 else float("inf")  # 0: infinitely fast
         if not MIN_TEMPO_BPM <= bpm <= MAX_TEMPO_BPM:
             beat = int(tick) // tempo_map.ticks_per_beat + 1
             raise MidiFileError(
@@ -653,7 +667,7 @@ def score_from_muspy(music, path: Path | None, source_format: str, part_names: l
         ticks_per_beat, [(tempo.time, 60e6 / tempo.qpm) for tempo in music.tempos if tempo.qpm > 0]
     )
     time_signatures = sorted_time_signatures(
-        [(ts.time, ts.numerator, ts.denominator) for ts in music.time_signatures]
+        [(ts.time, ts.numerator, ts.denominator) for ts in music.time_signatures], ticks_per_beat
     )
     score = Score(
         tracks=tracks,

@@ -158,3 +158,21 @@ def test_notes_in_seconds_match_mido_playback_times(tmp_path):
     assert sorted(ours) == sorted(starts)
     assert len(ours) == len(PIANO_NOTES) + len(BASS_NOTES)
     assert TICKS_PER_BEAT == score.ticks_per_beat
+
+
+@pytest.mark.parametrize("restated_at, bar_lines", [(1920, [0, 1920, 3840]), (1000, [0, 1000, 2920, 4840])])
+def test_a_restated_time_signature_starts_a_bar_only_off_the_grid(tmp_path, restated_at, bar_lines):
+    from test_midi_helpers import events_to_track, note_events
+
+    events = [
+        (0, mido.MetaMessage("time_signature", numerator=4, denominator=4)),
+        (restated_at, mido.MetaMessage("time_signature", numerator=4, denominator=4)),
+    ] + note_events(0, [(60, 80, 0, 3000)])
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    midi.tracks.append(events_to_track(events))
+    midi.save(tmp_path / "restated.mid")
+    score = read_midi(tmp_path / "restated.mid")
+    assert score.bar_lines_tick.tolist() == bar_lines
+    assert len(score.time_signatures) == (1 if restated_at == 1920 else 2)
+    downbeats = pretty_midi.PrettyMIDI(str(tmp_path / "restated.mid")).get_downbeats()
+    np.testing.assert_allclose(score.tempo_map.tick_to_seconds(score.bar_lines_tick[:-1]), downbeats[: len(bar_lines) - 1])
