@@ -102,7 +102,7 @@ class TimeSignature:
         return self.numerator * 4 / self.denominator
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: compare fields with numpy, not ==
 class TempoMap:
     """Where the tempo changes, to convert ticks to seconds and back.
 
@@ -175,7 +175,7 @@ class TempoMap:
         return self.change_ticks[segment] + (seconds - change_seconds[segment]) * ticks_per_second
 
 
-@dataclass
+@dataclass(eq=False)  # arrays: compare fields with numpy, not ==
 class Notes:
     """The notes of one track as parallel arrays, sorted by start tick, then pitch.
 
@@ -283,7 +283,7 @@ class Track:
                      self.file_track, self.port)
 
 
-@dataclass
+@dataclass(eq=False)  # arrays: compare fields with numpy, not ==
 class Score:
     """A piece as notes: what a MIDI file holds, read from MIDI, MusicXML, ABC or Humdrum.
 
@@ -384,7 +384,7 @@ class Score:
         )
 
 
-@dataclass
+@dataclass(eq=False)  # arrays: compare fields with numpy, not ==
 class PianoRoll:
     """A multi-track piano roll: the paper's ``x in [0,1]^(R x S x M)``, tracks first.
 

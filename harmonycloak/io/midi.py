@@ -21,6 +21,15 @@ channel, pitch), as symusic does. Readers disagree only on overlapping notes of 
 on one channel; `write_midi` refuses to add such notes, so what it writes reads the same
 everywhere.
 
+How protection edits a file::
+
+    score = read_midi("song.mid")
+    protected = score.copy()
+    notes = protected.tracks[0].notes
+    notes.velocity[:] = new_velocities                      # int, 1-127, one per note
+    protected.tracks[0].notes = notes.added(pitch, velocity, start_tick, end_tick)
+    write_midi(protected, "song.protected.mid")             # the original + these changes
+
 Validation (each raises `MidiFileError` naming the file): not a MIDI file, damaged or cut-short
 data, type 2 files and SMPTE time, no notes, a tempo outside `MIN_TEMPO_BPM`-`MAX_TEMPO_BPM`,
 an impossible time signature, notes on more than `MAX_CHANNELS` (port, channel) pairs, music
