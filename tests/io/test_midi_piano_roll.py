@@ -9,7 +9,7 @@ import pretty_midi
 import pytest
 
 from harmonycloak.errors import SettingsError
-from harmonycloak.io.midi import read_midi, read_musicxml
+from harmonycloak.io.midi import read_midi, read_musicxml, write_midi
 from harmonycloak.music import TempoMap
 from test_midi_helpers import BASS_NOTES, PIANO_NOTES, TICKS_PER_BEAT, tick_to_seconds_by_hand, write_band
 
@@ -71,6 +71,22 @@ def test_piano_roll_of_a_chorale_matches_muspy():
         length = reference.shape[0]
         np.testing.assert_array_equal(ours[:length], reference)
         assert not ours[length:].any()
+
+
+def test_piano_roll_of_a_chorale_matches_pretty_midi(tmp_path):
+    # Steps count beats, not seconds, so the roll does not depend on the tempo: written at
+    # 120 bpm, a step at 4 steps per beat is exactly 1/8 s and pretty_midi at fs=8 samples the
+    # same grid.
+    score = read_musicxml(corpus_file(CHORALE))
+    roll = score.piano_roll(steps_per_beat=4)
+    score.tempo_map = TempoMap.constant(120, score.ticks_per_beat)
+    midi = pretty_midi.PrettyMIDI(str(write_midi(score, tmp_path / "chorale.mid")))
+    assert [instrument.name for instrument in midi.instruments] == roll.track_names
+    for index, instrument in enumerate(midi.instruments):
+        reference = instrument.get_piano_roll(fs=8, pedal_threshold=None).T
+        ours = roll.velocities[index, : reference.shape[0]] * 127
+        np.testing.assert_allclose(ours, reference, atol=1e-3)
+        assert not ours[reference.shape[0]:].any()
 
 
 def test_bars_of_a_chorale_follow_music21_measures():
