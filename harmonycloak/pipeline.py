@@ -91,7 +91,7 @@ def cloak_tracks(
     """Optimise the noise for clean tracks (each (channels, frames), one rate, one length)."""
     device = resolve_device(settings.device)
     generator = torch.Generator().manual_seed(settings.seed)
-    lanes_in = np.concatenate(tracks, axis=0)
+    lanes_in = tracks[0] if len(tracks) == 1 else np.concatenate(tracks, axis=0)
     lane_track = torch.tensor([t for t, track in enumerate(tracks) for _ in range(track.shape[0])], device=device)
     lanes = torch.from_numpy(to_working_rate(lanes_in, sample_rate_hz, settings.working_rate_hz)).to(device)
 
@@ -190,8 +190,9 @@ def protect_file(
 
     tracks = [audio.samples[c : c + 1] for c in range(audio.num_channels)] if settings.stems else [audio.samples]
     outcome = cloak_tracks(tracks, audio.sample_rate_hz, settings, progress)
-    noise = np.concatenate(outcome.noises, axis=0)
-    protected = np.clip(audio.samples + noise, -1.0, 1.0).astype(np.float32)
+    protected = outcome.noises[0] if len(outcome.noises) == 1 else np.concatenate(outcome.noises, axis=0)
+    protected += audio.samples  # in place: the noise array becomes the protected audio
+    np.clip(protected, -1.0, 1.0, out=protected)
     write_audio(replace(audio, samples=protected), output_path, tags_from=input_path)
     elapsed_s = time.perf_counter() - started
 

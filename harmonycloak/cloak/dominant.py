@@ -59,6 +59,7 @@ class DominantToneSettings:
     max_frequency_hz: float = 7_200.0  # what a 16 kHz model can hear, and under 14 kHz (FINDINGS §4)
     full_scale_db_spl: float = 96.0  # calibration: a full-scale sine is 96 dB SPL
     initial_parameter: float = -2.0  # sigmoid logit at the start: 12 % of the way up the dB range
+    analysis_chunk_s: float = 30.0  # the dominant partials are found this many seconds at a time (memory)
 
     def __post_init__(self) -> None:
         if not 5.0 <= self.window_ms <= 100.0:
@@ -117,12 +118,12 @@ class DominantToneCloak(nn.Module):
     def render(self, sample_rate_hz: int, num_frames: int, chunk_frames: int = 1 << 20) -> np.ndarray:
         """The whole noise at any sample rate, (L, num_frames) float32, chunk by chunk."""
         amplitude, phase_offset = self.amplitude(), self.phase_offset
-        chunks = []
+        out = np.empty((amplitude.shape[0], num_frames), np.float32)
         for first in range(0, num_frames, chunk_frames):
             positions = torch.arange(first, min(first + chunk_frames, num_frames), dtype=torch.float64,
                                      device=amplitude.device)
-            chunks.append(self._tones(amplitude, phase_offset, positions[None] / sample_rate_hz)[0].cpu().numpy())
-        return np.concatenate(chunks, axis=-1) if chunks else np.zeros((amplitude.shape[0], 0), np.float32)
+            out[:, first : first + chunk_frames] = self._tones(amplitude, phase_offset, positions[None] / sample_rate_hz)[0].cpu().numpy()
+        return out
 
     def _tones(self, amplitude: Tensor, phase_offset: Tensor, times_s: Tensor) -> Tensor:
         """Sum of window tones at `times_s` (B, S) in seconds → (B, L, S).
@@ -163,26 +164,41 @@ def dominant_partials(
     num_windows = -(-num_samples // window_samples)
     n_fft = 1 << max(int(math.ceil(math.log2(settings.analysis_ms * sample_rate_hz / 1000))), 4)
     padded = torch.nn.functional.pad(lanes, (0, num_windows * window_samples - num_samples))
-    spectrum = spectrum_db_spl(padded[..., window_samples // 2 :], n_fft, window_samples,
-                               full_scale_db_spl=settings.full_scale_db_spl)[..., :num_windows, :]  # (L, T, K)
+    chunk_windows = max(int(settings.analysis_chunk_s * sample_rate_hz / window_samples), 1)
+    parts = [_peaks(padded, first, min(first + chunk_windows, num_windows), window_samples, n_fft,
+                    sample_rate_hz, settings) for first in range(0, num_windows, chunk_windows)]
+    frequency_hz, level_db_spl = (torch.cat(values, dim=-1) for values in zip(*parts))
+    window_rms = padded.reshape(*padded.shape[:-1], num_windows, window_samples).square().mean(dim=-1).sqrt()
+    window_cap_db_spl = amplitude_to_db_spl(math.sqrt(2) * window_rms, settings.full_scale_db_spl)
+    return frequency_hz.float(), torch.minimum(level_db_spl, window_cap_db_spl).float()
+
+
+def _peaks(padded: Tensor, first: int, last: int, window_samples: int, n_fft: int, sample_rate_hz: int,
+           settings: DominantToneSettings) -> tuple[Tensor, Tensor]:
+    """Strongest in-band peak (frequency Hz, level dB SPL), each (L, last − first), of windows first … last − 1.
+
+    The spectrum frames of these windows only, centred on their centres, computed on a slice
+    with a margin of whole windows on each side (zeros beyond the song, as a centred STFT
+    pads), so that long songs are analysed chunk by chunk in bounded memory.
+    """
+    margin = -(-(n_fft // 2) // window_samples)  # windows
+    start = (first - margin) * window_samples + window_samples // 2
+    stop = (last - 1 + margin) * window_samples + window_samples // 2 + 1
+    piece = padded[..., max(start, 0) : min(stop, padded.shape[-1])]
+    piece = torch.nn.functional.pad(piece, (max(-start, 0), max(stop - padded.shape[-1], 0)))
+    spectrum = spectrum_db_spl(piece, n_fft, window_samples, full_scale_db_spl=settings.full_scale_db_spl)
+    spectrum = spectrum[..., margin : margin + last - first, :]  # (L, T_chunk, K)
     bin_hz = sample_rate_hz / n_fft
     low = max(int(math.ceil(settings.min_frequency_hz / bin_hz)), 1)
     high = min(int(settings.max_frequency_hz / bin_hz), n_fft // 2 - 1, int(0.45 * sample_rate_hz / bin_hz))
-    band = spectrum[..., low : high + 1]
-    peak = band.argmax(dim=-1, keepdim=True)  # (L, T, 1)
-    below = torch.gather(spectrum, -1, peak + low - 1)[..., 0]
-    centre = torch.gather(spectrum, -1, peak + low)[..., 0]
-    above = torch.gather(spectrum, -1, peak + low + 1)[..., 0]
+    peak = spectrum[..., low : high + 1].argmax(dim=-1, keepdim=True) + low  # (L, T_chunk, 1)
+    below, centre, above = (torch.gather(spectrum, -1, peak + shift)[..., 0] for shift in (-1, 0, 1))
     # Parabolic interpolation of the dB spectrum around the peak (Smith, Spectral Audio Signal
     # Processing, "Quadratic Interpolation of Spectral Peaks").
     curvature = below - 2 * centre + above
     offset = torch.where(curvature < 0, 0.5 * (below - above) / curvature.clamp(max=-1e-9), torch.zeros_like(centre))
     offset = offset.clamp(-0.5, 0.5)
-    frequency_hz = (peak[..., 0] + low + offset) * bin_hz
-    level_db_spl = centre - 0.25 * (below - above) * offset
-    window_rms = padded.reshape(*padded.shape[:-1], num_windows, window_samples).square().mean(dim=-1).sqrt()
-    window_cap_db_spl = amplitude_to_db_spl(math.sqrt(2) * window_rms, settings.full_scale_db_spl)
-    return frequency_hz.float(), torch.minimum(level_db_spl, window_cap_db_spl).float()
+    return (peak[..., 0] + offset) * bin_hz, centre - 0.25 * (below - above) * offset
 
 
 def _continuous_start_phase(frequency_hz: Tensor, window_s: float) -> Tensor:

@@ -78,19 +78,29 @@ def read(path: Path) -> tuple[np.ndarray, str | None]:
     Decodes block by block so that a file damaged part way keeps what came before the
     damage; the caller decides whether a short read is a truncation.
     """
-    blocks = []
+    extra_blocks = []
     error = None
     with soundfile.SoundFile(str(path)) as file:
         channels = file.channels
         in_vorbis_order = file.subtype in _OGG_SUBTYPES
+        # Filled in place up to the length the header states (one copy of the song in memory);
+        # blocks beyond it, if a header understates, are appended after.
+        samples = np.empty((channels, max(int(file.frames), 0)), np.float32)
+        filled = 0
         try:
             # SoundFile.read trims each block to what was decoded (SoundFile.blocks does not:
             # on a short MP3 it yields the unfilled rest of its buffer).
             while (block := file.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)).shape[0]:
-                blocks.append(block.T.copy())
+                if filled + block.shape[0] <= samples.shape[1] and not extra_blocks:
+                    samples[:, filled : filled + block.shape[0]] = block.T
+                    filled += block.shape[0]
+                else:
+                    extra_blocks.append(block.T.copy())
         except (soundfile.LibsndfileError, RuntimeError) as exc:
             error = str(exc) or "the decoder stopped"
-    samples = np.concatenate(blocks, axis=1) if blocks else np.zeros((channels, 0), np.float32)
+    samples = samples[:, :filled]
+    if extra_blocks:
+        samples = np.concatenate([samples, *extra_blocks], axis=1)
     if in_vorbis_order and channels in _VORBIS_TO_WAV_ORDER:
         samples = samples[list(_VORBIS_TO_WAV_ORDER[channels])]
     return samples, error

@@ -21,13 +21,14 @@ from harmonycloak.psycho import functional as PF
 from harmonycloak.psycho.masker import PsychoacousticModel
 
 VISQOL_SAMPLE_RATE_HZ = 48000  # ViSQOL v3 audio mode is defined at 48 kHz
+_CHUNK_FRAMES = 1 << 20  # long songs are summed a chunk at a time, so no float64 copy of the whole
 
 
-def _channels(samples, name: str = "audio") -> np.ndarray:
-    """``(time,)`` or ``(channels, time)`` array or tensor -> float64 ``(channels, time)``."""
+def _channels(samples, name: str = "audio", dtype=np.float64) -> np.ndarray:
+    """``(time,)`` or ``(channels, time)`` array or tensor -> ``(channels, time)`` of `dtype` (None: as is)."""
     if isinstance(samples, torch.Tensor):
         samples = samples.detach().cpu().numpy()
-    array = np.asarray(samples, dtype=np.float64)
+    array = np.asarray(samples, dtype=dtype)
     if array.ndim == 1:
         array = array[np.newaxis, :]
     if array.ndim != 2:
@@ -35,9 +36,9 @@ def _channels(samples, name: str = "audio") -> np.ndarray:
     return array
 
 
-def _pair(original, protected) -> tuple[np.ndarray, np.ndarray]:
-    """Both signals as ``(channels, time)`` float64, checked to have the same shape."""
-    original, protected = _channels(original, "original audio"), _channels(protected, "protected audio")
+def _pair(original, protected, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+    """Both signals as ``(channels, time)`` of `dtype` (None: as is), checked to have the same shape."""
+    original, protected = _channels(original, "original audio", dtype), _channels(protected, "protected audio", dtype)
     if original.shape != protected.shape:
         raise AudioFileError(
             f"the protected audio has {protected.shape[0]} channel(s) of {protected.shape[1]} samples "
@@ -52,11 +53,14 @@ def snr_db(original, protected) -> float:
     Sums run over all channels and samples. Identical signals give +inf; a silent original
     with any noise gives -inf; empty inputs give NaN.
     """
-    original, protected = _pair(original, protected)
+    original, protected = _pair(original, protected, dtype=None)
     if original.size == 0:
         return float("nan")
-    signal_energy = float(np.sum(original**2))
-    noise_energy = float(np.sum((protected - original) ** 2))
+    signal_energy = noise_energy = 0.0
+    for first in range(0, original.shape[1], _CHUNK_FRAMES):  # float64 sums, a chunk at a time (memory)
+        clean = original[:, first : first + _CHUNK_FRAMES].astype(np.float64)
+        signal_energy += float(np.sum(clean**2))
+        noise_energy += float(np.sum((protected[:, first : first + _CHUNK_FRAMES] - clean) ** 2))
     if noise_energy == 0.0:
         return math.inf
     if signal_energy == 0.0:
@@ -177,7 +181,9 @@ def clipped_sample_count(samples, threshold: float = 1.0) -> int:
     At 1.0 these are the samples a fixed-point file cannot hold (16-bit PCM tops out at
     32767/32768): they clip on writing.
     """
-    return int(np.count_nonzero(np.abs(_channels(samples)) >= threshold))
+    samples = _channels(samples, dtype=None)
+    return sum(int(np.count_nonzero(np.abs(samples[:, first : first + _CHUNK_FRAMES]) >= threshold))
+               for first in range(0, samples.shape[1], _CHUNK_FRAMES))
 
 
 @functools.lru_cache(maxsize=1)
