@@ -17,15 +17,17 @@ from harmonycloak.models.audio_ar import NextFrameConfig
 from harmonycloak.models.frontend import FrontendConfig
 from harmonycloak.models.registry import build_from_config
 
-# (family, width, layers, heads, kernel_size, n_mels, n_fft): ten variants, no two alike.
+# (family, width, layers, heads, kernel_size, n_mels, n_fft): ten variants, no two alike. Three
+# front ends (48 bands over 25 ms, 64 over 32 ms, 80 over 64 ms), each heard by every backbone:
+# sampled models that share a front end share its computation (optimiser.generative_losses).
 AUDIO_BAG_VARIANTS: tuple[tuple[str, int, int, int, int, int, int], ...] = (
-    ("ar-transformer", 32, 1, 2, 3, 48, 512),
+    ("ar-transformer", 32, 1, 2, 3, 48, 400),
     ("ar-transformer", 64, 2, 4, 3, 64, 512),
     ("ar-transformer", 48, 3, 4, 3, 80, 1024),
-    ("ar-transformer", 96, 1, 4, 3, 64, 400),
-    ("ar-gru", 32, 1, 1, 3, 64, 400),
-    ("ar-gru", 64, 1, 1, 3, 48, 1024),
-    ("ar-gru", 48, 2, 1, 3, 80, 512),
+    ("ar-transformer", 96, 1, 4, 3, 64, 512),
+    ("ar-gru", 32, 1, 1, 3, 64, 512),
+    ("ar-gru", 64, 1, 1, 3, 48, 400),
+    ("ar-gru", 48, 2, 1, 3, 80, 1024),
     ("ar-tcn", 32, 4, 1, 3, 64, 512),
     ("ar-tcn", 64, 5, 1, 2, 48, 400),
     ("ar-tcn", 48, 3, 1, 5, 80, 1024),
