@@ -1,11 +1,30 @@
 #!/usr/bin/env bash
 # One-step set-up on a fresh Debian machine with Python 3.11: a virtual environment in .venv
 # with the CPU build of PyTorch pinned (an open range would pull a multi-GB CUDA build),
-# the package itself, and with --test the test tools.
+# the package itself, and with --test the test tools (--bench: also the benchmark's extras).
 set -euo pipefail
 cd "$(dirname "$0")"
 extras=""
-[ "${1:-}" = "--test" ] && extras="[test]"
+case "${1:-}" in
+  --test) extras="[test]" ;;
+  --bench) extras="[test,bench]" ;;  # also Debian's wesnoth music: real recordings for the benchmark
+esac
+
+# FluidSynth and a General MIDI soundfont render MIDI to audio (MIDI tests, benchmark data).
+debian_packages="fluidsynth fluid-soundfont-gm"
+[ "${1:-}" = "--bench" ] && debian_packages="$debian_packages wesnoth-1.16-music"
+missing=""
+for package in $debian_packages; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  else
+    echo "setup.sh: please install the Debian packages:$missing (MIDI rendering needs them)" >&2
+  fi
+fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/python -m pip install -q torch==2.13.0
