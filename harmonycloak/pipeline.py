@@ -85,17 +85,28 @@ def build_surrogates(settings: ProtectionSettings, device: torch.device) -> list
     return [m.to(device) for m in models]
 
 
+CloakFactory = Callable[[torch.Tensor, int, torch.Generator], torch.nn.Module]
+
+
 def cloak_tracks(
-    tracks: list[np.ndarray], sample_rate_hz: int, settings: ProtectionSettings, progress: ProgressCallback | None = None
+    tracks: list[np.ndarray], sample_rate_hz: int, settings: ProtectionSettings, progress: ProgressCallback | None = None,
+    *, surrogates: list[torch.nn.Module] | None = None, cloak_factory: CloakFactory | None = None,
 ) -> CloakOutcome:
-    """Optimise the noise for clean tracks (each (channels, frames), one rate, one length)."""
+    """Optimise the noise for clean tracks (each (channels, frames), one rate, one length).
+
+    `surrogates` replaces the models `settings` names (the benchmark's bags that leave the
+    attacker's family out); `cloak_factory(lanes (L, N), working_rate_hz, generator)` replaces
+    the cloak `settings.cloak` names (the benchmark's unshaped L2/L∞ baselines).
+    """
     device = resolve_device(settings.device)
     generator = torch.Generator().manual_seed(settings.seed)
     lanes_in = tracks[0] if len(tracks) == 1 else np.concatenate(tracks, axis=0)
     lane_track = torch.tensor([t for t, track in enumerate(tracks) for _ in range(track.shape[0])], device=device)
     lanes = torch.from_numpy(to_working_rate(lanes_in, sample_rate_hz, settings.working_rate_hz)).to(device)
 
-    if settings.cloak == "dominant":
+    if cloak_factory is not None:
+        cloak = cloak_factory(lanes, settings.working_rate_hz, generator)
+    elif settings.cloak == "dominant":
         cloak = DominantToneCloak(lanes, settings.working_rate_hz,
                                   DominantToneSettings(window_ms=settings.window_ms, headroom_db=settings.headroom_db))
     else:
@@ -103,7 +114,7 @@ def cloak_tracks(
                                     generator=generator)
     cloak = cloak.to(device)
     problem = AudioCloakProblem(lanes, lane_track, cloak, settings.segment_s)
-    surrogates = build_surrogates(settings, device)
+    surrogates = build_surrogates(settings, device) if surrogates is None else [m.to(device) for m in surrogates]
     config = MinMinConfig(mode=settings.mode, pgd_steps=settings.pgd_steps, alpha=settings.alpha,
                           max_rounds=settings.max_rounds, models_per_round=settings.models_per_round)
 

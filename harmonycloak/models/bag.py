@@ -34,12 +34,17 @@ AUDIO_BAG_VARIANTS: tuple[tuple[str, int, int, int, int, int, int], ...] = (
 )
 
 
-def audio_bag_configs(size: int = 10, tiny: bool = False) -> list[NextFrameConfig]:
-    """Configs of the first `size` variants; `tiny` shrinks widths and mel bands for tests."""
-    if not 1 <= size <= len(AUDIO_BAG_VARIANTS):
-        raise SettingsError(f"the surrogate bag holds 1 to {len(AUDIO_BAG_VARIANTS)} models, not {size}")
+def audio_bag_configs(size: int = 10, tiny: bool = False, exclude_families: tuple[str, ...] = ()) -> list[NextFrameConfig]:
+    """Configs of the first `size` variants; `tiny` shrinks widths and mel bands for tests.
+
+    `exclude_families` leaves those backbones out before the first `size` are taken (a
+    black-box test: the attacker's architecture is not in the bag).
+    """
+    variants = [variant for variant in AUDIO_BAG_VARIANTS if variant[0] not in exclude_families]
+    if not 1 <= size <= len(variants):
+        raise SettingsError(f"the surrogate bag holds 1 to {len(variants)} models, not {size}")
     configs = []
-    for family, width, layers, heads, kernel_size, n_mels, n_fft in AUDIO_BAG_VARIANTS[:size]:
+    for family, width, layers, heads, kernel_size, n_mels, n_fft in variants[:size]:
         config = NextFrameConfig(
             family=family, width=width, layers=layers, heads=heads, kernel_size=kernel_size,
             frontend=FrontendConfig(n_mels=n_mels, n_fft=n_fft),
@@ -51,7 +56,8 @@ def audio_bag_configs(size: int = 10, tiny: bool = False) -> list[NextFrameConfi
     return configs
 
 
-def build_audio_bag(size: int = 10, seed: int = 0, tiny: bool = False) -> list[nn.Module]:
+def build_audio_bag(size: int = 10, seed: int = 0, tiny: bool = False,
+                    exclude_families: tuple[str, ...] = ()) -> list[nn.Module]:
     """Randomly initialised surrogates, one per variant; model i is seeded with seed + i."""
     return [build_from_config(config.family, config, seed + index)
-            for index, config in enumerate(audio_bag_configs(size, tiny))]
+            for index, config in enumerate(audio_bag_configs(size, tiny, exclude_families))]
