@@ -4,6 +4,7 @@
     harmonycloak verify ORIGINAL PROTECTED
     harmonycloak train AUDIO... -o MODEL.pt
     harmonycloak bench speed
+    harmonycloak bench unlearnability --suite smoke|standard|full [--out DIR] [--seeds N...]
 
 Errors a user can cause are printed on one line (`error: FILE: problem`); with several
 inputs, one bad file does not stop the others and the exit code says some failed.
@@ -93,6 +94,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="length of the track whose peak memory is measured (default 600 = 10 minutes)")
     speed.add_argument("--json", type=Path)
     speed.set_defaults(run=_run_bench_speed)
+    unlearn = suites.add_parser("unlearnability", help="how much attackers learn from protected songs (paper §5–7)")
+    unlearn.add_argument("--suite", choices=["smoke", "standard", "full"], default="smoke")
+    unlearn.add_argument("--out", type=Path, default=None, help="report folder (default reports/unlearnability-SUITE)")
+    unlearn.add_argument("--seeds", type=int, nargs="+", help="seeds to run instead of the suite's")
+    unlearn.set_defaults(run=_run_bench_unlearnability)
     return parser
 
 
@@ -171,6 +177,14 @@ def _run_bench_speed(arguments: argparse.Namespace) -> int:
 
     run_speed_benchmark(arguments.input, arguments.duration_s, arguments.modes, arguments.cloak, arguments.device,
                         arguments.memory_duration_s, arguments.json)
+    return EXIT_OK
+
+
+def _run_bench_unlearnability(arguments: argparse.Namespace) -> int:
+    from harmonycloak.bench.unlearnability.benchmark import run_unlearnability
+
+    out = arguments.out or Path("reports") / f"unlearnability-{arguments.suite}"
+    run_unlearnability(arguments.suite, out, tuple(arguments.seeds) if arguments.seeds else None)
     return EXIT_OK
 
 

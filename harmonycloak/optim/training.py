@@ -22,21 +22,26 @@ def train_generative_model(
     batch_segments: int = 8,
     learning_rate: float = 1e-3,
     evaluate: Callable[[nn.Module], float] | None = None,
+    evaluate_every: int = 1,
 ) -> list[float]:
     """Train `model` for `steps` Adam steps on random batches of segments; returns the loss curve.
 
     Args:
         batches: segment ids (B,) → model inputs (B, ...).
-        evaluate: if given, called after every step and its value recorded instead of the
-            training batch's loss (e.g. the loss on a fixed set of segments).
+        evaluate: if given, called after every `evaluate_every`-th step and after the last,
+            and its value recorded instead of the training batch's loss (e.g. the loss on a
+            fixed set of segments); the curve then has one value per evaluation.
     """
     optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
     curve = []
-    for _ in range(steps):
+    for step in range(1, steps + 1):
         segment_ids = torch.randint(num_segments, (min(batch_segments, num_segments),), generator=generator)
         optimiser.zero_grad(set_to_none=True)
         loss = model.generative_loss(batches(segment_ids)).mean()
         loss.backward()
         optimiser.step()
-        curve.append(evaluate(model) if evaluate else loss.item())
+        if evaluate is None:
+            curve.append(loss.item())
+        elif step % evaluate_every == 0 or step == steps:
+            curve.append(evaluate(model))
     return curve

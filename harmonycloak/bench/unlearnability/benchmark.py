@@ -1,0 +1,46 @@
+"""`harmonycloak bench unlearnability`: load the songs, run every seed and ablation, write the report."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from harmonycloak.bench.unlearnability.data import load_songs
+from harmonycloak.bench.unlearnability.experiment import run_ablations, run_seed
+from harmonycloak.bench.unlearnability.report import headline_table, protection_scores, write_report
+from harmonycloak.bench.unlearnability.suites import get_suite
+
+
+def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None = None, command: str | None = None,
+                       suite=None, log=print) -> dict:
+    """Run a suite (or the given `suite` object) and write its report folder; returns the JSON document."""
+    import torch
+
+    suite = suite or get_suite(suite_name, seeds)
+    command = command or " ".join(shlex.quote(a) for a in ["harmonycloak", *sys.argv[1:]])
+    threads = torch.get_num_threads()
+    if suite.torch_threads:
+        torch.set_num_threads(suite.torch_threads)
+    started = time.perf_counter()
+    try:
+        songs = load_songs(suite.data)
+        log(f"{len(songs)} songs: {dict(Counter(s.artist for s in songs))}")
+        results = []
+        for seed in suite.seeds:
+            log(f"seed {seed}")
+            results.append(run_seed(suite, songs, seed, log=log))
+            results.extend(run_ablations(suite, songs, seed, log=log))
+        wall_s = time.perf_counter() - started
+        data_summary = {"songs": len(songs), "by_artist": dict(Counter(s.artist for s in songs)),
+                        "names": [s.name for s in songs]}
+        document = write_report(Path(out), suite, results, command, wall_s, data_summary)
+    finally:
+        torch.set_num_threads(threads)
+    log("")
+    log(f"Unlearnability, suite {suite.name}, seeds {list(suite.seeds)}, {wall_s / 60:.1f} min — {command}")
+    log(headline_table(protection_scores(results), suite.families))
+    log(f"report: {Path(out) / 'summary.md'}")
+    return document

@@ -1,0 +1,202 @@
+"""The benchmark's music: corpus pieces rendered to audio, and real recordings, as mono songs.
+
+* Symbolic: pieces of the music21 corpus (`harmonycloak.corpus`): Bach chorales and other
+  composers (Palestrina, Monteverdi, Essen folk songs), each piece a "song" of one "artist".
+* The same pieces rendered to audio with FluidSynth and a General MIDI soundfont at 16 kHz
+  mono (paper §5.1), every part on one GM program so that timbre does not give the composer
+  away.
+* Real recordings: the orchestral tracks of Debian's wesnoth-1.16-music when installed,
+  otherwise the example song that ships with the project, cut into clips.
+
+Every song is `song_s` long (a whole number of the optimiser's segments), peak-normalised.
+Renderings and decoded clips are cached under the corpus cache folder, keyed by what made them.
+
+Shapes: N samples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from harmonycloak.errors import SettingsError
+
+SOUNDFONT_CANDIDATES = (Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"), Path("/usr/share/sounds/sf2/default-GM.sf2"))
+WESNOTH_MUSIC_FOLDERS = (Path("/usr/share/games/wesnoth/1.16/data/core/music"),)
+EXAMPLE_SONG = Path(__file__).resolve().parents[3] / "examples" / "elf-land.ogg"
+PEAK_LEVEL = 0.5  # songs are scaled to this peak (−6 dBFS): room for noise, no clipping
+SILENCE_LEVEL = 0.01  # a rendered piece starts at its first sample above this (skips FluidSynth's lead-in)
+
+
+@dataclass(frozen=True)
+class Song:
+    """One song of the benchmark.
+
+    Attributes:
+        name: where it comes from ("bach/bwv1.6.mxl", "wesnoth/battle.ogg@30.0s").
+        artist: who made it ("bach", "palestrina", "wesnoth", ...): the style experiment's label.
+        kind: "rendered" (corpus piece through FluidSynth) or "recording".
+        samples: float32 (N,) mono at the benchmark's rate, peak `PEAK_LEVEL`.
+    """
+
+    name: str
+    artist: str
+    kind: str
+    samples: np.ndarray = field(repr=False)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What songs a suite uses."""
+
+    pieces_per_composer: tuple[tuple[str, int], ...] = (("bach", 8), ("palestrina", 4), ("monteverdi", 4), ("essen", 4))
+    recordings: int = 6  # wesnoth clips (or example-song clips when wesnoth is missing)
+    song_s: float = 5.12  # length of every song (2 segments of 2.56 s)
+    sample_rate_hz: int = 16_000  # paper §5.1: 16 kHz mono
+    gm_program: int = 0  # General MIDI program every rendered part is played on (0 = piano)
+
+
+def soundfont_path() -> Path:
+    """The General MIDI soundfont to render with; SettingsError when none is installed."""
+    for path in SOUNDFONT_CANDIDATES:
+        if path.is_file():
+            return path
+    raise SettingsError("no General MIDI soundfont found (install Debian's fluid-soundfont-gm: bash setup.sh --bench)")
+
+
+def recording_paths() -> list[Path]:
+    """Wesnoth's recordings if installed, sorted; else [the example song]."""
+    for folder in WESNOTH_MUSIC_FOLDERS:
+        paths = sorted(folder.glob("*.ogg"))
+        if paths:
+            return paths
+    return [EXAMPLE_SONG]
+
+
+def load_songs(spec: DataSpec, cache_dir: Path | None = None) -> list[Song]:
+    """Rendered corpus pieces then recording clips, in a fixed order (no randomness here)."""
+    from harmonycloak.corpus.cache import default_cache_dir
+
+    cache = (cache_dir or default_cache_dir().parent / "bench-audio")
+    cache.mkdir(parents=True, exist_ok=True)
+    songs = []
+    for composer, count in spec.pieces_per_composer:
+        songs.extend(rendered_songs(composer, count, spec, cache))
+    songs.extend(recording_songs(spec.recordings, spec, cache))
+    return songs
+
+
+def rendered_songs(composer: str, count: int, spec: DataSpec, cache: Path) -> list[Song]:
+    """The first `count` pieces of a corpus collection, each rendered and cut to `song_s`."""
+    from harmonycloak.corpus import load_collection
+
+    if count <= 0:
+        return []
+    pieces, limit = [], count
+    while len(pieces) < count:  # some files are skipped (a Bach score that is not a chorale)
+        pieces = [p for p in load_collection(composer, limit=limit) if len(p.score.tracks) and p.score.num_notes]
+        if limit > 8 * count + 16:
+            break
+        limit *= 2
+    songs = []
+    for piece in pieces:
+        key = _key("render", piece.name, spec.song_s, spec.sample_rate_hz, spec.gm_program, soundfont_path().name)
+        samples = _cached(cache / f"{key}.npy", lambda: _render_piece(piece.score, spec))
+        if samples is not None:
+            songs.append(Song(piece.name, composer, "rendered", samples))
+        if len(songs) == count:
+            break
+    if len(songs) < count:
+        raise SettingsError(f"the corpus holds only {len(songs)} usable {composer} pieces of at least "
+                            f"{spec.song_s} s; the suite asks for {count}")
+    return songs
+
+
+def recording_songs(count: int, spec: DataSpec, cache: Path) -> list[Song]:
+    """`count` clips of `song_s`: one from the middle of each recording, more per file if there are few files."""
+    if count <= 0:
+        return []
+    paths = recording_paths()
+    per_file = -(-count // len(paths))
+    songs = []
+    for path in paths:
+        key = _key("clip", str(path), path.stat().st_size, spec.song_s, spec.sample_rate_hz, per_file)
+        clips = _cached(cache / f"{key}.npy", lambda: _clip_recording(path, per_file, spec))
+        artist = "wesnoth" if path != EXAMPLE_SONG else "example"
+        for index, clip in enumerate(clips):
+            songs.append(Song(f"{artist}/{path.name}#{index}", artist, "recording", clip))
+        if len(songs) >= count:
+            break
+    return songs[:count]
+
+
+def fluidsynth_render(midi_path: Path, wav_path: Path, sample_rate_hz: int) -> None:
+    """Render a MIDI file to WAV with the FluidSynth command line and the GM soundfont."""
+    binary = shutil.which("fluidsynth")
+    if binary is None:
+        raise SettingsError("FluidSynth is not installed (Debian package fluidsynth: bash setup.sh --bench)")
+    completed = subprocess.run(
+        [binary, "-ni", "-q", "-g", "0.5", "-r", str(sample_rate_hz), "-F", str(wav_path), str(soundfont_path()),
+         str(midi_path)], capture_output=True, text=True, check=False)
+    if completed.returncode != 0 or not wav_path.is_file():
+        raise SettingsError(f"FluidSynth failed on {midi_path.name}: {completed.stderr.strip()[-300:]}")
+
+
+def _render_piece(score, spec: DataSpec) -> np.ndarray | None:
+    """Score → (N,) at the spec's rate, from the first sound, `song_s` long; None if shorter."""
+    import soundfile
+
+    from harmonycloak.io.midi import write_midi
+
+    score = replace(score, tracks=[replace(t, program=spec.gm_program, is_drum=False) for t in score.tracks],
+                    source_midi=None)
+    with tempfile.TemporaryDirectory(prefix="harmonycloak-render-") as folder:
+        midi_path, wav_path = Path(folder) / "piece.mid", Path(folder) / "piece.wav"
+        write_midi(score, midi_path)
+        fluidsynth_render(midi_path, wav_path, spec.sample_rate_hz)
+        samples, rate = soundfile.read(wav_path, dtype="float32", always_2d=True)
+    mono = samples.mean(axis=1)
+    loud = np.flatnonzero(np.abs(mono) > SILENCE_LEVEL * max(float(np.abs(mono).max()), 1e-9))
+    if rate != spec.sample_rate_hz or loud.size == 0:
+        return None
+    length = round(spec.song_s * spec.sample_rate_hz)
+    clip = mono[loud[0] : loud[0] + length]
+    return _normalised(clip) if clip.shape[0] == length else None
+
+
+def _clip_recording(path: Path, count: int, spec: DataSpec) -> np.ndarray:
+    """`count` clips (count, N) spread evenly over the middle of the recording, mono at the spec's rate."""
+    from harmonycloak.io.audio import read_audio
+    from harmonycloak.pipeline import to_working_rate
+
+    audio = read_audio(path)
+    mono = to_working_rate(audio.samples.mean(axis=0), audio.sample_rate_hz, spec.sample_rate_hz)
+    length = round(spec.song_s * spec.sample_rate_hz)
+    if mono.shape[0] < length:
+        raise SettingsError(f"the recording is shorter than one {spec.song_s} s song", path)
+    starts = np.linspace(0.1 * (mono.shape[0] - length), 0.9 * (mono.shape[0] - length), count + 2)[1:-1]
+    return np.stack([_normalised(mono[int(s) : int(s) + length]) for s in starts])
+
+
+def _normalised(clip: np.ndarray) -> np.ndarray:
+    return (clip * (PEAK_LEVEL / max(float(np.abs(clip).max()), 1e-9))).astype(np.float32)
+
+
+def _key(*parts) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:20]
+
+
+def _cached(path: Path, make):
+    """np.load(path) if present, else make(), saved there (None results are saved as an empty array)."""
+    if path.is_file():
+        stored = np.load(path)
+        return None if stored.size == 0 else stored
+    value = make()
+    np.save(path, np.zeros(0, np.float32) if value is None else value)
+    return value

@@ -1,0 +1,278 @@
+"""From the runs' raw results to the report folder: JSON with every number, Markdown, PNG plots.
+
+    results.json   the command, the suite, and per seed: protected songs, every training run
+                   (final losses and curves), audibility and cost of every method, and the
+                   protection scores derived from them (each with its seed)
+    summary.md     headline table, baselines (Table 10 / Fig. 6–7), cost (Table 12),
+                   ablations (Tables 6–7), where the cloak falls short
+    curves.png     Fig. 5: training-loss curves of protected vs clean samples
+    ps_vs_snr.png  protection against audibility, per method (FINDINGS §2)
+    ablations.png  PS against window length and protected fraction (when run)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+from harmonycloak.bench.unlearnability.score import format_mean_std, mean_std, protection_score, relative_gap
+
+PAPER_LOSS_NOTE = ("The paper reports (§5.2, Fig. 5) that the training loss on cloaked songs approaches zero and that "
+                   "models trained on them fail to learn them, in white-box and black-box settings alike.")
+
+
+def protection_scores(seed_results: list[dict]) -> list[dict]:
+    """One row per (tag, seed, family, method): the three losses on the protected songs' clean originals and PS."""
+    rows = []
+    for result in seed_results:
+        by = defaultdict(dict)
+        for run in result["runs"]:
+            by[run["family"]][run["condition"]] = run["final_loss"]["protected_clean"]
+        for family, losses in by.items():
+            clean, unseen = losses.get("clean", math.nan), losses.get("unseen", math.nan)
+            for condition, loss in losses.items():
+                if condition in ("clean", "unseen"):
+                    continue
+                rows.append({"tag": result["tag"], "seed": result["seed"], "family": family, "method": condition,
+                             "fraction": result["fraction"], "window_ms": result["window_ms"],
+                             "loss_cloaked": loss, "loss_clean": clean, "loss_unseen": unseen,
+                             "relative_gap": relative_gap(clean, unseen),
+                             "protection_score": protection_score(loss, clean, unseen)})
+    return rows
+
+
+def _group(rows: list[dict], *keys: str) -> dict[tuple, list[dict]]:
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[tuple(row[k] for k in keys)].append(row)
+    return groups
+
+
+def _ps(rows: list[dict]) -> str:
+    return format_mean_std([r["protection_score"] for r in rows])
+
+
+def headline_table(rows: list[dict], families: tuple[str, ...]) -> str:
+    """Markdown: per family, L_clean, L_unseen, the gap, PS white-box and PS black-box (mean ± std over seeds)."""
+    main = [r for r in rows if r["tag"] == "main"]
+    lines = ["| target family | L_clean | L_unseen | gap (L_unseen−L_clean)/L_clean | PS white-box (b) | PS black-box (c) |",
+             "|---|---|---|---|---|---|"]
+    for family in families:
+        mine = [r for r in main if r["family"] == family]
+        if not mine:
+            continue
+        per_seed = {r["seed"]: r for r in mine}.values()
+        lines.append(
+            f"| {family} | {format_mean_std([r['loss_clean'] for r in per_seed], 4)} "
+            f"| {format_mean_std([r['loss_unseen'] for r in per_seed], 4)} "
+            f"| {format_mean_std([100 * r['relative_gap'] for r in per_seed], 1)} % "
+            f"| {_ps([r for r in mine if r['method'] == 'cloak-whitebox'])} "
+            f"| {_ps([r for r in mine if r['method'] == 'cloak-blackbox'])} |")
+    return "\n".join(lines)
+
+
+def method_audibility(seed_results: list[dict], tag: str = "main") -> dict[str, dict[str, list[float]]]:
+    """method → measure → values over seeds and families."""
+    out: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for result in seed_results:
+        if result["tag"] != tag:
+            continue
+        for method, entry in result["methods"].items():
+            for measures in entry["audibility"].values():
+                for name, value in measures.items():
+                    out[method][name].append(value)
+            out[method]["cost_s_per_song"].extend(entry["cost_s_per_song"].values())
+    return out
+
+
+def baselines_table(rows: list[dict], seed_results: list[dict], families: tuple[str, ...], methods: tuple[str, ...]) -> str:
+    """Markdown: PS per method and family, beside the method's audibility (Table 10, Fig. 6–7)."""
+    main = _group([r for r in rows if r["tag"] == "main"], "method", "family")
+    sound = method_audibility(seed_results)
+    header = "| method | " + " | ".join(f"PS {f}" for f in families) + " | SNR dB | NMR p95 dB | ΔLUFS |"
+    lines = [header, "|---" * (len(families) + 4) + "|"]
+    for method in methods:
+        cells = [_ps(main.get((method, f), [])) for f in families]
+        measures = sound.get(method, {})
+        lines.append(f"| {method} | " + " | ".join(cells) + " | "
+                     + " | ".join(format_mean_std(measures.get(k, []), 1) for k in ("snr_db", "nmr_p95_db", "loudness_change_lu"))
+                     + " |")
+    return "\n".join(lines)
+
+
+def cost_table(seed_results: list[dict]) -> str:
+    """Markdown: seconds of protection per protected song, per method (Table 12)."""
+    sound = method_audibility(seed_results)
+    lines = ["| method | seconds per protected song |", "|---|---|"]
+    for method, measures in sound.items():
+        if method.endswith("+mp3"):
+            continue
+        lines.append(f"| {method} | {format_mean_std(measures['cost_s_per_song'], 2)} |")
+    return "\n".join(lines)
+
+
+def ablation_table(rows: list[dict], prefix: str, label: str) -> str:
+    groups = _group([r for r in rows if r["tag"].startswith(prefix)], "tag")
+    if not groups:
+        return ""
+    lines = [f"| {label} | method | family | PS | gap |", "|---|---|---|---|---|"]
+    for (tag,), mine in sorted(groups.items(), key=lambda item: float(item[0][0].split("=")[1].rstrip("ms"))):
+        value = tag.split("=")[1]
+        lines.append(f"| {value} | {mine[0]['method']} | {mine[0]['family']} | {_ps(mine)} "
+                     f"| {format_mean_std([100 * r['relative_gap'] for r in mine], 1)} % |")
+    return "\n".join(lines)
+
+
+def shortfalls(rows: list[dict], families: tuple[str, ...]) -> list[str]:
+    """Plain statements of where the measured protection falls short of the paper's claims."""
+    notes = []
+    main = [r for r in rows if r["tag"] == "main"]
+    for method in ("cloak-whitebox", "cloak-blackbox", "cloak-whitebox+mp3", "cloak-blackbox+mp3"):
+        for family in families:
+            mine = [r for r in main if r["method"] == method and r["family"] == family]
+            mean, std, count = mean_std([r["protection_score"] for r in mine])
+            if count == 0:
+                if mine:
+                    notes.append(f"{method} vs {family}: PS undefined (no measurable gap between seen and unseen songs).")
+                continue
+            if mean < 0.5:
+                notes.append(f"{method} vs {family}: PS = {mean:.2f} ± {std:.2f} (n={count}): the attacker still learns "
+                             f"{'most' if mean < 0.25 else 'much'} of what it learns from the clean songs; "
+                             "the paper claims near-complete unlearnability.")
+    gaps = [r["relative_gap"] for r in {(r["seed"], r["family"]): r for r in main}.values()]
+    gap_mean, _, gap_count = mean_std(gaps)
+    if gap_count and gap_mean < 0.05:
+        notes.append(f"The gap between seen and unseen songs is only {100 * gap_mean:.1f} % of the loss: PS is noisy "
+                     "at this scale (FINDINGS §1).")
+    return notes
+
+
+def write_report(out: Path, suite, seed_results: list[dict], command: str, wall_s: float, data_summary: dict) -> dict:
+    """Write results.json, summary.md and the plots into `out`; return the JSON document."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = protection_scores(seed_results)
+    document = {
+        "command": command,
+        "suite": suite.name,
+        "wall_s": wall_s,
+        "suite_settings": _settings(suite),
+        "data": data_summary,
+        "protection_scores": rows,
+        "seed_results": seed_results,
+    }
+    (out / "results.json").write_text(json.dumps(_finite(document), indent=1, default=str, allow_nan=False) + "\n")
+    plots = _plots(out, rows, seed_results, suite)
+    md = [f"# Unlearnability benchmark — suite `{suite.name}`", "",
+          f"Command: `{command}`  ", f"Seeds: {', '.join(map(str, suite.seeds))}; wall time {wall_s / 60:.1f} min.  ",
+          f"Data: {data_summary['songs']} songs of {suite.data.song_s} s at {suite.data.sample_rate_hz} Hz mono "
+          f"({', '.join(f'{k}: {v}' for k, v in data_summary['by_artist'].items())}); "
+          f"protected fraction {suite.protected_fraction:.0%}. Every number in results.json carries its seed.", ""]
+    md += [f"> {note}" for note in suite.notes] + ([""] if suite.notes else [])
+    md += ["PS = (L_cloaked − L_clean) / (L_unseen − L_clean), losses of fresh attackers on the clean originals of the "
+           "protected songs; 1 = as if never seen, 0 = the cloak changed nothing. Mean ± sample std over seeds.", "",
+           "## Headline: clean (a), white-box (b), black-box without the target's family (c), unseen (d)", "",
+           headline_table(rows, suite.families), "",
+           "## Baselines and MP3 128 kbps (Table 10, Fig. 6–7), with audibility", "",
+           "SNR and NMR p95 compare the released protected songs with their clean originals (for +mp3: after the "
+           "round trip, so codec loss is included). `random-dominant` is the unoptimised control (FINDINGS §2).", "",
+           baselines_table(rows, seed_results, suite.families, suite.methods), "",
+           "## Cost (Table 12)", "", cost_table(seed_results), ""]
+    for prefix, label, title in (("window=", "window ms", "Window length (Table 6)"),
+                                 ("fraction=", "protected fraction", "Protected fraction (Table 7)")):
+        table = ablation_table(rows, prefix, label)
+        if table:
+            md += [f"## {title}", "", table, ""]
+    md += ["## Where the cloak falls short of the paper", "", PAPER_LOSS_NOTE, ""]
+    md += [f"- {note}" for note in shortfalls(rows, suite.families)] or ["- (no shortfall detected by the checks)"]
+    md += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
+    (out / "summary.md").write_text("\n".join(md))
+    return document
+
+
+def _settings(suite) -> dict:
+    from dataclasses import asdict
+
+    return asdict(suite)
+
+
+def _finite(value):
+    """JSON has no NaN or infinity: they become null (NaN PS = no measurable gap; −inf NMR = no noise)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _mean_curve(curves: list[list[float]]) -> list[float]:
+    length = min(len(c) for c in curves)
+    return [sum(c[i] for c in curves) / len(curves) for i in range(length)]
+
+
+def _plots(out: Path, rows: list[dict], seed_results: list[dict], suite) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    main = [r for r in seed_results if r["tag"] == "main"]
+    figure, axes = plt.subplots(1, len(suite.families), figsize=(5 * len(suite.families), 3.8), squeeze=False)
+    for axis, family in zip(axes[0], suite.families):
+        for condition, colour in (("clean", "black"), ("cloak-whitebox", "tab:red"), ("cloak-blackbox", "tab:blue")):
+            runs = [run for r in main for run in r["runs"] if run["family"] == family and run["condition"] == condition]
+            if not runs:
+                continue
+            steps = runs[0]["curve_steps"]
+            axis.plot(steps, _mean_curve([r["curves"]["protected_as_trained"] for r in runs]), color=colour,
+                      label=f"{condition}: protected songs as trained")
+            axis.plot(steps, _mean_curve([r["curves"]["others_clean"] for r in runs]), color=colour, linestyle=":",
+                      label=f"{condition}: other (clean) songs")
+        axis.set_title(family)
+        axis.set_xlabel("training step")
+        axis.set_ylabel("generative loss")
+    axes[0][0].legend(fontsize=7)
+    figure.suptitle("Training loss, protected vs clean samples (Fig. 5), mean over seeds")
+    figure.tight_layout()
+    paths.append(out / "curves.png")
+    figure.savefig(paths[-1], dpi=110)
+    plt.close(figure)
+
+    sound = method_audibility(seed_results)
+    figure, axis = plt.subplots(figsize=(6.5, 4.5))
+    for method, group in _group([r for r in rows if r["tag"] == "main"], "method").items():
+        ps, _, count = mean_std([r["protection_score"] for r in group])
+        snr, _, snr_count = mean_std(sound.get(method[0], {}).get("snr_db", []))
+        if count and snr_count:
+            axis.scatter(snr, ps, marker="s" if method[0].endswith("+mp3") else "o")
+            axis.annotate(method[0], (snr, ps), fontsize=7)
+    axis.axhline(0, color="grey", linewidth=0.5)
+    axis.set_xlabel("SNR of the released songs, dB (higher = quieter noise)")
+    axis.set_ylabel("protection score (mean over seeds and families)")
+    axis.set_title("Protection against audibility")
+    figure.tight_layout()
+    paths.append(out / "ps_vs_snr.png")
+    figure.savefig(paths[-1], dpi=110)
+    plt.close(figure)
+
+    ablations = [(prefix, label) for prefix, label in (("window=", "window ms"), ("fraction=", "protected fraction"))
+                 if any(r["tag"].startswith(prefix) for r in rows)]
+    if ablations:
+        figure, axes = plt.subplots(1, len(ablations), figsize=(5 * len(ablations), 3.5), squeeze=False)
+        for axis, (prefix, label) in zip(axes[0], ablations):
+            groups = _group([r for r in rows if r["tag"].startswith(prefix)], "tag")
+            points = sorted((float(tag.split("=")[1].rstrip("ms")), mean_std([r["protection_score"] for r in g]))
+                            for (tag,), g in groups.items())
+            axis.errorbar([p[0] for p in points], [p[1][0] for p in points], yerr=[p[1][1] for p in points], marker="o")
+            axis.set_xscale("log")
+            axis.set_xlabel(label)
+            axis.set_ylabel("PS")
+        figure.tight_layout()
+        paths.append(out / "ablations.png")
+        figure.savefig(paths[-1], dpi=110)
+        plt.close(figure)
+    return paths

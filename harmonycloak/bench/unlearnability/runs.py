@@ -1,0 +1,111 @@
+"""Training runs of the attacker: one model family trained from scratch on one version of the data.
+
+For a seed and a target family, every condition trains a fresh model with the *same* initial
+weights and the same Adam settings (paired runs: differences between conditions are not
+differences of initialisation):
+
+  clean      every training song as it is                                  (paper: (a))
+  METHOD     the protected songs replaced by their released versions       ((b), (c), baselines)
+  unseen     the training set without the protected songs                  ((d))
+
+Every `evaluate_every` steps the model's loss is measured on three probes (Fig. 5):
+  protected_clean      the clean originals of the protected songs (what PS is computed on)
+  protected_as_trained the versions of the protected songs the model trains on (absent: unseen)
+  others_clean         the other, unprotected training songs
+
+Shapes: a song is (N,) float32; segments are (S, segment_samples).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from harmonycloak.cloak.problem import segment_starts
+
+PROBES = ("protected_clean", "protected_as_trained", "others_clean")
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """How attackers train (a suite fixes it)."""
+
+    preset: str = "tiny"  # model size preset of every target family
+    steps: int = 150  # Adam steps
+    batch_segments: int = 8  # segments per step
+    learning_rate: float = 2e-3  # Adam
+    evaluate_every: int = 25  # steps between probe evaluations (the curves of Fig. 5)
+    segment_s: float = 2.56  # training segment length (the optimiser's segment)
+
+
+@dataclass
+class TrainingResult:
+    family: str
+    condition: str
+    seed: int
+    final_loss: dict[str, float]  # probe → loss after the last step
+    curves: dict[str, list[float]]  # probe → loss at each evaluation
+    curve_steps: list[int]  # the step of each evaluation
+    elapsed_s: float
+
+
+def song_segments(songs: list[np.ndarray], segment_samples: int) -> torch.Tensor:
+    """Segments tiling every song (the last one ending at the song's end), stacked: (S, segment_samples)."""
+    pieces = []
+    for song in songs:
+        mono = torch.from_numpy(np.ascontiguousarray(song, dtype=np.float32))
+        mono = torch.nn.functional.pad(mono, (0, max(segment_samples - mono.shape[-1], 0)))
+        starts = segment_starts(mono.shape[-1], segment_samples)
+        pieces.append(mono[starts[:, None] + torch.arange(segment_samples)])
+    if not pieces:
+        return torch.zeros(0, segment_samples)
+    return torch.cat(pieces)
+
+
+def mean_loss(model: torch.nn.Module, segments: torch.Tensor, batch_segments: int = 16) -> float:
+    """Mean per-segment generative loss over `segments` (S, samples), without gradients; NaN if none."""
+    if len(segments) == 0:
+        return float("nan")
+    device = next(model.parameters()).device
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, len(segments), batch_segments):
+            total += model.generative_loss(segments[start : start + batch_segments].to(device)).sum().item()
+    return total / len(segments)
+
+
+def train_attacker(family: str, condition: str, training_songs: list[np.ndarray], probes: dict[str, list[np.ndarray]],
+                   spec: TrainingSpec, seed: int, sample_rate_hz: int = 16_000, device: str = "cpu") -> TrainingResult:
+    """Train a fresh `family` model (initial weights fixed by `seed`) on `training_songs`; measure the probes.
+
+    With no training songs (a fully protected set's "unseen" run) the untrained model is measured.
+    """
+    from harmonycloak.models.registry import build_model
+    from harmonycloak.optim.training import train_generative_model
+
+    started = time.perf_counter()
+    model = build_model(family, spec.preset, seed=seed).to(device)
+    segment_samples = round(spec.segment_s * sample_rate_hz)
+    data = song_segments(training_songs, segment_samples).to(device)
+    probe_segments = {name: song_segments(songs, segment_samples) for name, songs in probes.items()}
+    curves: dict[str, list[float]] = {name: [] for name in probe_segments}
+
+    def evaluate(trained: torch.nn.Module) -> float:
+        for name, segments in probe_segments.items():
+            curves[name].append(mean_loss(trained, segments))
+        return curves.get("protected_clean", [float("nan")])[-1]
+
+    evaluate(model)  # step 0
+    if len(data):
+        train_generative_model(model, lambda ids: data[ids.to(data.device)], len(data), spec.steps,
+                               torch.Generator().manual_seed(seed), batch_segments=spec.batch_segments,
+                               learning_rate=spec.learning_rate, evaluate=evaluate,
+                               evaluate_every=spec.evaluate_every)
+        steps = [0] + [s for s in range(1, spec.steps + 1) if s % spec.evaluate_every == 0 or s == spec.steps]
+    else:
+        steps = [0]
+    final = {name: values[-1] for name, values in curves.items()}
+    return TrainingResult(family, condition, seed, final, curves, steps, time.perf_counter() - started)
