@@ -1,0 +1,58 @@
+"""Baselines: Gaussian budgets, the MP3 trip, method names, protected-set choice."""
+
+import math
+
+import numpy as np
+import pytest
+
+from harmonycloak.bench.unlearnability.baselines import (
+    base_method,
+    check_method,
+    depends_on_target,
+    gaussian_noise,
+    mp3_round_trip,
+)
+from harmonycloak.bench.unlearnability.experiment import protected_indices
+from harmonycloak.errors import SettingsError
+
+RATE = 16_000
+
+
+def _tone(seconds=2.0, frequency_hz=440.0, amplitude=0.4):
+    t = np.arange(int(seconds * RATE)) / RATE
+    return (amplitude * np.sin(2 * np.pi * frequency_hz * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize("ratio", [0.1, 0.2, 0.3])
+def test_gaussian_budget_is_noise_power_over_music_power(ratio):
+    song = _tone(4.0)
+    noisy = gaussian_noise([song], ratio, seed=0)[0]
+    measured = np.mean((noisy - song).astype(np.float64) ** 2) / np.mean(song.astype(np.float64) ** 2)
+    assert measured == pytest.approx(ratio, rel=0.03)  # 64,000 samples: sampling error ≈ 0.6 %
+    assert np.array_equal(noisy, gaussian_noise([song], ratio, seed=0)[0])  # deterministic for a seed
+
+
+def test_mp3_round_trip_keeps_a_tone_and_length_and_alignment():
+    song = _tone()
+    back = mp3_round_trip(song, RATE)
+    assert back.shape == song.shape and back.dtype == np.float32
+    correlation = np.corrcoef(song[2000:-2000], back[2000:-2000])[0, 1]
+    assert correlation > 0.99  # no delay: a shifted 440 Hz tone would decorrelate
+    assert not np.array_equal(song, back)  # it is lossy
+
+
+def test_method_names():
+    assert base_method("cloak-blackbox+mp3") == ("cloak-blackbox", True)
+    assert base_method("gaussian-0.2") == ("gaussian-0.2", False)
+    assert depends_on_target("em-linf+mp3") and not depends_on_target("gaussian-0.1")
+    for bad in ("gaussian-x", "gaussian--1", "cloak", "none+mp4"):
+        with pytest.raises(SettingsError):
+            check_method(bad)
+
+
+def test_protected_sets_are_nested_and_sized():
+    small, large = protected_indices(40, 0.05, seed=3), protected_indices(40, 0.5, seed=3)
+    assert len(small) == 2 and len(large) == 20 and set(small) <= set(large)
+    assert protected_indices(40, 1.0, seed=3) == list(range(40))
+    assert len(protected_indices(5, 0.01, seed=0)) == 1  # at least one song
+    assert protected_indices(40, 0.15, seed=0) != protected_indices(40, 0.15, seed=1)

@@ -1,0 +1,81 @@
+"""The benchmark end to end on a tiny case: songs → releases → attackers → report folder."""
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from harmonycloak.bench.unlearnability.baselines import CloakSpec
+from harmonycloak.bench.unlearnability.benchmark import run_unlearnability
+from harmonycloak.bench.unlearnability.data import DataSpec
+from harmonycloak.bench.unlearnability.runs import TrainingSpec
+from harmonycloak.bench.unlearnability.suites import get_suite
+from harmonycloak.cli import _parser
+from harmonycloak.errors import SettingsError
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("unlearnability")
+    suite = replace(
+        get_suite("smoke"),
+        name="tiny-test",
+        data=DataSpec(pieces_per_composer=(("bach", 3),), recordings=1, song_s=2.56),
+        training=TrainingSpec(preset="tiny", steps=6, batch_segments=2, evaluate_every=3),
+        cloak=CloakSpec(model_preset="tiny", pgd_steps=1, max_rounds=1, bag_size=2, models_per_round=2),
+        families=("ar-tcn",),
+        methods=("none", "gaussian-0.1+mp3", "cloak-blackbox"),
+        protected_fraction=0.5,
+        seeds=(0, 1),
+    )
+    document = run_unlearnability("tiny-test", out, command="harmonycloak bench unlearnability --test", suite=suite,
+                                  log=lambda *_: None)
+    return out, document
+
+
+def test_report_folder_has_every_part(tiny_report):
+    out, _ = tiny_report
+    for name in ("results.json", "summary.md", "curves.png", "ps_vs_snr.png"):
+        assert (out / name).stat().st_size > 0
+    summary = (out / "summary.md").read_text()
+    assert "harmonycloak bench unlearnability --test" in summary
+    assert "| ar-tcn |" in summary
+
+
+def test_every_number_carries_its_seed_and_the_command(tiny_report):
+    out, _ = tiny_report
+    document = json.loads((out / "results.json").read_text())
+    assert document["command"] == "harmonycloak bench unlearnability --test"
+    rows = document["protection_scores"]
+    assert {r["seed"] for r in rows} == {0, 1}
+    assert {r["method"] for r in rows} == {"none", "gaussian-0.1+mp3", "cloak-blackbox"}
+    for result in document["seed_results"]:
+        assert result["seed"] in (0, 1)
+        assert {run["seed"] for run in result["runs"]} == {result["seed"]}
+        assert len(result["protected_songs"]) == 2  # half of four songs
+
+
+def test_no_noise_scores_exactly_zero(tiny_report):
+    # "none" trains on the very data of "clean", from the same weights and batches: equal losses,
+    # so PS = 0 exactly whenever the gap is not degenerate.
+    _, document = tiny_report
+    for row in document["protection_scores"]:
+        if row["method"] == "none":
+            assert row["loss_cloaked"] == row["loss_clean"]
+            assert row["protection_score"] in (0.0, None)
+
+
+def test_curves_start_from_the_same_weights(tiny_report):
+    _, document = tiny_report
+    for result in document["seed_results"]:
+        firsts = {run["curves"]["protected_clean"][0] for run in result["runs"]}
+        assert len(firsts) == 1  # paired runs: step 0 is the same untrained model
+        assert result["runs"][0]["curve_steps"] == [0, 3, 6]
+
+
+def test_cli_parses_the_subcommand():
+    arguments = _parser().parse_args(["bench", "unlearnability", "--suite", "standard", "--seeds", "4", "5"])
+    assert arguments.suite == "standard" and arguments.seeds == [4, 5]
+    assert get_suite("standard", (4, 5)).seeds == (4, 5)
+    with pytest.raises(SettingsError):
+        get_suite("huge")

@@ -1,0 +1,50 @@
+"""Report arithmetic on hand-made runs: PS per seed, mean ± std, shortfall statements."""
+
+import json
+import math
+
+import pytest
+
+from harmonycloak.bench.unlearnability.report import headline_table, protection_scores, shortfalls
+
+
+def _run(family, condition, loss):
+    return {"family": family, "condition": condition, "final_loss": {"protected_clean": loss}}
+
+
+def _seed(seed, clean, unseen, whitebox, blackbox):
+    return {"seed": seed, "tag": "main", "fraction": 0.15, "window_ms": 10.0,
+            "runs": [_run("ar-gru", "clean", clean), _run("ar-gru", "unseen", unseen),
+                     _run("ar-gru", "cloak-whitebox", whitebox), _run("ar-gru", "cloak-blackbox", blackbox)]}
+
+
+def test_protection_scores_per_seed():
+    rows = protection_scores([_seed(0, 0.10, 0.20, 0.18, 0.11), _seed(1, 0.10, 0.14, 0.12, 0.10)])
+    ps = {(r["seed"], r["method"]): r["protection_score"] for r in rows}
+    assert ps[(0, "cloak-whitebox")] == pytest.approx(0.8)
+    assert ps[(0, "cloak-blackbox")] == pytest.approx(0.1)
+    assert ps[(1, "cloak-whitebox")] == pytest.approx(0.5)
+    assert ps[(1, "cloak-blackbox")] == pytest.approx(0.0)
+    assert [r["relative_gap"] for r in rows if r["seed"] == 0] == [pytest.approx(1.0)] * 2
+
+
+def test_headline_table_mean_and_std_over_seeds():
+    table = headline_table(protection_scores([_seed(0, 0.10, 0.20, 0.18, 0.11), _seed(1, 0.10, 0.14, 0.12, 0.10)]),
+                           ("ar-gru",))
+    # white-box PS 0.8 and 0.5: mean 0.65, sample std 0.2121
+    assert "0.65 ± 0.21 (n=2)" in table
+    # black-box PS 0.1 and 0.0: mean 0.05, std 0.0707
+    assert "0.05 ± 0.07 (n=2)" in table
+
+
+def test_degenerate_gap_is_reported_not_divided():
+    rows = protection_scores([_seed(0, 0.10, 0.10, 0.12, 0.10)])
+    assert all(math.isnan(r["protection_score"]) for r in rows)
+    notes = shortfalls(rows, ("ar-gru",))
+    assert any("no measurable gap" in n for n in notes)
+
+
+def test_shortfall_says_when_black_box_fails():
+    notes = shortfalls(protection_scores([_seed(0, 0.10, 0.20, 0.19, 0.105)]), ("ar-gru",))
+    assert any(n.startswith("cloak-blackbox vs ar-gru: PS = 0.05") for n in notes)
+    assert not any(n.startswith("cloak-whitebox vs ar-gru") for n in notes)  # PS 0.9: no shortfall
