@@ -27,6 +27,9 @@ def tiny_report(tmp_path_factory):
         methods=("none", "gaussian-0.1+mp3", "cloak-blackbox"),
         protected_fraction=0.5,
         seeds=(0, 1),
+        window_ablation_ms=(20.0,),
+        fraction_ablation=(1.0,),
+        ablation_family="ar-tcn",
     )
     document = run_unlearnability("tiny-test", out, command="harmonycloak bench unlearnability --test", suite=suite,
                                   log=lambda *_: None)
@@ -52,7 +55,25 @@ def test_every_number_carries_its_seed_and_the_command(tiny_report):
     for result in document["seed_results"]:
         assert result["seed"] in (0, 1)
         assert {run["seed"] for run in result["runs"]} == {result["seed"]}
-        assert len(result["protected_songs"]) == 2  # half of four songs
+        if result["tag"] == "main":
+            assert len(result["protected_songs"]) == 2  # half of four songs
+
+
+def test_ablations_reuse_references_and_handle_a_fully_protected_set(tiny_report):
+    out, document = tiny_report
+    by_tag = {(r["seed"], r["tag"]): r for r in document["seed_results"]}
+    for seed in (0, 1):
+        main, window = by_tag[(seed, "main")], by_tag[(seed, "window=20ms")]
+        assert window["window_ms"] == 20.0 and window["protected_songs"] == main["protected_songs"]
+        clean = [r for r in main["runs"] if r["condition"] == "clean"]
+        assert [r for r in window["runs"] if r["condition"] == "clean"] == clean  # reused, not retrained
+        everything = by_tag[(seed, "fraction=1")]
+        assert len(everything["protected_songs"]) == 4
+        unseen = [r for r in everything["runs"] if r["condition"] == "unseen"][0]
+        assert unseen["curve_steps"] == [0]  # nothing left to train on: the untrained model is measured
+    summary = (out / "summary.md").read_text()
+    assert "Window length (Table 6)" in summary and "Protected fraction (Table 7)" in summary
+    assert (out / "ablations.png").stat().st_size > 0
 
 
 def test_no_noise_scores_exactly_zero(tiny_report):

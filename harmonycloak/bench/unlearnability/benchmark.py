@@ -32,7 +32,7 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
         for seed in suite.seeds:
             log(f"seed {seed}")
             results.append(run_seed(suite, songs, seed, log=log))
-            results.extend(run_ablations(suite, songs, seed, log=log))
+            results.extend(run_ablations(suite, songs, seed, main=results[-1], log=log))
         wall_s = time.perf_counter() - started
         data_summary = {"songs": len(songs), "by_artist": dict(Counter(s.artist for s in songs)),
                         "names": [s.name for s in songs]}

@@ -47,11 +47,15 @@ def audibility(clean: list[np.ndarray], released: list[np.ndarray], sample_rate_
 
 
 def run_seed(suite, songs: list[Song], seed: int, *, fraction: float | None = None, methods: tuple[str, ...] | None = None,
-             families: tuple[str, ...] | None = None, cloak_spec=None, tag: str = "main", log=print) -> dict:
+             families: tuple[str, ...] | None = None, cloak_spec=None, tag: str = "main",
+             references: dict | None = None, log=print) -> dict:
     """Every method × family for one seed: releases, audibility, cost, and attacker training runs.
 
     Returns {"seed", "tag", "fraction", "protected_songs", "methods": {method: {"audibility": {family|"any": {...}},
     "cost_s_per_song": {family|"any": s}}}, "runs": [TrainingResult as dict]}.
+
+    `references`: the result of an earlier `run_seed` with the same seed and fraction, whose
+    clean and unseen runs are reused instead of trained again (they do not depend on the cloak).
     """
     fraction = suite.protected_fraction if fraction is None else fraction
     methods = suite.methods if methods is None else methods
@@ -74,9 +78,14 @@ def run_seed(suite, songs: list[Song], seed: int, *, fraction: float | None = No
     shared: dict[str, Protected] = {}  # releases, by method and (for target-dependent methods) family
     for family in families:
         probes_base = {"protected_clean": clean_protected, "others_clean": others}
-        runs = [train_attacker(family, "clean", others + clean_protected,
-                               {**probes_base, "protected_as_trained": clean_protected}, suite.training, seed, rate, device),
-                train_attacker(family, "unseen", others, probes_base, suite.training, seed, rate, device)]
+        reused = [TrainingResult(**run) for run in (references or {}).get("runs", [])
+                  if run["family"] == family and run["condition"] in ("clean", "unseen")]
+        if references is not None and (references["seed"], references["fraction"]) != (seed, fraction):
+            raise ValueError("reference runs must come from the same seed and protected fraction")
+        runs = reused if len(reused) == 2 else [
+            train_attacker(family, "clean", others + clean_protected,
+                           {**probes_base, "protected_as_trained": clean_protected}, suite.training, seed, rate, device),
+            train_attacker(family, "unseen", others, probes_base, suite.training, seed, rate, device)]
         log(f"  seed {seed} {tag} {family}: clean {runs[0].final_loss['protected_clean']:.4f}, "
             f"unseen {runs[1].final_loss['protected_clean']:.4f}")
         for method in methods:
@@ -98,12 +107,17 @@ def run_seed(suite, songs: list[Song], seed: int, *, fraction: float | None = No
     return result
 
 
-def run_ablations(suite, songs: list[Song], seed: int, log=print) -> list[dict]:
-    """Table 6 (window length) and Table 7 (protected fraction) for the suite's ablation family and method."""
+def run_ablations(suite, songs: list[Song], seed: int, main: dict | None = None, log=print) -> list[dict]:
+    """Table 6 (window length) and Table 7 (protected fraction) for the suite's ablation family and method.
+
+    The window runs share the protected set of the seed's main run (`main`), and reuse its
+    clean and unseen attackers.
+    """
     out = []
     for window_ms in suite.window_ablation_ms:
         out.append(run_seed(suite, songs, seed, methods=(suite.ablation_method,), families=(suite.ablation_family,),
-                            cloak_spec=replace(suite.cloak, window_ms=window_ms), tag=f"window={window_ms:g}ms", log=log))
+                            cloak_spec=replace(suite.cloak, window_ms=window_ms), tag=f"window={window_ms:g}ms",
+                            references=main, log=log))
     for fraction in suite.fraction_ablation:
         out.append(run_seed(suite, songs, seed, fraction=fraction, methods=(suite.ablation_method,),
                             families=(suite.ablation_family,), tag=f"fraction={fraction:g}", log=log))
