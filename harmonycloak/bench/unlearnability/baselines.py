@@ -41,7 +41,7 @@ MP3_SUFFIX = "+mp3"
 class CloakSpec:
     """How the optimised methods run (a suite fixes it)."""
 
-    model_preset: str = "tiny"  # surrogate and white-box model sizes ("tiny" or "default")
+    model_preset: str = "tiny"  # black-box surrogate sizes ("tiny" or "default"); white-box = the attacker's own
     strength: str = "medium"  # the cloak's headroom under its bound (settings.STRENGTH_HEADROOM_DB)
     window_ms: float = 10.0  # dominant-tone window (Table 6 varies it)
     pgd_steps: int = 20  # inner PGD steps per round (paper: 20)
@@ -88,11 +88,12 @@ def check_method(method: str) -> None:
 
 
 def protect(method: str, songs: list[np.ndarray], sample_rate_hz: int, target_family: str, seed: int,
-            spec: CloakSpec) -> Protected:
+            spec: CloakSpec, attacker=None) -> Protected:
     """Release versions of `songs` under `method` (see the module docstring); deterministic for a seed.
 
     A '+mp3' method is the method's release after `mp3_round_trip`; callers that need both
     should protect once and round-trip the result (the optimisation is the expensive part).
+    `attacker` (a `runs.TrainingSpec`) gives the white-box model its size: the attacker's own.
     """
     check_method(method)
     name, mp3 = base_method(method)
@@ -105,7 +106,7 @@ def protect(method: str, songs: list[np.ndarray], sample_rate_hz: int, target_fa
     elif name == "random-dominant":
         released = _add(songs, _random_dominant_noise(songs, sample_rate_hz, seed, spec))
     else:
-        noises, summary = _optimised_noise(name, songs, sample_rate_hz, target_family, seed, spec)
+        noises, summary = _optimised_noise(name, songs, sample_rate_hz, target_family, seed, spec, attacker)
         released = _add(songs, noises)
     elapsed_s = time.perf_counter() - started  # the cost of protection; the MP3 trip is the attacker's
     if mp3:
@@ -164,10 +165,10 @@ def excluded_bag(target_family: str, seed: int, spec: CloakSpec) -> list[torch.n
 
 
 def _optimised_noise(name: str, songs: list[np.ndarray], sample_rate_hz: int, target_family: str, seed: int,
-                     spec: CloakSpec) -> tuple[list[np.ndarray], dict]:
+                     spec: CloakSpec, attacker=None) -> tuple[list[np.ndarray], dict]:
+    from harmonycloak.bench.unlearnability.runs import TrainingSpec, build_attacker
     from harmonycloak.cloak.norm_ball import NormBallCloak, NormBallSettings
     from harmonycloak.models.checkpoint import save_checkpoint
-    from harmonycloak.models.registry import build_model
     from harmonycloak.pipeline import cloak_tracks
 
     lane = np.concatenate(songs)[None]  # (1, songs × N): the protected set as one training stream
@@ -175,8 +176,8 @@ def _optimised_noise(name: str, songs: list[np.ndarray], sample_rate_hz: int, ta
         if name == "cloak-whitebox":
             # The defender knows the architecture (and trains it inside the min-min loop); the
             # attacker's own run starts from other initial weights.
-            checkpoint = save_checkpoint(build_model(target_family, spec.model_preset, seed=seed + 7919),
-                                         target_family, Path(folder) / "target.pt")
+            model = build_attacker(target_family, attacker or TrainingSpec(preset=spec.model_preset), seed + 7919)
+            checkpoint = save_checkpoint(model, target_family, Path(folder) / "target.pt")
             outcome = cloak_tracks([lane], sample_rate_hz, cloak_settings(target_family, seed, spec, "whitebox",
                                                                           checkpoint))
         else:

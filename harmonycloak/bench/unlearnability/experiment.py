@@ -92,7 +92,8 @@ def run_seed(suite, songs: list[Song], seed: int, *, fraction: float | None = No
             name, mp3 = base_method(method)
             key = family if depends_on_target(name) else "any"
             if f"{name}|{key}" not in shared:
-                shared[f"{name}|{key}"] = protected = protect(name, clean_protected, rate, family, seed, cloak_spec)
+                shared[f"{name}|{key}"] = protected = protect(name, clean_protected, rate, family, seed, cloak_spec,
+                                                                   suite.training)
                 record(name, key, protected, protected.songs)
             if mp3 and f"{method}|{key}" not in shared:
                 base = shared[f"{name}|{key}"]  # the MP3 trip is the attacker's step: the cost stays the method's

@@ -34,6 +34,7 @@ class TrainingSpec:
     """How attackers train (a suite fixes it)."""
 
     preset: str = "tiny"  # model size preset of every target family
+    width: int | None = None  # overrides the preset's model width (None: the preset's)
     steps: int = 150  # Adam steps
     batch_segments: int = 8  # segments per step
     learning_rate: float = 2e-3  # Adam
@@ -50,6 +51,14 @@ class TrainingResult:
     curves: dict[str, list[float]]  # probe → loss at each evaluation
     curve_steps: list[int]  # the step of each evaluation
     elapsed_s: float
+
+
+def build_attacker(family: str, spec: TrainingSpec, seed: int) -> torch.nn.Module:
+    """A fresh model of `family` in the suite's size; the seed alone decides its initial weights."""
+    from harmonycloak.models.registry import build_model
+
+    overrides = {"width": spec.width} if spec.width is not None else {}
+    return build_model(family, spec.preset, seed=seed, **overrides)
 
 
 def song_segments(songs: list[np.ndarray], segment_samples: int) -> torch.Tensor:
@@ -83,11 +92,10 @@ def train_attacker(family: str, condition: str, training_songs: list[np.ndarray]
 
     With no training songs (a fully protected set's "unseen" run) the untrained model is measured.
     """
-    from harmonycloak.models.registry import build_model
     from harmonycloak.optim.training import train_generative_model
 
     started = time.perf_counter()
-    model = build_model(family, spec.preset, seed=seed).to(device)
+    model = build_attacker(family, spec, seed).to(device)
     segment_samples = round(spec.segment_s * sample_rate_hz)
     data = song_segments(training_songs, segment_samples).to(device)
     probe_segments = {name: song_segments(songs, segment_samples) for name, songs in probes.items()}
