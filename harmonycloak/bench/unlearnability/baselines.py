@@ -12,6 +12,8 @@ Fig. 6–7):
   cloak-whitebox    the cloak (dominant tone, paper §4.1) optimised against the target's
                     architecture (a fresh model of it, trained inside the min-min loop)
   cloak-blackbox    the cloak optimised against a bag that leaves the target's family out
+  masked-blackbox   the project's second cloak (every STFT bin under the masking threshold,
+                    `cloak.masked`), black-box like cloak-blackbox (FINDINGS §2–3)
 
 Each can be followed by an MP3 128 kbps round trip (`mp3_round_trip`). All optimised methods
 go through `pipeline.cloak_tracks`, i.e. the one min-min optimiser; the protected songs are
@@ -35,6 +37,7 @@ from harmonycloak.errors import SettingsError
 
 GAUSSIAN_PREFIX = "gaussian-"
 MP3_SUFFIX = "+mp3"
+OPTIMISED_METHODS = ("em-l2", "em-linf", "cloak-whitebox", "cloak-blackbox", "masked-blackbox")
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ def base_method(method: str) -> tuple[str, bool]:
 
 def depends_on_target(method: str) -> bool:
     """Whether the method's noise depends on the attacker's family (white-box, or a bag that excludes it)."""
-    return base_method(method)[0] in ("em-l2", "em-linf", "cloak-whitebox", "cloak-blackbox")
+    return base_method(method)[0] in OPTIMISED_METHODS
 
 
 def check_method(method: str) -> None:
@@ -83,7 +86,7 @@ def check_method(method: str) -> None:
         if not ratio > 0:
             raise SettingsError(f"'{method}': a Gaussian budget is a positive power ratio (gaussian-0.1)")
         return
-    if name not in ("none", "random-dominant", "em-l2", "em-linf", "cloak-whitebox", "cloak-blackbox"):
+    if name not in ("none", "random-dominant") + OPTIMISED_METHODS:
         raise SettingsError(f"unknown protection method '{method}'")
 
 
@@ -147,11 +150,12 @@ def mp3_round_trip(samples: np.ndarray, sample_rate_hz: int, bitrate_bps: int = 
     return out
 
 
-def cloak_settings(target_family: str, seed: int, spec: CloakSpec, mode: str, checkpoint: Path | None = None):
+def cloak_settings(target_family: str, seed: int, spec: CloakSpec, mode: str, checkpoint: Path | None = None,
+                   cloak: str = "dominant"):
     """ProtectionSettings for a benchmark cloak run (one place that maps a CloakSpec onto the product's settings)."""
     from harmonycloak.settings import ProtectionSettings
 
-    return ProtectionSettings(mode=mode, model_checkpoint=checkpoint, strength=spec.strength, cloak="dominant",
+    return ProtectionSettings(mode=mode, model_checkpoint=checkpoint, strength=spec.strength, cloak=cloak,
                               window_ms=spec.window_ms, seed=seed, device=spec.device,
                               bag_size=spec.bag_size, models_per_round=spec.models_per_round,
                               model_preset=spec.model_preset, pgd_steps=spec.pgd_steps, max_rounds=spec.max_rounds)
@@ -181,7 +185,8 @@ def _optimised_noise(name: str, songs: list[np.ndarray], sample_rate_hz: int, ta
             outcome = cloak_tracks([lane], sample_rate_hz, cloak_settings(target_family, seed, spec, "whitebox",
                                                                           checkpoint))
         else:
-            settings = cloak_settings(target_family, seed, spec, "blackbox")
+            settings = cloak_settings(target_family, seed, spec, "blackbox",
+                                      cloak="masked" if name == "masked-blackbox" else "dominant")
             factory = None
             if name in ("em-l2", "em-linf"):
                 ball = NormBallSettings(norm=name[3:], power_ratio=spec.norm_ball_power_ratio)

@@ -142,6 +142,18 @@ def shortfalls(rows: list[dict], families: tuple[str, ...]) -> list[str]:
                 notes.append(f"{method} vs {family}: PS = {mean:.2f} ± {std:.2f} (n={count}): the attacker still learns "
                              f"{'most' if mean < 0.25 else 'much'} of what it learns from the clean songs; "
                              "the paper claims near-complete unlearnability.")
+    for family in families:
+        def ps_of(method):
+            return mean_std([r["protection_score"] for r in main if r["method"] == method and r["family"] == family])
+        control, control_std, control_n = ps_of("random-dominant")
+        for method in ("cloak-whitebox", "cloak-blackbox"):
+            mean, std, count = ps_of(method)
+            if count and control_n and mean <= control + max(std, control_std):
+                notes.append(f"{method} vs {family}: PS {mean:.2f} is within one std of the unoptimised control "
+                             f"random-dominant ({control:.2f}): the optimisation adds nothing measurable.")
+            after, _, after_n = ps_of(method + "+mp3")
+            if count and after_n and after < mean - std:
+                notes.append(f"{method} vs {family}: PS falls from {mean:.2f} to {after:.2f} after MP3 128 kbps.")
     gaps = [r["relative_gap"] for r in {(r["seed"], r["family"]): r for r in main}.values()]
     gap_mean, _, gap_count = mean_std(gaps)
     if gap_count and gap_mean < 0.05:

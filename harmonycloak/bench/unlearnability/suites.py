@@ -82,6 +82,8 @@ def _suites() -> dict[str, Suite]:
         seeds=(0, 1, 2, 3, 4),
         window_ablation_ms=(5.0, 10.0, 20.0, 50.0, 100.0),
         fraction_ablation=(0.05, 0.10, 0.15, 0.50, 1.00),
+        methods=ALL_METHODS + ("masked-blackbox", "masked-blackbox+mp3"),
+        ablation_family="ar-transformer",
         visqol=True,
         torch_threads=None,
     )
