@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from harmonycloak.cloak.midi import MidiCloakSettings, MidiDominantCloak, protected_score
+from harmonycloak.cloak.midi import MIDI_STRENGTH_HEADROOM_DB, MidiCloakSettings, MidiDominantCloak, protected_score
 from harmonycloak.cloak.midi_problem import MidiCloakProblem
 from harmonycloak.errors import MidiFileError, ModelError, SettingsError
 from harmonycloak.io.midi import MIDI_SUFFIXES, as_type_1, read_midi, write_midi
@@ -32,7 +32,7 @@ from harmonycloak.models.checkpoint import load_checkpoint
 from harmonycloak.models.musegan import PhraseFormat, build_musegan_bag
 from harmonycloak.music import Score, ticks_to_steps
 from harmonycloak.optim.minmin import MinMinConfig, mean_generative_loss, optimise_noise
-from harmonycloak.settings import PAPER_ALPHA, STRENGTH_HEADROOM_DB, ProtectionSettings
+from harmonycloak.settings import PAPER_ALPHA, ProtectionSettings
 
 FAMILY_KIND = {"musegan": "gan", "symphonynet": "transformer"}
 BLACKBOX_PHRASE = {"default": (48, 4), "tiny": (16, 2)}  # (steps per 4/4 bar, bars per phrase)
@@ -101,11 +101,16 @@ def cloak_score(score: Score, settings: ProtectionSettings, progress=None) -> Mi
     device = resolve_device(settings.device)
     generator = torch.Generator().manual_seed(settings.seed)
     surrogates = build_midi_surrogates(score, settings, device)
-    cloak_settings = MidiCloakSettings(window_ms=settings.window_ms, headroom_db=STRENGTH_HEADROOM_DB[settings.strength][0])
+    cloak_settings = MidiCloakSettings(window_ms=settings.window_ms,
+                                       headroom_db=MIDI_STRENGTH_HEADROOM_DB[settings.strength])
     cloak = MidiDominantCloak(score, surrogates.steps_per_beat, cloak_settings)
     if cloak.num_runs == 0:
         raise MidiFileError("has no pitched note loud and long enough to hide noise under (drums get none)",
                             score.source_path)
+    longest = longest_bar_steps(score, surrogates.steps_per_beat)
+    if longest > surrogates.steps_per_bar:
+        raise MidiFileError(f"has a bar of {longest} steps, longer than the {surrogates.steps_per_bar} steps of the "
+                            "model's bars", score.source_path)
     problem = MidiCloakProblem(score, cloak, surrogates.steps_per_bar, surrogates.bars_per_segment).to(device)
     alpha = PAPER_ALPHA[FAMILY_KIND[surrogates.family]] if settings.alpha is None else settings.alpha
     config = MinMinConfig(mode=settings.mode, pgd_steps=settings.pgd_steps, alpha=alpha, max_rounds=settings.max_rounds,

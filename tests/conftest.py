@@ -28,11 +28,13 @@ CHORALE = "bach/bwv1.6.mxl"  # a real chorale of the music21 corpus: four voices
 
 
 def rescaled(score, ticks_per_beat: int):
-    """``score`` counted in ``ticks_per_beat`` (a whole multiple of its own), as a new score to write."""
+    """``score`` counted in the least multiple of ``ticks_per_beat`` that its own divides, as a new score."""
+    import math
+
     from harmonycloak.music import Notes, Score, TempoMap, TimeSignature, Track
 
+    ticks_per_beat = math.lcm(ticks_per_beat, score.ticks_per_beat)
     factor = ticks_per_beat // score.ticks_per_beat
-    assert factor * score.ticks_per_beat == ticks_per_beat
     tracks = [Track(t.name, t.program, t.is_drum, Notes.from_arrays(t.notes.pitch, t.notes.velocity,
                                                                     t.notes.start_tick * factor, t.notes.end_tick * factor))
               for t in score.tracks]

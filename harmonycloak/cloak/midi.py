@@ -55,18 +55,28 @@ from torch import Tensor, nn
 
 from harmonycloak.cloak.bounds import sigmoid_between
 from harmonycloak.errors import SettingsError
-from harmonycloak.music import Notes, Score, Track, note_steps
+from harmonycloak.music import Notes, Score, Track, note_steps, ticks_to_steps
 from harmonycloak.psycho.functional import absolute_threshold_db_spl, db_spl_to_velocity
 
 CLOAK_LAYER_NAME = "cloak of track {number}"
 _CLOAK_LAYER_PATTERN = re.compile(r"^cloak of track (\d+)$")
 MELODIC_CHANNELS = 15  # 16 MIDI channels, channel 10 kept for drums
+LEAD, BODY, TAIL = 0, 1, 2  # where an added note sits against its dominant note
+
+# Strength = how far (dB, DLS curve) an added note stays under its dominant note. Larger than the
+# audio cloak's headroom because a synthesiser plays the added note with the same sample, in
+# phase with its dominant note: the difference is a scaled copy of the note itself, which the
+# per-bin masking model forgives too easily (FINDINGS §4). Measured on a Bach chorale rendered
+# by FluidSynth (FluidR3 GM) with every added note at the upper bound: 14 dB → SNR 14 dB,
+# +1.0 LU, 46 % of critical bands above the masking threshold; 26 dB → SNR 26 dB, +0.23 LU,
+# 1 %; 32 dB → SNR 32 dB, +0.12 LU, none.
+MIDI_STRENGTH_HEADROOM_DB: dict[str, float] = {"low": 38.0, "medium": 32.0, "high": 26.0}
 
 
 @dataclass(frozen=True)
 class MidiCloakSettings:
     window_ms: float = 10.0  # window length (paper default; 5-100 ms allowed, §5.2.5)
-    headroom_db: float = 14.0  # a cloak note stays this far (DLS dB) under its dominant note: the strength
+    headroom_db: float = 32.0  # an added note stays this far (DLS dB) under its dominant note: see MIDI_STRENGTH_HEADROOM_DB
     silence_threshold_velocity: float = 8.0  # cumulative velocity under which a window has no dominant note
     # Level in dB SPL of a velocity-127 note: the L_127 of the DLS curve. Measured: FluidSynth with
     # the FluidR3 GM piano at gain 1.0 plays A4 at velocity 127 at −18.3 dBFS (sine-equivalent
@@ -74,6 +84,12 @@ class MidiCloakSettings:
     # 11.9 and 36.0 dB lower, as DLS Level 1's 40 log10(v/127) says.
     full_velocity_db_spl: float = 78.0
     initial_parameter: float = -2.0  # sigmoid logit at the start: 12 % of the way up the range
+    # Temporal masking (paper §4.1, design rationale 2: noise "positioned close to the masking
+    # music tunes ... particularly when they cannot be played together"): an added note may begin
+    # this long before its dominant note and end this long after it, where its pitch is free.
+    lead_ms: float = 0.0
+    tail_ms: float = 100.0
+    during_note: bool = True  # an added note also sounds with its dominant note (in the roll: a louder cell)
 
     def __post_init__(self) -> None:
         if not 5.0 <= self.window_ms <= 100.0:
@@ -138,6 +154,7 @@ class DominantRuns:
             clipped to the dominant note).
         note_velocity: the dominant note's velocity, M(x_t).
         first_window, num_windows: which windows the run covers.
+        kind: `LEAD` (before the dominant note), `BODY` (with it) or `TAIL` (after it).
     """
 
     track: np.ndarray
@@ -147,6 +164,7 @@ class DominantRuns:
     note_velocity: np.ndarray
     first_window: np.ndarray
     num_windows: np.ndarray
+    kind: np.ndarray
 
     def __len__(self) -> int:
         return int(self.track.shape[0])
@@ -156,27 +174,53 @@ def find_runs(score: Score, tracks: list[int], settings: MidiCloakSettings) -> t
     """Dominant-note runs of the given tracks of ``score``; returns (runs, windows per track)."""
     window_s = settings.window_ms / 1000.0
     num_windows = max(int(math.ceil(score.duration_s / window_s)), 1)
-    columns: list[list] = [[] for _ in range(7)]
+    columns: list[list] = [[] for _ in range(8)]
     tempo = score.tempo_map
     for track_index in tracks:
         notes = score.tracks[track_index].notes
         start_s, end_s = tempo.tick_to_seconds(notes.start_tick), tempo.tick_to_seconds(notes.end_tick)
         dominant, _ = dominant_notes(notes, start_s, end_s, num_windows, window_s, settings.silence_threshold_velocity)
         changes = np.flatnonzero(np.diff(dominant, prepend=-2, append=-2))  # run boundaries
+        first_column = len(columns[0])
         for first, stop in zip(changes[:-1], changes[1:]):
             note = int(dominant[first])
             if note < 0:
                 continue
             run_start_s, run_end_s = first * window_s, stop * window_s
-            start = int(notes.start_tick[note]) if start_s[note] >= run_start_s else int(round(float(tempo.seconds_to_tick(run_start_s))))
-            end = int(notes.end_tick[note]) if end_s[note] <= run_end_s else int(round(float(tempo.seconds_to_tick(run_end_s))))
-            if end <= start:
-                continue
-            for column, value in zip(columns, (track_index, int(notes.pitch[note]), start, end,
-                                               int(notes.velocity[note]), int(first), int(stop - first))):
-                column.append(value)
+            pitch = notes.pitch[note]
+            same_pitch = (notes.pitch == pitch) & (np.arange(len(notes)) != note)
+            note_start, note_end = int(notes.start_tick[note]), int(notes.end_tick[note])
+            body_start = note_start if start_s[note] >= run_start_s else int(round(float(tempo.seconds_to_tick(run_start_s))))
+            body_end = note_end if end_s[note] <= run_end_s else int(round(float(tempo.seconds_to_tick(run_end_s))))
+            pieces = [(body_start, body_end, BODY)] if settings.during_note else []
+            if body_start == note_start and settings.lead_ms > 0:  # the run starts with its note: a lead-in
+                earlier = same_pitch & (notes.start_tick <= note_start)
+                floor = max(int(notes.end_tick[earlier].max(initial=0)), 0)
+                lead = int(round(float(tempo.seconds_to_tick(max(start_s[note] - settings.lead_ms / 1000.0, 0.0)))))
+                pieces.append((max(lead, floor), note_start, LEAD))
+            if body_end == note_end and settings.tail_ms > 0:  # the run ends with its note: a tail
+                later = same_pitch & (notes.start_tick >= note_start)
+                ceiling = int(notes.start_tick[later].min(initial=np.iinfo(np.int64).max))
+                tail = int(round(float(tempo.seconds_to_tick(end_s[note] + settings.tail_ms / 1000.0))))
+                pieces.append((note_end, min(tail, ceiling), TAIL))
+            for start, end, kind in pieces:
+                for column, value in zip(columns, (track_index, int(pitch), start, end, int(notes.velocity[note]),
+                                                   int(first), int(stop - first), kind)):
+                    column.append(value)
+        _separate_same_pitch(columns, first_column)
     arrays = [np.asarray(column, dtype=np.int64) for column in columns]
-    return DominantRuns(*arrays), num_windows
+    keep = arrays[3] > arrays[2]
+    return DominantRuns(*(array[keep] for array in arrays)), num_windows
+
+
+def _separate_same_pitch(columns: list[list], first: int) -> None:
+    """End each added note of one track no later than the next added note of its pitch starts
+    (a lead-in and a tail can meet in the gap between two notes of one pitch), in place."""
+    pitch, start, end = (np.asarray(column[first:], dtype=np.int64) for column in columns[1:4])
+    order = np.lexsort((start, pitch))
+    for previous, following in zip(order[:-1], order[1:]):
+        if pitch[previous] == pitch[following] and end[previous] > start[following]:
+            columns[3][first + previous] = int(start[following])
 
 
 def cloaked_tracks(score: Score) -> tuple[list[int], list[int]]:
@@ -216,6 +260,8 @@ class MidiDominantCloak(nn.Module):
         upper = torch.as_tensor(runs.note_velocity, dtype=torch.float64) * 10.0 ** (-settings.headroom_db / 40.0)
         lower_integer, upper_integer = torch.ceil(lower).clamp(min=1.0), torch.floor(upper)
         keep = (upper_integer >= lower_integer).numpy()  # a run needs an integer velocity in range
+        starts, ends = (ticks_to_steps(ticks, steps_per_beat, score.ticks_per_beat) for ticks in (runs.start_tick, runs.end_tick))
+        keep &= ends > starts  # and at least one step of the roll (else the file would hold what the models never saw)
         self.runs = DominantRuns(*(getattr(runs, name)[keep] for name in DominantRuns.__dataclass_fields__))
         self.register_buffer("lower_velocity", lower_integer[torch.from_numpy(keep)].float())  # (R,)
         self.register_buffer("upper_velocity", upper_integer[torch.from_numpy(keep)].float())  # (R,)

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from harmonycloak.cloak.midi import MidiDominantCloak
 from harmonycloak.cloak.problem import segment_starts
-from harmonycloak.music import Score
+from harmonycloak.music import PianoRoll, Score
 
 ROLL_NORM_FLOOR = 1e-6  # norm under which a track's phrase counts as silent
 
@@ -36,6 +36,30 @@ def velocity_weights(velocities: np.ndarray) -> Tensor:
     if cumulative.shape[0] == 1:
         return torch.ones(1)
     return (1.0 - cumulative / cumulative.sum().clamp(min=1e-30)).float()
+
+
+def phrase_steps(roll: PianoRoll, steps_per_bar: int, bars_per_segment: int) -> Tensor:
+    """Which step of ``roll`` each cell of each phrase reads, int64 (segments, T); ``roll.num_steps``
+    (one past the end: pad the roll with a silent step) where the phrase has padding.
+
+    Bar slots are laid out by `PianoRoll.bars` itself, run on a roll of step numbers; phrases of
+    ``bars_per_segment`` bars tile the piece, the last ending at its last bar (a piece shorter
+    than a phrase is followed by silent bars).
+    """
+    num_steps = roll.num_steps
+    step_numbers = np.arange(1, num_steps + 1, dtype=np.float32).reshape(1, num_steps, 1)
+    slots = replace(roll, velocities=step_numbers).bars(steps_per_bar)[0, :, :, 0].astype(np.int64) - 1
+    if slots.shape[0] < bars_per_segment:
+        slots = np.concatenate([slots, np.full((bars_per_segment - slots.shape[0], steps_per_bar), -1)])
+    starts = segment_starts(slots.shape[0], bars_per_segment)
+    segment_steps = torch.from_numpy(slots)[starts[:, None] + torch.arange(bars_per_segment)].flatten(1)
+    return torch.where(segment_steps < 0, num_steps, segment_steps)
+
+
+def phrases_of(velocities: Tensor, segment_steps: Tensor) -> Tensor:
+    """Roll (M, S, 128) → phrases (B, M, T, 128) at ``segment_steps`` (B, T), S reading silence."""
+    padded = torch.cat([velocities, torch.zeros_like(velocities[:, :1])], dim=1)
+    return padded[:, segment_steps].transpose(0, 1)
 
 
 class MidiCloakProblem:
@@ -54,18 +78,7 @@ class MidiCloakProblem:
         self.track_names = roll.track_names
         self.clean_roll = torch.from_numpy(roll.velocities)  # (M, S, 128)
         self.weights = velocity_weights(roll.velocities)
-        num_steps = roll.num_steps
-        # Which roll step each bar slot reads (-1: padding), by `PianoRoll.bars` itself on a roll of step numbers.
-        step_numbers = np.arange(1, num_steps + 1, dtype=np.float32).reshape(1, num_steps, 1)
-        slots = replace(roll, velocities=step_numbers).bars(steps_per_bar)[0, :, :, 0].astype(np.int64) - 1
-        num_bars = slots.shape[0]
-        if num_bars < bars_per_segment:  # a piece shorter than one phrase: silent bars after it
-            slots = np.concatenate([slots, np.full((bars_per_segment - num_bars, steps_per_bar), -1)])
-        starts = segment_starts(slots.shape[0], bars_per_segment)
-        bar_index = starts[:, None] + torch.arange(bars_per_segment)  # (segments, bars)
-        segment_steps = torch.from_numpy(slots)[bar_index].flatten(1)  # (segments, T)
-        self.segment_steps = torch.where(segment_steps < 0, num_steps, segment_steps)  # padding → a zero step
-        self.segment_first_bar = starts
+        self.segment_steps = phrase_steps(roll, steps_per_bar, bars_per_segment)  # (segments, T)
 
     @property
     def num_segments(self) -> int:
@@ -90,8 +103,7 @@ class MidiCloakProblem:
 
     def _phrases(self, roll: Tensor, segment_ids: Tensor) -> Tensor:
         """(M, S, 128) → (B, M, T, 128) phrases of the segments."""
-        padded = torch.cat([roll, torch.zeros_like(roll[:, :1])], dim=1)
-        return padded[:, self.segment_steps[segment_ids.to(self.segment_steps.device)]].transpose(0, 1)
+        return phrases_of(roll, self.segment_steps[segment_ids.to(self.segment_steps.device)])
 
     def clean_batch(self, segment_ids: Tensor) -> Tensor:
         return self._phrases(self.clean_roll, segment_ids)
