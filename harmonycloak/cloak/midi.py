@@ -200,7 +200,7 @@ def find_runs(score: Score, tracks: list[int], settings: MidiCloakSettings) -> t
                 pieces.append((max(lead, floor), note_start, LEAD))
             if body_end == note_end and settings.tail_ms > 0:  # the run ends with its note: a tail
                 later = same_pitch & (notes.start_tick >= note_start)
-                ceiling = int(notes.start_tick[later].min(initial=np.iinfo(np.int64).max))
+                ceiling = int(notes.start_tick[later].min(initial=score.end_tick))  # the piece ends where it did
                 tail = int(round(float(tempo.seconds_to_tick(end_s[note] + settings.tail_ms / 1000.0))))
                 pieces.append((note_end, min(tail, ceiling), TAIL))
             for start, end, kind in pieces:
