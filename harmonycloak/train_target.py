@@ -79,15 +79,16 @@ def midi_phrases(paths: list[Path], steps_per_bar: int, bars: int) -> torch.Tens
 
 
 def train_midi_model(paths: list[Path], output: Path, family: str = "musegan", preset: str = "default",
-                     steps: int = 300, seed: int = 0) -> tuple[Path, list[float]]:
+                     steps: int = 300, seed: int = 0, learning_rate: float | None = None) -> tuple[Path, list[float]]:
     """Train a MIDI model (musegan, symphonynet) on MIDI files as an attacker would (paper §5.1:
-    Adam 1e-4 for MuseGAN, AdamW-style 3e-4 for SymphonyNet); save it; return (path, loss curve).
+    Adam 1e-4 for MuseGAN, 3e-4 for SymphonyNet, unless ``learning_rate`` says otherwise); save
+    it; return (path, loss curve).
 
     The curve of a MuseGAN is its discriminator's loss (its generator's loss does not fall as it learns).
     """
     from dataclasses import replace
 
-    from harmonycloak.models.musegan import train_musegan
+    from harmonycloak.models.musegan import MUSEGAN_LEARNING_RATE, train_musegan
     from harmonycloak.models.symphonynet import SYMPHONYNET_LEARNING_RATE
 
     if steps < 1:
@@ -103,9 +104,11 @@ def train_midi_model(paths: list[Path], output: Path, family: str = "musegan", p
 
         phrase = replace(family_spec(family).presets[preset].phrase, tracks=tracks)
         model = build_model(family, preset, seed=seed, phrase=phrase)
-        curve = [step.discriminator for step in train_musegan(model, lambda ids: data[ids], len(data), steps, generator)]
+        rate = MUSEGAN_LEARNING_RATE if learning_rate is None else learning_rate
+        curve = [step.discriminator
+                 for step in train_musegan(model, lambda ids: data[ids], len(data), steps, generator, learning_rate=rate)]
     else:
         model = build_model(family, preset, seed=seed, tracks=tracks)
         curve = train_generative_model(model, lambda ids: data[ids], len(data), steps, generator,
-                                       learning_rate=SYMPHONYNET_LEARNING_RATE)
+                                       learning_rate=SYMPHONYNET_LEARNING_RATE if learning_rate is None else learning_rate)
     return save_checkpoint(model, family, output), curve

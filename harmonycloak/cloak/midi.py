@@ -328,6 +328,11 @@ def protected_score(score: Score, cloak: MidiDominantCloak) -> Score:
     return protected
 
 
+def is_cloak_layer(track_name: str) -> bool:
+    """True for the name of a track the cloak added (``cloak of track N``)."""
+    return _CLOAK_LAYER_PATTERN.match(track_name) is not None
+
+
 def fold_cloak_layers(velocities: np.ndarray, track_names: list[str]) -> np.ndarray:
     """The roll the models read: each cloak layer summed into its track, clipped at 1.
 
