@@ -94,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="length of the track whose peak memory is measured (default 600 = 10 minutes)")
     speed.add_argument("--json", type=Path)
     speed.set_defaults(run=_run_bench_speed)
+    metrics = suites.add_parser("metrics", help="the paper's symbolic metrics (EB, UPC, QN, TD) on a corpus")
+    metrics.add_argument("--collection", default="bach", help="music21 corpus collection (default bach)")
+    metrics.add_argument("--limit", type=int, help="read only the first N source files")
+    metrics.add_argument("--steps-per-beat", type=int, default=12, help="piano-roll resolution (default 12)")
+    metrics.add_argument("--json", type=Path)
+    metrics.set_defaults(run=_run_bench_metrics)
     return parser
 
 
@@ -179,6 +185,13 @@ def _run_bench_speed(arguments: argparse.Namespace) -> int:
 
     run_speed_benchmark(arguments.input, arguments.duration_s, arguments.modes, arguments.cloak, arguments.device,
                         arguments.memory_duration_s, arguments.json)
+    return EXIT_OK
+
+
+def _run_bench_metrics(arguments: argparse.Namespace) -> int:
+    from harmonycloak.bench.symbolic_metrics import run_metrics_benchmark
+
+    run_metrics_benchmark(arguments.collection, arguments.limit, arguments.steps_per_beat, arguments.json)
     return EXIT_OK
 
 
