@@ -35,8 +35,9 @@ def test_black_box_protects_a_chorale_with_a_report_and_a_picture(tmp_path, chor
     assert report["cloak_below_its_note_db"]["min"] >= 32.0  # the medium strength's headroom
     assert set(report["surrogate_loss_after"]) == {"clean", "protected"}
     assert result.picture_path.stat().st_size > 10_000
-    back = read_midi(result.output_path)
+    back = harmonycloak.load(result.output_path)  # a Score, read as any MIDI file
     assert [is_cloak_layer(track.name) for track in back.tracks] == [False] * 4 + [True] * 4
+    assert back.num_notes == read_midi(chorale_midi).num_notes + report["notes_added"]
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path, chorale_midi):

@@ -12,35 +12,43 @@ steps. In each window t:
 3. the noise sits **at that note's pitch ν_t**, with a velocity δ_t kept by a sigmoid inside
    Eq. 7: ``H(T_H(ν_t)) ≤ δ_t ≤ M(x_t)``, where T_H is the threshold in quiet (Eq. 2), H
    turns dB SPL into a velocity by the DLS Level 1 curve (`psycho.functional.db_spl_to_velocity`,
-   the paper's garbled Eq. 6 read as MISSION §3 says) and M(x_t) is the dominant note's
-   velocity, lowered by the strength's headroom in dB (DLS: ``v · 10^(−headroom/40)``).
+   the paper's garbled Eq. 6 read as MISSION §3 says; L_127 = `full_velocity_db_spl`) and
+   M(x_t) is the dominant note's velocity, lowered by the strength's headroom in dB (DLS:
+   ``v · 10^(−headroom/40)``, see `MIDI_STRENGTH_HEADROOM_DB`).
 
 **How the noise is expressed in MIDI: added quiet notes, not velocity changes.** Why:
 * a chorale's notes all have velocity 64 and the models read (near-)binary rolls, so a
   cloak made of velocity changes moved the surrogates' loss by almost nothing (an earlier
-  attempt measured it); an added note is a new event in the roll and in every token stream;
-* a velocity change of a note is heard on the whole note, louder or softer, and within the
-  bound of Eq. 7 it could halve the note (−12 dB); a quiet note under a loud note of the same
-  pitch is masked by it (same critical band, `headroom_db` below it);
+  attempt measured it); an added note is an event of its own in every reader's view;
+* a velocity change is heard on the whole note, louder or softer, and within Eq. 7 it could
+  halve the note; a quiet note under a loud note of the same pitch is masked by it;
 * the source file stays as it was, event for event: the cloak is a layer beside it.
 
 MIDI gives a note one velocity, so the windows in which one note stays dominant (a *run*)
-share one noise parameter and become one added note spanning them (clipped to the dominant
-note). A note cannot be added at a pitch its own channel is already playing (readers would
-pair the messages differently), so each cloaked track gets a **cloak layer**: a new track
-chunk on a free channel with the track's program, named ``cloak of track N``. Readers
-(pretty_midi, symusic, miditok) see it as one more instrument of the same program; the
-models read the track and its layer summed into one track of the roll (as the Lakh
-Pianoroll Dataset merges instruments of one family, by sum, clipped at 1): the roll cell of
-the dominant note rises from ``v/127`` to ``(v + δ)/127``. Drum tracks get no noise (a
-pitch there is a drum, not a frequency). With more pitched tracks than free channels, the
-tracks with the most cumulative velocity are cloaked first and the rest are named in the
-report.
+share one noise parameter and become one added note (a `BODY`), clipped to the dominant
+note. A body only makes the note's roll cells louder, ``v/127 → (v + δ)/127``; to put the
+noise where the models see a new event, a run that ends with its note also gets a `TAIL`: a
+quiet note at the same pitch for `tail_ms` after the note ends, where that pitch is free in
+the track (paper §4.1, design rationale 2: noise "positioned close to the masking music
+tunes for effective temporal masking, particularly when they cannot be played together";
+post-masking lasts 100-200 ms, MISSION §3). A tail is cut where the pitch sounds again and
+at the end of the piece; `lead_ms` does the same before a note (pre-masking is only a few
+ms, so it is off by default). Pieces shorter than a roll step are dropped, so the file holds
+nothing the models never saw. Each piece has its own velocity inside its run's bounds.
+
+A note cannot be added at a pitch its own channel is already playing (readers would pair
+the messages differently), so each cloaked track gets a **cloak layer**: a new track chunk on
+a free channel with the track's program, named ``cloak of track N``. Readers (pretty_midi,
+symusic, miditok) see it as one more instrument of the same program; the models read the
+track and its layer summed into one track of the roll (as the Lakh Pianoroll Dataset merges
+instruments of one family, by sum, clipped at 1). Drum tracks get no noise (a pitch there is
+a drum, not a frequency). With more pitched tracks than free channels, the tracks with the
+most cumulative velocity are cloaked first and the rest are named in the report.
 
 Velocities are optimised as reals inside ``[max(⌈H⌉, 1), ⌊M⌋]`` and rounded for the file, so
 the rounded value stays inside Eq. 7; a run whose range holds no integer gets no noise.
 
-Shapes: R runs, M tracks, S roll steps, T windows.
+Shapes: R added notes (pieces of runs), M tracks, S roll steps, T windows.
 """
 
 from __future__ import annotations
@@ -120,9 +128,9 @@ def dominant_notes(notes: Notes, start_s: np.ndarray, end_s: np.ndarray, num_win
         (note index of the window's dominant note, -1 where none: int64 (T,),
          cumulative velocity of the dominant pitch: float64 (T,)).
     """
-    cumulative = np.zeros((num_windows, 128))
-    best_overlap = np.zeros((num_windows, 128))
-    best_note = np.full((num_windows, 128), -1, dtype=np.int64)
+    cumulative = np.zeros((num_windows, 128), dtype=np.float32)  # float32, int32: 1.5 kB a window, 92 MB for 10 min
+    best_overlap = np.zeros((num_windows, 128), dtype=np.float32)
+    best_note = np.full((num_windows, 128), -1, dtype=np.int32)
     for index in range(len(notes)):
         start, end = start_s[index], end_s[index]
         if end <= start:
@@ -141,7 +149,7 @@ def dominant_notes(notes: Notes, start_s: np.ndarray, end_s: np.ndarray, num_win
     pitch = cumulative.argmax(axis=1)  # ties: the lowest pitch
     level = cumulative[np.arange(num_windows), pitch]
     dominant = best_note[np.arange(num_windows), pitch]
-    return np.where(level >= silence_threshold_velocity, dominant, -1), level
+    return np.where(level >= silence_threshold_velocity, dominant, -1).astype(np.int64), level.astype(np.float64)
 
 
 @dataclass
@@ -242,7 +250,8 @@ def cloaked_tracks(score: Score) -> tuple[list[int], list[int]]:
 
 
 class MidiDominantCloak(nn.Module):
-    """One velocity logit per dominant-note run; the noise as piano-roll cells and as MIDI notes.
+    """One velocity logit per added note (a piece of a dominant-note run); the noise as piano-roll
+    cells and as MIDI notes.
 
     Args:
         score: the clean music.
