@@ -180,6 +180,8 @@ def protect_midi_file(input_path: str | Path, output_path: str | Path | None = N
     check_midi_output(input_path, output_path, overwrite)
     if settings.preview_s is not None:
         raise SettingsError("a preview is for audio; a MIDI file is protected whole")
+    if settings.cloak != "dominant":
+        raise SettingsError(f"the {settings.cloak} cloak is for audio; a MIDI file gets the dominant-note cloak")
     if settings.stems:
         raise SettingsError("stems are for audio; the tracks of a MIDI file are protected each with its own noise")
     score = read_midi(input_path)
