@@ -94,13 +94,15 @@ class MidiCloakOutcome:
     summary: dict
 
 
-def cloak_score(score: Score, settings: ProtectionSettings, progress=None) -> MidiCloakOutcome:
-    """Optimise the MIDI cloak of ``score`` against the surrogates the settings name."""
+def cloak_score(score: Score, settings: ProtectionSettings, progress=None,
+                *, surrogates: MidiSurrogates | None = None) -> MidiCloakOutcome:
+    """Optimise the MIDI cloak of ``score`` against the surrogates the settings name (or `surrogates`:
+    the benchmark's bags that leave the attacker's architecture out)."""
     from harmonycloak.pipeline import resolve_device
 
     device = resolve_device(settings.device)
     generator = torch.Generator().manual_seed(settings.seed)
-    surrogates = build_midi_surrogates(score, settings, device)
+    surrogates = build_midi_surrogates(score, settings, device) if surrogates is None else surrogates
     cloak_settings = MidiCloakSettings(window_ms=settings.window_ms,
                                        headroom_db=MIDI_STRENGTH_HEADROOM_DB[settings.strength])
     cloak = MidiDominantCloak(score, surrogates.steps_per_beat, cloak_settings)

@@ -8,6 +8,7 @@ import pytest
 from harmonycloak.bench.unlearnability.baselines import CloakSpec
 from harmonycloak.bench.unlearnability.benchmark import run_unlearnability
 from harmonycloak.bench.unlearnability.data import DataSpec
+from harmonycloak.bench.unlearnability.midi import MidiSpec
 from harmonycloak.bench.unlearnability.runs import TrainingSpec
 from harmonycloak.bench.unlearnability.suites import get_suite
 from harmonycloak.cli import _parser
@@ -30,6 +31,8 @@ def tiny_report(tmp_path_factory):
         window_ablation_ms=(20.0,),
         fraction_ablation=(1.0,),
         ablation_family="ar-tcn",
+        midi=MidiSpec(pieces_per_composer=(("bach", 4),), steps=4, batch_segments=2, evaluate_every=2, max_bars=4,
+                      pgd_steps=1, max_rounds=1, bag_size=2, models_per_round=2),
     )
     document = run_unlearnability("tiny-test", out, command="harmonycloak bench unlearnability --test", suite=suite,
                                   log=lambda *_: None)
@@ -51,7 +54,8 @@ def test_every_number_carries_its_seed_and_the_command(tiny_report):
     assert document["command"] == "harmonycloak bench unlearnability --test"
     rows = document["protection_scores"]
     assert {r["seed"] for r in rows} == {0, 1}
-    assert {r["method"] for r in rows} == {"none", "gaussian-0.1+mp3", "cloak-blackbox"}
+    assert {r["method"] for r in rows} == {"none", "gaussian-0.1+mp3", "cloak-blackbox", "cloak-whitebox"}
+    assert {r["family"] for r in rows} == {"ar-tcn", "musegan", "symphonynet"}
     for result in document["seed_results"]:
         assert result["seed"] in (0, 1)
         assert {run["seed"] for run in result["runs"]} == {result["seed"]}
@@ -61,7 +65,7 @@ def test_every_number_carries_its_seed_and_the_command(tiny_report):
 
 def test_ablations_reuse_references_and_handle_a_fully_protected_set(tiny_report):
     out, document = tiny_report
-    by_tag = {(r["seed"], r["tag"]): r for r in document["seed_results"]}
+    by_tag = {(r["seed"], r["tag"]): r for r in document["seed_results"] if r.get("kind") != "midi"}
     for seed in (0, 1):
         main, window = by_tag[(seed, "main")], by_tag[(seed, "window=20ms")]
         assert window["window_ms"] == 20.0 and window["protected_songs"] == main["protected_songs"]
@@ -89,9 +93,22 @@ def test_no_noise_scores_exactly_zero(tiny_report):
 def test_curves_start_from_the_same_weights(tiny_report):
     _, document = tiny_report
     for result in document["seed_results"]:
-        firsts = {run["curves"]["protected_clean"][0] for run in result["runs"]}
-        assert len(firsts) == 1  # paired runs: step 0 is the same untrained model
-        assert result["runs"][0]["curve_steps"] == [0, 3, 6]
+        for family in {run["family"] for run in result["runs"]}:
+            runs = [run for run in result["runs"] if run["family"] == family]
+            assert len({run["curves"]["protected_clean"][0] for run in runs}) == 1  # paired: same untrained model
+        if result.get("kind") != "midi":
+            assert result["runs"][0]["curve_steps"] == [0, 3, 6]
+
+
+def test_midi_black_box_bag_leaves_the_target_out(tiny_report):
+    _, document = tiny_report
+    midi = [r for r in document["seed_results"] if r.get("kind") == "midi"]
+    assert len(midi) == 2
+    for result in midi:
+        for family in ("musegan", "symphonynet"):
+            assert result["methods"]["cloak-blackbox"]["summary"][family]["target_architecture_in_bag"] is False
+            conditions = {run["condition"] for run in result["runs"] if run["family"] == family}
+            assert conditions == {"clean", "unseen", "none", "cloak-whitebox", "cloak-blackbox"}
 
 
 def test_cli_parses_the_subcommand():

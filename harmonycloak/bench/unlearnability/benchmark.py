@@ -10,37 +10,43 @@ from pathlib import Path
 
 from harmonycloak.bench.unlearnability.data import load_songs
 from harmonycloak.bench.unlearnability.experiment import run_ablations, run_seed
+from harmonycloak.bench.unlearnability.midi import load_scores, run_midi_seed
 from harmonycloak.bench.unlearnability.report import headline_table, protection_scores, write_report
 from harmonycloak.bench.unlearnability.suites import get_suite
 
 
 def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None = None, command: str | None = None,
-                       suite=None, log=print) -> dict:
+                       suite=None, parts: tuple[str, ...] | None = None, log=print) -> dict:
     """Run a suite (or the given `suite` object) and write its report folder; returns the JSON document."""
     import torch
 
-    suite = suite or get_suite(suite_name, seeds)
+    suite = suite or get_suite(suite_name, seeds, parts)
     command = command or " ".join(shlex.quote(a) for a in ["harmonycloak", *sys.argv[1:]])
     threads = torch.get_num_threads()
     if suite.torch_threads:
         torch.set_num_threads(suite.torch_threads)
     started = time.perf_counter()
     try:
-        songs = load_songs(suite.data)
-        log(f"{len(songs)} songs: {dict(Counter(s.artist for s in songs))}")
+        audio, midi = "audio" in suite.parts, "midi" in suite.parts and suite.midi is not None
+        songs = load_songs(suite.data) if audio else []
+        pieces = load_scores(suite.midi) if midi else []
+        log(f"{len(songs)} songs: {dict(Counter(s.artist for s in songs))}; {len(pieces)} MIDI pieces")
         results = []
         for seed in suite.seeds:
             log(f"seed {seed}")
-            results.append(run_seed(suite, songs, seed, log=log))
-            results.extend(run_ablations(suite, songs, seed, main=results[-1], log=log))
+            if audio:
+                results.append(run_seed(suite, songs, seed, log=log))
+                results.extend(run_ablations(suite, songs, seed, main=results[-1], log=log))
+            if midi:
+                results.append(run_midi_seed(suite.midi, pieces, seed, suite.protected_fraction, log=log))
         wall_s = time.perf_counter() - started
         data_summary = {"songs": len(songs), "by_artist": dict(Counter(s.artist for s in songs)),
-                        "names": [s.name for s in songs]}
+                        "names": [s.name for s in songs], "midi_pieces": [p[0] for p in pieces]}
         document = write_report(Path(out), suite, results, command, wall_s, data_summary)
     finally:
         torch.set_num_threads(threads)
     log("")
     log(f"Unlearnability, suite {suite.name}, seeds {list(suite.seeds)}, {wall_s / 60:.1f} min — {command}")
-    log(headline_table(protection_scores(results), suite.families))
+    log(headline_table(protection_scores(results), suite.all_families))
     log(f"report: {Path(out) / 'summary.md'}")
     return document

@@ -65,7 +65,7 @@ def run_seed(suite, songs: list[Song], seed: int, *, fraction: float | None = No
     chosen = protected_indices(len(songs), fraction, seed)
     clean_protected = [songs[i].samples for i in chosen]
     others = [s.samples for i, s in enumerate(songs) if i not in chosen]
-    result: dict = {"seed": seed, "tag": tag, "fraction": fraction, "window_ms": cloak_spec.window_ms,
+    result: dict = {"seed": seed, "tag": tag, "kind": "audio", "fraction": fraction, "window_ms": cloak_spec.window_ms,
                     "protected_songs": [songs[i].name for i in chosen], "methods": {}, "runs": []}
     device = _device(cloak_spec.device)
 

@@ -183,16 +183,17 @@ def write_report(out: Path, suite, seed_results: list[dict], command: str, wall_
           f"CUDA {document['environment']['cuda']}, {document['environment']['torch_threads']} thread(s).  ", f"Seeds: {', '.join(map(str, suite.seeds))}; wall time {wall_s / 60:.1f} min.  ",
           f"Data: {data_summary['songs']} songs of {suite.data.song_s} s at {suite.data.sample_rate_hz} Hz mono "
           f"({', '.join(f'{k}: {v}' for k, v in data_summary['by_artist'].items())}); "
+          f"{len(data_summary.get('midi_pieces', []))} MIDI pieces for the MIDI families; "
           f"protected fraction {suite.protected_fraction:.0%}. Every number in results.json carries its seed.", ""]
     md += [f"> {note}" for note in suite.notes] + ([""] if suite.notes else [])
     md += ["PS = (L_cloaked − L_clean) / (L_unseen − L_clean), losses of fresh attackers on the clean originals of the "
            "protected songs; 1 = as if never seen, 0 = the cloak changed nothing. Mean ± sample std over seeds.", "",
            "## Headline: clean (a), white-box (b), black-box without the target's family (c), unseen (d)", "",
-           headline_table(rows, suite.families), "",
+           headline_table(rows, suite.all_families), "",
            "## Baselines and MP3 128 kbps (Table 10, Fig. 6–7), with audibility", "",
            "SNR and NMR p95 compare the released protected songs with their clean originals (for +mp3: after the "
            "round trip, so codec loss is included). `random-dominant` is the unoptimised control (FINDINGS §2).", "",
-           baselines_table(rows, seed_results, suite.families, suite.methods), "",
+           baselines_table(rows, seed_results, suite.all_families, _methods(suite)), "",
            "## Cost (Table 12)", "",
            "Wall time of making the released versions, on this machine (device in results.json), per protected song; "
            "the paper: 12.5 s white-box, 25.7 s black-box for a 25 s piece on four A100 GPUs, MuseGAN target.", "",
@@ -203,10 +204,17 @@ def write_report(out: Path, suite, seed_results: list[dict], command: str, wall_
         if table:
             md += [f"## {title}", "", table, ""]
     md += ["## Where the cloak falls short of the paper", "", PAPER_LOSS_NOTE, ""]
-    md += [f"- {note}" for note in shortfalls(rows, suite.families)] or ["- (no shortfall detected by the checks)"]
+    md += [f"- {note}" for note in shortfalls(rows, suite.all_families)] or ["- (no shortfall detected by the checks)"]
     md += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
     (out / "summary.md").write_text("\n".join(md))
     return document
+
+
+def _methods(suite) -> tuple[str, ...]:
+    """The audio methods, then any MIDI method not among them."""
+    audio = suite.methods if "audio" in suite.parts else ()
+    midi = suite.midi.methods if suite.midi is not None and "midi" in suite.parts else ()
+    return audio + tuple(m for m in midi if m not in audio)
 
 
 def _environment() -> dict:
@@ -255,8 +263,9 @@ def _plots(out: Path, rows: list[dict], seed_results: list[dict], suite) -> list
 
     paths = []
     main = [r for r in seed_results if r["tag"] == "main"]
-    figure, axes = plt.subplots(1, len(suite.families), figsize=(5 * len(suite.families), 3.8), squeeze=False)
-    for axis, family in zip(axes[0], suite.families):
+    families = suite.all_families
+    figure, axes = plt.subplots(1, len(families), figsize=(4.5 * len(families), 3.8), squeeze=False)
+    for axis, family in zip(axes[0], families):
         for condition, colour in (("clean", "black"), ("cloak-whitebox", "tab:red"), ("cloak-blackbox", "tab:blue")):
             runs = [run for r in main for run in r["runs"] if run["family"] == family and run["condition"] == condition]
             if not runs:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from harmonycloak.bench.unlearnability.baselines import CloakSpec, check_method
 from harmonycloak.bench.unlearnability.data import DataSpec
+from harmonycloak.bench.unlearnability.midi import MidiSpec
 from harmonycloak.bench.unlearnability.runs import TrainingSpec
 from harmonycloak.errors import SettingsError
 
@@ -41,6 +42,8 @@ class Suite:
     ablation_method: str = "cloak-blackbox"
     visqol: bool = False  # ViSQOL of the first protected song per method (slow on CPU)
     torch_threads: int | None = 1  # None: PyTorch's default (all cores)
+    midi: MidiSpec | None = None  # the MIDI families (MuseGAN, SymphonyNet); None: audio only
+    parts: tuple[str, ...] = ("audio", "midi")  # which parts run ("audio", "midi")
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -48,6 +51,15 @@ class Suite:
             check_method(method)
         if not 0 < self.protected_fraction <= 1:
             raise SettingsError("the protected fraction must be in (0, 1]")
+        if not set(self.parts) <= {"audio", "midi"}:
+            raise SettingsError("the parts of a suite are 'audio' and 'midi'")
+
+    @property
+    def all_families(self) -> tuple[str, ...]:
+        """Audio then MIDI target families of the parts that run."""
+        audio = self.families if "audio" in self.parts else ()
+        midi = self.midi.families if self.midi is not None and "midi" in self.parts else ()
+        return audio + midi
 
 
 def _suites() -> dict[str, Suite]:
@@ -58,6 +70,7 @@ def _suites() -> dict[str, Suite]:
         training=TrainingSpec(preset="tiny", steps=60, batch_segments=8, evaluate_every=20),
         cloak=CloakSpec(model_preset="tiny", pgd_steps=4, max_rounds=1, bag_size=4, models_per_round=3),
         seeds=(0,),
+        midi=MidiSpec(pieces_per_composer=(("bach", 6),), steps=40, evaluate_every=20, max_bars=8),
         notes=("smoke: checks the plumbing on tiny models; its numbers say nothing about the method",),
     )
     standard = Suite(
@@ -68,6 +81,8 @@ def _suites() -> dict[str, Suite]:
         cloak=CloakSpec(model_preset="tiny", pgd_steps=10, max_rounds=2, bag_size=6, models_per_round=4),
         seeds=(0, 1, 2),
         methods=STANDARD_METHODS,
+        midi=MidiSpec(pieces_per_composer=(("bach", 14),), steps=300, evaluate_every=50, max_bars=8, pgd_steps=10,
+                      max_rounds=2, bag_size=6, models_per_round=4),
         window_ablation_ms=(5.0, 10.0, 20.0, 50.0, 100.0),
         fraction_ablation=(0.05, 0.10, 0.15, 0.50, 1.00),
         ablation_family="ar-tcn",  # the fastest family on a CPU; full uses ar-transformer
@@ -83,6 +98,9 @@ def _suites() -> dict[str, Suite]:
         window_ablation_ms=(5.0, 10.0, 20.0, 50.0, 100.0),
         fraction_ablation=(0.05, 0.10, 0.15, 0.50, 1.00),
         methods=ALL_METHODS + ("masked-blackbox", "masked-blackbox+mp3"),
+        midi=MidiSpec(pieces_per_composer=(("bach", 100),), preset="default", steps=3000, evaluate_every=100,
+                      max_bars=16, pgd_steps=20, max_rounds=5, bag_size=9, models_per_round=7,
+                      musegan_learning_rate=1e-4, symphonynet_learning_rate=3e-4),
         ablation_family="ar-transformer",
         visqol=True,
         torch_threads=None,
@@ -90,12 +108,14 @@ def _suites() -> dict[str, Suite]:
     return {suite.name: suite for suite in (smoke, standard, full)}
 
 
-def get_suite(name: str, seeds: tuple[int, ...] | None = None) -> Suite:
-    """The named suite, with its seeds replaced when `seeds` is given."""
+def get_suite(name: str, seeds: tuple[int, ...] | None = None, parts: tuple[str, ...] | None = None) -> Suite:
+    """The named suite, with its seeds (and the parts that run) replaced when given."""
     suites = _suites()
     if name not in suites:
         raise SettingsError(f"unknown suite '{name}' (suites: {', '.join(suites)})")
     suite = suites[name]
     if seeds:
         suite = replace(suite, seeds=tuple(seeds))
+    if parts:
+        suite = replace(suite, parts=tuple(parts))
     return suite

@@ -1,0 +1,227 @@
+"""The MIDI side of the benchmark: MuseGAN and SymphonyNet attackers on corpus pieces (paper Table 2).
+
+Songs are four-part pieces of the music21 corpus (Bach chorales, Palestrina by range) as
+`Score`s. The protected pieces are cloaked with the MIDI cloak (`midi_pipeline.cloak_score`:
+quiet notes at each window's dominant note, the one min-min loop), and the attacker reads
+them as it would read the protected files: the score's piano roll at its own resolution with
+the cloak layers folded into their tracks (`cloak.midi.fold_cloak_layers`).
+
+Conditions and seeds as for audio (`experiment.run_seed`): clean, unseen and each method,
+paired initial weights; results use the same schema, so `report` scores them the same way.
+Black-box: the paper's bag of MuseGAN variants; the attacker's own architecture is left out
+of it (the default MuseGAN preset is the bag's first variant), and the results say so.
+
+Losses: SymphonyNet's next-step negative log-likelihood; MuseGAN's discriminator loss on
+real data, −log D(x) (`MuseGanModel.generative_loss`): for a GAN, "what the model learned of
+a song" is how real its discriminator finds it.
+
+Shapes: phrases (B, M, T, 128), velocities / 127.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from harmonycloak.bench.unlearnability.runs import TrainingResult, mean_loss
+
+MIDI_FAMILIES = ("musegan", "symphonynet")
+MIDI_METHODS = ("none", "cloak-whitebox", "cloak-blackbox")
+
+
+@dataclass(frozen=True)
+class MidiSpec:
+    """The MIDI part of a suite."""
+
+    pieces_per_composer: tuple[tuple[str, int], ...] = (("bach", 10),)  # four tracks, bars ≤ 4/4
+    families: tuple[str, ...] = MIDI_FAMILIES
+    methods: tuple[str, ...] = MIDI_METHODS
+    preset: str = "tiny"  # attackers' and surrogates' size
+    steps: int = 100  # attacker training steps
+    batch_segments: int = 8
+    evaluate_every: int = 25
+    max_bars: int = 8  # pieces are cut to their first bars (cost of the cloak)
+    pgd_steps: int = 5
+    max_rounds: int = 1
+    bag_size: int = 4
+    models_per_round: int = 3
+    musegan_learning_rate: float = 1e-3  # Adam (paper §5.1: 1e-4 for the full-size model; tiny ones need more)
+    symphonynet_learning_rate: float = 1e-3  # (paper: 3e-4)
+
+
+def load_scores(spec: MidiSpec) -> list[tuple[str, str, object]]:
+    """(name, composer, Score cut to `max_bars`) of four-track pieces, in a fixed order."""
+    from harmonycloak.corpus import load_collection
+    from harmonycloak.midi_pipeline import longest_bar_steps
+
+    out = []
+    for composer, count in spec.pieces_per_composer:
+        # Four tracks, and no bar longer than 4/4: the models' bar slots (Palestrina's breve bars are left out).
+        pieces = [p for p in load_collection(composer, limit=6 * count)
+                  if len(p.score.tracks) == 4 and p.score.num_notes and longest_bar_steps(p.score, 1) <= 4]
+        for piece in pieces[:count]:
+            out.append((piece.name, composer, first_bars(piece.score, spec.max_bars)))
+    return out
+
+
+def first_bars(score, bars: int):
+    """The score's first `bars` bars (notes starting there, cut at the bar line)."""
+    if len(score.bar_lines_tick) <= bars + 1:
+        return score
+    from harmonycloak.music import Notes
+
+    end_tick = int(score.bar_lines_tick[bars])
+    cut = score.copy()
+    for track in cut.tracks:
+        notes, keep = track.notes, track.notes.start_tick < end_tick
+        track.notes = Notes.from_arrays(notes.pitch[keep], notes.velocity[keep], notes.start_tick[keep],
+                                        np.minimum(notes.end_tick[keep], end_tick))
+    cut.bar_lines_tick = score.bar_lines_tick[: bars + 1].copy()
+    cut.source_midi = None
+    return cut
+
+
+def attacker(family: str, spec: MidiSpec, seed: int, tracks: int = 4) -> torch.nn.Module:
+    """A fresh MIDI model of `family` for `tracks` tracks; the seed decides its weights."""
+    from harmonycloak.models.registry import build_model, family_spec
+
+    if family == "musegan":
+        phrase = replace(family_spec(family).presets[spec.preset].phrase, tracks=tracks)
+        return build_model(family, spec.preset, seed=seed, phrase=phrase)
+    return build_model(family, spec.preset, seed=seed, tracks=tracks)
+
+
+def phrase_format(model) -> tuple[int, int]:
+    """(steps per bar, bars per phrase) the model reads."""
+    from harmonycloak.midi_pipeline import MAX_SEGMENT_BARS
+
+    config = model.config
+    if hasattr(config, "phrase"):
+        return config.phrase.steps_per_bar, config.phrase.bars
+    return config.steps_per_bar, min(MAX_SEGMENT_BARS, config.max_bars)
+
+
+def score_phrases(scores: list, steps_per_bar: int, bars: int) -> torch.Tensor:
+    """Phrases (B, M, T, 128) tiling every score, cloak layers folded into their tracks."""
+    from harmonycloak.cloak.midi import fold_cloak_layers
+    from harmonycloak.cloak.midi_problem import phrase_steps, phrases_of
+
+    pieces = []
+    for score in scores:
+        roll = score.piano_roll(steps_per_bar // 4)
+        velocities = fold_cloak_layers(roll.velocities, [t.name for t in score.tracks])
+        roll = replace(roll, velocities=velocities)
+        pieces.append(phrases_of(torch.from_numpy(velocities), phrase_steps(roll, steps_per_bar, bars)))
+    return torch.cat(pieces) if pieces else torch.zeros(0)
+
+
+def cloak_pieces(method: str, scores: list, family: str, spec: MidiSpec, seed: int) -> tuple[list, float, dict]:
+    """Protected versions of `scores` (each cloaked on its own), seconds taken, and what the bag held."""
+    from harmonycloak.midi_pipeline import BLACKBOX_PHRASE, MidiSurrogates, cloak_score, longest_bar_steps
+    from harmonycloak.models.checkpoint import save_checkpoint
+    from harmonycloak.models.musegan import PhraseFormat, build_musegan_bag, musegan_bag_configs
+    from harmonycloak.settings import ProtectionSettings
+
+    if method == "none":
+        return list(scores), 0.0, {}
+    started, out, info = time.perf_counter(), [], {}
+    with tempfile.TemporaryDirectory(prefix="harmonycloak-midi-") as folder:
+        base = dict(seed=seed, device="cpu", bag_size=spec.bag_size, models_per_round=spec.models_per_round,
+                    model_preset=spec.preset, pgd_steps=spec.pgd_steps, max_rounds=spec.max_rounds)
+        for score in scores:
+            if method == "cloak-whitebox":
+                checkpoint = save_checkpoint(attacker(family, spec, seed + 7919), family, Path(folder) / "target.pt")
+                outcome = cloak_score(score, ProtectionSettings(mode="whitebox", model_checkpoint=checkpoint, **base))
+            else:
+                nominal, bars = BLACKBOX_PHRASE[spec.preset if spec.preset == "tiny" else "default"]
+                steps_per_bar = nominal * -(-longest_bar_steps(score, nominal // 4) // nominal)
+                phrase = PhraseFormat(tracks=len(score.tracks), bars=bars, steps_per_bar=steps_per_bar, lowest_pitch=24,
+                                      octaves=7)
+                target = attacker(family, spec, seed).config
+                configs = musegan_bag_configs(10, spec.preset == "tiny", phrase)
+                # The attacker's architecture is not in the bag (for a MuseGAN target of the default
+                # preset that leaves out the bag's first variant).
+                keep = [i for i, c in enumerate(configs)
+                        if family != "musegan" or replace(c, phrase=target.phrase) != target][: spec.bag_size]
+                bag = build_musegan_bag(10, seed, spec.preset == "tiny", phrase)
+                info = {"bag_variants": keep, "target_architecture_in_bag": family == "musegan" and
+                        any(replace(configs[i], phrase=target.phrase) == target for i in keep)}
+                surrogates = MidiSurrogates([bag[i] for i in keep], "musegan", steps_per_bar, bars)
+                outcome = cloak_score(score, ProtectionSettings(mode="blackbox", **base), surrogates=surrogates)
+            out.append(outcome.protected)
+    return out, time.perf_counter() - started, info
+
+
+def train_midi_attacker(family: str, condition: str, training: list, probes: dict[str, list], spec: MidiSpec,
+                        seed: int) -> TrainingResult:
+    """Train a fresh MIDI attacker on `training` scores; probe losses every `evaluate_every` steps."""
+    from harmonycloak.models.musegan import train_musegan
+    from harmonycloak.optim.training import train_generative_model
+
+    started = time.perf_counter()
+    model = attacker(family, spec, seed)
+    steps_per_bar, bars = phrase_format(model)
+    data = score_phrases(training, steps_per_bar, bars)
+    probe_phrases = {name: score_phrases(scores, steps_per_bar, bars) for name, scores in probes.items()}
+    curves: dict[str, list[float]] = {name: [] for name in probe_phrases}
+
+    def evaluate(trained) -> float:
+        torch.manual_seed(seed)  # MuseGAN's loss is deterministic; this keeps any sampling so too
+        for name, phrases in probe_phrases.items():
+            curves[name].append(mean_loss(trained, phrases))
+        return curves["protected_clean"][-1]
+
+    evaluate(model)
+    generator = torch.Generator().manual_seed(seed)
+    evaluations = [0]
+    if len(data):
+        if family == "musegan":
+            for chunk_end in range(spec.evaluate_every, spec.steps + spec.evaluate_every, spec.evaluate_every):
+                chunk = min(chunk_end, spec.steps) - evaluations[-1]
+                if chunk <= 0:
+                    break
+                # Adam state restarts per chunk (train_musegan has no evaluation hook); documented deviation.
+                train_musegan(model, lambda ids: data[ids], len(data), chunk, generator, spec.batch_segments,
+                              learning_rate=spec.musegan_learning_rate)
+                evaluations.append(evaluations[-1] + chunk)
+                evaluate(model)
+        else:
+            train_generative_model(model, lambda ids: data[ids], len(data), spec.steps, generator,
+                                   batch_segments=spec.batch_segments, learning_rate=spec.symphonynet_learning_rate,
+                                   evaluate=evaluate,
+                                   evaluate_every=spec.evaluate_every)
+            evaluations += [s for s in range(1, spec.steps + 1) if s % spec.evaluate_every == 0 or s == spec.steps]
+    final = {name: values[-1] for name, values in curves.items()}
+    return TrainingResult(family, condition, seed, final, curves, evaluations, time.perf_counter() - started)
+
+
+def run_midi_seed(spec: MidiSpec, pieces: list, seed: int, fraction: float, log=print) -> dict:
+    """Every MIDI family × method for one seed, in `experiment.run_seed`'s schema (tag "main")."""
+    from harmonycloak.bench.unlearnability.experiment import protected_indices
+
+    chosen = protected_indices(len(pieces), fraction, seed)
+    clean_protected = [pieces[i][2] for i in chosen]
+    others = [p[2] for i, p in enumerate(pieces) if i not in chosen]
+    result: dict = {"seed": seed, "tag": "main", "fraction": fraction, "window_ms": 10.0, "kind": "midi",
+                    "protected_songs": [pieces[i][0] for i in chosen], "methods": {}, "runs": []}
+    for family in spec.families:
+        probes = {"protected_clean": clean_protected, "others_clean": others}
+        runs = [train_midi_attacker(family, "clean", others + clean_protected,
+                                    {**probes, "protected_as_trained": clean_protected}, spec, seed),
+                train_midi_attacker(family, "unseen", others, probes, spec, seed)]
+        for method in spec.methods:
+            released, elapsed_s, info = cloak_pieces(method, clean_protected, family, spec, seed)
+            entry = result["methods"].setdefault(method, {"audibility": {}, "cost_s_per_song": {}, "summary": {}})
+            entry["cost_s_per_song"][family] = elapsed_s / len(clean_protected)
+            entry["summary"][family] = info
+            runs.append(train_midi_attacker(family, method, others + released,
+                                            {**probes, "protected_as_trained": released}, spec, seed))
+            log(f"  seed {seed} midi {family} {method}: {runs[-1].final_loss['protected_clean']:.4f} "
+                f"(clean {runs[0].final_loss['protected_clean']:.4f}, unseen {runs[1].final_loss['protected_clean']:.4f})")
+        result["runs"].extend(asdict(r) for r in runs)
+    return result
