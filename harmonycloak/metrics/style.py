@@ -32,7 +32,6 @@ Deterministic: equal data, config and seed give equal weights and probabilities 
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,8 +40,6 @@ from torch import nn
 
 from harmonycloak.errors import SettingsError
 from harmonycloak.metrics.symbolic import NUM_PITCHES, _notes, bar_chroma
-
-log = logging.getLogger(__name__)
 
 DEFAULT_STYLES = ("bach", "palestrina", "monteverdi", "essen")
 NOTE_LENGTH_EDGES_BEATS = (0.25, 0.5, 1.0, 2.0, 4.0)

@@ -180,3 +180,32 @@ def mel_to_waveform(
     power = mel_power_to_stft_power(frames_to_mel_power(frames, config), config, nnls_iterations)  # (B, bins, T)
     waveform = griffin_lim(power.sqrt(), config, generator, griffin_lim_iterations)
     return waveform.clamp(-1.0, 1.0).float()
+
+
+def generate_waveform(
+    model: NextFrameModel,
+    prompt_waveform: Tensor,
+    num_frames: int,
+    generator: torch.Generator,
+    temperature: float = 0.0,
+    griffin_lim_iterations: int = 64,
+) -> Tensor:
+    """Prompt waveform → the model's continuation as a waveform: `generate` then `mel_to_waveform`.
+
+    Args:
+        prompt_waveform: (B, N) at the model's ``config.frontend.sample_rate_hz``.
+        num_frames: frames to generate (``hop_length`` samples each: 10 ms by default).
+        generator: draws the sampling noise, then Griffin-Lim's phases; equal states give
+            equal waveforms.
+
+    Returns:
+        float32 (B, (num_frames − 1) · hop_length): the continuation only (not the prompt),
+        in [-1, 1]; what FAD and transcription should judge.
+    """
+    if num_frames < 2:
+        raise SettingsError("generate at least 2 frames to get a waveform")
+    with torch.no_grad():
+        prompt = model.features(prompt_waveform)
+    frames = generate(model, prompt, num_frames, generator, temperature)
+    return mel_to_waveform(frames[:, prompt.shape[1]:], model.config.frontend, generator,
+                           griffin_lim_iterations=griffin_lim_iterations)

@@ -53,6 +53,8 @@ def test_features_mean_what_they_say():
     assert polyphony[2] == pytest.approx(1.0)  # two voices at every step
     assert lengths[2] > 0 and lengths[:2].sum() == 0  # quarter notes (repeated pitches may merge)
     assert phase[0] == pytest.approx(1.0)  # every onset on a beat
+    assert 0 < density[0] <= 2 / 4  # at most 2 onsets per beat, over 4
+    assert 48 / 127 < density[1] < 84 / 127  # mean pitch between the two voices' octaves
     assert np.all(style_features(np.zeros((1, 3, 16, 128)))[0, :12] == 0)  # empty: zero distributions
 
 

@@ -9,7 +9,7 @@ import torch
 
 from harmonycloak.errors import SettingsError
 from harmonycloak.models.audio_ar import NextFrameConfig, NextFrameModel
-from harmonycloak.models.audio_generation import generate, mel_to_waveform
+from harmonycloak.models.audio_generation import generate, generate_waveform, mel_to_waveform
 from harmonycloak.models.frontend import FrontendConfig, LogMelFrontend
 
 CONFIG = FrontendConfig()
@@ -91,3 +91,13 @@ def test_sampled_generation_is_deterministic_for_a_generator():
         generate(model, prompt[:, :0], 5, torch.Generator())
     with pytest.raises(SettingsError):
         generate(model, prompt[..., :8], 5, torch.Generator())
+
+
+def test_generate_waveform_returns_the_continuation_deterministically():
+    torch.manual_seed(0)
+    model = NextFrameModel(NextFrameConfig(family="ar-tcn", width=16, layers=2))
+    prompt = swelling_mix()[None, :3200]
+    runs = [generate_waveform(model, prompt, 20, torch.Generator().manual_seed(s), 0.05, griffin_lim_iterations=4) for s in (1, 1)]
+    assert runs[0].shape == (1, 19 * CONFIG.hop_length)
+    assert torch.equal(runs[0], runs[1])
+    assert runs[0].abs().max() <= 1.0
