@@ -127,7 +127,7 @@ def frechet_audio_distance(
     real_clips: Sequence[np.ndarray] | np.ndarray,
     generated_clips: Sequence[np.ndarray] | np.ndarray,
     sample_rate_hz: int,
-    embedder: Embedder,
+    embedder: Embedder | None = None,
 ) -> float:
     """FAD between a set of real clips and a set of generated clips [Kilgour2019].
 
@@ -138,8 +138,9 @@ def frechet_audio_distance(
         real_clips, generated_clips: mono waveforms (samples,) in [-1, 1], any lengths, or
             arrays (clips, samples).
         sample_rate_hz: sample rate of both sets.
-        embedder: e.g. `embeddings.SpectralStatisticsEmbedder()` (offline default) or
-            `embeddings.VGGishEmbedder.from_file(path)` (the paper's VGGish).
+        embedder: `embeddings.VGGishEmbedder.from_file(path)` (the paper's VGGish, with the
+            user's weights), or None for the offline default
+            `embeddings.SpectralStatisticsEmbedder()`. Compare only FADs of one embedder.
 
     Returns:
         FAD ≥ 0 in squared embedding units; 0 when both sets have the same statistics.
@@ -148,6 +149,10 @@ def frechet_audio_distance(
         SettingsError: a set gives fewer than 2 patches (clips shorter than the embedder's
             patch, or one short clip).
     """
+    if embedder is None:
+        from harmonycloak.metrics.embeddings import SpectralStatisticsEmbedder
+
+        embedder = SpectralStatisticsEmbedder()
     real = gaussian_statistics(embed_clips(real_clips, sample_rate_hz, embedder))
     generated = gaussian_statistics(embed_clips(generated_clips, sample_rate_hz, embedder))
     return frechet_distance(*real, *generated)

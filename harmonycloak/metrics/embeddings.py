@@ -182,7 +182,8 @@ class VGGishEmbedder:
         if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
             raise ModelError("does not hold a state_dict of tensors", path)
         state = {k.removeprefix("module."): v for k, v in loaded.items() if not k.removeprefix("module.").startswith("pproc.")}
-        model = VGGish()
+        with torch.device("meta"):  # shapes only: no 67M-parameter initialisation to throw away
+            model = VGGish()
         expected = model.state_dict()
         missing = sorted(set(expected) - set(state))
         unexpected = sorted(set(state) - set(expected))
@@ -195,7 +196,7 @@ class VGGishEmbedder:
         wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})" for k, v in expected.items() if state[k].shape != v.shape]
         if wrong:
             raise ModelError(f"has VGGish's names with wrong shapes: {', '.join(wrong[:3])}", path)
-        model.load_state_dict(state)
+        model.load_state_dict({k: v.float().contiguous() for k, v in state.items()}, assign=True)
         return cls(model, **kwargs)
 
     def __call__(self, waveform: np.ndarray, sample_rate_hz: int) -> np.ndarray:

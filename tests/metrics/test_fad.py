@@ -76,7 +76,7 @@ def test_default_embedder_fad_is_zero_for_the_same_set_and_grows_with_difference
     real = [tone(f) + 0.01 * rng.normal(size=2 * RATE_HZ).astype(np.float32) for f in (220, 330, 440, 550)]
     near = [tone(f * 1.01) + 0.01 * rng.normal(size=2 * RATE_HZ).astype(np.float32) for f in (220, 330, 440, 550)]
     noise = [0.3 * rng.normal(size=2 * RATE_HZ).astype(np.float32) for _ in range(4)]
-    same = frechet_audio_distance(real, real, RATE_HZ, embedder)
+    same = frechet_audio_distance(real, real, RATE_HZ)  # None: the default embedder
     close = frechet_audio_distance(real, near, RATE_HZ, embedder)
     far = frechet_audio_distance(real, noise, RATE_HZ, embedder)
     print(f"default-embedder FAD: same {same:.4f}, tones 1% sharp {close:.3f}, white noise {far:.3f}")
@@ -118,9 +118,24 @@ def test_vggish_loads_saved_random_weights_and_embeds(tmp_path):
     got = embedder(clip, RATE_HZ)
     assert got.shape == (2, 128)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
-    # wrapped and DataParallel-prefixed files load too
-    torch.save({"state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, tmp_path / "wrapped.pth")
-    np.testing.assert_allclose(VGGishEmbedder.from_file(tmp_path / "wrapped.pth")(clip, RATE_HZ), got, rtol=1e-5, atol=1e-6)
+
+
+def constant_vggish_state(value: float = 0.01) -> dict:
+    """VGGish's names and shapes, each tensor one stored number expanded (a small file)."""
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in VGGish().state_dict().items()}
+    return {k: torch.full((1,), value * (i + 1)).expand(shape) for i, (k, shape) in enumerate(shapes.items())}
+
+
+def test_vggish_loads_wrapped_and_prefixed_files(tmp_path):
+    state = constant_vggish_state()
+    torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}, "epoch": 3}, tmp_path / "wrapped.pth")
+    loaded = VGGishEmbedder.from_file(tmp_path / "wrapped.pth").model.state_dict()
+    assert set(loaded) == set(state)
+    for key, value in state.items():
+        assert loaded[key].shape == value.shape
+        ends = loaded[key].reshape(-1)[[0, -1]]  # first and last element: each tensor's own constant
+        torch.testing.assert_close(ends, value.reshape(-1)[[0, -1]])
 
 
 def test_vggish_bad_files_raise_model_error(tmp_path):
@@ -134,7 +149,7 @@ def test_vggish_bad_files_raise_model_error(tmp_path):
     torch.save(torch.nn.Linear(3, 4).state_dict(), other)
     with pytest.raises(ModelError, match="missing"):
         VGGishEmbedder.from_file(other)
-    state = VGGish().state_dict()
+    state = constant_vggish_state()
     state["embeddings.4.weight"] = torch.zeros(64, 4096)
     wrong = tmp_path / "wrong.pth"
     torch.save(state, wrong)
