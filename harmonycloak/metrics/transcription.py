@@ -200,6 +200,9 @@ def decode_notes(
     if note.ndim != 2 or note.shape[1] != NUM_KEYS or onset.shape != note.shape:
         raise SettingsError(f"posteriors must both have shape (frames, {NUM_KEYS}); got {note.shape} and {onset.shape}")
     num_frames = note.shape[0]
+    if num_frames < 2:  # no room for a note (and no maximum to rescale inferred onsets by)
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty, np.zeros(0)
     if config.infer_onsets:
         onset = _with_inferred_onsets(onset, note)
     peaks = np.zeros_like(onset)

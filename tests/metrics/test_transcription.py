@@ -57,6 +57,9 @@ def test_decoding_finds_onset_notes_and_melodia_notes_and_drops_short_ones():
     long_gap[25:40, 39] = 0.0  # 15 frames: the note ends at frame 25
     assert decode_notes(short_gap, onset, plain)[1].tolist() == [40]
     assert decode_notes(long_gap, onset, plain)[1].tolist() == [25]
+    # silence and no frames at all give no notes
+    assert len(decode_notes(np.zeros((50, 88)), np.zeros((50, 88)))[0]) == 0
+    assert len(decode_notes(np.zeros((0, 88)), np.zeros((0, 88)))[0]) == 0
 
 
 def test_note_events_become_bars_at_the_assumed_tempo():
