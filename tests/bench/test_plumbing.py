@@ -8,6 +8,7 @@ import pytest
 from harmonycloak.bench.unlearnability.baselines import CloakSpec
 from harmonycloak.bench.unlearnability.benchmark import run_unlearnability
 from harmonycloak.bench.unlearnability.data import DataSpec
+from harmonycloak.bench.unlearnability.measures import MeasureSpec
 from harmonycloak.bench.unlearnability.midi import MidiSpec
 from harmonycloak.bench.unlearnability.runs import TrainingSpec
 from harmonycloak.bench.unlearnability.suites import get_suite
@@ -21,7 +22,7 @@ def tiny_report(tmp_path_factory):
     suite = replace(
         get_suite("smoke"),
         name="tiny-test",
-        data=DataSpec(pieces_per_composer=(("bach", 3),), recordings=1, song_s=2.56),
+        data=DataSpec(pieces_per_composer=(("bach", 2), ("essen", 1)), recordings=1, song_s=2.56),
         training=TrainingSpec(preset="tiny", steps=6, batch_segments=2, evaluate_every=3),
         cloak=CloakSpec(model_preset="tiny", pgd_steps=1, max_rounds=1, bag_size=2, models_per_round=2),
         families=("ar-tcn",),
@@ -33,6 +34,8 @@ def tiny_report(tmp_path_factory):
         ablation_family="ar-tcn",
         midi=MidiSpec(pieces_per_composer=(("bach", 4),), steps=4, batch_segments=2, evaluate_every=2, max_bars=4,
                       pgd_steps=1, max_rounds=1, bag_size=2, models_per_round=2),
+        measures=MeasureSpec(conditions=("clean", "unseen"), clips=2, generated_s=1.5, griffin_lim_iterations=4,
+                             classifier_files_per_style=2, style_families=("ar-tcn",)),
     )
     document = run_unlearnability("tiny-test", out, command="harmonycloak bench unlearnability --test", suite=suite,
                                   log=lambda *_: None)
@@ -78,6 +81,25 @@ def test_ablations_reuse_references_and_handle_a_fully_protected_set(tiny_report
     summary = (out / "summary.md").read_text()
     assert "Window length (Table 6)" in summary and "Protected fraction (Table 7)" in summary
     assert (out / "ablations.png").stat().st_size > 0
+
+
+def test_generated_music_is_judged_and_the_style_experiment_protects_the_whole_artist(tiny_report):
+    out, document = tiny_report
+    for result in document["seed_results"]:
+        if result.get("kind") == "midi" or result["tag"].startswith(("window", "fraction")):
+            continue
+        judged = {run["condition"] for run in result["runs"] if run["measures"]}
+        assert judged == {"clean", "unseen"}
+        for run in result["runs"]:
+            if run["measures"]:
+                assert run["measures"]["seed"] == result["seed"] and run["measures"]["clips"] == 2
+                assert run["measures"]["fad_vs_clean_songs"] >= 0
+                assert sum(v for v in run["measures"]["style_share"].values() if v is not None) in (0, pytest.approx(1.0))
+    style = [r for r in document["seed_results"] if r["tag"] == "style=bach"]
+    assert len(style) == 2
+    assert all(sorted(r["protected_songs"]) == ["bach/bwv1.6.mxl", "bach/bwv10.7.mxl"] for r in style)
+    summary = (out / "summary.md").read_text()
+    assert "## Generated music (Tables 3–5)" in summary and "## Style unlearnability" in summary
 
 
 def test_no_noise_scores_exactly_zero(tiny_report):

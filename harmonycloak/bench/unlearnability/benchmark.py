@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from harmonycloak.bench.unlearnability.data import load_songs
-from harmonycloak.bench.unlearnability.experiment import run_ablations, run_seed
+from harmonycloak.bench.unlearnability.experiment import run_ablations, run_seed, run_style
 from harmonycloak.bench.unlearnability.midi import load_scores, run_midi_seed
 from harmonycloak.bench.unlearnability.report import headline_table, protection_scores, write_report
 from harmonycloak.bench.unlearnability.suites import get_suite
@@ -31,17 +31,28 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
         songs = load_songs(suite.data) if audio else []
         pieces = load_scores(suite.midi) if midi else []
         log(f"{len(songs)} songs: {dict(Counter(s.artist for s in songs))}; {len(pieces)} MIDI pieces")
+        judge = None
+        if audio and suite.measures is not None:
+            from harmonycloak.bench.unlearnability.measures import GeneratedMeasures
+
+            judge = GeneratedMeasures(suite.measures)
+            log(f"style classifier: held-out accuracy {judge.classifier_report['held_out_accuracy']:.2f}")
         results = []
         for seed in suite.seeds:
             log(f"seed {seed}")
             if audio:
-                results.append(run_seed(suite, songs, seed, log=log))
+                results.append(run_seed(suite, songs, seed, judge=judge, log=log))
                 results.extend(run_ablations(suite, songs, seed, main=results[-1], log=log))
+                if judge is not None and suite.measures.style:
+                    results.append(run_style(suite, songs, seed, judge, log=log))
             if midi:
                 results.append(run_midi_seed(suite.midi, pieces, seed, suite.protected_fraction, log=log))
         wall_s = time.perf_counter() - started
         data_summary = {"songs": len(songs), "by_artist": dict(Counter(s.artist for s in songs)),
                         "names": [s.name for s in songs], "midi_pieces": [p[0] for p in pieces]}
+        if judge is not None:
+            data_summary["style_classifier"] = {k: v for k, v in judge.classifier_report.items()
+                                                if k in ("held_out_accuracy", "balanced_accuracy", "classes")}
         document = write_report(Path(out), suite, results, command, wall_s, data_summary)
     finally:
         torch.set_num_threads(threads)

@@ -48,7 +48,7 @@ def audibility(clean: list[np.ndarray], released: list[np.ndarray], sample_rate_
 
 def run_seed(suite, songs: list[Song], seed: int, *, fraction: float | None = None, methods: tuple[str, ...] | None = None,
              families: tuple[str, ...] | None = None, cloak_spec=None, tag: str = "main",
-             references: dict | None = None, log=print) -> dict:
+             references: dict | None = None, protected: list[int] | None = None, judge=None, log=print) -> dict:
     """Every method × family for one seed: releases, audibility, cost, and attacker training runs.
 
     Returns {"seed", "tag", "fraction", "protected_songs", "methods": {method: {"audibility": {family|"any": {...}},
@@ -56,18 +56,27 @@ def run_seed(suite, songs: list[Song], seed: int, *, fraction: float | None = No
 
     `references`: the result of an earlier `run_seed` with the same seed and fraction, whose
     clean and unseen runs are reused instead of trained again (they do not depend on the cloak).
+    `protected`: the protected songs' indices instead of a seeded fraction (the style experiment).
+    `judge` (`measures.GeneratedMeasures`): judges what the models of `suite.measures.conditions` generate.
     """
     fraction = suite.protected_fraction if fraction is None else fraction
     methods = suite.methods if methods is None else methods
     families = suite.families if families is None else families
     cloak_spec = suite.cloak if cloak_spec is None else cloak_spec
     rate = suite.data.sample_rate_hz
-    chosen = protected_indices(len(songs), fraction, seed)
+    chosen = protected_indices(len(songs), fraction, seed) if protected is None else sorted(protected)
     clean_protected = [songs[i].samples for i in chosen]
     others = [s.samples for i, s in enumerate(songs) if i not in chosen]
     result: dict = {"seed": seed, "tag": tag, "kind": "audio", "fraction": fraction, "window_ms": cloak_spec.window_ms,
                     "protected_songs": [songs[i].name for i in chosen], "methods": {}, "runs": []}
     device = _device(cloak_spec.device)
+    if judge is not None:
+        result["reference_measures"] = judge.reference(clean_protected, rate)
+
+    def after(condition: str):
+        if judge is None or condition not in suite.measures.conditions:
+            return None
+        return lambda model: judge.judge(model, clean_protected, rate, seed)
 
     def record(method: str, key: str, protected: Protected, released: list[np.ndarray]) -> None:
         entry = result["methods"].setdefault(method, {"audibility": {}, "cost_s_per_song": {}, "summary": {}})
@@ -84,8 +93,9 @@ def run_seed(suite, songs: list[Song], seed: int, *, fraction: float | None = No
             raise ValueError("reference runs must come from the same seed and protected fraction")
         runs = reused if len(reused) == 2 else [
             train_attacker(family, "clean", others + clean_protected,
-                           {**probes_base, "protected_as_trained": clean_protected}, suite.training, seed, rate, device),
-            train_attacker(family, "unseen", others, probes_base, suite.training, seed, rate, device)]
+                           {**probes_base, "protected_as_trained": clean_protected}, suite.training, seed, rate, device,
+                           after("clean")),
+            train_attacker(family, "unseen", others, probes_base, suite.training, seed, rate, device, after("unseen"))]
         log(f"  seed {seed} {tag} {family}: clean {runs[0].final_loss['protected_clean']:.4f}, "
             f"unseen {runs[1].final_loss['protected_clean']:.4f}")
         for method in methods:
@@ -101,7 +111,8 @@ def run_seed(suite, songs: list[Song], seed: int, *, fraction: float | None = No
                 record(method, key, shared[f"{method}|{key}"], shared[f"{method}|{key}"].songs)
             released = shared[f"{method}|{key}"].songs
             run = train_attacker(family, method, others + released,
-                                 {**probes_base, "protected_as_trained": released}, suite.training, seed, rate, device)
+                                 {**probes_base, "protected_as_trained": released}, suite.training, seed, rate, device,
+                                 after(method))
             runs.append(run)
             log(f"  seed {seed} {tag} {family} {method}: {run.final_loss['protected_clean']:.4f}")
         result["runs"].extend(asdict(r) for r in runs)
@@ -123,6 +134,15 @@ def run_ablations(suite, songs: list[Song], seed: int, main: dict | None = None,
         out.append(run_seed(suite, songs, seed, fraction=fraction, methods=(suite.ablation_method,),
                             families=(suite.ablation_family,), tag=f"fraction={fraction:g}", log=log))
     return out
+
+
+def run_style(suite, songs: list[Song], seed: int, judge, log=print) -> dict:
+    """Style unlearnability (Fig. 8): every song of `suite.measures.style_artist` protected (cloak-blackbox)."""
+    spec = suite.measures
+    artist = [i for i, song in enumerate(songs) if song.artist == spec.style_artist]
+    return run_seed(suite, songs, seed, fraction=len(artist) / len(songs), methods=("cloak-blackbox",),
+                    families=spec.style_families, tag=f"style={spec.style_artist}", protected=artist, judge=judge,
+                    log=log)
 
 
 def _device(name: str) -> str:

@@ -126,6 +126,37 @@ def ablation_table(rows: list[dict], prefix: str, label: str) -> str:
     return "\n".join(lines)
 
 
+def _measure_values(runs: list[dict], path: tuple[str, ...]) -> list[float]:
+    values = []
+    for run in runs:
+        value = run.get("measures") or {}
+        for key in path:
+            value = value.get(key, {}) if isinstance(value, dict) else {}
+        if isinstance(value, (int, float)):
+            values.append(float(value))
+    return values
+
+
+def generated_table(seed_results: list[dict], tag: str, style_artist: str) -> str:
+    """Markdown: what the attackers generate (FAD, Table 3 metrics on transcriptions, style share), per condition."""
+    results = [r for r in seed_results if r["tag"] == tag]
+    judged = [run for r in results for run in r["runs"] if run.get("measures")]
+    if not judged:
+        return ""
+    columns = [("FAD vs clean songs", ("fad_vs_clean_songs",)), ("EB %", ("symbolic", "EB (%) transcribed")),
+               ("UPC", ("symbolic", "UPC transcribed")), ("QN %", ("symbolic", "QN (%) transcribed")),
+               (f"share labelled {style_artist}", ("style_share", style_artist))]
+    lines = ["| family | trained on | " + " | ".join(c[0] for c in columns) + " |", "|---" * (len(columns) + 2) + "|"]
+    references = [{"measures": r["reference_measures"]} for r in results if r.get("reference_measures")]
+    if references:
+        lines.append("| (the protected songs themselves) | — | — | "
+                     + " | ".join(format_mean_std(_measure_values(references, path), 2) for _, path in columns[1:]) + " |")
+    for (family, condition), runs in _group(judged, "family", "condition").items():
+        lines.append(f"| {family} | {condition} | "
+                     + " | ".join(format_mean_std(_measure_values(runs, path), 2) for _, path in columns) + " |")
+    return "\n".join(lines)
+
+
 def shortfalls(rows: list[dict], families: tuple[str, ...]) -> list[str]:
     """Plain statements of where the measured protection falls short of the paper's claims."""
     notes = []
@@ -203,6 +234,27 @@ def write_report(out: Path, suite, seed_results: list[dict], command: str, wall_
         table = ablation_table(rows, prefix, label)
         if table:
             md += [f"## {title}", "", table, ""]
+    if suite.measures is not None:
+        artist = suite.measures.style_artist
+        table = generated_table(seed_results, "main", artist)
+        if table:
+            md += ["## Generated music (Tables 3–5)", "",
+                   f"Each judged attacker continues {suite.measures.clips} openings ({suite.measures.prompt_s} s) of the "
+                   f"protected songs for {suite.measures.generated_s} s (log-mel generation, NNLS + Griffin-Lim to audio). "
+                   "FAD: offline spectral-statistics embedder (no VGGish weights here; values are not on the VGGish scale). "
+                   "EB/UPC/QN: Basic Pitch transcriptions, one track (DP needs drums, TD two tracks). "
+                   f"Style: composer classifier trained on clean corpus pieces (held-out accuracy "
+                   f"{data_summary.get('style_classifier', {}).get('held_out_accuracy', float('nan')):.2f}).", "",
+                   table, ""]
+        style_tag = f"style={artist}"
+        style_rows = [r for r in rows if r["tag"] == style_tag]
+        if style_rows:
+            md += [f"## Style unlearnability (Fig. 8): every {artist} song protected (cloak-blackbox)", "",
+                   f"PS on the {artist} songs: " + ", ".join(
+                       f"{family} {_ps(group)}" for (family,), group in _group(style_rows, "family").items()) + ".", "",
+                   generated_table(seed_results, style_tag, artist), "",
+                   f"If the cloak made the style unlearnable, the share labelled {artist} after training on cloaked "
+                   "songs would fall to the unseen model's share.", ""]
     md += ["## Where the cloak falls short of the paper", "", PAPER_LOSS_NOTE, ""]
     md += [f"- {note}" for note in shortfalls(rows, suite.all_families)] or ["- (no shortfall detected by the checks)"]
     md += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]

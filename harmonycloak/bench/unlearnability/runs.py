@@ -19,7 +19,8 @@ Shapes: a song is (N,) float32; segments are (S, segment_samples).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -51,6 +52,7 @@ class TrainingResult:
     curves: dict[str, list[float]]  # probe → loss at each evaluation
     curve_steps: list[int]  # the step of each evaluation
     elapsed_s: float
+    measures: dict = field(default_factory=dict)  # what the trained model generates, judged (measures.py)
 
 
 def build_attacker(family: str, spec: TrainingSpec, seed: int) -> torch.nn.Module:
@@ -87,10 +89,12 @@ def mean_loss(model: torch.nn.Module, segments: torch.Tensor, batch_segments: in
 
 
 def train_attacker(family: str, condition: str, training_songs: list[np.ndarray], probes: dict[str, list[np.ndarray]],
-                   spec: TrainingSpec, seed: int, sample_rate_hz: int = 16_000, device: str = "cpu") -> TrainingResult:
+                   spec: TrainingSpec, seed: int, sample_rate_hz: int = 16_000, device: str = "cpu",
+                   after: Callable[[torch.nn.Module], dict] | None = None) -> TrainingResult:
     """Train a fresh `family` model (initial weights fixed by `seed`) on `training_songs`; measure the probes.
 
     With no training songs (a fully protected set's "unseen" run) the untrained model is measured.
+    `after(model)`, if given, judges the trained model; its result is kept as `measures`.
     """
     from harmonycloak.optim.training import train_generative_model
 
@@ -116,4 +120,5 @@ def train_attacker(family: str, condition: str, training_songs: list[np.ndarray]
     else:
         steps = [0]
     final = {name: values[-1] for name, values in curves.items()}
-    return TrainingResult(family, condition, seed, final, curves, steps, time.perf_counter() - started)
+    elapsed_s = time.perf_counter() - started
+    return TrainingResult(family, condition, seed, final, curves, steps, elapsed_s, after(model) if after else {})

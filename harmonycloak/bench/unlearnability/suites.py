@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from harmonycloak.bench.unlearnability.baselines import CloakSpec, check_method
 from harmonycloak.bench.unlearnability.data import DataSpec
+from harmonycloak.bench.unlearnability.measures import MeasureSpec
 from harmonycloak.bench.unlearnability.midi import MidiSpec
 from harmonycloak.bench.unlearnability.runs import TrainingSpec
 from harmonycloak.errors import SettingsError
@@ -44,6 +45,7 @@ class Suite:
     torch_threads: int | None = 1  # None: PyTorch's default (all cores)
     midi: MidiSpec | None = None  # the MIDI families (MuseGAN, SymphonyNet); None: audio only
     parts: tuple[str, ...] = ("audio", "midi")  # which parts run ("audio", "midi")
+    measures: MeasureSpec | None = None  # generated-music measures and the style experiment; None: skipped
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -71,6 +73,8 @@ def _suites() -> dict[str, Suite]:
         cloak=CloakSpec(model_preset="tiny", pgd_steps=4, max_rounds=1, bag_size=4, models_per_round=3),
         seeds=(0,),
         midi=MidiSpec(pieces_per_composer=(("bach", 6),), steps=40, evaluate_every=20, max_bars=8),
+        measures=MeasureSpec(conditions=("clean", "cloak-blackbox", "unseen"), clips=2, generated_s=2.0,
+                             griffin_lim_iterations=16, classifier_files_per_style=6),
         notes=("smoke: checks the plumbing on tiny models; its numbers say nothing about the method",),
     )
     standard = Suite(
@@ -81,6 +85,7 @@ def _suites() -> dict[str, Suite]:
         cloak=CloakSpec(model_preset="tiny", pgd_steps=10, max_rounds=2, bag_size=6, models_per_round=4),
         seeds=(0, 1, 2),
         methods=STANDARD_METHODS,
+        measures=MeasureSpec(clips=4, generated_s=4.0),
         midi=MidiSpec(pieces_per_composer=(("bach", 14),), steps=300, evaluate_every=50, max_bars=8, pgd_steps=10,
                       max_rounds=2, bag_size=6, models_per_round=4),
         window_ablation_ms=(5.0, 10.0, 20.0, 50.0, 100.0),
@@ -98,6 +103,8 @@ def _suites() -> dict[str, Suite]:
         window_ablation_ms=(5.0, 10.0, 20.0, 50.0, 100.0),
         fraction_ablation=(0.05, 0.10, 0.15, 0.50, 1.00),
         methods=ALL_METHODS + ("masked-blackbox", "masked-blackbox+mp3"),
+        measures=MeasureSpec(clips=64, generated_s=8.0, griffin_lim_iterations=64, style_families=AUDIO_FAMILIES,
+                             classifier_files_per_style=200),
         midi=MidiSpec(pieces_per_composer=(("bach", 100),), preset="default", steps=3000, evaluate_every=100,
                       max_bars=16, pgd_steps=20, max_rounds=5, bag_size=9, models_per_round=7,
                       musegan_learning_rate=1e-4, symphonynet_learning_rate=3e-4),
