@@ -99,7 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     unlearn.add_argument("--suite", choices=["smoke", "standard", "full"], default="smoke")
     unlearn.add_argument("--out", type=Path, default=None, help="report folder (default reports/unlearnability-SUITE)")
     unlearn.add_argument("--seeds", type=int, nargs="+", help="seeds to run instead of the suite's")
-    unlearn.add_argument("--parts", nargs="+", choices=["audio", "midi"], help="run only these parts (default both)")
+    unlearn.add_argument("--parts", nargs="+", choices=["audio", "style", "midi"],
+                         help="run only these parts (default all: audio, style, midi)")
     unlearn.set_defaults(run=_run_bench_unlearnability)
     metrics = suites.add_parser("metrics", help="the paper's symbolic metrics (EB, UPC, QN, TD) on a corpus")
     metrics.add_argument("--collection", default="bach", help="music21 corpus collection (default bach)")

@@ -28,11 +28,12 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
     started = time.perf_counter()
     try:
         audio, midi = "audio" in suite.parts, "midi" in suite.parts and suite.midi is not None
-        songs = load_songs(suite.data) if audio else []
+        style = "style" in suite.parts and suite.measures is not None and suite.measures.style
+        songs = load_songs(suite.data) if audio or style else []
         pieces = load_scores(suite.midi) if midi else []
         log(f"{len(songs)} songs: {dict(Counter(s.artist for s in songs))}; {len(pieces)} MIDI pieces")
         judge = None
-        if audio and suite.measures is not None:
+        if (audio or style) and suite.measures is not None:
             from harmonycloak.bench.unlearnability.measures import GeneratedMeasures
 
             judge = GeneratedMeasures(suite.measures)
@@ -43,8 +44,8 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
             if audio:
                 results.append(run_seed(suite, songs, seed, judge=judge, log=log))
                 results.extend(run_ablations(suite, songs, seed, main=results[-1], log=log))
-                if judge is not None and suite.measures.style:
-                    results.append(run_style(suite, songs, seed, judge, log=log))
+            if style:
+                results.append(run_style(suite, songs, seed, judge, log=log))
             if midi:
                 results.append(run_midi_seed(suite.midi, pieces, seed, suite.protected_fraction, log=log))
         wall_s = time.perf_counter() - started

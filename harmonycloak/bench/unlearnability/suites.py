@@ -44,7 +44,7 @@ class Suite:
     visqol: bool = False  # ViSQOL of the first protected song per method (slow on CPU)
     torch_threads: int | None = 1  # None: PyTorch's default (all cores)
     midi: MidiSpec | None = None  # the MIDI families (MuseGAN, SymphonyNet); None: audio only
-    parts: tuple[str, ...] = ("audio", "midi")  # which parts run ("audio", "midi")
+    parts: tuple[str, ...] = ("audio", "style", "midi")  # which parts run: audio main runs + ablations, style, MIDI
     measures: MeasureSpec | None = None  # generated-music measures and the style experiment; None: skipped
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -53,13 +53,14 @@ class Suite:
             check_method(method)
         if not 0 < self.protected_fraction <= 1:
             raise SettingsError("the protected fraction must be in (0, 1]")
-        if not set(self.parts) <= {"audio", "midi"}:
-            raise SettingsError("the parts of a suite are 'audio' and 'midi'")
+        if not set(self.parts) <= {"audio", "style", "midi"}:
+            raise SettingsError("the parts of a suite are 'audio', 'style' and 'midi'")
 
     @property
     def all_families(self) -> tuple[str, ...]:
         """Audio then MIDI target families of the parts that run."""
-        audio = self.families if "audio" in self.parts else ()
+        audio = self.families if "audio" in self.parts else (
+            self.measures.style_families if "style" in self.parts and self.measures is not None else ())
         midi = self.midi.families if self.midi is not None and "midi" in self.parts else ()
         return audio + midi
 
