@@ -15,6 +15,9 @@ Losses: SymphonyNet's next-step negative log-likelihood; MuseGAN's discriminator
 real data, −log D(x) (`MuseGanModel.generative_loss`): for a GAN, "what the model learned of
 a song" is how real its discriminator finds it.
 
+The MIDI cloak runs on the GPU when there is one (`midi_pipeline.cloak_score`); the MIDI
+attackers train on the CPU (they are small; the audio attackers use the GPU).
+
 Shapes: phrases (B, M, T, 128), velocities / 127.
 """
 
@@ -131,7 +134,7 @@ def cloak_pieces(method: str, scores: list, family: str, spec: MidiSpec, seed: i
         return list(scores), 0.0, {}
     started, out, info = time.perf_counter(), [], {}
     with tempfile.TemporaryDirectory(prefix="harmonycloak-midi-") as folder:
-        base = dict(seed=seed, device="cpu", bag_size=spec.bag_size, models_per_round=spec.models_per_round,
+        base = dict(seed=seed, device="auto", bag_size=spec.bag_size, models_per_round=spec.models_per_round,
                     model_preset=spec.preset, pgd_steps=spec.pgd_steps, max_rounds=spec.max_rounds)
         for score in scores:
             if method == "cloak-whitebox":
