@@ -73,9 +73,9 @@ def _suites() -> dict[str, Suite]:
         training=TrainingSpec(preset="tiny", steps=60, batch_segments=8, evaluate_every=20),
         cloak=CloakSpec(model_preset="tiny", pgd_steps=4, max_rounds=1, bag_size=4, models_per_round=3),
         seeds=(0,),
-        midi=MidiSpec(pieces_per_composer=(("bach", 6),), steps=40, evaluate_every=20, max_bars=8),
-        measures=MeasureSpec(conditions=("clean", "cloak-blackbox", "unseen"), clips=2, generated_s=2.0,
-                             griffin_lim_iterations=16, classifier_files_per_style=6),
+        midi=MidiSpec(pieces_per_composer=(("bach", 6),), steps=20, evaluate_every=10, max_bars=8),
+        measures=MeasureSpec(conditions=("clean", "cloak-blackbox", "unseen"), clips=2, generated_s=1.5,
+                             griffin_lim_iterations=16, classifier_files_per_style=4),
         notes=("smoke: checks the plumbing on tiny models; its numbers say nothing about the method",),
     )
     standard = Suite(
