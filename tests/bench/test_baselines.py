@@ -56,3 +56,19 @@ def test_protected_sets_are_nested_and_sized():
     assert protected_indices(40, 1.0, seed=3) == list(range(40))
     assert len(protected_indices(5, 0.01, seed=0)) == 1  # at least one song
     assert protected_indices(40, 0.15, seed=0) != protected_indices(40, 0.15, seed=1)
+
+
+def test_midi_bag_leaves_out_a_default_musegan_target_only():
+    from dataclasses import replace as _replace
+
+    from harmonycloak.bench.unlearnability.midi import MidiSpec, bag_variants_without_target
+    from harmonycloak.models.musegan import PhraseFormat
+
+    phrase = PhraseFormat(tracks=4, bars=4, steps_per_bar=48, lowest_pitch=24, octaves=7)
+    spec = MidiSpec(preset="default", bag_size=9)
+    # the default MuseGAN preset is the bag's first variant (musegan.MUSEGAN_BAG_VARIANTS[0])
+    assert bag_variants_without_target("musegan", spec, phrase) == list(range(1, 10))
+    assert bag_variants_without_target("symphonynet", spec, phrase) == list(range(9))
+    tiny = _replace(spec, preset="tiny", bag_size=4)
+    assert bag_variants_without_target("musegan", tiny, PhraseFormat(tracks=4, bars=2, steps_per_bar=16,
+                                                                     lowest_pitch=24, octaves=7)) == [0, 1, 2, 3]

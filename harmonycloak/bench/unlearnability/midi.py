@@ -123,11 +123,23 @@ def score_phrases(scores: list, steps_per_bar: int, bars: int) -> torch.Tensor:
     return torch.cat(pieces) if pieces else torch.zeros(0)
 
 
+def bag_variants_without_target(family: str, spec: MidiSpec, phrase) -> list[int]:
+    """Indices of the first `spec.bag_size` MuseGAN bag variants (reading `phrase`) that are not the
+    attacker's architecture: for a MuseGAN target of the default preset, the bag's first variant goes."""
+    from harmonycloak.models.musegan import musegan_bag_configs
+
+    configs = musegan_bag_configs(10, spec.preset == "tiny", phrase)
+    target = attacker(family, spec, 0).config
+    return [i for i, c in enumerate(configs)
+            if family != "musegan" or replace(c, phrase=target.phrase) != target][: spec.bag_size]
+
+
 def cloak_pieces(method: str, scores: list, family: str, spec: MidiSpec, seed: int) -> tuple[list, float, dict]:
     """Protected versions of `scores` (each cloaked on its own), seconds taken, and what the bag held."""
     from harmonycloak.midi_pipeline import BLACKBOX_PHRASE, MidiSurrogates, cloak_score, longest_bar_steps
     from harmonycloak.models.checkpoint import save_checkpoint
-    from harmonycloak.models.musegan import PhraseFormat, build_musegan_bag, musegan_bag_configs
+    from harmonycloak.models.musegan import PhraseFormat, build_musegan_bag
+    from harmonycloak.pipeline import resolve_device
     from harmonycloak.settings import ProtectionSettings
 
     if method == "none":
@@ -145,16 +157,11 @@ def cloak_pieces(method: str, scores: list, family: str, spec: MidiSpec, seed: i
                 steps_per_bar = nominal * -(-longest_bar_steps(score, nominal // 4) // nominal)
                 phrase = PhraseFormat(tracks=len(score.tracks), bars=bars, steps_per_bar=steps_per_bar, lowest_pitch=24,
                                       octaves=7)
-                target = attacker(family, spec, seed).config
-                configs = musegan_bag_configs(10, spec.preset == "tiny", phrase)
-                # The attacker's architecture is not in the bag (for a MuseGAN target of the default
-                # preset that leaves out the bag's first variant).
-                keep = [i for i, c in enumerate(configs)
-                        if family != "musegan" or replace(c, phrase=target.phrase) != target][: spec.bag_size]
+                keep = bag_variants_without_target(family, spec, phrase)
                 bag = build_musegan_bag(10, seed, spec.preset == "tiny", phrase)
-                info = {"bag_variants": keep, "target_architecture_in_bag": family == "musegan" and
-                        any(replace(configs[i], phrase=target.phrase) == target for i in keep)}
-                surrogates = MidiSurrogates([bag[i] for i in keep], "musegan", steps_per_bar, bars)
+                info = {"bag_variants": keep, "target_architecture_in_bag": False}
+                device = resolve_device("auto")
+                surrogates = MidiSurrogates([bag[i].to(device) for i in keep], "musegan", steps_per_bar, bars)
                 outcome = cloak_score(score, ProtectionSettings(mode="blackbox", **base), surrogates=surrogates)
             out.append(outcome.protected)
     return out, time.perf_counter() - started, info
