@@ -54,3 +54,8 @@ def test_shortfall_says_when_black_box_fails():
     notes = shortfalls(protection_scores([_seed(0, 0.10, 0.20, 0.19, 0.105)]), ("ar-gru",))
     assert any(n.startswith("cloak-blackbox vs ar-gru: PS = 0.05") for n in notes)
     assert not any(n.startswith("cloak-whitebox vs ar-gru") for n in notes)  # PS 0.9: no shortfall
+
+
+def test_saturated_loss_gives_one_note():
+    notes = shortfalls(protection_scores([_seed(0, 1e-6, 2e-6, 1.5e-6, 1e-6)]), ("ar-gru",))
+    assert len(notes) == 1 and "saturated" in notes[0]

@@ -105,7 +105,8 @@ def baselines_table(rows: list[dict], seed_results: list[dict], families: tuple[
 def cost_table(seed_results: list[dict], song_s: float) -> str:
     """Markdown: seconds of protection per protected song, and per second of music, per method (Table 12)."""
     sound = method_audibility(seed_results)
-    lines = [f"| method | seconds per protected song ({song_s:g} s) | seconds per second of music |", "|---|---|---|"]
+    lines = [f"| method | seconds per protected song ({song_s:g} s of audio; MIDI: per piece) | seconds per second of audio |",
+             "|---|---|---|"]
     for method, measures in sound.items():
         if method.endswith("+mp3"):
             continue
@@ -158,6 +159,7 @@ def generated_table(seed_results: list[dict], tag: str, style_artist: str) -> st
 
 
 MIN_RELATIVE_GAP = 0.02  # below this seen/unseen gap a family's PS is noise (FINDINGS §1: 3 % was too small)
+SATURATED_LOSS = 1e-3  # a clean-trained loss under this has saturated (a GAN discriminator that wins outright)
 
 
 def shortfalls(rows: list[dict], families: tuple[str, ...]) -> list[str]:
@@ -177,6 +179,12 @@ def shortfalls(rows: list[dict], families: tuple[str, ...]) -> list[str]:
         if not mine:
             continue
         gap, _, gap_count = mean_std([r["relative_gap"] for r in {r["seed"]: r for r in mine}.values()])
+        clean_loss, _, _ = mean_std([r["loss_clean"] for r in mine])
+        if clean_loss < SATURATED_LOSS:
+            notes.append(f"{family}: the clean-trained loss on the protected songs is {clean_loss:.1e}, i.e. saturated "
+                         "(for MuseGAN: its discriminator wins outright), so the gap and PS are ratios of noise and "
+                         "support no conclusion.")
+            continue
         if not gap_count or gap < MIN_RELATIVE_GAP:
             notes.append(f"{family}: seen songs are learned only {100 * gap:.1f} % better than unseen ones "
                          "(the loss gap PS divides by), so its PS values are noise and support no conclusion "
