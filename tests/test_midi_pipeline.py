@@ -150,3 +150,12 @@ def test_each_bad_midi_input_gets_a_one_line_error_and_no_output(tmp_path, chora
     assert words.lower() in error[0].lower(), (name, error[0])
     assert error[1:] == ["1 of 1 file(s) failed"] and "Traceback" not in "\n".join(error)
     assert list(out.iterdir()) == []
+
+
+def test_a_one_track_song_of_one_phrase_is_protected(tmp_path):
+    """One melody, two 4/4 bars: a single phrase for the tiny bag, so every batch holds one phrase."""
+    track = [m for beat in range(8) for m in note(0, 60 + beat % 5)]
+    path = midi_with(tmp_path / "melody.mid", [track])
+    result = harmonycloak.protect(path, tmp_path / "out.mid", QUICK, write_report=False)
+    assert result.report["segments"] == 1 and result.report["tracks_cloaked"] == ["track 1"]
+    assert result.report["notes_added"] >= 8
