@@ -150,3 +150,35 @@ def test_each_bad_midi_input_gets_a_one_line_error_and_no_output(tmp_path, chora
     assert words.lower() in error[0].lower(), (name, error[0])
     assert error[1:] == ["1 of 1 file(s) failed"] and "Traceback" not in "\n".join(error)
     assert list(out.iterdir()) == []
+
+
+def test_a_one_track_song_of_one_phrase_is_protected(tmp_path):
+    """One melody, two 4/4 bars: a single phrase for the tiny bag, so every batch holds one phrase."""
+    track = [m for beat in range(8) for m in note(0, 60 + beat % 5)]
+    path = midi_with(tmp_path / "melody.mid", [track])
+    result = harmonycloak.protect(path, tmp_path / "out.mid", QUICK, write_report=False)
+    assert result.report["segments"] == 1 and result.report["tracks_cloaked"] == ["track 1"]
+    assert result.report["notes_added"] >= 8
+
+
+def test_train_then_white_box_protect_on_the_command_line(tmp_path, chorale_midi, capsys):
+    model = tmp_path / "gan.pt"
+    assert main(["train", str(chorale_midi), "-o", str(model), "--preset", "tiny", "--steps", "2"]) == 0
+    assert "trained musegan (tiny) for 2 steps" in capsys.readouterr().out
+    out = tmp_path / "out.mid"
+    assert main(["protect", str(chorale_midi), "-o", str(out), "--mode", "whitebox", "--model", str(model),
+                 *CLI_QUICK]) == 0
+    assert out.exists() and read_midi(out).num_notes > read_midi(chorale_midi).num_notes
+
+
+def test_tracks_beyond_the_free_channels_are_named_in_the_report(tmp_path):
+    """14 melodic tracks on 14 channels leave one free melodic channel: the loudest track gets the layer."""
+    channels = [c for c in range(16) if c != 9][:14]
+    tracks = [[mido.MetaMessage("track_name", name=f"part {c}", time=0)]
+              + [m for beat in range(8) for m in note(c, 48 + c + beat % 3)] for c in channels]
+    tracks[5] = tracks[5][:1] + [m.copy(velocity=m.velocity and 120) for m in tracks[5][1:]]  # the loudest
+    path = midi_with(tmp_path / "many.mid", tracks)
+    result = harmonycloak.protect(path, tmp_path / "out.mid", QUICK, write_report=False)
+    assert result.report["tracks_cloaked"] == ["part 5"]
+    assert len(result.report["tracks_without_noise"]) == 13
+    assert len(mido.MidiFile(tmp_path / "out.mid").tracks) == 15

@@ -35,6 +35,7 @@ def test_chorale_metrics_agree_with_counts_from_the_notes(tmp_path):
     assert "paper" in format_metrics(result)
 
 
-def test_bench_metrics_on_the_command_line(tmp_path, capsys):
+def test_bench_metrics_on_the_command_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # leave the user's corpus cache alone
     assert main(["bench", "metrics", "--limit", "2", "--json", str(tmp_path / "m.json")]) == 0
     assert "UPC soprano" in capsys.readouterr().out and (tmp_path / "m.json").exists()
