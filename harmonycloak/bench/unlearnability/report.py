@@ -239,7 +239,10 @@ def write_report(out: Path, suite, seed_results: list[dict], command: str, wall_
            headline_table(rows, suite.all_families), "",
            "## Baselines and MP3 128 kbps (Table 10, Fig. 6–7), with audibility", "",
            "SNR and NMR p95 compare the released protected songs with their clean originals (for +mp3: after the "
-           "round trip, so codec loss is included). `random-dominant` is the unoptimised control (FINDINGS §2).", "",
+           "round trip, so codec loss is included). `random-dominant` is the unoptimised control (FINDINGS §2). "
+           "PS above 1 (or far below 0) means the released songs moved the attacker's predictions of the clean songs "
+           "more than leaving them out did: audible noise teaches the model the noise (a domain shift), which is "
+           "not the imperceptible unlearnability the paper claims; read PS next to SNR/NMR.", "",
            baselines_table(rows, seed_results, suite.all_families, _methods(suite)), "",
            "## Cost (Table 12)", "",
            "Wall time of making the released versions, on this machine (device in results.json), per protected song; "
