@@ -101,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     unlearn.add_argument("--seeds", type=int, nargs="+", help="seeds to run instead of the suite's")
     unlearn.add_argument("--parts", nargs="+", choices=["audio", "style", "midi"],
                          help="run only these parts (default all: audio, style, midi)")
+    unlearn.add_argument("--combine", type=Path, nargs="+", metavar="RESULTS_JSON",
+                         help="write one report from earlier runs' results.json instead of running")
     unlearn.set_defaults(run=_run_bench_unlearnability)
     metrics = suites.add_parser("metrics", help="the paper's symbolic metrics (EB, UPC, QN, TD) on a corpus")
     metrics.add_argument("--collection", default="bach", help="music21 corpus collection (default bach)")
@@ -200,6 +202,11 @@ def _run_bench_unlearnability(arguments: argparse.Namespace) -> int:
     from harmonycloak.bench.unlearnability.benchmark import run_unlearnability
 
     out = arguments.out or Path("reports") / f"unlearnability-{arguments.suite}"
+    if arguments.combine:
+        from harmonycloak.bench.unlearnability.benchmark import combine_reports
+
+        combine_reports(arguments.suite, arguments.combine, out)
+        return EXIT_OK
     run_unlearnability(arguments.suite, out, tuple(arguments.seeds) if arguments.seeds else None,
                        parts=tuple(arguments.parts) if arguments.parts else None)
     return EXIT_OK

@@ -16,10 +16,8 @@ from harmonycloak.cli import _parser
 from harmonycloak.errors import SettingsError
 
 
-@pytest.fixture(scope="module")
-def tiny_report(tmp_path_factory):
-    out = tmp_path_factory.mktemp("unlearnability")
-    suite = replace(
+def tiny_suite():
+    return replace(
         get_suite("smoke"),
         name="tiny-test",
         data=DataSpec(pieces_per_composer=(("bach", 2), ("essen", 1)), recordings=1, song_s=2.56),
@@ -37,6 +35,12 @@ def tiny_report(tmp_path_factory):
         measures=MeasureSpec(conditions=("clean", "unseen"), clips=2, generated_s=1.5, griffin_lim_iterations=4,
                              classifier_files_per_style=2, style_families=("ar-tcn",)),
     )
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("unlearnability")
+    suite = tiny_suite()
     document = run_unlearnability("tiny-test", out, command="harmonycloak bench unlearnability --test", suite=suite,
                                   log=lambda *_: None)
     return out, document
@@ -139,3 +143,16 @@ def test_cli_parses_the_subcommand():
     assert get_suite("standard", (4, 5)).seeds == (4, 5)
     with pytest.raises(SettingsError):
         get_suite("huge")
+
+
+def test_reports_of_parts_combine_into_one(tiny_report, tmp_path):
+    from harmonycloak.bench.unlearnability.benchmark import combine_reports
+
+    out, document = tiny_report
+    combined = combine_reports(document["suite"], [out / "results.json"], tmp_path / "combined", suite=tiny_suite(),
+                               log=lambda *_: None)
+    def scores(rows):
+        return [(r["seed"], r["tag"], r["family"], r["method"], r["loss_cloaked"]) for r in rows]
+
+    assert scores(combined["protection_scores"]) == scores(document["protection_scores"])
+    assert (tmp_path / "combined" / "summary.md").read_text().count("| ar-tcn |") >= 1

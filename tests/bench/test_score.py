@@ -41,6 +41,7 @@ def test_mean_std_sample_std_and_nan_dropped():
     assert (mean, count) == (2.0, 3)
     assert std == pytest.approx(1.0)  # sqrt(((1)^2 + 0 + 1^2) / 2)
     assert mean_std([5.0]) == (5.0, 0.0, 1)
+    assert mean_std([None, 1.0, 3.0, -math.inf]) == (2.0, pytest.approx(math.sqrt(2.0)), 2)  # as read back from JSON
     m, s, n = mean_std([math.nan])
     assert math.isnan(m) and math.isnan(s) and n == 0
 

@@ -62,3 +62,41 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
     log(headline_table(protection_scores(results), suite.all_families))
     log(f"report: {Path(out) / 'summary.md'}")
     return document
+
+
+def combine_reports(suite_name: str, result_files: list[Path], out: Path, suite=None, log=print) -> dict:
+    """One report from several runs of one suite's parts (e.g. `--parts audio` and `--parts style midi`).
+
+    Every run's seed results are kept as they are; the commands are listed, wall times added.
+    """
+    import json
+    from dataclasses import replace
+
+    from harmonycloak.errors import SettingsError
+
+    documents = []
+    for path in result_files:
+        try:
+            documents.append(json.loads(Path(path).read_text()))
+        except (OSError, ValueError) as error:
+            raise SettingsError(f"cannot read the results ({error})", path) from error
+    if any(d["suite"] != suite_name for d in documents):
+        raise SettingsError(f"every results file must come from the suite '{suite_name}'")
+    results = [r for d in documents for r in d["seed_results"]]
+    kinds = {r.get("kind", "audio") for r in results}
+    parts = tuple(p for p in ("audio", "style", "midi")
+                  if (p == "audio" and any(r["tag"] == "main" and r.get("kind", "audio") == "audio" for r in results))
+                  or (p == "style" and any(r["tag"].startswith("style=") for r in results))
+                  or (p == "midi" and "midi" in kinds))
+    suite = replace(suite or get_suite(suite_name), parts=parts)
+    data: dict = {}
+    for d in documents:
+        for key, value in d["data"].items():
+            if value and not data.get(key):
+                data[key] = value
+    data.setdefault("by_artist", {})
+    data.setdefault("songs", 0)
+    command = " ; ".join(d["command"] for d in documents)
+    document = write_report(Path(out), suite, results, command, sum(d["wall_s"] for d in documents), data)
+    log(headline_table(protection_scores(results), suite.all_families))
+    return document

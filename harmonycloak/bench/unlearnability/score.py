@@ -37,10 +37,10 @@ def relative_gap(loss_clean: float, loss_unseen: float) -> float:
 def mean_std(values: Sequence[float]) -> tuple[float, float, int]:
     """(mean, sample standard deviation, count) over the finite values.
 
-    NaNs (degenerate seeds) are left out and counted out; the std of one value is 0, of
-    none NaN, as is the mean of none.
+    NaNs (degenerate seeds) and Nones (NaN or infinity read back from JSON) are left out and
+    counted out; the std of one value is 0, of none NaN, as is the mean of none.
     """
-    finite = [float(v) for v in values if math.isfinite(v)]
+    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
     if not finite:
         return math.nan, math.nan, 0
     mean = sum(finite) / len(finite)
