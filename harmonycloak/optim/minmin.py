@@ -196,8 +196,13 @@ def _sample_models(bag_size: int, config: MinMinConfig, generator: torch.Generat
 
 
 def _batches(num_segments: int, batch_segments: int, generator: torch.Generator) -> list[Tensor]:
+    """A random order of the segments cut into ⌈N / batch_segments⌉ batches of near-equal size.
+
+    Near-equal rather than full batches and a remainder: a last batch of one segment would
+    break models whose training step normalises over the batch (BatchNorm in MuseGAN).
+    """
     order = torch.randperm(num_segments, generator=generator)
-    return list(order.split(batch_segments))
+    return list(order.tensor_split(-(-num_segments // batch_segments)))
 
 
 def _outer_step(model: nn.Module, optimiser: torch.optim.Optimizer, inputs: Tensor) -> None:
