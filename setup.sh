@@ -29,3 +29,8 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/python -m pip install -q torch==2.13.0
 .venv/bin/python -m pip install -q -e ".${extras}"
+# Basic Pitch's ONNX note transcriber (benchmark measures and their tests); --no-deps because its
+# wheel pins TensorFlow, which the ONNX model does not need.
+if [ -n "$extras" ]; then
+  .venv/bin/python -m pip install -q --no-deps basic-pitch==0.4.0
+fi
