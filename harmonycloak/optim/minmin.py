@@ -52,7 +52,10 @@ class CloakProblem(Protocol):
         """The unconstrained tensors PGD steps (leaf tensors with requires_grad)."""
 
     def protected_batch(self, segment_ids: Tensor) -> tuple[Tensor, Tensor]:
-        """(model inputs of x + δ (B, ...), regulariser Σ_m w^m ‖δ^m‖ / ‖x^m‖ per segment (B,))."""
+        """(model inputs of x + δ (B, ...), dimensionless regulariser Σ_m w^m R(δ^m, x^m) per segment (B,)).
+
+        R measures the noise against the music, 1 when as strong as the music (audio: the power
+        ratio ‖δ‖²/‖x‖², see `cloak.problem`)."""
 
     def clean_batch(self, segment_ids: Tensor) -> Tensor:
         """Model inputs of the clean x for these segments, (B, ...)."""
