@@ -45,6 +45,14 @@ def segment_starts(num_samples: int, segment_samples: int) -> Tensor:
     return torch.tensor(starts, dtype=torch.long)
 
 
+def noise_power_ratio(noise: Tensor, clean: Tensor, dims: tuple[int, ...], floor: float) -> Tensor:
+    """‖δ‖² / (‖x‖² + floor²) over `dims`: the regulariser's R(δ, x) of every cloak problem.
+
+    Shapes: noise and clean alike, e.g. (B, L, S) with dims (-1,) → (B, L).
+    """
+    return noise.square().sum(dim=dims) / (clean.square().sum(dim=dims) + floor**2)
+
+
 def track_weights(lanes: Tensor, lane_track: Tensor) -> Tensor:
     """w^m per lane (L,): one minus the share of the lane's track in the total energy."""
     num_tracks = int(lane_track.max().item()) + 1
@@ -103,5 +111,4 @@ class AudioCloakProblem:
     def protected_batch(self, segment_ids: Tensor) -> tuple[Tensor, Tensor]:
         clean = self.clean_lanes(segment_ids)
         noise = self.cloak.noise(self.starts[segment_ids.to(self.starts.device)], self.segment_samples)  # (B, L, S)
-        power_ratio = noise.square().sum(-1) / (clean.square().sum(-1) + MUSIC_NORM_FLOOR**2)  # (B, L)
-        return self.mix(clean + noise), power_ratio @ self.weights  # (B, S), (B,)
+        return self.mix(clean + noise), noise_power_ratio(noise, clean, (-1,), MUSIC_NORM_FLOOR) @ self.weights
