@@ -2,7 +2,7 @@
 
     harmonycloak protect INPUT... [-o OUT] [--mode blackbox|whitebox] [--model CKPT] ...
     harmonycloak verify ORIGINAL PROTECTED
-    harmonycloak train AUDIO... -o MODEL.pt
+    harmonycloak train AUDIO_OR_MIDI... -o MODEL.pt
     harmonycloak bench speed
 
 Errors a user can cause are printed on one line (`error: FILE: problem`); with several
@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     protect = commands.add_parser("protect", help="protect audio files or folders of them")
-    protect.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="audio files or folders")
+    protect.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="audio or MIDI files, or folders")
     protect.add_argument("-o", "--output", help="output file (one input) or folder (several inputs, or a name ending in /)")
     protect.add_argument("--mode", choices=["blackbox", "whitebox"], default="blackbox",
                          help="blackbox: a bag of surrogate models (default); whitebox: the model given with --model")
@@ -72,10 +72,11 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--steps", type=int, default=60, help="training steps of each twin surrogate (default 60)")
     verify.set_defaults(run=_run_verify)
 
-    train = commands.add_parser("train", help="train a generative audio model (a white-box target) on audio files")
-    train.add_argument("inputs", nargs="+", type=Path, metavar="AUDIO")
+    train = commands.add_parser("train", help="train a generative model (a white-box target) on audio or MIDI files")
+    train.add_argument("inputs", nargs="+", type=Path, metavar="FILE")
     train.add_argument("-o", "--output", type=Path, required=True, help="checkpoint file to write")
-    train.add_argument("--family", default="ar-transformer", help="model family (default ar-transformer)")
+    train.add_argument("--family", help="model family (default ar-transformer for audio, musegan for MIDI; "
+                                        "symphonynet for MIDI too)")
     train.add_argument("--preset", default="default", help="model size preset (default, tiny)")
     train.add_argument("--steps", type=int, default=300)
     train.add_argument("--seed", type=int, default=0)
@@ -93,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="length of the track whose peak memory is measured (default 600 = 10 minutes)")
     speed.add_argument("--json", type=Path)
     speed.set_defaults(run=_run_bench_speed)
+    metrics = suites.add_parser("metrics", help="the paper's symbolic metrics (EB, UPC, QN, TD) on a corpus")
+    metrics.add_argument("--collection", default="bach", help="music21 corpus collection (default bach)")
+    metrics.add_argument("--limit", type=int, help="read only the first N source files")
+    metrics.add_argument("--steps-per-beat", type=int, default=12, help="piano-roll resolution (default 12)")
+    metrics.add_argument("--json", type=Path)
+    metrics.set_defaults(run=_run_bench_metrics)
     return parser
 
 
@@ -157,10 +164,17 @@ def _run_verify(arguments: argparse.Namespace) -> int:
 
 
 def _run_train(arguments: argparse.Namespace) -> int:
-    from harmonycloak.train_target import train_audio_model
+    from harmonycloak.io.midi import MIDI_SUFFIXES
+    from harmonycloak.train_target import train_audio_model, train_midi_model
 
-    path, curve = train_audio_model(arguments.inputs, arguments.output, arguments.family, arguments.preset,
-                                    arguments.steps, arguments.seed)
+    if all(path.suffix.lower() in MIDI_SUFFIXES for path in arguments.inputs):
+        arguments.family = arguments.family or "musegan"
+        path, curve = train_midi_model(arguments.inputs, arguments.output, arguments.family, arguments.preset,
+                                       arguments.steps, arguments.seed)
+    else:
+        arguments.family = arguments.family or "ar-transformer"
+        path, curve = train_audio_model(arguments.inputs, arguments.output, arguments.family, arguments.preset,
+                                        arguments.steps, arguments.seed)
     print(f"trained {arguments.family} ({arguments.preset}) for {len(curve)} steps: "
           f"loss {curve[0]:.4f} → {curve[-1]:.4f}; checkpoint {path}")
     return EXIT_OK
@@ -171,6 +185,13 @@ def _run_bench_speed(arguments: argparse.Namespace) -> int:
 
     run_speed_benchmark(arguments.input, arguments.duration_s, arguments.modes, arguments.cloak, arguments.device,
                         arguments.memory_duration_s, arguments.json)
+    return EXIT_OK
+
+
+def _run_bench_metrics(arguments: argparse.Namespace) -> int:
+    from harmonycloak.bench.symbolic_metrics import run_metrics_benchmark
+
+    run_metrics_benchmark(arguments.collection, arguments.limit, arguments.steps_per_beat, arguments.json)
     return EXIT_OK
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from harmonycloak.io.audio import SUPPORTED_EXTENSIONS
+from harmonycloak.io.midi import MIDI_SUFFIXES
 
 OUTPUT_MARKERS = (".protected.", ".preview.")  # names our own outputs carry; folder scans skip them
 
 
 def expand_inputs(inputs: list[Path], output: Path | None) -> list[tuple[Path, Path | None]]:
-    """Files stay as given; folders give their supported audio files, recursively, in sorted order.
+    """Files stay as given; folders give their supported audio and MIDI files, recursively, in sorted order.
 
     With an output folder, a folder's files keep their relative paths under it. With no
     output, each protected file goes beside its input (the pipeline names it). A path that
@@ -20,7 +21,8 @@ def expand_inputs(inputs: list[Path], output: Path | None) -> list[tuple[Path, P
     several = len(inputs) > 1 or any(path.is_dir() for path in inputs)
     for path in inputs:
         if path.is_dir():
-            for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_EXTENSIONS):
+            suffixes = (*SUPPORTED_EXTENSIONS, *MIDI_SUFFIXES)
+            for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes):
                 if any(marker in file.name for marker in OUTPUT_MARKERS):
                     continue
                 target = None

@@ -82,6 +82,23 @@ DEFAULT_MICROSECONDS_PER_BEAT = 500_000
 """Tempo of a MIDI file before its first tempo event: 120 bpm (Standard MIDI File 1.0)."""
 
 
+def ticks_to_steps(ticks: np.ndarray | int, steps_per_beat: int, ticks_per_beat: int) -> np.ndarray:
+    """Piano-roll step of each tick, rounded half up, int64 (shape of ``ticks``).
+
+    Exact integer rounding: ``floor((2 * tick * steps_per_beat + ticks_per_beat) / (2 * ticks_per_beat))``.
+    """
+    tpb = int(ticks_per_beat)
+    return (2 * np.asarray(ticks, dtype=np.int64) * int(steps_per_beat) + tpb) // (2 * tpb)
+
+
+def note_steps(start_tick: np.ndarray, end_tick: np.ndarray, steps_per_beat: int,
+               ticks_per_beat: int) -> tuple[np.ndarray, np.ndarray]:
+    """Steps ``[start, end)`` a note occupies in the piano roll, each int64 (notes,): its rounded
+    start and end, and at least one step, so that no note vanishes."""
+    starts = ticks_to_steps(start_tick, steps_per_beat, ticks_per_beat)
+    return starts, np.maximum(ticks_to_steps(end_tick, steps_per_beat, ticks_per_beat), starts + 1)
+
+
 @dataclass(frozen=True)
 class TimeSignature:
     """A time signature that takes effect at ``tick`` (a bar starts there).
@@ -356,16 +373,14 @@ class Score:
         tpb = self.ticks_per_beat
 
         def to_steps(ticks: np.ndarray) -> np.ndarray:
-            # Exact integer rounding half up: floor((2 * tick * spb + tpb) / (2 * tpb)).
-            return (2 * np.asarray(ticks, dtype=np.int64) * steps_per_beat + tpb) // (2 * tpb)
+            return ticks_to_steps(ticks, steps_per_beat, tpb)
 
         bar_lines_step = to_steps(self.bar_lines_tick)
         num_steps = int(max(bar_lines_step[-1] if len(bar_lines_step) else 0, to_steps(self.end_tick)))
         velocities = np.zeros((len(self.tracks), num_steps, 128), dtype=np.float32)
         for index, track in enumerate(self.tracks):
             notes = track.notes
-            starts = to_steps(notes.start_tick)
-            ends = np.maximum(to_steps(notes.end_tick), starts + 1)
+            starts, ends = note_steps(notes.start_tick, notes.end_tick, steps_per_beat, tpb)
             levels = notes.velocity.astype(np.float32) / 127.0
             # A loop over notes: each writes a run of steps; np.maximum keeps the louder of
             # overlapping notes (no vectorised scatter-max over runs in numpy).

@@ -25,11 +25,12 @@ from harmonycloak.cloak.problem import AudioCloakProblem
 from harmonycloak.errors import AudioFileError, ModelError, SettingsError
 from harmonycloak.io.atomic import atomic_output
 from harmonycloak.io.audio import audio_format_for_path, check_output_path, read_audio, write_audio
+from harmonycloak.io.midi import MIDI_SUFFIXES
 from harmonycloak.models.bag import build_audio_bag
 from harmonycloak.models.checkpoint import load_checkpoint
 from harmonycloak.music import Audio
 from harmonycloak.optim.minmin import MinMinConfig, mean_generative_loss, optimise_noise
-from harmonycloak.settings import ProtectionSettings
+from harmonycloak.settings import PAPER_ALPHA, ProtectionSettings
 
 SILENCE_PEAK_DBFS = -90.0  # a file whose peak stays under this holds nothing to protect
 
@@ -104,7 +105,8 @@ def cloak_tracks(
     cloak = cloak.to(device)
     problem = AudioCloakProblem(lanes, lane_track, cloak, settings.segment_s)
     surrogates = build_surrogates(settings, device)
-    config = MinMinConfig(mode=settings.mode, pgd_steps=settings.pgd_steps, alpha=settings.alpha,
+    alpha = PAPER_ALPHA["audio"] if settings.alpha is None else settings.alpha
+    config = MinMinConfig(mode=settings.mode, pgd_steps=settings.pgd_steps, alpha=alpha,
                           max_rounds=settings.max_rounds, models_per_round=settings.models_per_round)
 
     def losses() -> dict[str, float]:
@@ -167,7 +169,14 @@ def protect_file(
     write_report: bool = True,
     progress: ProgressCallback | None = None,
 ) -> ProtectionResult:
-    """Protect one audio file; the output keeps its format, rate, channels, length and tags."""
+    """Protect one audio file; the output keeps its format, rate, channels, length and tags.
+
+    A MIDI file (.mid, .midi) is handed to `midi_pipeline.protect_midi_file`."""
+    if Path(input_path).suffix.lower() in MIDI_SUFFIXES:
+        from harmonycloak.midi_pipeline import protect_midi_file
+
+        return protect_midi_file(input_path, output_path, settings, overwrite=overwrite, write_report=write_report,
+                                 progress=progress)
     from harmonycloak.report import audio_report, write_report_files  # matplotlib only when reporting
 
     started = time.perf_counter()

@@ -48,12 +48,18 @@ def audio_report(input_path: Path, output_path: Path, settings: ProtectionSettin
 def write_report_files(report: dict, original: np.ndarray, protected: np.ndarray, sample_rate_hz: int,
                        output_path: Path) -> tuple[Path, Path]:
     """Write <output stem>.report.json and .report.png beside the output; returns both paths."""
-    json_path = output_path.with_name(f"{output_path.stem}.report.json")
+    json_path = write_json_report(report, output_path)
     picture_path = output_path.with_name(f"{output_path.stem}.report.png")
-    with atomic_output(json_path) as temporary:
-        temporary.write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
     plot_protection(original, protected, sample_rate_hz, picture_path, title=Path(report["output"]).name)
     return json_path, picture_path
+
+
+def write_json_report(report: dict, output_path: Path) -> Path:
+    """Write <output stem>.report.json beside the output, atomically; returns its path."""
+    json_path = output_path.with_name(f"{output_path.stem}.report.json")
+    with atomic_output(json_path) as temporary:
+        temporary.write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
+    return json_path
 
 
 def plot_protection(original: np.ndarray, protected: np.ndarray, sample_rate_hz: int, path: Path, title: str = "") -> Path:

@@ -17,6 +17,7 @@ STRENGTH_HEADROOM_DB: dict[str, tuple[float, float]] = {
 }
 CLOAKS = ("dominant", "masked")
 MODES = ("blackbox", "whitebox")
+PAPER_ALPHA: dict[str, float] = {"gan": 0.22, "transformer": 0.30, "audio": 0.30}  # paper §5.1
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,9 @@ class ProtectionSettings:
     model_preset: str = "default"  # surrogate sizes: "default", or "tiny" for tests
     pgd_steps: int = 20  # inner iterations per round (paper: 20)
     max_rounds: int = 3  # min-min rounds at most
-    alpha: float = 0.30  # regulariser weight (paper: 0.30 for audio models)
+    # Regulariser weight; None takes the paper's value for the model family (§5.1): 0.22 for the
+    # GAN (MuseGAN, and the MIDI black-box bag of MuseGANs), 0.30 for transformers and audio models.
+    alpha: float | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

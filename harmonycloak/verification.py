@@ -20,6 +20,7 @@ import torch
 from harmonycloak.cloak.problem import segment_starts
 from harmonycloak.errors import AudioFileError
 from harmonycloak.io.audio import read_audio, write_audio
+from harmonycloak.io.midi import MIDI_SUFFIXES
 from harmonycloak.metrics.perceptual import (
     clipped_sample_count,
     loudness_change_lu,
@@ -41,7 +42,14 @@ VISQOL_SECONDS = 30.0  # ViSQOL takes about a second per second of audio: score 
 
 def verify_files(original_path: str | Path, protected_path: str | Path, *, protection_check: bool = True,
                  visqol: bool = True, seed: int = 0, training_steps: int = 60, model_preset: str = "default") -> dict:
-    """Measure audibility and protection of `protected_path` against `original_path`."""
+    """Measure audibility and protection of `protected_path` against `original_path`.
+
+    MIDI files (.mid, .midi) are measured by `midi_verification.verify_midi_files`."""
+    if Path(original_path).suffix.lower() in MIDI_SUFFIXES:
+        from harmonycloak.midi_verification import verify_midi_files
+
+        return verify_midi_files(original_path, protected_path, protection_check=protection_check, seed=seed,
+                                 training_steps=training_steps, model_preset=model_preset)
     original, protected = read_audio(original_path), read_audio(protected_path)
     if original.num_channels != protected.num_channels:
         raise AudioFileError(f"has {protected.num_channels} channels but the original has {original.num_channels}",
@@ -120,6 +128,10 @@ def learning_speed(original: np.ndarray, protected: np.ndarray, sample_rate_hz: 
 
 def format_verification(result: dict) -> str:
     """The measurements as a short text a musician can read."""
+    if result.get("kind") == "midi":
+        from harmonycloak.midi_verification import format_midi_verification
+
+        return format_midi_verification(result)
     audible = result["audibility"]
     nmr = audible["noise_to_mask_ratio_db"]
     lines = [

@@ -367,6 +367,18 @@ def write_midi(score: Score, path: str | Path) -> Path:
     return path
 
 
+def as_type_1(data: bytes) -> bytes:
+    """A type 0 MIDI file as the equivalent type 1 file (its one track chunk, unchanged), so that
+    `write_midi` can add track chunks to it; other files are returned as they are."""
+    midi_file = mido.MidiFile(file=io.BytesIO(data))
+    if midi_file.type != 0:
+        return data
+    midi_file.type = 1
+    buffer = io.BytesIO()
+    midi_file.save(file=buffer)
+    return buffer.getvalue()
+
+
 def _check_notes(track: Track) -> None:
     notes = track.notes
     if len(notes) == 0:

@@ -348,7 +348,7 @@ class MuseGanModel(nn.Module):
         is frozen, so each step moves only its own network.
         """
         real = real.detach()
-        batch = real.shape[0]
+        batch = max(real.shape[0], 2)  # generated phrases: batch norm needs two in training mode (a one-phrase song)
         flags = [parameter.requires_grad for parameter in self.parameters()]
         try:
             # Discriminator: minimise −log D(x) − log(1 − D(G(z))).

@@ -1,0 +1,60 @@
+"""The report of a protected MIDI file: the JSON (`report.write_json_report`) and a picture of
+the piano rolls of the original, the protected version and the noise (protected − original),
+all tracks overlaid (the loudest track in a cell shows), time in steps with bar lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from harmonycloak.io.atomic import atomic_output
+from harmonycloak.report import write_json_report
+
+
+def write_midi_report_files(report: dict, clean: np.ndarray, protected: np.ndarray, track_names: list[str],
+                            output_path: Path) -> tuple[Path, Path]:
+    """Write <output stem>.report.json and .report.png beside the output; returns both paths.
+
+    Args:
+        clean, protected: rolls (tracks, steps, 128) of velocity / 127, as the models read them.
+    """
+    json_path = write_json_report(report, output_path)
+    picture_path = output_path.with_name(f"{output_path.stem}.report.png")
+    plot_piano_rolls(clean, protected, picture_path, title=f"{Path(report['output']).name}  "
+                     f"({len(track_names)} tracks: {', '.join(track_names)})")
+    return json_path, picture_path
+
+
+def plot_piano_rolls(clean: np.ndarray, protected: np.ndarray, path: Path, title: str = "") -> Path:
+    """Piano rolls of original, protected and noise as a PNG, in MIDI velocity (0-127)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sounding = np.flatnonzero((clean + protected).max(axis=(0, 1)) > 0)
+    low, high = (int(sounding.min()) - 2, int(sounding.max()) + 3) if len(sounding) else (0, 128)
+    low, high = max(low, 0), min(high, 128)
+    panels = {
+        "original": 127 * clean.max(axis=0),
+        "protected": 127 * protected.max(axis=0),
+        "noise: protected − original": 127 * (protected - clean).max(axis=0),
+    }
+    figure, axes = plt.subplots(3, 1, figsize=(12, 9), sharex=True, constrained_layout=True)
+    extent = [0, clean.shape[1], low - 0.5, high - 0.5]
+    for axis, (name, values) in zip(axes, panels.items()):
+        top = 127 if name != "noise: protected − original" else max(float(values.max()), 1.0)
+        image = axis.imshow(values[:, low:high].T, origin="lower", aspect="auto", extent=extent, cmap="magma",
+                            vmin=0, vmax=top, interpolation="nearest")
+        axis.set_title(f"{name} (MIDI velocity)")
+        axis.set_ylabel("MIDI pitch")
+        figure.colorbar(image, ax=axis)
+    axes[-1].set_xlabel("piano-roll step")
+    figure.suptitle(title)
+    try:
+        with atomic_output(path) as temporary:
+            figure.savefig(temporary, dpi=80, format="png")
+    finally:
+        plt.close(figure)
+    return path

@@ -1,0 +1,179 @@
+"""How audible and how protected is a protected MIDI file? (`harmonycloak verify a.mid b.mid`)
+
+Changes: the original's notes must come back unchanged in the protected file; what the cloak
+added (its layers, `cloak.midi`) is counted, with how far each added note stays under the
+note that masks it (DLS dB).
+
+Audibility: both files rendered by FluidSynth with a General MIDI soundfont, and compared as
+the audio path compares audio: SNR, noise-to-mask ratio of the difference against the
+original's masking threshold, loudness change.
+
+Protection: as for audio, twin fresh surrogates (SymphonyNet, the autoregressive family,
+whose NLL falls as it learns) start from the same weights and train the same way, one on the
+protected roll (each cloak layer summed into its track) and one on the original; if the cloak
+works, the first ends up knowing the original less well.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from harmonycloak.cloak.midi import fold_cloak_layers, is_cloak_layer
+from harmonycloak.cloak.midi_problem import phrase_steps, phrases_of
+from harmonycloak.errors import MidiFileError
+from harmonycloak.io.midi import read_midi
+from harmonycloak.io.render import can_render, render_midi
+from harmonycloak.metrics.perceptual import loudness_change_lu, noise_to_mask_ratio_stats_db, snr_db
+from harmonycloak.models.registry import build_model
+from harmonycloak.models.symphonynet import SYMPHONYNET_LEARNING_RATE
+from harmonycloak.music import Score
+from harmonycloak.optim.minmin import mean_generative_loss
+from harmonycloak.optim.training import train_generative_model
+
+RENDER_RATE_HZ = 22_050  # enough for a General MIDI synthesiser's partials that matter to masking
+STEPS_PER_BAR, BARS = 48, 4  # the phrases the twin surrogates read (default preset); tiny: its own
+
+
+def verify_midi_files(original_path: str | Path, protected_path: str | Path, *, protection_check: bool = True,
+                      seed: int = 0, training_steps: int = 60, model_preset: str = "default", render: bool = True,
+                      **_audio_only) -> dict:
+    """Measure the changes, audibility and protection of ``protected_path`` against ``original_path``."""
+    original, protected = read_midi(original_path), read_midi(protected_path)
+    base = [track for track in protected.tracks if not is_cloak_layer(track.name)]
+    layers = [track for track in protected.tracks if is_cloak_layer(track.name)]
+    if len(base) != len(original.tracks):
+        raise MidiFileError(f"has {len(base)} tracks besides its cloak layers but the original has "
+                            f"{len(original.tracks)}; is it a protected version of that file?", protected_path)
+    result = {
+        "kind": "midi",
+        "original": str(original_path),
+        "protected": str(protected_path),
+        "duration_s": original.duration_s,
+        "changes": note_changes(original, base, layers),
+        "audibility": rendered_audibility(Path(original_path), Path(protected_path)) if render and can_render() else None,
+    }
+    if protection_check:
+        result["protection"] = learning_speed(original, protected, seed, training_steps, model_preset)
+    return result
+
+
+def note_changes(original: Score, base: list, layers: list) -> dict:
+    """Notes kept, changed and added, and the level of each added note under its masker (DLS dB)."""
+    unchanged, velocity_changed, moved = 0, 0, 0
+    for before, after in zip(original.tracks, base):
+        a, b = before.notes, after.notes
+        if len(a) == len(b) and all(np.array_equal(getattr(a, f), getattr(b, f)) for f in ("pitch", "start_tick", "end_tick")):
+            same = a.velocity == b.velocity
+            unchanged += int(same.sum())
+            velocity_changed += int((~same).sum())
+        else:
+            moved += abs(len(a) - len(b)) + int(min(len(a), len(b)))
+    below_db = []
+    for layer in layers:
+        number = int(layer.name.rsplit(" ", 1)[-1]) - 1
+        if not 0 <= number < len(original.tracks):
+            continue
+        notes = original.tracks[number].notes
+        for pitch, velocity, start in zip(layer.notes.pitch, layer.notes.velocity, layer.notes.start_tick):
+            # the masker: the note of this pitch sounding at the added note's start, or ending there (a tail)
+            touching = (notes.pitch == pitch) & (notes.start_tick <= start) & (notes.end_tick >= start)
+            if touching.any():
+                below_db.append(40.0 * np.log10(notes.velocity[touching].max() / velocity))
+    below = np.asarray(below_db)
+    return {
+        "original_notes_unchanged": unchanged,
+        "original_notes_with_other_velocity": velocity_changed,
+        "original_notes_moved_or_removed": moved,
+        "cloak_layers": len(layers),
+        "notes_added": int(sum(len(layer.notes) for layer in layers)),
+        "added_below_their_note_db": ({"min": float(below.min()), "median": float(np.median(below))}
+                                      if below.size else None),
+    }
+
+
+def rendered_audibility(original_path: Path, protected_path: Path) -> dict:
+    """SNR, noise-to-mask ratio and loudness change of the FluidSynth renderings."""
+    clean, cloaked = render_midi(original_path, RENDER_RATE_HZ), render_midi(protected_path, RENDER_RATE_HZ)
+    length = min(clean.shape[-1], cloaked.shape[-1])
+    clean, cloaked = clean[:, :length], cloaked[:, :length]
+    return {
+        "rendered_with": "FluidSynth, General MIDI soundfont",
+        "snr_db": snr_db(clean, cloaked),
+        "noise_to_mask_ratio_db": noise_to_mask_ratio_stats_db(clean, cloaked, RENDER_RATE_HZ),
+        "loudness_change_lu": loudness_change_lu(clean, cloaked, RENDER_RATE_HZ),
+    }
+
+
+def model_phrases(score: Score, steps_per_bar: int, bars: int) -> torch.Tensor:
+    """Phrases (segments, M, T, 128) of the roll the models read (cloak layers folded in)."""
+    roll = score.piano_roll(steps_per_bar // 4)
+    folded = fold_cloak_layers(roll.velocities, roll.track_names)
+    roll = replace(roll, velocities=folded)
+    return phrases_of(torch.from_numpy(folded), phrase_steps(roll, steps_per_bar, bars))
+
+
+def learning_speed(original: Score, protected: Score, seed: int, steps: int, model_preset: str = "default") -> dict:
+    """Train twin fresh SymphonyNets on protected and on original phrases; compare their losses."""
+    probe = build_model("symphonynet", model_preset)
+    steps_per_bar, bars = probe.config.steps_per_bar, min(BARS, probe.config.max_bars)
+    clean, cloaked = model_phrases(original, steps_per_bar, bars), model_phrases(protected, steps_per_bar, bars)
+    curves, final_on_original = {}, {}
+    for name, data in (("protected", cloaked), ("original", clean)):
+        model = build_model("symphonynet", model_preset, seed=seed, tracks=clean.shape[1])
+        generator = torch.Generator().manual_seed(seed)
+        curves[name] = train_generative_model(model, lambda ids, d=data: d[ids], len(data), steps, generator,
+                                              learning_rate=SYMPHONYNET_LEARNING_RATE)
+        final_on_original[name] = mean_generative_loss([model], lambda ids: clean[ids], len(clean))
+    return {
+        "model": f"symphonynet ({model_preset})",
+        "training_steps": steps,
+        "loss_curve": curves,
+        "loss_on_original_after_training": final_on_original,
+        # > 0: the model trained on the protected file knows the original less well than its twin.
+        "learning_gap": final_on_original["protected"] - final_on_original["original"],
+    }
+
+
+def format_midi_verification(result: dict) -> str:
+    """The measurements as a short text a musician can read."""
+    changes = result["changes"]
+    below = changes["added_below_their_note_db"]
+    lines = [
+        f"{result['protected']}  vs  {result['original']}  ({result['duration_s']:.1f} s)",
+        "What changed?",
+        f"  original notes unchanged   {changes['original_notes_unchanged']} "
+        f"(other velocity: {changes['original_notes_with_other_velocity']}, moved or removed: "
+        f"{changes['original_notes_moved_or_removed']})",
+        f"  notes added                {changes['notes_added']} in {changes['cloak_layers']} cloak layer(s)"
+        + (f", {below['min']:.1f} dB or more (median {below['median']:.1f} dB) under the note that masks them"
+           if below else ""),
+    ]
+    audible = result["audibility"]
+    if audible is None:
+        lines.append("How audible is the change?  (not measured: FluidSynth or a General MIDI soundfont is missing)")
+    else:
+        nmr = audible["noise_to_mask_ratio_db"]
+        lines += [
+            "How audible is the change? (both files rendered by FluidSynth)",
+            f"  SNR                   {audible['snr_db']:.1f} dB",
+            f"  noise-to-mask ratio   per bin: p95 {nmr['p95_db']:.1f} dB, {100 * nmr['fraction_above_0db']:.1f} % above "
+            f"the masking threshold; per Bark band: p95 {nmr['band_p95_db']:.1f} dB, "
+            f"{100 * nmr['band_fraction_above_0db']:.1f} % above",
+            f"  loudness change       {audible['loudness_change_lu']:+.2f} LU",
+        ]
+    if "protection" in result:
+        protection = result["protection"]
+        curves = protection["loss_curve"]
+        on_original = protection["loss_on_original_after_training"]
+        lines += [
+            f"How protected is it? (twin {protection['model']}, {protection['training_steps']} training steps each)",
+            f"  training loss on protected MIDI   {curves['protected'][0]:.4f} → {curves['protected'][-1]:.4f}",
+            f"  training loss on original MIDI    {curves['original'][0]:.4f} → {curves['original'][-1]:.4f}",
+            f"  loss on the original after training: trained on protected {on_original['protected']:.4f}, "
+            f"on original {on_original['original']:.4f} (gap {protection['learning_gap']:+.4f}; above 0 = learned less)",
+        ]
+    return "\n".join(lines)
