@@ -5,7 +5,8 @@ Each measurement runs `protect_file` in a fresh child process on a WAV file (44.
 own, imports and all. The real-time factor is wall time from reading the input to writing
 the output and its report, divided by the audio's duration. CPU time is printed beside it:
 on a machine busy with other work the wall time grows but the CPU time barely does, so
-CPU time ÷ threads ÷ duration bounds what the same run would take on an idle machine.
+CPU time ÷ threads ÷ duration is the real-time factor the run would reach on an idle machine
+if all its threads were always busy (a lower bound of the idle figure).
 
 Default input: the example song that ships with the project, looped to the asked duration
 (real music; the loop seam is the only artificial part). White-box runs protect against an
