@@ -156,17 +156,21 @@ def format_verification(result: dict) -> str:
         f"  clipped samples       {audible['clipped_samples']['protected']} (original: {audible['clipped_samples']['original']})",
     ]
     if "protection" in result:
-        protection = result["protection"]
-        curves = protection["loss_curve"]
-        on_original = protection["loss_on_original_after_training"]
-        lines += [
-            f"How protected is it? (twin surrogates, {protection['training_steps']} training steps each)",
-            f"  training loss on protected audio  {curves['protected'][0]:.4f} → {curves['protected'][-1]:.4f}",
-            f"  training loss on original audio   {curves['original'][0]:.4f} → {curves['original'][-1]:.4f}",
-            f"  loss on the original song after training: trained on protected {on_original['protected']:.4f}, "
-            f"on original {on_original['original']:.4f} (gap {protection['learning_gap']:+.4f}; above 0 = learned less)",
-        ]
+        lines += format_learning_speed(result["protection"], "surrogates", "audio")
     return "\n".join(lines)
+
+
+def format_learning_speed(protection: dict, models: str, medium: str) -> list[str]:
+    """The twin-surrogate comparison (`learning_speed` and its MIDI counterpart) as text lines."""
+    curves = protection["loss_curve"]
+    on_original = protection["loss_on_original_after_training"]
+    return [
+        f"How protected is it? (twin {models}, {protection['training_steps']} training steps each)",
+        f"  training loss on protected {medium:<6} {curves['protected'][0]:.4f} → {curves['protected'][-1]:.4f}",
+        f"  training loss on original {medium:<6}  {curves['original'][0]:.4f} → {curves['original'][-1]:.4f}",
+        f"  loss on the original after training: trained on protected {on_original['protected']:.4f}, "
+        f"on original {on_original['original']:.4f} (gap {protection['learning_gap']:+.4f}; above 0 = learned less)",
+    ]
 
 
 def _number(value, spec: str) -> str:
