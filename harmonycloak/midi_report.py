@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harmonycloak.io.atomic import atomic_output
-from harmonycloak.report import write_json_report
+from harmonycloak.report import save_figure, write_json_report
 
 
 def write_midi_report_files(report: dict, clean: np.ndarray, protected: np.ndarray, track_names: list[str],
@@ -52,9 +51,4 @@ def plot_piano_rolls(clean: np.ndarray, protected: np.ndarray, path: Path, title
         figure.colorbar(image, ax=axis)
     axes[-1].set_xlabel("piano-roll step")
     figure.suptitle(title)
-    try:
-        with atomic_output(path) as temporary:
-            figure.savefig(temporary, dpi=80, format="png")
-    finally:
-        plt.close(figure)
-    return path
+    return save_figure(figure, path)

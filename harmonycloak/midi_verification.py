@@ -166,14 +166,7 @@ def format_midi_verification(result: dict) -> str:
             f"  loudness change       {audible['loudness_change_lu']:+.2f} LU",
         ]
     if "protection" in result:
-        protection = result["protection"]
-        curves = protection["loss_curve"]
-        on_original = protection["loss_on_original_after_training"]
-        lines += [
-            f"How protected is it? (twin {protection['model']}, {protection['training_steps']} training steps each)",
-            f"  training loss on protected MIDI   {curves['protected'][0]:.4f} → {curves['protected'][-1]:.4f}",
-            f"  training loss on original MIDI    {curves['original'][0]:.4f} → {curves['original'][-1]:.4f}",
-            f"  loss on the original after training: trained on protected {on_original['protected']:.4f}, "
-            f"on original {on_original['original']:.4f} (gap {protection['learning_gap']:+.4f}; above 0 = learned less)",
-        ]
+        from harmonycloak.verification import format_learning_speed
+
+        lines += format_learning_speed(result["protection"], result["protection"]["model"], "MIDI")
     return "\n".join(lines)

@@ -95,6 +95,13 @@ def plot_protection(original: np.ndarray, protected: np.ndarray, sample_rate_hz:
     axes[3].set_xlabel(f"time (s), {frames} frames")
     figure.colorbar(image, ax=axes[3])
     figure.suptitle(title)
+    return save_figure(figure, path)
+
+
+def save_figure(figure, path: Path) -> Path:
+    """Write a matplotlib figure as PNG atomically, and close it whatever happens."""
+    import matplotlib.pyplot as plt
+
     try:
         with atomic_output(path) as temporary:
             figure.savefig(temporary, dpi=80, format="png")

@@ -11,6 +11,7 @@ song less well: its loss on the clean original stays above the second one's.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import torch
 
 from harmonycloak.cloak.problem import segment_starts
 from harmonycloak.errors import AudioFileError
-from harmonycloak.io.audio import read_audio
+from harmonycloak.io.audio import read_audio, write_audio
 from harmonycloak.io.midi import MIDI_SUFFIXES
 from harmonycloak.metrics.perceptual import (
     clipped_sample_count,
@@ -29,6 +30,7 @@ from harmonycloak.metrics.perceptual import (
     visqol_mos,
 )
 from harmonycloak.models.registry import build_model
+from harmonycloak.music import Audio
 from harmonycloak.optim.minmin import mean_generative_loss
 from harmonycloak.optim.training import train_generative_model
 from harmonycloak.pipeline import to_working_rate
@@ -70,9 +72,33 @@ def verify_files(original_path: str | Path, protected_path: str | Path, *, prote
             "visqol_mos": visqol_mos(clean, cloaked, rate, max_seconds=VISQOL_SECONDS) if visqol else None,
         },
     }
+    if protected.format is not None and protected.format.is_lossy:
+        result["audibility"]["codec_alone"] = codec_alone(original, protected, protected_path)
     if protection_check:
         result["protection"] = learning_speed(clean, cloaked, rate, seed, training_steps, model_preset)
     return result
+
+
+def codec_alone(original: Audio, protected: Audio, protected_path: str | Path) -> dict:
+    """SNR and noise-to-mask ratio of the original re-encoded as the protected file is stored.
+
+    A lossy protected file differs from the original by the cloak *and* by the codec; this is
+    the codec's share alone, the floor any lossy copy of the song has (a musician compares the
+    two: what is above this floor is the cloak).
+    """
+    suffix = Path(protected_path).suffix
+    with tempfile.TemporaryDirectory() as folder:
+        reencoded = read_audio(write_audio(original, Path(folder) / f"codec-alone{suffix}", format=protected.format))
+    samples = reencoded.samples
+    if reencoded.sample_rate_hz != original.sample_rate_hz:
+        samples = to_working_rate(samples, reencoded.sample_rate_hz, original.sample_rate_hz)
+    length = min(original.num_frames, samples.shape[-1])
+    clean, coded = original.samples[:, :length], samples[:, :length]
+    return {
+        "format": f"{protected.format.codec} {round((protected.format.bitrate_bps or 0) / 1000)} kbps",
+        "snr_db": snr_db(clean, coded),
+        "noise_to_mask_ratio_db": noise_to_mask_ratio_stats_db(clean, coded, original.sample_rate_hz),
+    }
 
 
 def learning_speed(original: np.ndarray, protected: np.ndarray, sample_rate_hz: int, seed: int, steps: int,
@@ -118,21 +144,33 @@ def format_verification(result: dict) -> str:
         f"{100 * nmr['fraction_above_0db']:.1f} % above the masking threshold",
         f"                        per Bark band: median {_number(nmr['band_median_db'], '.1f')} dB, "
         f"p95 {_number(nmr['band_p95_db'], '.1f')} dB, {100 * nmr['band_fraction_above_0db']:.1f} % above",
+    ]
+    if "codec_alone" in audible:
+        codec = audible["codec_alone"]
+        lines.append(f"  the codec alone       ({codec['format']}: the original re-encoded the same way) SNR "
+                     f"{_number(codec['snr_db'], '.1f')} dB, per Bark band p95 "
+                     f"{_number(codec['noise_to_mask_ratio_db']['band_p95_db'], '.1f')} dB, "
+                     f"{100 * codec['noise_to_mask_ratio_db']['band_fraction_above_0db']:.1f} % above")
+    lines += [
         f"  loudness change       {_number(audible['loudness_change_lu'], '+.2f')} LU",
         f"  clipped samples       {audible['clipped_samples']['protected']} (original: {audible['clipped_samples']['original']})",
     ]
     if "protection" in result:
-        protection = result["protection"]
-        curves = protection["loss_curve"]
-        on_original = protection["loss_on_original_after_training"]
-        lines += [
-            f"How protected is it? (twin surrogates, {protection['training_steps']} training steps each)",
-            f"  training loss on protected audio  {curves['protected'][0]:.4f} → {curves['protected'][-1]:.4f}",
-            f"  training loss on original audio   {curves['original'][0]:.4f} → {curves['original'][-1]:.4f}",
-            f"  loss on the original song after training: trained on protected {on_original['protected']:.4f}, "
-            f"on original {on_original['original']:.4f} (gap {protection['learning_gap']:+.4f}; above 0 = learned less)",
-        ]
+        lines += format_learning_speed(result["protection"], "surrogates", "audio")
     return "\n".join(lines)
+
+
+def format_learning_speed(protection: dict, models: str, medium: str) -> list[str]:
+    """The twin-surrogate comparison (`learning_speed` and its MIDI counterpart) as text lines."""
+    curves = protection["loss_curve"]
+    on_original = protection["loss_on_original_after_training"]
+    return [
+        f"How protected is it? (twin {models}, {protection['training_steps']} training steps each)",
+        f"  training loss on protected {medium:<6} {curves['protected'][0]:.4f} → {curves['protected'][-1]:.4f}",
+        f"  training loss on original {medium:<6}  {curves['original'][0]:.4f} → {curves['original'][-1]:.4f}",
+        f"  loss on the original after training: trained on protected {on_original['protected']:.4f}, "
+        f"on original {on_original['original']:.4f} (gap {protection['learning_gap']:+.4f}; above 0 = learned less)",
+    ]
 
 
 def _number(value, spec: str) -> str:

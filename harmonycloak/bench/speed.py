@@ -3,7 +3,10 @@
 Each measurement runs `protect_file` in a fresh child process on a WAV file (44.1 kHz stereo
 16-bit unless --input says otherwise), so that its peak resident memory (ru_maxrss) is its
 own, imports and all. The real-time factor is wall time from reading the input to writing
-the output and its report, divided by the audio's duration.
+the output and its report, divided by the audio's duration. CPU time is printed beside it:
+on a machine busy with other work the wall time grows but the CPU time barely does, so
+CPU time ÷ threads ÷ duration is the real-time factor the run would reach on an idle machine
+if all its threads were always busy (a lower bound of the idle figure).
 
 Default input: the example song that ships with the project, looped to the asked duration
 (real music; the loop seam is the only artificial part). White-box runs protect against an
@@ -24,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
+import torch
 
 EXAMPLE_SONG = Path(__file__).resolve().parents[2] / "examples" / "elf-land.ogg"
 
@@ -65,7 +69,8 @@ def run_speed_benchmark(input_path: Path | None, duration_s: float, modes: list[
 
 def _describe(run: dict) -> str:
     what = f"{run['mode']:>8} {run['purpose']:>6}: {run['duration_s']:6.1f} s of {run['sample_rate_hz']} Hz × {run['channels']} ch"
-    return (f"{what}  real-time factor {run['real_time_factor']:.3f}  ({run['elapsed_s']:.1f} s)  "
+    return (f"{what}  real-time factor {run['real_time_factor']:.3f}  ({run['elapsed_s']:.1f} s; CPU time "
+            f"{run['cpu_s']:.1f} s on {run['cpu_threads']} threads)  "
             f"peak memory {run['peak_memory_mb']:.0f} MB  rounds {run['rounds_run']}  device {run['device']}")
 
 
@@ -90,9 +95,9 @@ def _child_main(request: dict) -> None:
                                   cloak=request["cloak"], device=request["device"])
     if request["max_rounds"]:
         settings = replace(settings, max_rounds=request["max_rounds"])
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     result = protect_file(request["track"], request["output"], settings, overwrite=True)
-    elapsed_s = time.perf_counter() - started
+    elapsed_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
     info = soundfile.info(request["track"])
     print(json.dumps({
         "elapsed_s": elapsed_s,
@@ -100,6 +105,8 @@ def _child_main(request: dict) -> None:
         "sample_rate_hz": info.samplerate,
         "channels": info.channels,
         "real_time_factor": elapsed_s / info.duration,
+        "cpu_s": cpu_s,
+        "cpu_threads": torch.get_num_threads(),
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "rounds_run": len(result.report["rounds"]["protected_loss"]),
         "device": result.report["device"],

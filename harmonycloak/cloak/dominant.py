@@ -111,6 +111,8 @@ class DominantToneCloak(nn.Module):
 
     def noise(self, starts: Tensor, num_samples: int) -> Tensor:
         """Noise of the segments starting at `starts` (B,), shape (B, L, num_samples), differentiable."""
+        if num_samples % self.window_samples == 0 and bool((starts % self.window_samples == 0).all()):
+            return self._window_aligned_tones(starts, num_samples // self.window_samples)
         positions = starts[:, None].double() + torch.arange(num_samples, dtype=torch.float64, device=starts.device)  # (B, S)
         return self._tones(self.amplitude(), self.phase_offset, positions / self.sample_rate_hz)
 
@@ -124,6 +126,35 @@ class DominantToneCloak(nn.Module):
                                      device=amplitude.device)
             out[:, first : first + chunk_frames] = self._tones(amplitude, phase_offset, positions[None] / sample_rate_hz)[0].cpu().numpy()
         return out
+
+    def _window_aligned_tones(self, starts: Tensor, windows_per_segment: int) -> Tensor:
+        """`_tones` at the working rate for segments that start and end on window borders, (B, L, S).
+
+        The same signal, laid out as (L, B, windows, samples per window): the parameters are
+        read once per window instead of once per sample, which makes the PGD step's backward
+        pass a sum over each window's samples instead of a scatter of every sample.
+        """
+        w, num_windows = self.window_samples, self.amplitude().shape[-1]
+        window = (starts // w)[:, None] + torch.arange(windows_per_segment, device=starts.device)  # (B, n)
+        held = window.clamp(max=num_windows - 1)  # past the song's last window, its sine runs on
+        offset = torch.arange(w, dtype=torch.float64, device=starts.device)
+        local_s = (((window - held)[..., None] * w + offset) / self.sample_rate_hz).float()  # (B, n, w)
+        phase = self.start_phase[:, held][..., None] + 2 * math.pi * self.frequency_hz[:, held][..., None] * local_s
+        # Centre interpolation as in `_tones`: a sample at offset j of window t lies between the
+        # centres of t − 1 and t when j/w < 1/2, else between those of t and t + 1.
+        first_half = int((offset / w < 0.5).sum())
+        fraction = torch.cat([offset[:first_half] / w + 0.5, offset[first_half:] / w - 0.5]).float()  # (w,)
+        halves = [(window - 1).clamp(0, num_windows - 1), window.clamp(0, num_windows - 1)]  # left centres
+
+        def between_centres(values: Tensor) -> Tensor:  # (L, T) → (L, B, n, w)
+            parts = []
+            for left, part in zip(halves, (fraction[:first_half], fraction[first_half:])):
+                low, high = values[:, left][..., None], values[:, (left + 1).clamp(max=num_windows - 1)][..., None]
+                parts.append(low + (high - low) * part)
+            return torch.cat(parts, dim=-1)
+
+        tones = between_centres(self.amplitude()) * torch.sin(phase + between_centres(self.phase_offset))
+        return tones.flatten(2).transpose(0, 1)
 
     def _tones(self, amplitude: Tensor, phase_offset: Tensor, times_s: Tensor) -> Tensor:
         """Sum of window tones at `times_s` (B, S) in seconds → (B, L, S).

@@ -7,8 +7,9 @@ last bar (the paper's unit is the bar, §4.1 footnote 2). The protected roll is 
 roll plus the cloak's noise roll, clipped at 1 (each cloak layer summed into its track, see
 `cloak.midi`).
 
-Regulariser of Eq. 5 per phrase: Σ_m w^m ‖δ^m‖₂ / ‖x^m‖₂ over the phrase's cells, ‖δ^m‖
-stated relative to the track's own music as in the audio problem, with
+Regulariser of Eq. 5 per phrase: Σ_m w^m ‖δ^m‖₂² / ‖x^m‖₂² over the phrase's cells, the noise
+measured against the track's own music by the audio problem's `noise_power_ratio` (why
+squared: see `cloak.problem`), with
 w^m = 1 − (track m's share of the total cumulative velocity), the sum of its roll's cells
 (velocity × steps). With one track w = 1 (the formula would switch the regulariser off).
 
@@ -24,7 +25,7 @@ import torch
 from torch import Tensor
 
 from harmonycloak.cloak.midi import MidiDominantCloak
-from harmonycloak.cloak.problem import segment_starts
+from harmonycloak.cloak.problem import noise_power_ratio, segment_starts
 from harmonycloak.music import PianoRoll, Score
 
 ROLL_NORM_FLOOR = 1e-6  # norm under which a track's phrase counts as silent
@@ -116,9 +117,9 @@ class MidiCloakProblem:
     def protected_batch(self, segment_ids: Tensor, velocity: Tensor | None = None) -> tuple[Tensor, Tensor]:
         noise = self.cloak.noise_roll(self.num_tracks, self.num_steps, velocity)
         inputs = self._phrases((self.clean_roll + noise).clamp(max=1.0), segment_ids)
-        noise_norm = self._phrases(noise, segment_ids).square().sum(dim=(2, 3)).add(1e-20).sqrt()  # (B, M)
-        clean_norm = self._phrases(self.clean_roll, segment_ids).square().sum(dim=(2, 3)).sqrt()
-        return inputs, (noise_norm / (clean_norm + ROLL_NORM_FLOOR)) @ self.weights
+        ratio = noise_power_ratio(self._phrases(noise, segment_ids), self._phrases(self.clean_roll, segment_ids),
+                                  (2, 3), ROLL_NORM_FLOOR)  # (B, M)
+        return inputs, ratio @ self.weights
 
     def _written_velocity(self) -> Tensor:
         return torch.as_tensor(self.cloak.quantised_velocity(), dtype=self.clean_roll.dtype, device=self.clean_roll.device)

@@ -20,11 +20,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from harmonycloak.errors import HarmonyCloakError
+from harmonycloak.io.atomic import atomic_output
 from harmonycloak.music import Notes, Score, TempoMap, TimeSignature, Track
 
 log = logging.getLogger(__name__)
@@ -85,19 +86,12 @@ def save_entry(
     """Store an entry; a cache that cannot be written is logged and otherwise ignored."""
     meta, notes = _pieces_to_arrays(pieces)
     meta["skipped"] = [list(item) for item in skipped]
-    temporary = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(handle, "wb") as file:
+        with atomic_output(path, HarmonyCloakError) as temporary, open(temporary, "wb") as file:
             np.savez(file, key=np.array(key), meta=np.array(json.dumps(meta)), notes=notes)
-        os.replace(temporary, path)
-        temporary = None
-    except OSError as error:
+    except (OSError, HarmonyCloakError) as error:
         log.warning("cannot write corpus cache entry %s: %s", path, error)
-    finally:
-        if temporary is not None and os.path.exists(temporary):
-            os.unlink(temporary)
 
 
 def _pieces_to_arrays(pieces: list[tuple[str, Score]]) -> tuple[dict, np.ndarray]:

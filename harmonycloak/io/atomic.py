@@ -13,30 +13,30 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-from harmonycloak.errors import AudioFileError
+from harmonycloak.errors import AudioFileError, HarmonyCloakError
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | Path) -> Iterator[Path]:
+def atomic_output(path: str | Path, error_class: type[HarmonyCloakError] = AudioFileError) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success move it onto ``path``.
 
     The temporary file keeps the target's extension (encoders choose their format from it)
     and is created empty with the user's usual permissions (mode 0o666 minus the umask).
 
     Raises:
-        AudioFileError: the folder does not exist or cannot be written to.
+        error_class (AudioFileError unless told): the folder does not exist or cannot be written to.
     """
     path = Path(path)
     folder = path.parent
     if not folder.is_dir():
-        raise AudioFileError(f"the folder {str(folder)!r} does not exist", path)
+        raise error_class(f"the folder {str(folder)!r} does not exist", path)
     temp = folder / f".{path.stem}.{secrets.token_hex(6)}.partial{path.suffix}"
     try:
         # os.open with mode 0o666 applies the umask, as a plain open() would; mkstemp would
         # give 0o600 and make the protected file private.
         os.close(os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     except OSError as error:
-        raise AudioFileError(f"cannot write into this folder ({error.strerror})", path) from error
+        raise error_class(f"cannot write into this folder ({error.strerror})", path) from error
     try:
         yield temp
         os.replace(temp, path)

@@ -39,8 +39,6 @@ longer than `MAX_BEATS`.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import xml.etree.ElementTree as ET
 import zipfile
 from collections import defaultdict, deque
@@ -50,6 +48,7 @@ import mido
 import numpy as np
 
 from harmonycloak.errors import MidiFileError
+from harmonycloak.io.atomic import atomic_output
 from harmonycloak.music import Notes, Score, TempoMap, TimeSignature, Track
 
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -600,21 +599,11 @@ def _check_same_pitch_overlaps(track: Track, path: Path) -> None:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder."""
-    folder = path.parent if str(path.parent) else Path(".")
-    temporary = None
     try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-        temporary = None
+        with atomic_output(path, MidiFileError) as temporary:
+            temporary.write_bytes(data)
     except OSError as error:
         raise MidiFileError(f"cannot be written ({error.strerror or error})", path) from None
-    finally:
-        if temporary is not None and os.path.exists(temporary):
-            os.unlink(temporary)
 
 
 # ------------------------------------------------------------------------------------------

@@ -64,11 +64,14 @@ class LogMelFrontend(nn.Module):
         )
 
     def forward(self, waveform: Tensor) -> Tensor:
-        spectrum = torch.stft(
-            waveform, self.config.n_fft, self.config.hop_length, window=self.window, center=True, return_complex=True
-        )  # (B, bins, frames)
-        power = spectrum.real.square() + spectrum.imag.square()
-        mel = torch.matmul(power.transpose(1, 2), self.filterbank)  # (B, frames, n_mels)
+        # The STFT of torch.stft(center=True) — reflect padding, Hann window — by framing and
+        # rfft: the same numbers, but its backward pass (every PGD step runs one) is 1.4–2.7×
+        # faster than torch.stft's on the CPU (measured for n_fft 400–1024, batch 16 × 2.56 s).
+        half = self.config.n_fft // 2
+        padded = torch.nn.functional.pad(waveform[:, None], (half, half), mode="reflect")[:, 0]
+        frames = padded.unfold(-1, self.config.n_fft, self.config.hop_length) * self.window  # (B, frames, n_fft)
+        power = torch.view_as_real(torch.fft.rfft(frames)).square().sum(-1)  # (B, frames, bins)
+        mel = torch.matmul(power, self.filterbank)  # (B, frames, n_mels)
         scale = (2.0 / self.window.sum()) ** 2  # a sine of amplitude A has band energy ~A²
         half_range = -0.5 * math.log10(self.config.log_floor)
         return (torch.log10(mel * scale + self.config.log_floor) + half_range) / half_range

@@ -89,3 +89,36 @@ def test_rendering_at_another_rate_is_the_same_continuous_signal():
 def test_window_length_outside_five_to_a_hundred_ms_is_refused():
     with pytest.raises(SettingsError, match="5 to 100 ms"):
         DominantToneSettings(window_ms=2.0)
+
+
+def test_analysis_in_chunks_finds_the_same_partials_as_in_one_piece():
+    from harmonycloak.cloak.dominant import dominant_partials
+
+    # A melody whose notes change inside chunk borders, in two lanes of different loudness.
+    generator = torch.Generator().manual_seed(3)
+    notes_hz = 200.0 + 1_800.0 * torch.rand(12, generator=generator)
+    melody = torch.cat([tone(float(f), 0.3, 0.25) for f in notes_hz])
+    lanes = torch.stack([melody, 0.1 * melody.flip(0)])
+    whole = DominantToneSettings(analysis_chunk_s=100.0)
+    chunked = DominantToneSettings(analysis_chunk_s=0.37)  # not a multiple of the window, many chunks
+    frequency_whole, level_whole = dominant_partials(lanes, RATE, 160, whole)
+    frequency_chunked, level_chunked = dominant_partials(lanes, RATE, 160, chunked)
+    assert frequency_whole.shape == (2, math.ceil(lanes.shape[-1] / 160))
+    assert torch.allclose(frequency_chunked, frequency_whole, atol=1e-3)
+    assert torch.allclose(level_chunked, level_whole, atol=1e-3)
+
+
+@pytest.mark.parametrize("window_ms", [5.0, 10.0, 12.5])
+def test_window_aligned_synthesis_equals_the_general_one(window_ms):
+    music = torch.cat([tone(330.0, 0.2, 0.3), tone(1_200.0, 0.4, 0.3), tone(700.0, 0.1, 0.2)])
+    cloak = DominantToneCloak(torch.stack([music, 0.5 * music]), RATE, DominantToneSettings(window_ms=window_ms))
+    with torch.no_grad():
+        cloak.level_logit.normal_(generator=torch.Generator().manual_seed(1))
+        cloak.phase_offset.uniform_(-3, 3, generator=torch.Generator().manual_seed(2))
+    w = cloak.window_samples
+    starts = torch.tensor([0, 3 * w, len(music) - 4 * w, len(music)])  # the last runs past the song's end
+    aligned = cloak.noise(starts, 8 * w)
+    times_s = (starts[:, None].double() + torch.arange(8 * w, dtype=torch.float64)) / RATE
+    general = cloak._tones(cloak.amplitude(), cloak.phase_offset, times_s)
+    assert aligned.shape == general.shape == (4, 2, 8 * w)
+    assert torch.allclose(aligned, general, atol=1e-5)

@@ -21,3 +21,29 @@ def test_track_weights_are_one_minus_energy_share():
 
 def test_single_track_weight_is_one():
     assert torch.equal(track_weights(torch.randn(2, 10), torch.tensor([0, 0])), torch.ones(2))
+
+
+class ConstantNoise:
+    """Test cloak: the same constant offset per lane everywhere."""
+
+    sample_rate_hz, alignment_samples = 100, 10
+
+    def __init__(self, offsets: list[float]):
+        self.offsets = torch.tensor(offsets)
+
+    def noise(self, starts, num_samples):
+        return self.offsets[None, :, None].expand(len(starts), -1, num_samples)
+
+
+def test_regulariser_is_the_weighted_noise_to_music_power_ratio_and_the_models_hear_the_mono_mix():
+    from harmonycloak.cloak.problem import AudioCloakProblem
+
+    # Two mono tracks: track 0 is a constant 0.5, track 1 a constant 1.0.
+    lanes = torch.stack([torch.full((100,), 0.5), torch.full((100,), 1.0)])
+    problem = AudioCloakProblem(lanes, torch.tensor([0, 1]), ConstantNoise([0.05, 0.2]), segment_s=0.5)
+    inputs, regulariser = problem.protected_batch(torch.tensor([0, 1]))
+    # Weights: energies 25 and 100 of 125 → w = 0.8 and 0.2. Power ratios (0.05/0.5)² = 0.01
+    # and (0.2/1)² = 0.04 (the silence floor, 1e-6 on an energy of 12.5 or 50, is negligible).
+    assert torch.allclose(regulariser, torch.tensor([0.8 * 0.01 + 0.2 * 0.04] * 2), rtol=1e-5)
+    # Models hear the mono sum of the tracks: 0.55 + 1.2.
+    assert inputs.shape == (2, 50) and torch.allclose(inputs, torch.tensor(1.75))

@@ -10,7 +10,7 @@ import mido
 import pytest
 
 from harmonycloak.errors import HarmonyCloakError, MidiFileError
-from harmonycloak.io import midi as midi_io
+from harmonycloak.io import atomic as atomic_io
 from harmonycloak.io.midi import read_midi, read_musicxml, write_midi
 from test_midi_helpers import events_to_track, note_events, write_band
 
@@ -202,7 +202,7 @@ def test_write_into_a_missing_folder(tmp_path):
     target = tmp_path / "no such folder" / "out.mid"
     with pytest.raises(MidiFileError) as error:
         write_midi(score, target)
-    assert_names_file(error, target, "cannot be written")
+    assert_names_file(error, target, "does not exist")
 
 
 def test_failed_write_leaves_nothing_behind_and_keeps_the_old_file(tmp_path, monkeypatch):
@@ -215,9 +215,16 @@ def test_failed_write_leaves_nothing_behind_and_keeps_the_old_file(tmp_path, mon
     def broken_replace(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(midi_io.os, "replace", broken_replace)
+    monkeypatch.setattr(atomic_io.os, "replace", broken_replace)
     with pytest.raises(MidiFileError) as error:
         write_midi(score, target)
     assert_names_file(error, target, "No space left")
     assert sorted(os.listdir(tmp_path)) == before
     assert target.read_bytes() == b"previous version"
+
+
+def test_written_midi_has_the_users_usual_permissions(tmp_path):
+    target = write_midi(read_midi(write_band(tmp_path / "band.mid")), tmp_path / "out.mid")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not the 0o600 of a private temporary file

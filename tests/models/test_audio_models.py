@@ -44,6 +44,19 @@ def test_frontend_puts_a_tone_in_its_own_band_at_plus_one():
     assert torch.allclose(silence, torch.full_like(silence, -1.0), atol=1e-3)
 
 
+@pytest.mark.parametrize("n_fft", [400, 512, 1024])
+def test_frontend_equals_log_mel_of_torch_stft(n_fft):
+    config = FrontendConfig(n_fft=n_fft, n_mels=48)
+    frontend = LogMelFrontend(config)
+    waveform = 0.1 * torch.randn(3, 8_000, generator=torch.Generator().manual_seed(0))
+    spectrum = torch.stft(waveform, n_fft, config.hop_length, window=torch.hann_window(n_fft), center=True,
+                          return_complex=True)  # reflect-padded, as the frontend's framing must be
+    mel = spectrum.abs().square().transpose(1, 2) @ mel_filterbank(config.sample_rate_hz, n_fft, config.n_mels)
+    half_range = -0.5 * math.log10(config.log_floor)
+    expected = (torch.log10(mel * (2 / (n_fft / 2)) ** 2 + config.log_floor) + half_range) / half_range
+    assert torch.allclose(frontend(waveform), expected.float(), atol=1e-4)
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_models_are_causal(family):
     model = build_model(family, "tiny", seed=1)

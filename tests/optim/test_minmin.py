@@ -117,3 +117,17 @@ def test_bad_settings_are_refused():
     with pytest.raises(SettingsError, match="at least 2"):
         optimise_noise(AdditiveProblem(melody_segments(1)), [build_model("ar-gru", "tiny")], MinMinConfig(),
                        torch.Generator())
+
+
+@pytest.mark.parametrize("num_segments, batch_segments, expected_sizes", [
+    (9, 8, [5, 4]),  # not [8, 1]: a batch of one breaks BatchNorm in training mode
+    (16, 8, [8, 8]),
+    (3, 8, [3]),
+    (17, 4, [4, 4, 3, 3, 3]),
+])
+def test_batches_cover_every_segment_once_in_near_equal_sizes(num_segments, batch_segments, expected_sizes):
+    from harmonycloak.optim.minmin import _batches
+
+    batches = _batches(num_segments, batch_segments, torch.Generator().manual_seed(0))
+    assert sorted(len(batch) for batch in batches) == sorted(expected_sizes)
+    assert sorted(torch.cat(batches).tolist()) == list(range(num_segments))
