@@ -11,7 +11,7 @@ from pathlib import Path
 from harmonycloak.bench.unlearnability.data import load_songs
 from harmonycloak.bench.unlearnability.experiment import run_ablations, run_seed, run_style
 from harmonycloak.bench.unlearnability.midi import load_scores, run_midi_seed
-from harmonycloak.bench.unlearnability.report import headline_table, protection_scores, write_report
+from harmonycloak.bench.unlearnability.report import current_environment, headline_table, protection_scores, write_report
 from harmonycloak.bench.unlearnability.suites import get_suite
 
 
@@ -25,6 +25,7 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
     threads = torch.get_num_threads()
     if suite.torch_threads:
         torch.set_num_threads(suite.torch_threads)
+    environment = current_environment()  # the commit the run starts from
     started = time.perf_counter()
     try:
         audio, midi = "audio" in suite.parts, "midi" in suite.parts and suite.midi is not None
@@ -54,7 +55,7 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
         if judge is not None:
             data_summary["style_classifier"] = {k: v for k, v in judge.classifier_report.items()
                                                 if k in ("held_out_accuracy", "balanced_accuracy", "classes")}
-        document = write_report(Path(out), suite, results, command, wall_s, data_summary)
+        document = write_report(Path(out), suite, results, command, wall_s, data_summary, environment)
     finally:
         torch.set_num_threads(threads)
     log("")
@@ -97,6 +98,8 @@ def combine_reports(suite_name: str, result_files: list[Path], out: Path, suite=
     data.setdefault("by_artist", {})
     data.setdefault("songs", 0)
     command = " ; ".join(d["command"] for d in documents)
-    document = write_report(Path(out), suite, results, command, sum(d["wall_s"] for d in documents), data)
+    environment = {**current_environment(), "combined_from": [d.get("environment") for d in documents],
+                   "note": "git_commit is the combining step's; each run's own is in combined_from (null: not recorded)"}
+    document = write_report(Path(out), suite, results, command, sum(d["wall_s"] for d in documents), data, environment)
     log(headline_table(protection_scores(results), suite.all_families))
     return document

@@ -209,8 +209,12 @@ def shortfalls(rows: list[dict], families: tuple[str, ...]) -> list[str]:
     return notes
 
 
-def write_report(out: Path, suite, seed_results: list[dict], command: str, wall_s: float, data_summary: dict) -> dict:
-    """Write results.json, summary.md and the plots into `out`; return the JSON document."""
+def write_report(out: Path, suite, seed_results: list[dict], command: str, wall_s: float, data_summary: dict,
+                 environment: dict | None = None) -> dict:
+    """Write results.json, summary.md and the plots into `out`; return the JSON document.
+
+    `environment`: what ran it (`environment()`), taken when the run started; now if not given.
+    """
     out.mkdir(parents=True, exist_ok=True)
     rows = protection_scores(seed_results)
     document = {
@@ -218,7 +222,7 @@ def write_report(out: Path, suite, seed_results: list[dict], command: str, wall_
         "suite": suite.name,
         "wall_s": wall_s,
         "suite_settings": _settings(suite),
-        "environment": _environment(),
+        "environment": environment or current_environment(),
         "data": data_summary,
         "protection_scores": rows,
         "seed_results": seed_results,
@@ -288,7 +292,7 @@ def _methods(suite) -> tuple[str, ...]:
     return audio + tuple(m for m in midi if m not in audio)
 
 
-def _environment() -> dict:
+def current_environment() -> dict:
     """What ran it: package commit (when in a git checkout), torch version, device, threads."""
     import platform
     import subprocess
