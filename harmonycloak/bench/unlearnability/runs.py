@@ -80,12 +80,10 @@ def mean_loss(model: torch.nn.Module, segments: torch.Tensor, batch_segments: in
     """Mean per-segment generative loss over `segments` (S, samples), without gradients; NaN if none."""
     if len(segments) == 0:
         return float("nan")
+    from harmonycloak.optim.minmin import mean_generative_loss
+
     device = next(model.parameters()).device
-    total = 0.0
-    with torch.no_grad():
-        for start in range(0, len(segments), batch_segments):
-            total += model.generative_loss(segments[start : start + batch_segments].to(device)).sum().item()
-    return total / len(segments)
+    return mean_generative_loss([model], lambda ids: segments[ids].to(device), len(segments), batch_segments)
 
 
 def train_attacker(family: str, condition: str, training_songs: list[np.ndarray], probes: dict[str, list[np.ndarray]],
