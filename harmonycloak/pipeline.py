@@ -7,7 +7,6 @@ input passed through, outputs written atomically, and a report per output.
 
 from __future__ import annotations
 
-import math
 import shutil
 import time
 import warnings
@@ -17,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.signal import resample_poly
 
 from harmonycloak.cloak.dominant import DominantToneCloak, DominantToneSettings
 from harmonycloak.cloak.masked import MaskedSpectrumCloak, MaskedSpectrumSettings
@@ -30,6 +28,7 @@ from harmonycloak.models.bag import build_audio_bag
 from harmonycloak.models.checkpoint import load_checkpoint
 from harmonycloak.music import Audio
 from harmonycloak.optim.minmin import MinMinConfig, mean_generative_loss, optimise_noise
+from harmonycloak.resampling import resample
 from harmonycloak.settings import PAPER_ALPHA, ProtectionSettings
 
 SILENCE_PEAK_DBFS = -90.0  # a file whose peak stays under this holds nothing to protect
@@ -64,10 +63,7 @@ def resolve_device(name: str) -> torch.device:
 
 def to_working_rate(samples: np.ndarray, sample_rate_hz: int, working_rate_hz: int) -> np.ndarray:
     """Band-limited, delay-free resampling of (..., frames) to the working rate."""
-    if sample_rate_hz == working_rate_hz:
-        return samples.astype(np.float32)
-    divisor = math.gcd(sample_rate_hz, working_rate_hz)
-    return resample_poly(samples, working_rate_hz // divisor, sample_rate_hz // divisor, axis=-1).astype(np.float32)
+    return resample(samples, sample_rate_hz, working_rate_hz).astype(np.float32)
 
 
 def build_surrogates(settings: ProtectionSettings, device: torch.device) -> list[torch.nn.Module]:

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.signal import resample_poly
 from torch import Tensor, nn
 
 from harmonycloak.cloak.bounds import bounded_complex, neighbour_minimum
 from harmonycloak.psycho.functional import bin_frequencies_hz, db_spl_to_amplitude, hz_to_bark, masking_threshold_db_spl
+from harmonycloak.resampling import resample
 
 
 @dataclass(frozen=True)
@@ -104,9 +104,7 @@ class MaskedSpectrumCloak(nn.Module):
         aligned = -(-working_samples // self.hop_length) * self.hop_length
         start = torch.zeros(1, dtype=torch.long, device=self.coefficients.device)
         noise = self.noise(start, aligned)[0].double().cpu().numpy()
-        if sample_rate_hz != self.sample_rate_hz:
-            divisor = math.gcd(sample_rate_hz, self.sample_rate_hz)
-            noise = resample_poly(noise, sample_rate_hz // divisor, self.sample_rate_hz // divisor, axis=-1)
+        noise = resample(noise, self.sample_rate_hz, sample_rate_hz)
         out = np.zeros((noise.shape[0], num_frames), np.float32)
         out[:, : min(num_frames, noise.shape[1])] = noise[:, :num_frames]
         return out

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.signal import resample_poly
 from torch import Tensor, nn
 
 from harmonycloak.errors import SettingsError
+from harmonycloak.resampling import resample
 
 NORMS = ("l2", "linf")
 
@@ -98,9 +98,7 @@ class NormBallCloak(nn.Module):
         """The whole noise at any sample rate, (L, num_frames) float32 (band-limited resampling)."""
         index = torch.arange(self.free.shape[1], device=self.free.device)
         noise = self.block_noise(index).reshape(self.free.shape[0], -1).double().cpu().numpy()
-        if sample_rate_hz != self.sample_rate_hz:
-            divisor = math.gcd(sample_rate_hz, self.sample_rate_hz)
-            noise = resample_poly(noise, sample_rate_hz // divisor, self.sample_rate_hz // divisor, axis=-1)
+        noise = resample(noise, self.sample_rate_hz, sample_rate_hz)
         out = np.zeros((noise.shape[0], num_frames), np.float32)
         out[:, : min(num_frames, noise.shape[1])] = noise[:, :num_frames]
         return out

@@ -29,7 +29,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from math import gcd
 from pathlib import Path
 from types import ModuleType
 
@@ -38,7 +37,6 @@ import mutagen
 import numpy as np
 from mutagen.mp3 import MP3
 from mutagen.ogg import OggPage
-from scipy.signal import resample_poly
 
 from harmonycloak.errors import AudioFileError, HarmonyCloakError
 from harmonycloak.io import riff, via_pyav, via_soundfile
@@ -57,6 +55,7 @@ from harmonycloak.io.formats import (
 )
 from harmonycloak.io.tags import copy_tags
 from harmonycloak.music import Audio, AudioFormat
+from harmonycloak.resampling import resample
 
 __all__ = [
     "SUPPORTED_EXTENSIONS", "audio_format_for_path", "check_output_path", "read_audio", "write_audio",
@@ -358,8 +357,7 @@ def _fit_encoder(fmt: AudioFormat, samples: np.ndarray, rate: int, path: Path) -
     if allowed is None or rate in allowed:
         return samples, rate
     target = min((r for r in allowed if r >= rate), default=max(allowed))
-    step = gcd(target, rate)
-    resampled = resample_poly(samples, target // step, rate // step, axis=1)
+    resampled = resample(samples, rate, target)
     return np.ascontiguousarray(resampled, dtype=np.float32), target
 
 

@@ -28,17 +28,16 @@ References
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.signal import resample_poly
 from torch import Tensor, nn
 
 from harmonycloak.errors import ModelError, SettingsError
 from harmonycloak.models.frontend import FrontendConfig, LogMelFrontend, hz_to_mel
+from harmonycloak.resampling import resample
 
 
 def resample_mono(waveform: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
@@ -50,8 +49,7 @@ def resample_mono(waveform: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
         raise SettingsError(f"sample rates must be positive; got {from_hz} and {to_hz}")
     if from_hz == to_hz:
         return waveform
-    step = math.gcd(int(from_hz), int(to_hz))
-    return resample_poly(waveform, to_hz // step, from_hz // step).astype(np.float32)
+    return resample(waveform, from_hz, to_hz).astype(np.float32)
 
 
 # --- VGGish -----------------------------------------------------------------------------------

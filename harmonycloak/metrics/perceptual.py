@@ -19,6 +19,7 @@ import torch
 from harmonycloak.errors import AudioFileError
 from harmonycloak.psycho import functional as PF
 from harmonycloak.psycho.masker import PsychoacousticModel
+from harmonycloak.resampling import resample
 
 VISQOL_SAMPLE_RATE_HZ = 48000  # ViSQOL v3 audio mode is defined at 48 kHz
 _CHUNK_FRAMES = 1 << 20  # long songs are summed a chunk at a time, so no float64 copy of the whole
@@ -205,7 +206,6 @@ def visqol_mos(original, protected, sample_rate_hz: float, max_seconds: float | 
     scores only a centred excerpt of that length. Audio shorter than about 1 s is too short
     for ViSQOL's patches: NaN.
     """
-    from scipy.signal import resample_poly
 
     original, protected = _pair(original, protected)
     reference, degraded = original.mean(axis=0), protected.mean(axis=0)
@@ -214,10 +214,8 @@ def visqol_mos(original, protected, sample_rate_hz: float, max_seconds: float | 
         start = (reference.size - length) // 2
         reference, degraded = reference[start : start + length], degraded[start : start + length]
     if sample_rate_hz != VISQOL_SAMPLE_RATE_HZ:
-        rate = int(round(sample_rate_hz))
-        divisor = math.gcd(VISQOL_SAMPLE_RATE_HZ, rate)
-        up, down = VISQOL_SAMPLE_RATE_HZ // divisor, rate // divisor
-        reference, degraded = resample_poly(reference, up, down), resample_poly(degraded, up, down)
+        reference = resample(reference, sample_rate_hz, VISQOL_SAMPLE_RATE_HZ)
+        degraded = resample(degraded, sample_rate_hz, VISQOL_SAMPLE_RATE_HZ)
     if reference.size < VISQOL_SAMPLE_RATE_HZ:
         return float("nan")
     return float(_visqol_audio_api().measure_from_arrays(reference, degraded, VISQOL_SAMPLE_RATE_HZ).moslqo)
