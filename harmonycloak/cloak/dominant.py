@@ -134,7 +134,8 @@ class DominantToneCloak(nn.Module):
         read once per window instead of once per sample, which makes the PGD step's backward
         pass a sum over each window's samples instead of a scatter of every sample.
         """
-        w, num_windows = self.window_samples, self.amplitude().shape[-1]
+        amplitude = self.amplitude()  # (L, T)
+        w, num_windows = self.window_samples, amplitude.shape[-1]
         window = (starts // w)[:, None] + torch.arange(windows_per_segment, device=starts.device)  # (B, n)
         held = window.clamp(max=num_windows - 1)  # past the song's last window, its sine runs on
         offset = torch.arange(w, dtype=torch.float64, device=starts.device)
@@ -153,7 +154,7 @@ class DominantToneCloak(nn.Module):
                 parts.append(low + (high - low) * part)
             return torch.cat(parts, dim=-1)
 
-        tones = between_centres(self.amplitude()) * torch.sin(phase + between_centres(self.phase_offset))
+        tones = between_centres(amplitude) * torch.sin(phase + between_centres(self.phase_offset))
         return tones.flatten(2).transpose(0, 1)
 
     def _tones(self, amplitude: Tensor, phase_offset: Tensor, times_s: Tensor) -> Tensor:
