@@ -144,6 +144,17 @@ def used_pitch_classes_per_bar(roll: np.ndarray) -> float:
     return float(used[non_empty].mean())
 
 
+def qualified_note_min_steps(steps_per_bar: int) -> int:
+    """The shortest qualified note at `steps_per_bar` steps per 4/4 bar: a 32nd note, rounded up.
+
+    The papers' "three time steps (a 32nd note)" at 96 steps per bar, scaled: 3 at 96, 2 at 48,
+    1 at 16 or fewer (a grid that cannot hold a 32nd note qualifies every note).
+    """
+    if steps_per_bar < 1:
+        raise SettingsError(f"a bar has at least one step; got {steps_per_bar}")
+    return max(1, math.ceil(3 * steps_per_bar / 96))
+
+
 def qualified_note_ratio(roll: np.ndarray, min_steps: int = 3) -> float:
     """Qualified Notes (QN): the share of notes lasting at least `min_steps` time steps.
 

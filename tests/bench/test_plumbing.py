@@ -137,6 +137,21 @@ def test_midi_black_box_bag_leaves_the_target_out(tiny_report):
             assert conditions == {"clean", "unseen", "none", "cloak-whitebox", "cloak-blackbox"}
 
 
+def test_midi_attackers_generated_music_is_judged_beside_the_protected_pieces(tiny_report):
+    out, document = tiny_report
+    for result in (r for r in document["seed_results"] if r.get("kind") == "midi"):
+        for family in ("musegan", "symphonynet"):
+            reference = result["reference_measures_by_family"][family]
+            assert reference["bars"] > 0 and 0 <= reference["symbolic"]["EB (%)"] <= 100
+            judged = {run["condition"]: run["measures"] for run in result["runs"]
+                      if run["family"] == family and run["measures"]}
+            assert set(judged) == {"clean", "unseen", "cloak-whitebox", "cloak-blackbox"}  # "none" is clean's twin
+            for measures in judged.values():
+                assert measures["seed"] == result["seed"] and measures["phrases"] == 8
+                assert measures["bars"] > 0 and set(measures["symbolic"]) == {"EB (%)", "UPC", "QN (%)", "TD"}
+    assert "## Generated music of the MIDI families (Tables 3–4)" in (out / "summary.md").read_text()
+
+
 def test_cli_parses_the_subcommand():
     arguments = _parser().parse_args(["bench", "unlearnability", "--suite", "standard", "--seeds", "4", "5"])
     assert arguments.suite == "standard" and arguments.seeds == [4, 5]

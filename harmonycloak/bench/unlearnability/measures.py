@@ -8,10 +8,11 @@ log-mel frames → waveform), and measures the continuations:
   spectral-statistics embedder: no weights can be downloaded here; pass a VGGish weights file
   to the metrics module to use VGGish);
 * the paper's Table 3/4 metrics (EB, UPC, QN, TD; DP needs drums, which transcriptions have
-  not) on Basic Pitch transcriptions (`metrics.transcription`), beside the same metrics of
-  the training songs themselves, transcribed the same way (`reference_row`);
-* the composer/style classifier (`metrics.style`, trained on clean corpus pieces) on the
-  transcriptions: the share of continuations labelled as each composer.
+  not) on Basic Pitch transcriptions (`metrics.transcription`) at the paper's 96 steps per bar
+  (so that QN's 32nd note exists), beside the same metrics of the protected songs themselves,
+  transcribed the same way (`reference`);
+* the composer/style classifier (`metrics.style`, trained on clean corpus pieces at 16 steps
+  per bar) on the same transcriptions: the share of continuations labelled as each composer.
 
 Style unlearnability (Fig. 8): protect one whole artist; a model that learned the artist's
 style continues the artist's openings in that style more often than a model that never
@@ -28,7 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-STEPS_PER_BEAT = 4
+STEPS_PER_BEAT = 4  # the style classifier's resolution
+METRIC_STEPS_PER_BEAT = 24  # the symbolic metrics' resolution: 96 steps per bar, as MuseGAN's QN assumes
 
 
 @dataclass(frozen=True)
@@ -62,21 +64,29 @@ class GeneratedMeasures:
             DEFAULT_STYLES, limit_per_style=limits, max_segments_per_style=400,
             config=StyleClassifierConfig(steps_per_beat=STEPS_PER_BEAT, seed=seed))
 
-    def rolls(self, clips: list[np.ndarray], sample_rate_hz: int) -> np.ndarray:
-        """Transcribed 4/4 bars of every clip, stacked: (bars, 16, 128)."""
-        from harmonycloak.metrics.transcription import transcribe_to_bars
-
-        bars = [transcribe_to_bars(c, sample_rate_hz, self.transcriber, steps_per_beat=STEPS_PER_BEAT)[0] for c in clips]
-        bars = [b for b in bars if b.shape[0]]
-        return np.concatenate(bars) if bars else np.zeros((0, 4 * STEPS_PER_BEAT, 128), np.float32)
+    def rolls(self, clips: list[np.ndarray], sample_rate_hz: int) -> dict[int, np.ndarray]:
+        """Transcribed 4/4 bars of every clip, stacked, at each resolution: {steps per beat: (bars, 4·steps, 128)}."""
+        scores = [self.transcriber.transcribe(c, sample_rate_hz) for c in clips]
+        out = {}
+        for steps_per_beat in (METRIC_STEPS_PER_BEAT, STEPS_PER_BEAT):
+            bars = [s.piano_roll(steps_per_beat).bars(4 * steps_per_beat)[0] for s in scores]
+            bars = [b for b in bars if b.shape[0]]
+            out[steps_per_beat] = (np.concatenate(bars) if bars else
+                                   np.zeros((0, 4 * steps_per_beat, 128), np.float32))
+        return out
 
     def symbolic_row(self, rolls: np.ndarray) -> dict[str, float]:
-        """Table 3/4 metrics of transcribed bars (one track); NaN where there are no bars."""
-        from harmonycloak.metrics.symbolic import paper_table_row, track_metrics
+        """Table 3/4 metrics of transcribed bars (bars, steps_per_bar, 128), one track; NaN where there are no bars."""
+        from harmonycloak.metrics.symbolic import paper_table_row, qualified_note_min_steps, track_metrics
 
         if rolls.shape[0] == 0:
             return {"EB (%) transcribed": math.nan, "UPC transcribed": math.nan, "QN (%) transcribed": math.nan}
-        return paper_table_row(track_metrics(rolls[None], ["transcribed"], [False]))
+        return paper_table_row(track_metrics(rolls[None], ["transcribed"], [False],
+                                             min_steps=qualified_note_min_steps(rolls.shape[1])))
+
+    def _measured(self, rolls: dict[int, np.ndarray]) -> dict:
+        return {"symbolic": self.symbolic_row(rolls[METRIC_STEPS_PER_BEAT]),
+                "style_share": self.style_shares(rolls[STEPS_PER_BEAT]), "bars": int(rolls[STEPS_PER_BEAT].shape[0])}
 
     def style_shares(self, rolls: np.ndarray) -> dict[str, float]:
         """Share of transcribed bars the classifier labels as each composer (empty bars are not classified)."""
@@ -88,8 +98,7 @@ class GeneratedMeasures:
 
     def reference(self, songs: list[np.ndarray], sample_rate_hz: int) -> dict:
         """The same measures of the training songs themselves (the "real data" row of Table 3)."""
-        rolls = self.rolls(songs, sample_rate_hz)
-        return {"symbolic": self.symbolic_row(rolls), "style_share": self.style_shares(rolls), "bars": int(rolls.shape[0])}
+        return self._measured(self.rolls(songs, sample_rate_hz))
 
     def judge(self, model: torch.nn.Module, songs: list[np.ndarray], sample_rate_hz: int, seed: int) -> dict:
         """Generate continuations of `songs`' openings with `model` and measure them."""
@@ -106,7 +115,5 @@ class GeneratedMeasures:
             waveforms = generate_waveform(model, prompts.to(device), round(spec.generated_s * sample_rate_hz / hop),
                                           generator, spec.temperature, spec.griffin_lim_iterations)
         clips = [w.cpu().numpy() for w in waveforms]
-        rolls = self.rolls(clips, sample_rate_hz)
         return {"fad_vs_clean_songs": frechet_audio_distance(songs, clips, sample_rate_hz),
-                "symbolic": self.symbolic_row(rolls), "style_share": self.style_shares(rolls),
-                "bars": int(rolls.shape[0]), "clips": len(clips), "seed": seed}
+                **self._measured(self.rolls(clips, sample_rate_hz)), "clips": len(clips), "seed": seed}

@@ -13,7 +13,8 @@ of it (the default MuseGAN preset is the bag's first variant), and the results s
 
 Losses: SymphonyNet's next-step negative log-likelihood; MuseGAN's discriminator loss on
 real data, −log D(x) (`MuseGanModel.generative_loss`): for a GAN, "what the model learned of
-a song" is how real its discriminator finds it.
+a song" is how real its discriminator finds it. What each trained attacker generates is
+judged by `midi_measures` (Tables 3 and 4).
 
 The MIDI cloak runs on the GPU when there is one (`midi_pipeline.cloak_score`); the MIDI
 attackers train on the CPU (they are small; the audio attackers use the GPU).
@@ -55,6 +56,8 @@ class MidiSpec:
     models_per_round: int = 3
     musegan_learning_rate: float = 1e-3  # Adam (paper §5.1: 1e-4 for the full-size model; tiny ones need more)
     symphonynet_learning_rate: float = 1e-3  # (paper: 3e-4)
+    generated_phrases: int = 8  # phrases each judged attacker writes (midi_measures; 0: none)
+    judged_conditions: tuple[str, ...] = ("clean", "cloak-whitebox", "cloak-blackbox", "unseen")
 
 
 def load_scores(spec: MidiSpec) -> list[tuple[str, str, object]]:
@@ -169,7 +172,12 @@ def cloak_pieces(method: str, scores: list, family: str, spec: MidiSpec, seed: i
 
 def train_midi_attacker(family: str, condition: str, training: list, probes: dict[str, list], spec: MidiSpec,
                         seed: int) -> TrainingResult:
-    """Train a fresh MIDI attacker on `training` scores; probe losses every `evaluate_every` steps."""
+    """Train a fresh MIDI attacker on `training` scores; probe losses every `evaluate_every` steps.
+
+    Attackers of `spec.judged_conditions` then write music, measured against the clean
+    protected pieces (`probes["protected_clean"]`) by `midi_measures.judge_midi_model`.
+    """
+    from harmonycloak.bench.unlearnability.midi_measures import judge_midi_model
     from harmonycloak.models.musegan import train_musegan
     from harmonycloak.optim.training import train_generative_model
 
@@ -207,7 +215,20 @@ def train_midi_attacker(family: str, condition: str, training: list, probes: dic
                                    evaluate_every=spec.evaluate_every)
             evaluations += [s for s in range(1, spec.steps + 1) if s % spec.evaluate_every == 0 or s == spec.steps]
     final = {name: values[-1] for name, values in curves.items()}
-    return TrainingResult(family, condition, seed, final, curves, evaluations, time.perf_counter() - started)
+    measures = (judge_midi_model(model, family, probe_phrases["protected_clean"], spec.generated_phrases,
+                                 steps_per_bar, seed)
+                if spec.generated_phrases and condition in spec.judged_conditions else {})
+    return TrainingResult(family, condition, seed, final, curves, evaluations, time.perf_counter() - started,
+                          measures)
+
+
+def protected_reference(family: str, spec: MidiSpec, scores: list) -> dict:
+    """Table 3/4 metrics of the clean protected `scores` as a `family` attacker reads them."""
+    from harmonycloak.bench.unlearnability.midi_measures import reference_measures
+
+    model = attacker(family, spec, 0)
+    steps_per_bar, bars = phrase_format(model)
+    return reference_measures(model, score_phrases(scores, steps_per_bar, bars), steps_per_bar)
 
 
 def run_midi_seed(spec: MidiSpec, pieces: list, seed: int, fraction: float, log=print) -> dict:
@@ -221,6 +242,9 @@ def run_midi_seed(spec: MidiSpec, pieces: list, seed: int, fraction: float, log=
                     "protected_songs": [pieces[i][0] for i in chosen], "methods": {}, "runs": []}
     for family in spec.families:
         probes = {"protected_clean": clean_protected, "others_clean": others}
+        if spec.generated_phrases:
+            result.setdefault("reference_measures_by_family", {})[family] = protected_reference(family, spec,
+                                                                                                clean_protected)
         runs = [train_midi_attacker(family, "clean", others + clean_protected,
                                     {**probes, "protected_as_trained": clean_protected}, spec, seed),
                 train_midi_attacker(family, "unseen", others, probes, spec, seed)]

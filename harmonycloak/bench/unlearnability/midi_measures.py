@@ -1,0 +1,101 @@
+"""What the MIDI attackers generate, judged (paper Tables 3 and 4): EB, UPC, QN and TD per track.
+
+The paper's evidence for MuseGAN is what it generates after training on protected music:
+more empty bars, fewer qualified notes, tracks out of tune with each other. Here each trained
+attacker writes `MidiSpec.generated_phrases` phrases:
+
+* MuseGAN from random latents, binarised by MuseGAN's hard threshold (a cell sounds where the
+  generator's output is ≥ 0.5);
+* SymphonyNet continuing the first bar of each protected piece (its own sampling); only the
+  continuation is measured, as for the audio models.
+
+Both are measured with `metrics.symbolic` at the model's own resolution, beside the protected
+pieces themselves as the model reads them (`reference_measures`: MuseGAN sees only its pitch
+range). QN's shortest note is a 32nd note (`qualified_note_min_steps`): on a grid of 16 or
+fewer steps per bar every note qualifies, so QN is 100 % by construction there. DP needs drums,
+which the corpus pieces have not.
+
+Shapes: phrases / rolls (B, M, T, 128), velocities in [0, 1]; bars (M, bars, steps_per_bar, 128).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+SUMMARY_COLUMNS = ("EB (%)", "UPC", "QN (%)", "TD")  # each the mean over tracks (TD: over track pairs)
+
+
+def rolls_to_bars(rolls: torch.Tensor, steps_per_bar: int) -> np.ndarray:
+    """Phrases (B, M, T, 128), T a whole number of bars → bars (M, B·T/steps_per_bar, steps_per_bar, 128)."""
+    batch, tracks, steps, pitches = rolls.shape
+    bars = rolls.detach().cpu().numpy().reshape(batch, tracks, steps // steps_per_bar, steps_per_bar, pitches)
+    return bars.transpose(1, 0, 2, 3, 4).reshape(tracks, -1, steps_per_bar, pitches)
+
+
+def symbolic_measures(bars: np.ndarray) -> dict:
+    """Table 3/4 metrics of bars (M, bars, steps_per_bar, 128): per track and averaged over tracks.
+
+    Returns {"symbolic": {column: mean over tracks (TD: over pairs)}, "per_track": paper_table_row,
+    "bars": bars per track}; NaN where a metric is undefined everywhere (e.g. no bars).
+    """
+    from harmonycloak.metrics.symbolic import paper_table_row, qualified_note_min_steps, track_metrics
+
+    tracks = bars.shape[0]
+    if bars.shape[1] == 0:
+        return {"symbolic": {column: math.nan for column in SUMMARY_COLUMNS}, "per_track": {}, "bars": 0}
+    names = [f"track {index + 1}" for index in range(tracks)]
+    row = paper_table_row(track_metrics(bars, names, [False] * tracks,
+                                        min_steps=qualified_note_min_steps(bars.shape[2])))
+    summary = {}
+    for column in SUMMARY_COLUMNS:
+        values = [v for k, v in row.items() if k.startswith(column + " ") and not math.isnan(v)]
+        summary[column] = float(np.mean(values)) if values else math.nan
+    return {"symbolic": summary, "per_track": row, "bars": int(bars.shape[1])}
+
+
+def model_view(model, phrases: torch.Tensor) -> torch.Tensor:
+    """The phrases (B, M, T, 128) as the model reads them: MuseGAN drops pitches outside its range."""
+    if hasattr(model, "to_rolls"):
+        return model.to_rolls(model.features(phrases))
+    return phrases
+
+
+def generated_rolls(model, family: str, prompts: torch.Tensor, num_phrases: int, steps_per_bar: int,
+                    seed: int) -> torch.Tensor:
+    """What a trained attacker writes: rolls (num_phrases, M, T, 128) with 0/velocity cells.
+
+    `prompts` are clean phrases (B, M, T, 128) of the protected pieces; SymphonyNet continues the
+    first bar of phrase i mod B and only the continuation is returned; MuseGAN ignores them.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    was_training = model.training
+    model.eval()  # batch-norm statistics of the trained generator
+    try:
+        with torch.no_grad():
+            if family == "musegan":
+                rolls = model.generate(num_phrases, generator)
+                return torch.where(rolls >= 0.5, rolls, torch.zeros_like(rolls))
+            chosen = prompts[torch.arange(num_phrases) % prompts.shape[0]]
+            first_bar = chosen[:, :, :steps_per_bar]
+            written = model.generate(first_bar, prompts.shape[2] - steps_per_bar, generator)
+            return written[:, :, steps_per_bar:]
+    finally:
+        model.train(was_training)
+
+
+def judge_midi_model(model, family: str, prompts: torch.Tensor, num_phrases: int, steps_per_bar: int,
+                     seed: int) -> dict:
+    """`symbolic_measures` of what the model generates (see `generated_rolls`), with the seed."""
+    if prompts.shape[0] == 0:
+        return {}
+    rolls = generated_rolls(model, family, prompts, num_phrases, steps_per_bar, seed)
+    return {**symbolic_measures(rolls_to_bars(rolls, steps_per_bar)), "phrases": num_phrases, "seed": seed}
+
+
+def reference_measures(model, prompts: torch.Tensor, steps_per_bar: int) -> dict:
+    """`symbolic_measures` of the protected pieces' clean phrases (B, M, T, 128) as `model` reads them."""
+    with torch.no_grad():
+        return symbolic_measures(rolls_to_bars(model_view(model, prompts), steps_per_bar))
