@@ -73,7 +73,8 @@ def _suites() -> dict[str, Suite]:
         training=TrainingSpec(preset="tiny", steps=60, batch_segments=8, evaluate_every=20),
         cloak=CloakSpec(model_preset="tiny", pgd_steps=4, max_rounds=1, bag_size=4, models_per_round=3),
         seeds=(0,),
-        midi=MidiSpec(pieces_per_composer=(("bach", 6),), steps=20, evaluate_every=10, max_bars=8),
+        midi=MidiSpec(pieces_per_composer=(("bach", 6),), steps=20, evaluate_every=10, max_bars=8,
+                      generated_phrases=4),
         measures=MeasureSpec(conditions=("clean", "cloak-blackbox", "unseen"), clips=2, generated_s=1.5,
                              griffin_lim_iterations=16, classifier_files_per_style=4),
         notes=("smoke: checks the plumbing on tiny models; its numbers say nothing about the method",),
@@ -88,7 +89,7 @@ def _suites() -> dict[str, Suite]:
         methods=STANDARD_METHODS,
         measures=MeasureSpec(clips=4, generated_s=4.0),
         midi=MidiSpec(pieces_per_composer=(("bach", 14),), steps=300, evaluate_every=50, max_bars=8, pgd_steps=10,
-                      max_rounds=2, bag_size=6, models_per_round=4),
+                      max_rounds=2, bag_size=6, models_per_round=4, generated_phrases=32),
         window_ablation_ms=(5.0, 10.0, 20.0, 50.0, 100.0),
         fraction_ablation=(0.05, 0.10, 0.15, 0.50, 1.00),
         ablation_family="ar-tcn",  # the fastest family on a CPU; full uses ar-transformer
@@ -108,7 +109,8 @@ def _suites() -> dict[str, Suite]:
                              classifier_files_per_style=200),
         midi=MidiSpec(pieces_per_composer=(("bach", 100),), preset="default", steps=3000, evaluate_every=100,
                       max_bars=16, pgd_steps=20, max_rounds=5, bag_size=9, models_per_round=7,
-                      musegan_learning_rate=1e-4, symphonynet_learning_rate=3e-4),
+                      musegan_learning_rate=1e-4, symphonynet_learning_rate=3e-4,
+                      generated_phrases=1250),  # 5,000 bars of 4-bar phrases, as the paper's Table 3
         ablation_family="ar-transformer",
         visqol=True,
         torch_threads=None,
