@@ -1,4 +1,4 @@
-"""Baselines: Gaussian budgets, the MP3 trip, method names, protected-set choice."""
+"""Baselines: Gaussian budgets, the MP3 trip, the random-masked control, method names, protected-set choice."""
 
 import math
 
@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 
 from harmonycloak.bench.unlearnability.baselines import (
+    CloakSpec,
     base_method,
     check_method,
     depends_on_target,
     gaussian_noise,
     mp3_round_trip,
+    protect,
 )
 from harmonycloak.bench.unlearnability.experiment import protected_indices
 from harmonycloak.errors import SettingsError
@@ -72,3 +74,18 @@ def test_midi_bag_leaves_out_a_default_musegan_target_only():
     tiny = _replace(spec, preset="tiny", bag_size=4)
     assert bag_variants_without_target("musegan", tiny, PhraseFormat(tracks=4, bars=2, steps_per_bar=16,
                                                                      lowest_pitch=24, octaves=7)) == [0, 1, 2, 3]
+
+
+def test_random_masked_control_is_real_noise_under_the_masking_threshold():
+    from harmonycloak.metrics.perceptual import noise_to_mask_ratio_stats_db
+
+    rng = np.random.default_rng(0)
+    songs = [(_tone(2.0) + 0.02 * rng.standard_normal(2 * RATE)).astype(np.float32) for _ in range(2)]
+    spec = CloakSpec()
+    released = protect("random-masked", songs, RATE, "ar-tcn", seed=0, spec=spec).songs
+    again = protect("random-masked", songs, RATE, "ar-tcn", seed=0, spec=spec).songs
+    assert all(np.array_equal(a, b) for a, b in zip(released, again))  # the seed decides it
+    noise = np.concatenate(released) - np.concatenate(songs)
+    assert np.mean(noise.astype(np.float64) ** 2) > 1e-8  # not silence
+    nmr = noise_to_mask_ratio_stats_db(np.concatenate(songs)[None], np.concatenate(released)[None], RATE)
+    assert nmr["p95_db"] < 0.0  # masked: under the music's threshold in almost every bin

@@ -12,8 +12,9 @@ Fig. 6–7):
   cloak-whitebox    the cloak (dominant tone, paper §4.1) optimised against the target's
                     architecture (a fresh model of it, trained inside the min-min loop)
   cloak-blackbox    the cloak optimised against a bag that leaves the target's family out
-  masked-blackbox   the project's second cloak (every STFT bin under the masking threshold,
-                    `cloak.masked`), black-box like cloak-blackbox (FINDINGS §2–3)
+  masked-whitebox,  the project's second cloak (every STFT bin under the masking threshold,
+  masked-blackbox   `cloak.masked`), white-box / black-box like the cloak (FINDINGS §2–3)
+  random-masked     the masked cloak with random coefficients, no optimisation: its control
 
 Each can be followed by an MP3 128 kbps round trip (`mp3_round_trip`). All optimised methods
 go through `pipeline.cloak_tracks`, i.e. the one min-min optimiser; the protected songs are
@@ -37,7 +38,8 @@ from harmonycloak.errors import SettingsError
 
 GAUSSIAN_PREFIX = "gaussian-"
 MP3_SUFFIX = "+mp3"
-OPTIMISED_METHODS = ("em-l2", "em-linf", "cloak-whitebox", "cloak-blackbox", "masked-blackbox")
+OPTIMISED_METHODS = ("em-l2", "em-linf", "cloak-whitebox", "cloak-blackbox", "masked-whitebox", "masked-blackbox")
+RANDOM_CONTROLS = ("random-dominant", "random-masked")  # each cloak's bounds, unoptimised
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ def check_method(method: str) -> None:
         if not ratio > 0:
             raise SettingsError(f"'{method}': a Gaussian budget is a positive power ratio (gaussian-0.1)")
         return
-    if name not in ("none", "random-dominant") + OPTIMISED_METHODS:
+    if name not in ("none",) + RANDOM_CONTROLS + OPTIMISED_METHODS:
         raise SettingsError(f"unknown protection method '{method}'")
 
 
@@ -108,6 +110,8 @@ def protect(method: str, songs: list[np.ndarray], sample_rate_hz: int, target_fa
         released = gaussian_noise(songs, float(name[len(GAUSSIAN_PREFIX):]), seed)
     elif name == "random-dominant":
         released = _add(songs, _random_dominant_noise(songs, sample_rate_hz, seed, spec))
+    elif name == "random-masked":
+        released = _add(songs, _random_masked_noise(songs, sample_rate_hz, seed, spec))
     else:
         noises, summary = _optimised_noise(name, songs, sample_rate_hz, target_family, seed, spec, attacker)
         released = _add(songs, noises)
@@ -177,16 +181,16 @@ def _optimised_noise(name: str, songs: list[np.ndarray], sample_rate_hz: int, ta
 
     lane = np.concatenate(songs)[None]  # (1, songs × N): the protected set as one training stream
     with tempfile.TemporaryDirectory(prefix="harmonycloak-whitebox-") as folder:
-        if name == "cloak-whitebox":
+        cloak = "masked" if name.startswith("masked-") else "dominant"
+        if name in ("cloak-whitebox", "masked-whitebox"):
             # The defender knows the architecture (and trains it inside the min-min loop); the
             # attacker's own run starts from other initial weights.
             model = build_attacker(target_family, attacker or TrainingSpec(preset=spec.model_preset), seed + 7919)
             checkpoint = save_checkpoint(model, target_family, Path(folder) / "target.pt")
             outcome = cloak_tracks([lane], sample_rate_hz, cloak_settings(target_family, seed, spec, "whitebox",
-                                                                          checkpoint))
+                                                                          checkpoint, cloak))
         else:
-            settings = cloak_settings(target_family, seed, spec, "blackbox",
-                                      cloak="masked" if name == "masked-blackbox" else "dominant")
+            settings = cloak_settings(target_family, seed, spec, "blackbox", cloak=cloak)
             factory = None
             if name in ("em-l2", "em-linf"):
                 ball = NormBallSettings(norm=name[3:], power_ratio=spec.norm_ball_power_ratio)
@@ -212,6 +216,23 @@ def _random_dominant_noise(songs: list[np.ndarray], sample_rate_hz: int, seed: i
     with torch.no_grad():
         cloak.level_logit.copy_(torch.randn(cloak.level_logit.shape, generator=generator))
         cloak.phase_offset.copy_(2 * math.pi * torch.rand(cloak.phase_offset.shape, generator=generator))
+        noise = cloak.render(sample_rate_hz, lane.shape[-1])[0]
+    length = songs[0].shape[0]
+    return [noise[i * length : (i + 1) * length] for i in range(len(songs))]
+
+
+def _random_masked_noise(songs: list[np.ndarray], sample_rate_hz: int, seed: int, spec: CloakSpec) -> list[np.ndarray]:
+    """The masked cloak with coefficients ~ N(0, 1) (magnitudes ≈ 0.8 of each bin's bound, random phases)."""
+    from harmonycloak.cloak.masked import MaskedSpectrumCloak, MaskedSpectrumSettings
+    from harmonycloak.settings import STRENGTH_HEADROOM_DB
+
+    generator = torch.Generator().manual_seed(seed)
+    lane = torch.from_numpy(np.concatenate(songs)[None])
+    cloak = MaskedSpectrumCloak(lane, sample_rate_hz,
+                                MaskedSpectrumSettings(headroom_db=STRENGTH_HEADROOM_DB[spec.strength][1]))
+    with torch.no_grad():
+        cloak.coefficients.copy_(torch.randn(cloak.coefficients.shape, generator=generator,
+                                             dtype=cloak.coefficients.dtype))
         noise = cloak.render(sample_rate_hz, lane.shape[-1])[0]
     length = songs[0].shape[0]
     return [noise[i * length : (i + 1) * length] for i in range(len(songs))]

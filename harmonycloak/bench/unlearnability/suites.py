@@ -20,7 +20,7 @@ from harmonycloak.errors import SettingsError
 
 AUDIO_FAMILIES = ("ar-transformer", "ar-gru", "ar-tcn")
 BASE_METHODS = ("none", "gaussian-0.1", "gaussian-0.2", "gaussian-0.3", "em-l2", "em-linf", "random-dominant",
-                "cloak-whitebox", "cloak-blackbox")
+                "cloak-whitebox", "cloak-blackbox", "random-masked", "masked-whitebox", "masked-blackbox")
 ALL_METHODS = tuple(m for base in BASE_METHODS for m in (base, base + "+mp3"))
 # The standard suite round-trips one Gaussian budget through MP3, not three (time on 2 cores).
 STANDARD_METHODS = tuple(m for m in ALL_METHODS if m not in ("gaussian-0.2+mp3", "gaussian-0.3+mp3"))
@@ -104,7 +104,6 @@ def _suites() -> dict[str, Suite]:
         seeds=(0, 1, 2, 3, 4),
         window_ablation_ms=(5.0, 10.0, 20.0, 50.0, 100.0),
         fraction_ablation=(0.05, 0.10, 0.15, 0.50, 1.00),
-        methods=ALL_METHODS + ("masked-blackbox", "masked-blackbox+mp3"),
         measures=MeasureSpec(clips=64, generated_s=8.0, griffin_lim_iterations=64, style_families=AUDIO_FAMILIES,
                              classifier_files_per_style=200),
         midi=MidiSpec(pieces_per_composer=(("bach", 100),), preset="default", steps=3000, evaluate_every=100,
