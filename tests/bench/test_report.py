@@ -37,6 +37,17 @@ def test_headline_table_mean_and_std_over_seeds():
     assert "0.05 ± 0.07 (n=2)" in table
 
 
+def test_headline_shows_the_masked_cloak_and_its_control_when_present():
+    seed = _seed(0, 0.10, 0.20, 0.18, 0.11)
+    seed["runs"] += [_run("ar-gru", "masked-blackbox", 0.16), _run("ar-gru", "random-masked", 0.105)]
+    table = headline_table(protection_scores([seed]), ("ar-gru",))
+    header, _, row = table.splitlines()
+    assert header.endswith("| PS masked-blackbox | PS random-masked |")
+    # (0.16 − 0.10) / (0.20 − 0.10) = 0.6 and (0.105 − 0.10) / 0.10 = 0.05, after the paper cloak's 0.8 and 0.1
+    assert row.endswith("| 0.80 (n=1) | 0.10 (n=1) | 0.60 (n=1) | 0.05 (n=1) |")
+    assert "masked" not in headline_table(protection_scores([_seed(0, 0.10, 0.20, 0.18, 0.11)]), ("ar-gru",))
+
+
 def test_degenerate_gap_is_reported_not_divided():
     rows = protection_scores([_seed(0, 0.10, 0.10, 0.12, 0.10)])
     assert all(math.isnan(r["protection_score"]) for r in rows)

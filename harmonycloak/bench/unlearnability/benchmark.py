@@ -26,6 +26,8 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
     if suite.torch_threads:
         torch.set_num_threads(suite.torch_threads)
     environment = current_environment()  # the commit the run starts from
+    if suite.training.preset != "tiny" and not torch.cuda.is_available():
+        log(f"suite {suite.name}: default-size models and no CUDA device; on a CPU this takes days, not hours")
     started = time.perf_counter()
     try:
         audio, midi = "audio" in suite.parts, "midi" in suite.parts and suite.midi is not None

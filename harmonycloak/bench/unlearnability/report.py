@@ -55,10 +55,16 @@ def _ps(rows: list[dict]) -> str:
 
 
 def headline_table(rows: list[dict], families: tuple[str, ...]) -> str:
-    """Markdown: per family, L_clean, L_unseen, the gap, PS white-box and PS black-box (mean ± std over seeds)."""
+    """Markdown: per family, L_clean, L_unseen, the gap, PS white-box and PS black-box (mean ± std over seeds).
+
+    When the run has them, the masked cloak's two modes and both unoptimised controls follow.
+    """
     main = [r for r in rows if r["tag"] == "main"]
-    lines = ["| target family | L_clean | L_unseen | gap (L_unseen−L_clean)/L_clean | PS white-box (b) | PS black-box (c) |",
-             "|---|---|---|---|---|---|"]
+    present = {r["method"] for r in main}
+    extra = [m for m in ("random-dominant", "masked-whitebox", "masked-blackbox", "random-masked") if m in present]
+    lines = ["| target family | L_clean | L_unseen | gap (L_unseen−L_clean)/L_clean | PS white-box (b) | PS black-box (c) |"
+             + "".join(f" PS {m} |" for m in extra),
+             "|---|---|---|---|---|---|" + "---|" * len(extra)]
     for family in families:
         mine = [r for r in main if r["family"] == family]
         if not mine:
@@ -68,8 +74,8 @@ def headline_table(rows: list[dict], families: tuple[str, ...]) -> str:
             f"| {family} | {format_mean_std([r['loss_clean'] for r in per_seed], 4)} "
             f"| {format_mean_std([r['loss_unseen'] for r in per_seed], 4)} "
             f"| {format_mean_std([100 * r['relative_gap'] for r in per_seed], 1)} % "
-            f"| {_ps([r for r in mine if r['method'] == 'cloak-whitebox'])} "
-            f"| {_ps([r for r in mine if r['method'] == 'cloak-blackbox'])} |")
+            + "".join(f"| {_ps([r for r in mine if r['method'] == m])} "
+                      for m in ("cloak-whitebox", "cloak-blackbox", *extra)) + "|")
     return "\n".join(lines)
 
 
