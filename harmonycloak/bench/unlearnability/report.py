@@ -217,7 +217,7 @@ def shortfalls(rows: list[dict], families: tuple[str, ...]) -> list[str]:
         if clean_loss < SATURATED_LOSS:
             notes.append(f"{family}: the clean-trained loss on the protected songs is {clean_loss:.1e}, i.e. saturated "
                          "(for MuseGAN: its discriminator wins outright), so the gap and PS are ratios of noise and "
-                         "support no conclusion.")
+                         "support no conclusion; judge it by what it generates (the paper's Table 3 for MuseGAN).")
             continue
         if not gap_count or gap < MIN_RELATIVE_GAP:
             notes.append(f"{family}: seen songs are learned only {100 * gap:.1f} % better than unseen ones "
