@@ -5,8 +5,8 @@ four-track rolls (soprano, alto, tenor, bass) of 4/4 bars at 12 steps per beat (
 MuseGAN's resolution), every bar of every piece pooled per track. The paper's training data
 is the Lakh MIDI Dataset in five tracks (bass, drums, guitar, piano, strings), so the figures
 are not expected to match: chorales are never silent in a voice for a bar (EB near 0), use
-few pitch classes per bar per voice (UPC 2-4) and hold notes of a 16th or longer (QN 100 %
-at 12 steps per beat: a 16th is 3 steps). Table 4 (TD) has no training-data row; its
+few pitch classes per bar per voice (UPC 2-4) and hold notes of a 16th or longer (QN 100 %:
+a qualified note is a 32nd or longer, 2 of the 48 steps of a bar). Table 4 (TD) has no training-data row; its
 "clean music, MuseGAN" row is printed instead.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from harmonycloak.corpus import load_collection, stack_bars
-from harmonycloak.metrics.symbolic import paper_table_row, track_metrics
+from harmonycloak.metrics.symbolic import paper_table_row, qualified_note_min_steps, track_metrics
 
 # Paper Table 3, "Training Data" row (Lakh MIDI; B bass, D drums, G guitar, P piano, S strings).
 PAPER_TRAINING_DATA = {
@@ -56,7 +56,7 @@ def collection_metrics(collection: str = "bach", limit: int | None = None, steps
         return {"collection": collection, "pieces": 0, "bars": 0, "steps_per_beat": steps_per_beat, "row": {}}
     rolls = np.stack([np.concatenate(track) for track in per_track])  # (tracks, bars, 48, 128)
     names = list(pieces[0].score.tracks[index].name for index in range(rolls.shape[0]))
-    metrics = track_metrics(rolls, names, [False] * len(names))
+    metrics = track_metrics(rolls, names, [False] * len(names), min_steps=qualified_note_min_steps(rolls.shape[2]))
     return {"collection": collection, "pieces": used, "bars": int(rolls.shape[1]), "steps_per_beat": steps_per_beat,
             "row": paper_table_row(metrics)}
 

@@ -199,9 +199,7 @@ def _optimised_noise(name: str, songs: list[np.ndarray], sample_rate_hz: int, ta
                     return NormBallCloak(lanes, rate, ball, generator=generator)
             outcome = cloak_tracks([lane], sample_rate_hz, settings, surrogates=excluded_bag(target_family, seed, spec),
                                    cloak_factory=factory)
-    noise = outcome.noises[0][0]
-    length = songs[0].shape[0]
-    return [noise[i * length : (i + 1) * length] for i in range(len(songs))], outcome.summary
+    return _split_lane(outcome.noises[0][0], songs), outcome.summary
 
 
 def _random_dominant_noise(songs: list[np.ndarray], sample_rate_hz: int, seed: int, spec: CloakSpec) -> list[np.ndarray]:
@@ -217,8 +215,7 @@ def _random_dominant_noise(songs: list[np.ndarray], sample_rate_hz: int, seed: i
         cloak.level_logit.copy_(torch.randn(cloak.level_logit.shape, generator=generator))
         cloak.phase_offset.copy_(2 * math.pi * torch.rand(cloak.phase_offset.shape, generator=generator))
         noise = cloak.render(sample_rate_hz, lane.shape[-1])[0]
-    length = songs[0].shape[0]
-    return [noise[i * length : (i + 1) * length] for i in range(len(songs))]
+    return _split_lane(noise, songs)
 
 
 def _random_masked_noise(songs: list[np.ndarray], sample_rate_hz: int, seed: int, spec: CloakSpec) -> list[np.ndarray]:
@@ -234,6 +231,11 @@ def _random_masked_noise(songs: list[np.ndarray], sample_rate_hz: int, seed: int
         cloak.coefficients.copy_(torch.randn(cloak.coefficients.shape, generator=generator,
                                              dtype=cloak.coefficients.dtype))
         noise = cloak.render(sample_rate_hz, lane.shape[-1])[0]
+    return _split_lane(noise, songs)
+
+
+def _split_lane(noise: np.ndarray, songs: list[np.ndarray]) -> list[np.ndarray]:
+    """The noise of the protected set's one lane (songs joined end to end), cut back into one per song."""
     length = songs[0].shape[0]
     return [noise[i * length : (i + 1) * length] for i in range(len(songs))]
 
