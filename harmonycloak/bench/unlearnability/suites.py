@@ -84,12 +84,13 @@ def _suites() -> dict[str, Suite]:
         data=DataSpec(pieces_per_composer=(("bach", 8), ("palestrina", 4), ("monteverdi", 4), ("essen", 4)),
                       recordings=6),
         training=TrainingSpec(preset="tiny", steps=300, batch_segments=8, learning_rate=3e-3, evaluate_every=50),
-        cloak=CloakSpec(model_preset="tiny", pgd_steps=10, max_rounds=2, bag_size=6, models_per_round=4),
+        # The product's optimisation effort (20 PGD steps, up to 3 rounds); a smaller bag.
+        cloak=CloakSpec(model_preset="tiny", pgd_steps=20, max_rounds=3, bag_size=6, models_per_round=4),
         seeds=(0, 1, 2),
         methods=STANDARD_METHODS,
         measures=MeasureSpec(clips=4, generated_s=4.0),
-        midi=MidiSpec(pieces_per_composer=(("bach", 14),), steps=300, evaluate_every=50, max_bars=8, pgd_steps=10,
-                      max_rounds=2, bag_size=6, models_per_round=4, generated_phrases=32),
+        midi=MidiSpec(pieces_per_composer=(("bach", 14),), steps=300, evaluate_every=50, max_bars=8, pgd_steps=20,
+                      max_rounds=3, bag_size=6, models_per_round=4, generated_phrases=32),
         window_ablation_ms=(5.0, 10.0, 20.0, 50.0, 100.0),
         fraction_ablation=(0.05, 0.10, 0.15, 0.50, 1.00),
         ablation_family="ar-tcn",  # the fastest family on a CPU; full uses ar-transformer
