@@ -175,17 +175,17 @@ def midi_generated_table(seed_results: list[dict]) -> str:
     paths = [("symbolic", column) for column in SUMMARY_COLUMNS]
     lines = ["| family | trained on | " + " | ".join(SUMMARY_COLUMNS) + " | bars per track |",
              "|---" * (len(SUMMARY_COLUMNS) + 3) + "|"]
+
+    def row(family: str, label: str, runs: list[dict]) -> str:
+        return (f"| {family} | {label} | " + " | ".join(format_mean_std(_measure_values(runs, path), 2) for path in paths)
+                + f" | {format_mean_std(_measure_values(runs, ('bars',)), 0)} |")
+
     for (family,), runs in _group(judged, "family").items():
         references = [{"measures": r["reference_measures_by_family"][family]} for r in results
                       if family in r.get("reference_measures_by_family", {})]
         if references:
-            lines.append(f"| {family} | (the protected pieces themselves) | "
-                         + " | ".join(format_mean_std(_measure_values(references, path), 2) for path in paths)
-                         + f" | {format_mean_std(_measure_values(references, ('bars',)), 0)} |")
-        for (condition,), group in _group(runs, "condition").items():
-            lines.append(f"| {family} | {condition} | "
-                         + " | ".join(format_mean_std(_measure_values(group, path), 2) for path in paths)
-                         + f" | {format_mean_std(_measure_values(group, ('bars',)), 0)} |")
+            lines.append(row(family, "(the protected pieces themselves)", references))
+        lines += [row(family, condition, group) for (condition,), group in _group(runs, "condition").items()]
     return "\n".join(lines)
 
 
