@@ -18,7 +18,9 @@ import sys
 import warnings
 from pathlib import Path
 
+from harmonycloak import settings as defaults
 from harmonycloak.errors import HarmonyCloakError
+from harmonycloak.settings import ProtectionSettings
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -43,24 +45,28 @@ def _parser() -> argparse.ArgumentParser:
     protect = commands.add_parser("protect", help="protect audio files or folders of them")
     protect.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="audio or MIDI files, or folders")
     protect.add_argument("-o", "--output", help="output file (one input) or folder (several inputs, or a name ending in /)")
-    protect.add_argument("--mode", choices=["blackbox", "whitebox"], default="blackbox",
+    protect.add_argument("--mode", choices=defaults.MODES, default=ProtectionSettings.mode,
                          help="blackbox: a bag of surrogate models (default); whitebox: the model given with --model")
     protect.add_argument("--model", type=Path, help="white-box: checkpoint of the model to protect against")
-    protect.add_argument("--strength", choices=["low", "medium", "high"], default="medium",
-                         help="how close the noise may come to what masks it (default medium)")
-    protect.add_argument("--cloak", choices=["dominant", "masked"], default="dominant",
+    protect.add_argument("--strength", choices=defaults.STRENGTHS, default=ProtectionSettings.strength,
+                         help=f"how close the noise may come to what masks it (default {ProtectionSettings.strength})")
+    protect.add_argument("--cloak", choices=defaults.CLOAKS, default=ProtectionSettings.cloak,
                          help="dominant: one tone per window at the dominant note (the paper); "
                               "masked: every bin under the masking threshold")
-    protect.add_argument("--window-ms", type=float, default=10.0, help="noise window, 5 to 100 ms (default 10)")
-    protect.add_argument("--seed", type=int, default=0, help="same seed, same output (default 0)")
-    protect.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    low_ms, high_ms = defaults.WINDOW_MS_RANGE
+    protect.add_argument("--window-ms", type=float, default=ProtectionSettings.window_ms,
+                         help=f"noise window, {low_ms:g} to {high_ms:g} ms (default {ProtectionSettings.window_ms:g})")
+    protect.add_argument("--seed", type=int, default=ProtectionSettings.seed, help="same seed, same output (default 0)")
+    protect.add_argument("--device", choices=defaults.DEVICES, default=ProtectionSettings.device)
     protect.add_argument("--preview", type=float, metavar="SECONDS", help="protect only this many seconds from the middle")
     protect.add_argument("--stems", action="store_true",
                          help="the inputs are stems of one song (or one multichannel file of stems): noise per stem")
     protect.add_argument("--overwrite", action="store_true", help="allow writing over an existing output or the input")
     protect.add_argument("--no-report", action="store_true", help="skip the JSON report and picture")
-    protect.add_argument("--preset", choices=["default", "tiny"], default="default", help=argparse.SUPPRESS)
-    protect.add_argument("--rounds", type=int, default=None, help="min-min rounds at most (default 3)")
+    protect.add_argument("--preset", choices=defaults.MODEL_PRESETS, default=ProtectionSettings.model_preset,
+                         help=argparse.SUPPRESS)
+    protect.add_argument("--rounds", type=int, default=ProtectionSettings.max_rounds,
+                         help=f"min-min rounds at most (default {ProtectionSettings.max_rounds})")
     protect.set_defaults(run=_run_protect)
 
     verify = commands.add_parser("verify", help="how audible and how protected a protected file is")
@@ -78,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("-o", "--output", type=Path, required=True, help="checkpoint file to write")
     train.add_argument("--family", help="model family (default ar-transformer for audio, musegan for MIDI; "
                                         "symphonynet for MIDI too)")
-    train.add_argument("--preset", default="default", help="model size preset (default, tiny)")
+    train.add_argument("--preset", choices=defaults.MODEL_PRESETS, default="default", help="model size preset")
     train.add_argument("--steps", type=int, default=300)
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(run=_run_train)
@@ -88,9 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     speed = suites.add_parser("speed", help="real-time factor and peak memory of protection")
     speed.add_argument("--input", type=Path, help="audio to time (default: the example song looped to --duration-s)")
     speed.add_argument("--duration-s", type=float, default=180.0)
-    speed.add_argument("--modes", nargs="+", choices=["blackbox", "whitebox"], default=["blackbox", "whitebox"])
-    speed.add_argument("--cloak", choices=["dominant", "masked"], default="dominant")
-    speed.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    speed.add_argument("--modes", nargs="+", choices=defaults.MODES, default=list(defaults.MODES))
+    speed.add_argument("--cloak", choices=defaults.CLOAKS, default=ProtectionSettings.cloak)
+    speed.add_argument("--device", choices=defaults.DEVICES, default=ProtectionSettings.device)
     speed.add_argument("--memory-duration-s", type=float, default=600.0,
                        help="length of the track whose peak memory is measured (default 600 = 10 minutes)")
     speed.add_argument("--json", type=Path)
@@ -114,20 +120,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run_protect(arguments: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from harmonycloak.inputs import expand_inputs
-    from harmonycloak.pipeline import protect_file, protect_stems
+    from harmonycloak import protect
+    from harmonycloak.flows.audio.protect import protect_stems
+    from harmonycloak.io.paths import expand_inputs
     from harmonycloak.progress import progress_bar
-    from harmonycloak.settings import ProtectionSettings
 
     settings = ProtectionSettings(
         mode=arguments.mode, model_checkpoint=arguments.model, strength=arguments.strength, cloak=arguments.cloak,
         window_ms=arguments.window_ms, seed=arguments.seed, device=arguments.device, preview_s=arguments.preview,
         stems=arguments.stems and len(arguments.inputs) == 1, model_preset=arguments.preset,
+        max_rounds=arguments.rounds,
     )
-    if arguments.rounds is not None:
-        settings = replace(settings, max_rounds=arguments.rounds)
     if arguments.stems and len(arguments.inputs) > 1:
         with progress_bar("stems") as progress:
             results = protect_stems(arguments.inputs, arguments.output and Path(arguments.output), settings,
@@ -147,8 +150,8 @@ def _run_protect(arguments: argparse.Namespace) -> int:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 with progress_bar(input_path.name) as progress:
-                    result = protect_file(input_path, output_path, settings, overwrite=arguments.overwrite,
-                                          write_report=not arguments.no_report, progress=progress)
+                    result = protect(input_path, output_path, settings, overwrite=arguments.overwrite,
+                                     write_report=not arguments.no_report, progress=progress)
             for warning in caught:
                 print(f"warning: {warning.message}", file=sys.stderr)
             print(f"protected {input_path} → {result.output_path}"
@@ -163,10 +166,11 @@ def _run_protect(arguments: argparse.Namespace) -> int:
 
 
 def _run_verify(arguments: argparse.Namespace) -> int:
-    from harmonycloak.verification import format_verification, verify_files
+    from harmonycloak import verify
+    from harmonycloak.flows.dispatch import format_verification
 
-    result = verify_files(arguments.original, arguments.protected, protection_check=not arguments.no_protection_check,
-                          visqol=not arguments.no_visqol, seed=arguments.seed, training_steps=arguments.steps)
+    result = verify(arguments.original, arguments.protected, protection_check=not arguments.no_protection_check,
+                    visqol=not arguments.no_visqol, seed=arguments.seed, training_steps=arguments.steps)
     print(format_verification(result))
     if arguments.json:
         arguments.json.write_text(json.dumps(result, indent=2) + "\n")
@@ -174,18 +178,12 @@ def _run_verify(arguments: argparse.Namespace) -> int:
 
 
 def _run_train(arguments: argparse.Namespace) -> int:
-    from harmonycloak.io.midi import MIDI_SUFFIXES
-    from harmonycloak.train_target import train_audio_model, train_midi_model
+    from harmonycloak import train
+    from harmonycloak.flows.dispatch import flows_for_all
 
-    if all(path.suffix.lower() in MIDI_SUFFIXES for path in arguments.inputs):
-        arguments.family = arguments.family or "musegan"
-        path, curve = train_midi_model(arguments.inputs, arguments.output, arguments.family, arguments.preset,
-                                       arguments.steps, arguments.seed)
-    else:
-        arguments.family = arguments.family or "ar-transformer"
-        path, curve = train_audio_model(arguments.inputs, arguments.output, arguments.family, arguments.preset,
-                                        arguments.steps, arguments.seed)
-    print(f"trained {arguments.family} ({arguments.preset}) for {len(curve)} steps: "
+    family = arguments.family or flows_for_all(arguments.inputs).default_family
+    path, curve = train(arguments.inputs, arguments.output, family, arguments.preset, arguments.steps, arguments.seed)
+    print(f"trained {family} ({arguments.preset}) for {len(curve)} steps: "
           f"loss {curve[0]:.4f} → {curve[-1]:.4f}; checkpoint {path}")
     return EXIT_OK
 

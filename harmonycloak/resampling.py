@@ -21,3 +21,8 @@ def resample(samples: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
         return samples
     step = math.gcd(from_hz, to_hz)
     return resample_poly(samples, to_hz // step, from_hz // step, axis=-1)
+
+
+def to_working_rate(samples: np.ndarray, sample_rate_hz: int, working_rate_hz: int) -> np.ndarray:
+    """`resample` to the rate the models hear, as float32 (..., frames)."""
+    return resample(samples, sample_rate_hz, working_rate_hz).astype(np.float32)

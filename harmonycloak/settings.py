@@ -1,38 +1,96 @@
-"""What a user can set when protecting music, with the paper's defaults and allowed ranges."""
+"""Every default of harmonycloak in one place, and what a user can set when protecting music.
+
+The constants here are the one source of each default: the working rate the models hear,
+the segment the optimiser batches over, the allowed window lengths, the calibration of
+digital full scale, the strength headrooms, the paper's regulariser weights. Modules that
+need one import it from here; the command line builds its choices and defaults from here.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from harmonycloak.errors import SettingsError
 
-# Strength = how close the noise may come to what masks it, in dB under the bound:
-# (dominant-tone cloak: under the music's level at the dominant frequency,
-#  masked cloak: under the global masking threshold).
-STRENGTH_HEADROOM_DB: dict[str, tuple[float, float]] = {
-    "low": (20.0, 6.0),
-    "medium": (14.0, 3.0),
-    "high": (8.0, 0.0),
+if TYPE_CHECKING:
+    import torch
+
+WORKING_RATE_HZ = 16_000  # the models hear the music at this rate, mono (paper §5.1)
+SEGMENT_S = 2.56  # the segment the optimiser batches over and the models train on
+WINDOW_MS_RANGE = (5.0, 100.0)  # allowed noise windows (paper §5.2.5, Table 6)
+DEFAULT_WINDOW_MS = 10.0  # the paper's noise window
+FULL_SCALE_DB_SPL = 96.0  # calibration: a digital full-scale sine is 96 dB SPL (MPEG-1 model 1's convention)
+
+CLOAKS = ("dominant", "masked")  # audio cloaks: one tone per window (the paper), or every bin under the mask
+MODES = ("blackbox", "whitebox")  # a bag of surrogates (the default), or the one model given
+DEVICES = ("auto", "cpu", "cuda")  # "auto": CUDA when PyTorch sees a GPU
+MODEL_PRESETS = ("default", "tiny")  # surrogate sizes: the product's, or seconds-fast ones for tests
+STRENGTHS = ("low", "medium", "high")
+# Strength = how close the noise may come to what masks it, in dB under the cloak's bound:
+#   dominant: under the music's level at the dominant frequency (dB SPL);
+#   masked:   under the global masking threshold (dB SPL);
+#   midi:     an added note under the note that masks it (DLS dB, 40·log10 of the velocity ratio).
+# The MIDI headrooms are larger than the audio ones because a synthesiser plays the added note
+# with the same sample, in phase with its dominant note: the difference is a scaled copy of the
+# note itself, which the per-bin masking model forgives too easily. Measured on a Bach chorale
+# rendered by FluidSynth (FluidR3 GM) with every added note at the upper bound: 14 dB → SNR
+# 14 dB, +1.0 LU, 46 % of critical bands above the masking threshold; 26 dB → SNR 26 dB,
+# +0.23 LU, 1 %; 32 dB → SNR 32 dB, +0.12 LU, none.
+_HEADROOM_DB: dict[str, dict[str, float]] = {
+    "dominant": {"low": 20.0, "medium": 14.0, "high": 8.0},
+    "masked": {"low": 6.0, "medium": 3.0, "high": 0.0},
+    "midi": {"low": 38.0, "medium": 32.0, "high": 26.0},
 }
-CLOAKS = ("dominant", "masked")
-MODES = ("blackbox", "whitebox")
-PAPER_ALPHA: dict[str, float] = {"gan": 0.22, "transformer": 0.30, "audio": 0.30}  # paper §5.1
+# Regulariser weight α of Eq. 5 (paper §5.1): 0.22 for the GAN, 0.30 for transformers and audio models.
+PAPER_ALPHA: dict[str, float] = {"gan": 0.22, "transformer": 0.30, "audio": 0.30}
+
+
+def headroom_db(cloak: str, strength: str) -> float:
+    """dB the noise keeps under its bound for a cloak ("dominant", "masked" or "midi") at a strength."""
+    if cloak not in _HEADROOM_DB:
+        raise SettingsError(f"cloak must be one of {', '.join(_HEADROOM_DB)}, not '{cloak}'")
+    if strength not in STRENGTHS:
+        raise SettingsError(f"strength must be one of {', '.join(STRENGTHS)}, not '{strength}'")
+    return _HEADROOM_DB[cloak][strength]
+
+
+def check_window_ms(window_ms: float) -> float:
+    """The window length if it is allowed (5–100 ms), else SettingsError."""
+    low, high = WINDOW_MS_RANGE
+    if not (isinstance(window_ms, (int, float)) and low <= window_ms <= high):  # NaN fails the comparison
+        raise SettingsError(f"the window must be {low:g} to {high:g} ms long, not {window_ms} ms")
+    return float(window_ms)
+
+
+def resolve_device(name: str) -> "torch.device":
+    """The torch device a setting names: "auto" is CUDA when PyTorch sees a GPU, else the CPU."""
+    import torch  # here, not at import: reading settings (the command line's choices) needs no torch
+
+    if name not in DEVICES:
+        raise SettingsError(f"device must be one of {', '.join(DEVICES)}, not '{name}'")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SettingsError("--device cuda was asked for, but PyTorch sees no CUDA GPU here")
+    return torch.device(name)
 
 
 @dataclass(frozen=True)
 class ProtectionSettings:
     mode: str = "blackbox"  # "blackbox" (bag of surrogates, the default) or "whitebox" (a named model)
     model_checkpoint: Path | None = None  # white-box: the attacker's model (`harmonycloak train` makes one)
-    strength: str = "medium"  # "low", "medium" or "high": see STRENGTH_HEADROOM_DB
+    strength: str = "medium"  # "low", "medium" or "high": see `headroom_db`
     cloak: str = "dominant"  # "dominant" (the paper's one tone per window) or "masked" (every bin under the masking threshold)
-    window_ms: float = 10.0  # dominant-tone window, 5–100 ms (paper §5.2.5)
+    window_ms: float = DEFAULT_WINDOW_MS  # dominant-tone window, 5–100 ms (paper §5.2.5)
     seed: int = 0  # same seed, same input → byte-identical output
     device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
     preview_s: float | None = None  # protect only this many seconds from the middle of the song
     stems: bool = False  # a multichannel file whose channels are separate stems (tracks)
-    working_rate_hz: int = 16_000  # the models hear the music at this rate, mono (paper §5.1)
-    segment_s: float = 2.56  # segment length the optimiser batches over
+    working_rate_hz: int = WORKING_RATE_HZ  # the models hear the music at this rate, mono (paper §5.1)
+    segment_s: float = SEGMENT_S  # segment length the optimiser batches over
     bag_size: int = 10  # black-box surrogates (paper: 10)
     models_per_round: int = 7  # black-box Q (paper: 7)
     model_preset: str = "default"  # surrogate sizes: "default", or "tiny" for tests
@@ -41,24 +99,41 @@ class ProtectionSettings:
     # Regulariser weight; None takes the paper's value for the model family (§5.1): 0.22 for the
     # GAN (MuseGAN, and the MIDI black-box bag of MuseGANs), 0.30 for transformers and audio models.
     alpha: float | None = None
+    # White-box: the model itself, in memory, instead of `model_checkpoint` (the benchmark's
+    # attackers; a program that trained its own). Not part of equality or the report.
+    model: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise SettingsError(f"mode must be one of {', '.join(MODES)}, not '{self.mode}'")
-        if self.mode == "whitebox" and self.model_checkpoint is None:
+        if self.mode == "whitebox" and self.model_checkpoint is None and self.model is None:
             raise SettingsError("white-box mode needs the model to protect against (--model CHECKPOINT)")
-        if self.strength not in STRENGTH_HEADROOM_DB:
-            raise SettingsError(f"strength must be one of {', '.join(STRENGTH_HEADROOM_DB)}, not '{self.strength}'")
+        if self.strength not in STRENGTHS:
+            raise SettingsError(f"strength must be one of {', '.join(STRENGTHS)}, not '{self.strength}'")
         if self.cloak not in CLOAKS:
             raise SettingsError(f"cloak must be one of {', '.join(CLOAKS)}, not '{self.cloak}'")
-        if not 5.0 <= self.window_ms <= 100.0:
-            raise SettingsError(f"the window must be 5 to 100 ms long, not {self.window_ms} ms")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise SettingsError(f"device must be auto, cpu or cuda, not '{self.device}'")
-        if self.preview_s is not None and self.preview_s <= 0:
+        check_window_ms(self.window_ms)
+        if self.device not in DEVICES:
+            raise SettingsError(f"device must be one of {', '.join(DEVICES)}, not '{self.device}'")
+        if self.preview_s is not None and not (math.isfinite(self.preview_s) and self.preview_s > 0):
             raise SettingsError("the preview length must be a positive number of seconds")
+        if self.model_preset not in MODEL_PRESETS:
+            raise SettingsError(f"model preset must be one of {', '.join(MODEL_PRESETS)}, not '{self.model_preset}'")
+        for name in ("bag_size", "models_per_round", "pgd_steps", "max_rounds"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name.replace('_', ' ')} must be at least 1, not {getattr(self, name)}")
+        if self.alpha is not None and not (math.isfinite(self.alpha) and self.alpha >= 0):
+            raise SettingsError(f"alpha must be a finite number ≥ 0, not {self.alpha}")
 
     @property
     def headroom_db(self) -> float:
-        dominant, masked = STRENGTH_HEADROOM_DB[self.strength]
-        return dominant if self.cloak == "dominant" else masked
+        """dB under its bound this setting's audio cloak keeps its noise."""
+        return headroom_db(self.cloak, self.strength)
+
+    def as_report(self) -> dict:
+        """The settings as JSON-ready values (paths as text; an in-memory model by its class)."""
+        values = {f: getattr(self, f) for f in self.__dataclass_fields__ if f != "model"}
+        values["model_checkpoint"] = None if self.model_checkpoint is None else str(self.model_checkpoint)
+        if self.model is not None:
+            values["model"] = f"in memory ({type(self.model).__name__})"
+        return values

@@ -19,7 +19,7 @@ from harmonycloak.io.midi import read_midi
 from harmonycloak.models.checkpoint import save_checkpoint
 from harmonycloak.models.registry import build_model
 from harmonycloak.settings import ProtectionSettings
-from harmonycloak.train_target import train_midi_model
+from harmonycloak.flows.midi.train import train_midi_model
 
 QUICK = ProtectionSettings(model_preset="tiny", max_rounds=1, pgd_steps=2)
 CLI_QUICK = ["--preset", "tiny", "--rounds", "1", "--no-report"]

@@ -13,9 +13,10 @@ import soundfile
 import harmonycloak
 from harmonycloak.errors import AudioFileError, ModelError
 from harmonycloak.io.audio import read_audio, write_audio
-from harmonycloak.pipeline import protect_file, protect_stems
+from harmonycloak.flows.audio.protect import protect_audio_file as protect_file
+from harmonycloak.flows.audio.protect import protect_stems
 from harmonycloak.settings import ProtectionSettings
-from harmonycloak.train_target import train_audio_model
+from harmonycloak.flows.audio.train import train_audio_model
 
 QUICK = ProtectionSettings(model_preset="tiny", max_rounds=1, pgd_steps=3)
 

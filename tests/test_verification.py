@@ -3,7 +3,7 @@ import pytest
 
 from harmonycloak.io.audio import read_audio, write_audio
 from harmonycloak.music import Audio
-from harmonycloak.verification import verify_files
+from harmonycloak import verify as verify_files
 
 
 @pytest.fixture

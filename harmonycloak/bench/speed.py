@@ -46,7 +46,7 @@ def looped_track(source: Path, duration_s: float, destination: Path) -> Path:
 
 def run_speed_benchmark(input_path: Path | None, duration_s: float, modes: list[str], cloak: str, device: str,
                         memory_duration_s: float, json_path: Path | None) -> dict:
-    from harmonycloak.train_target import train_audio_model
+    from harmonycloak.flows.audio.train import train_audio_model
 
     results: dict = {"cloak": cloak, "device": device, "runs": []}
     with tempfile.TemporaryDirectory(prefix="harmonycloak-bench-") as folder:
@@ -88,7 +88,7 @@ def _child_run(track: Path, output: Path, mode: str, checkpoint: Path | None, cl
 def _child_main(request: dict) -> None:
     from dataclasses import replace
 
-    from harmonycloak.pipeline import protect_file
+    from harmonycloak.flows.audio.protect import protect_audio_file
     from harmonycloak.settings import ProtectionSettings
 
     settings = ProtectionSettings(mode=request["mode"], model_checkpoint=request["checkpoint"] and Path(request["checkpoint"]),
@@ -96,7 +96,7 @@ def _child_main(request: dict) -> None:
     if request["max_rounds"]:
         settings = replace(settings, max_rounds=request["max_rounds"])
     started, cpu_started = time.perf_counter(), time.process_time()
-    result = protect_file(request["track"], request["output"], settings, overwrite=True)
+    result = protect_audio_file(request["track"], request["output"], settings, overwrite=True)
     elapsed_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
     info = soundfile.info(request["track"])
     print(json.dumps({

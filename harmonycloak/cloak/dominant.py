@@ -40,30 +40,29 @@ import torch
 from torch import Tensor, nn
 
 from harmonycloak.cloak.bounds import neighbour_minimum, sigmoid_between
-from harmonycloak.errors import SettingsError
 from harmonycloak.psycho.functional import (
     absolute_threshold_db_spl,
     amplitude_to_db_spl,
     db_spl_to_amplitude,
     spectrum_db_spl,
 )
+from harmonycloak.settings import DEFAULT_WINDOW_MS, FULL_SCALE_DB_SPL, check_window_ms
 
 
 @dataclass(frozen=True)
 class DominantToneSettings:
-    window_ms: float = 10.0  # noise window (paper default; 5–100 ms allowed, §5.2.5)
+    window_ms: float = DEFAULT_WINDOW_MS  # noise window (paper default; 5–100 ms allowed, §5.2.5)
     analysis_ms: float = 64.0  # FFT length used to find the dominant frequency
     headroom_db: float = 14.0  # noise stays this far under the music's level at ν_t (strength)
     silence_threshold_db_spl: float = 30.0  # no dominant note when its level is below this
-    min_frequency_hz: float = 50.0  # below, masking models are unreliable (FINDINGS §4)
-    max_frequency_hz: float = 7_200.0  # what a 16 kHz model can hear, and under 14 kHz (FINDINGS §4)
-    full_scale_db_spl: float = 96.0  # calibration: a full-scale sine is 96 dB SPL
+    min_frequency_hz: float = 50.0  # below, masking models are unreliable (docs/audibility.md)
+    max_frequency_hz: float = 7_200.0  # what a 16 kHz model can hear, and under 14 kHz (docs/audibility.md)
+    full_scale_db_spl: float = FULL_SCALE_DB_SPL  # calibration: a full-scale sine is 96 dB SPL
     initial_parameter: float = -2.0  # sigmoid logit at the start: 12 % of the way up the dB range
     analysis_chunk_s: float = 30.0  # the dominant partials are found this many seconds at a time (memory)
 
     def __post_init__(self) -> None:
-        if not 5.0 <= self.window_ms <= 100.0:
-            raise SettingsError(f"the window must be 5 to 100 ms long, not {self.window_ms} ms")
+        check_window_ms(self.window_ms)
 
 
 class DominantToneCloak(nn.Module):
@@ -94,6 +93,10 @@ class DominantToneCloak(nn.Module):
         self.register_buffer("start_phase", _continuous_start_phase(frequency_hz, self.window_samples / sample_rate_hz))
         self.level_logit = nn.Parameter(torch.full_like(frequency_hz, settings.initial_parameter))
         self.phase_offset = nn.Parameter(torch.zeros_like(frequency_hz))  # radians
+
+    def active_share(self) -> float:
+        """Share of windows (of every lane) that carry noise."""
+        return float(self.active.float().mean())
 
     @property
     def alignment_samples(self) -> int:

@@ -8,7 +8,7 @@ per spectral line, while the ear adds up noise across a critical band: each bin'
 lowered by 10 log10(bins per Bark) at its frequency, so that noise filling every bin of a
 1-Bark band still sums to no more than the threshold. Bins outside
 [`min_frequency_hz`, `max_frequency_hz`] stay empty: energy below 50 Hz or above 14 kHz
-passes the masking model while being audible or filtered away (FINDINGS §4).
+passes the masking model while being audible or filtered away (docs/audibility.md).
 
 Synthesis is overlap-add of Hann-windowed inverse FFTs with hop = n_fft / 2, where the Hann
 windows sum to one, so a coefficient of amplitude A held over several frames is a sine of
@@ -31,15 +31,16 @@ from torch import Tensor, nn
 from harmonycloak.cloak.bounds import bounded_complex, neighbour_minimum
 from harmonycloak.psycho.functional import bin_frequencies_hz, db_spl_to_amplitude, hz_to_bark, masking_threshold_db_spl
 from harmonycloak.resampling import resample
+from harmonycloak.settings import FULL_SCALE_DB_SPL
 
 
 @dataclass(frozen=True)
 class MaskedSpectrumSettings:
     frame_ms: float = 32.0  # STFT length of the noise (512 samples at 16 kHz)
     headroom_db: float = 3.0  # noise stays this far under the masking threshold (strength)
-    min_frequency_hz: float = 50.0  # FINDINGS §4
+    min_frequency_hz: float = 50.0  # below, masking models are unreliable (docs/audibility.md)
     max_frequency_hz: float = 7_200.0  # what a 16 kHz model can hear, and under 14 kHz
-    full_scale_db_spl: float = 96.0  # calibration: a full-scale sine is 96 dB SPL
+    full_scale_db_spl: float = FULL_SCALE_DB_SPL  # calibration: a full-scale sine is 96 dB SPL
     initial_scale: float = 0.1  # std of the initial unconstrained parameters
     analysis_chunk_s: float = 30.0  # masking thresholds are computed chunk by chunk (memory)
 
@@ -72,6 +73,10 @@ class MaskedSpectrumCloak(nn.Module):
         self.register_buffer("window", torch.hann_window(self.n_fft))
         self.coefficients = nn.Parameter(
             settings.initial_scale * torch.randn(*bound.shape, 2, generator=generator, dtype=bound.dtype))
+
+    def active_share(self) -> float:
+        """Share of (lane, frame, bin) cells whose bound lets noise sound."""
+        return float((self.amplitude_bound > 0).float().mean())
 
     @property
     def alignment_samples(self) -> int:

@@ -12,9 +12,9 @@ steps. In each window t:
 3. the noise sits **at that note's pitch ν_t**, with a velocity δ_t kept by a sigmoid inside
    Eq. 7: ``H(T_H(ν_t)) ≤ δ_t ≤ M(x_t)``, where T_H is the threshold in quiet (Eq. 2), H
    turns dB SPL into a velocity by the DLS Level 1 curve (`psycho.functional.db_spl_to_velocity`,
-   the paper's garbled Eq. 6 read as MISSION §3 says; L_127 = `full_velocity_db_spl`) and
+   the paper's garbled Eq. 6 read as docs/paper-reading.md says; L_127 = `full_velocity_db_spl`) and
    M(x_t) is the dominant note's velocity, lowered by the strength's headroom in dB (DLS:
-   ``v · 10^(−headroom/40)``, see `MIDI_STRENGTH_HEADROOM_DB`).
+   ``v · 10^(−headroom/40)``, the strength's headroom: `settings.headroom_db("midi", strength)`).
 
 **How the noise is expressed in MIDI: added quiet notes, not velocity changes.** Why:
 * a chorale's notes all have velocity 64 and the models read (near-)binary rolls, so a
@@ -31,7 +31,7 @@ noise where the models see a new event, a run that ends with its note also gets 
 quiet note at the same pitch for `tail_ms` after the note ends, where that pitch is free in
 the track (paper §4.1, design rationale 2: noise "positioned close to the masking music
 tunes for effective temporal masking, particularly when they cannot be played together";
-post-masking lasts 100-200 ms, MISSION §3). A tail is cut where the pitch sounds again and
+post-masking lasts 100-200 ms, docs/paper-reading.md). A tail is cut where the pitch sounds again and
 at the end of the piece; `lead_ms` does the same before a note (pre-masking is only a few
 ms, so it is off by default). Pieces shorter than a roll step are dropped, so the file holds
 nothing the models never saw. Each piece has its own velocity inside its run's bounds.
@@ -65,26 +65,18 @@ from harmonycloak.cloak.bounds import sigmoid_between
 from harmonycloak.errors import SettingsError
 from harmonycloak.music import Notes, Score, Track, note_steps, ticks_to_steps
 from harmonycloak.psycho.functional import absolute_threshold_db_spl, db_spl_to_velocity
+from harmonycloak.settings import DEFAULT_WINDOW_MS, check_window_ms
 
 CLOAK_LAYER_NAME = "cloak of track {number}"
 _CLOAK_LAYER_PATTERN = re.compile(r"^cloak of track (\d+)$")
 MELODIC_CHANNELS = 15  # 16 MIDI channels, channel 10 kept for drums
 LEAD, BODY, TAIL = 0, 1, 2  # where an added note sits against its dominant note
 
-# Strength = how far (dB, DLS curve) an added note stays under its dominant note. Larger than the
-# audio cloak's headroom because a synthesiser plays the added note with the same sample, in
-# phase with its dominant note: the difference is a scaled copy of the note itself, which the
-# per-bin masking model forgives too easily (FINDINGS §4). Measured on a Bach chorale rendered
-# by FluidSynth (FluidR3 GM) with every added note at the upper bound: 14 dB → SNR 14 dB,
-# +1.0 LU, 46 % of critical bands above the masking threshold; 26 dB → SNR 26 dB, +0.23 LU,
-# 1 %; 32 dB → SNR 32 dB, +0.12 LU, none.
-MIDI_STRENGTH_HEADROOM_DB: dict[str, float] = {"low": 38.0, "medium": 32.0, "high": 26.0}
-
 
 @dataclass(frozen=True)
 class MidiCloakSettings:
-    window_ms: float = 10.0  # window length (paper default; 5-100 ms allowed, §5.2.5)
-    headroom_db: float = 32.0  # an added note stays this far (DLS dB) under its dominant note: see MIDI_STRENGTH_HEADROOM_DB
+    window_ms: float = DEFAULT_WINDOW_MS  # window length (paper default; 5-100 ms allowed, §5.2.5)
+    headroom_db: float = 32.0  # an added note stays this far (DLS dB) under its dominant note: settings.headroom_db
     silence_threshold_velocity: float = 8.0  # cumulative velocity under which a window has no dominant note
     # Level in dB SPL of a velocity-127 note: the L_127 of the DLS curve. Measured: FluidSynth with
     # the FluidR3 GM piano at gain 1.0 plays A4 at velocity 127 at −18.3 dBFS (sine-equivalent
@@ -100,8 +92,7 @@ class MidiCloakSettings:
     during_note: bool = True  # an added note also sounds with its dominant note (in the roll: a louder cell)
 
     def __post_init__(self) -> None:
-        if not 5.0 <= self.window_ms <= 100.0:
-            raise SettingsError(f"the window must be 5 to 100 ms long, not {self.window_ms} ms")
+        check_window_ms(self.window_ms)
         if self.headroom_db < 0:
             raise SettingsError(f"the headroom cannot be negative, not {self.headroom_db} dB")
 

@@ -68,6 +68,10 @@ class NormBallCloak(nn.Module):
         self.free = nn.Parameter(settings.initial_scale * torch.randn(*blocks.shape, generator=generator,
                                                                       dtype=blocks.dtype))
 
+    def active_share(self) -> float:
+        """Share of blocks whose norm ball holds any noise (blocks of digital silence hold none)."""
+        return float((self.l2_bound > 0).float().mean())
+
     @property
     def alignment_samples(self) -> int:
         return self.block_samples

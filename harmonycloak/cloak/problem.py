@@ -24,25 +24,19 @@ regulariser off, which the paper cannot mean.
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+from collections.abc import Iterator
+from typing import Protocol
 
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from harmonycloak.cloak.model_input import segment_starts
 from harmonycloak.errors import SettingsError
+from harmonycloak.settings import SEGMENT_S
 
 
 MUSIC_NORM_FLOOR = 1e-3  # L2 norm under which a segment counts as silence (≈ −100 dBFS over 2.56 s)
-
-
-def segment_starts(num_samples: int, segment_samples: int) -> Tensor:
-    """Starts of segments tiling [0, num_samples): every `segment_samples`, the last ending at the end.
-
-    Needs num_samples >= segment_samples; with an aligned length the starts stay aligned.
-    """
-    last = num_samples - segment_samples
-    starts = list(range(0, last + 1, segment_samples))
-    if starts[-1] != last:
-        starts.append(last)
-    return torch.tensor(starts, dtype=torch.long)
 
 
 def noise_power_ratio(noise: Tensor, clean: Tensor, dims: tuple[int, ...], floor: float) -> Tensor:
@@ -63,17 +57,43 @@ def track_weights(lanes: Tensor, lane_track: Tensor) -> Tensor:
     return (1.0 - share[lane_track]).float()
 
 
+class AudioCloak(Protocol):
+    """A parameterisation of the noise δ of every lane, built on the clean lanes (L, N) at `sample_rate_hz`.
+
+    Its parameters are unconstrained; the cloak maps them inside its bounds, so a signed
+    gradient step on them never leaves the allowed range (the projection is implicit).
+    """
+
+    sample_rate_hz: int
+
+    @property
+    def alignment_samples(self) -> int:
+        """Segments start at multiples of this (a window, a hop, a block)."""
+
+    def noise(self, starts: Tensor, num_samples: int) -> Tensor:
+        """δ of every lane in the segments starting at `starts` (B,): (B, L, num_samples)."""
+
+    def render(self, sample_rate_hz: int, num_frames: int) -> np.ndarray:
+        """The whole noise (L, num_frames) at another rate (the input file's), without gradients."""
+
+    def active_share(self) -> float:
+        """Share of the cloak's cells (windows, bins, blocks) in which noise may sound at all."""
+
+    def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
+    def to(self, *args, **kwargs) -> "AudioCloak": ...
+
+
 class AudioCloakProblem:
     """Clean lanes + a cloak → protected model inputs per segment.
 
     Args:
         lanes: clean music at the working rate, (L, N).
         lane_track: track index of each lane, (L,) int; lanes of one track are its channels.
-        cloak: a `DominantToneCloak` or `MaskedSpectrumCloak` built on the same lanes.
+        cloak: an `AudioCloak` (dominant tone, masked spectrum, norm ball) built on the same lanes.
         segment_s: segment length in seconds (rounded to the cloak's alignment).
     """
 
-    def __init__(self, lanes: Tensor, lane_track: Tensor, cloak, segment_s: float = 2.56) -> None:
+    def __init__(self, lanes: Tensor, lane_track: Tensor, cloak: AudioCloak, segment_s: float = SEGMENT_S) -> None:
         if lane_track.shape[0] != lanes.shape[0]:
             raise SettingsError("every lane needs a track index")
         sample_rate_hz = cloak.sample_rate_hz

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harmonycloak.corpus import cache
+import harmonycloak.corpus.cache as cache
 from harmonycloak.corpus.collections import Collection, corpus_folder, get_collection, list_sources
 from harmonycloak.corpus.notation import MUSIC21_FORMATS, read_with_music21
 from harmonycloak.corpus.voices import satb_tracks, tracks_by_range

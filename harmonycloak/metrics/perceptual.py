@@ -3,7 +3,7 @@
 Each function takes the original and the protected audio as numpy arrays or torch tensors,
 ``(time,)`` for mono or ``(channels, time)`` as `harmonycloak.music.Audio` stores them, with
 samples in [-1, 1]. "Noise" is always ``protected - original``, sample by sample. No single
-number tells audibility (FINDINGS §4): report the noise-to-mask ratio beside ViSQOL, the
+number tells audibility (docs/audibility.md): report the noise-to-mask ratio beside ViSQOL, the
 loudness change and where the noise's energy lies.
 """
 
@@ -231,7 +231,7 @@ def noise_energy_share_by_region(
     counted once, other bins twice). Regions: ``f < low_hz``, ``low_hz <= f <= high_hz``,
     ``f > high_hz``. The masking model passes energy below 50 Hz (audible on good speakers,
     or removed by playback) and above 14 kHz (often dropped by lossy codecs) too easily
-    (FINDINGS §4), so a large share there is a warning sign. Shares sum to 1; all NaN for
+    (docs/audibility.md), so a large share there is a warning sign. Shares sum to 1; all NaN for
     zero noise.
 
     Returns ``{"low": ..., "mid": ..., "high": ...}``.

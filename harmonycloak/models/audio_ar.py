@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from harmonycloak.models.frontend import FrontendConfig, LogMelFrontend
+from harmonycloak.models.interface import LikelihoodTraining
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class NextFrameConfig:
     frontend: FrontendConfig = field(default_factory=FrontendConfig)
 
 
-class NextFrameModel(nn.Module):
+class NextFrameModel(LikelihoodTraining, nn.Module):
     """Front end + causal backbone + linear head predicting frame t+1 from frames ≤ t."""
 
     def __init__(self, config: NextFrameConfig) -> None:
@@ -46,6 +47,16 @@ class NextFrameModel(nn.Module):
         self.backbone = _BACKBONES[config.family](config)
         self.output_norm = nn.LayerNorm(config.width)
         self.head = nn.Linear(config.width, n_mels)
+
+    kind = "audio"
+
+    @property
+    def family(self) -> str:
+        return self.config.family
+
+    @property
+    def sample_rate_hz(self) -> int:
+        return self.config.frontend.sample_rate_hz
 
     @property
     def feature_key(self) -> object:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from harmonycloak.settings import WORKING_RATE_HZ
+
 
 def hz_to_mel(frequency_hz: Tensor | float) -> Tensor:
     """HTK mel scale: 2595 log10(1 + f / 700)."""
@@ -41,7 +43,7 @@ def mel_filterbank(
 
 @dataclass(frozen=True)
 class FrontendConfig:
-    sample_rate_hz: int = 16_000  # the paper trains its audio model at 16 kHz mono (§5.1)
+    sample_rate_hz: int = WORKING_RATE_HZ  # the paper trains its audio model at 16 kHz mono (§5.1)
     n_fft: int = 512  # 32 ms analysis window at 16 kHz
     hop_length: int = 160  # 10 ms frames, the cloak's default window
     n_mels: int = 64  # mel bands

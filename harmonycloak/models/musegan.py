@@ -21,8 +21,8 @@ discriminator minimises −log D(x) − log(1 − D(G(z))); the generator minimi
 non-saturating −log D(G(z)) rather than Eq. 4's log(1 − D(G(z))), as GANs are trained in
 practice (Goodfellow et al. 2014, §3).
 
-**The generative loss the noise minimises** (Eq. 4 is printed garbled; MISSION §5 reads
-it as "the noise making the discriminator's job trivial"): δ minimises the
+**The generative loss the noise minimises** (Eq. 4 is printed garbled; docs/paper-reading.md
+reads it as "the noise making the discriminator's job trivial"): δ minimises the
 discriminator's loss on the protected real data, L_gen(x + δ) = −log D(x + δ). The
 protected music then looks real beyond doubt; the discriminator separates it from the
 generator's output without effort, its loss nears zero, and the generator's gradient
@@ -56,6 +56,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from harmonycloak.errors import ModelError, SettingsError
+from harmonycloak.models.interface import PhraseLayout
 
 MIDI_PITCHES = 128
 PITCH_CLASSES = 12
@@ -94,6 +95,10 @@ class MuseGanConfig:
     private_discriminator_width: int = 16  # channels of each track's private discriminator stem
     discriminator_layers: int = 3  # time-halving convolutions in the shared discriminator
     kernel_steps: int = 3  # time extent of every convolution kernel (odd)
+
+    def with_tracks(self, tracks: int) -> "MuseGanConfig":
+        """The same model reading `tracks` tracks."""
+        return replace(self, phrase=replace(self.phrase, tracks=tracks))
 
 
 @dataclass(frozen=True)
@@ -279,6 +284,17 @@ class MuseGanModel(nn.Module):
         self.latent_seed = int(torch.randint(0, 2**62, ()).item())
         self._latent_stream: torch.Generator | None = None
 
+    family = "musegan"
+    kind = "midi"
+
+    @property
+    def phrase_layout(self) -> PhraseLayout:
+        return PhraseLayout(self.config.phrase.steps_per_bar, self.config.phrase.bars)
+
+    @property
+    def num_tracks(self) -> int:
+        return self.config.phrase.tracks
+
     @property
     def feature_key(self) -> object:
         """Models reading the same phrase format compute the same features."""
@@ -414,58 +430,10 @@ def train_musegan(
     return curve
 
 
-# The black-box bag (paper §5.1): 10 MuseGAN variants of different architecture and size.
-# (latent_dim, temporal_width, generator_width, private_width, generator_layers,
-#  discriminator_width, private_discriminator_width, discriminator_layers, kernel_steps)
-MUSEGAN_BAG_VARIANTS: tuple[tuple[int, int, int, int, int, int, int, int, int], ...] = (
-    (32, 64, 104, 32, 0, 128, 16, 3, 3),  # the default preset (722,629 parameters)
-    (16, 32, 64, 16, 0, 64, 8, 2, 3),
-    (24, 48, 48, 24, 1, 96, 16, 3, 5),
-    (32, 32, 128, 16, 0, 48, 8, 4, 3),
-    (48, 64, 64, 48, 2, 160, 24, 2, 3),
-    (16, 64, 80, 32, 1, 112, 12, 3, 3),
-    (64, 96, 112, 24, 0, 80, 16, 4, 5),
-    (32, 48, 56, 40, 0, 192, 32, 2, 7),
-    (24, 32, 120, 32, 1, 64, 16, 3, 3),
-    (40, 80, 72, 16, 0, 144, 8, 3, 5),
-)
-
+# The phrase of the tiny preset and the tiny black-box bag (tests).
 TINY_PHRASE = PhraseFormat(tracks=2, bars=2, steps_per_bar=8, lowest_pitch=48, octaves=2)
 
 
-def musegan_bag_configs(size: int = 10, tiny: bool = False, phrase: PhraseFormat | None = None) -> list[MuseGanConfig]:
-    """Configs of the first `size` variants, all reading `phrase`.
-
-    `tiny` divides every width by 8 (at least 2) for tests; `phrase` defaults to the tiny
-    or default phrase format. Discriminator depth is capped where the phrase is too short.
-    """
-    if not 1 <= size <= len(MUSEGAN_BAG_VARIANTS):
-        raise SettingsError(f"the MuseGAN bag holds 1 to {len(MUSEGAN_BAG_VARIANTS)} models, not {size}")
-    phrase = phrase or (TINY_PHRASE if tiny else PhraseFormat())
-    max_layers = _factors_of_two(phrase.steps) - 1
-    configs = []
-    for variant in MUSEGAN_BAG_VARIANTS[:size]:
-        latent, temporal, gen, gen_private, gen_layers, disc, disc_private, disc_layers, kernel = variant
-        config = MuseGanConfig(
-            phrase=phrase, latent_dim=latent, temporal_width=temporal, generator_width=gen, private_width=gen_private,
-            generator_layers=gen_layers, discriminator_width=disc, private_discriminator_width=disc_private,
-            discriminator_layers=disc_layers, kernel_steps=kernel,
-        )
-        if tiny:
-            config = replace(
-                config, latent_dim=max(2, latent // 8), temporal_width=max(2, temporal // 8),
-                generator_width=max(2, gen // 8), private_width=max(2, gen_private // 8),
-                discriminator_width=max(2, disc // 8), private_discriminator_width=max(2, disc_private // 8),
-            )
-        configs.append(replace(config, discriminator_layers=min(config.discriminator_layers, max_layers)))
-    return configs
-
-
-def build_musegan_bag(size: int = 10, seed: int = 0, tiny: bool = False,
-                      phrase: PhraseFormat | None = None) -> list[nn.Module]:
-    """Randomly initialised MuseGAN surrogates, one per variant; model i is seeded with seed + i."""
-    # Imported here: the registry imports this module to list the family.
-    from harmonycloak.models.registry import build_from_config
-
-    return [build_from_config("musegan", config, seed + index)
-            for index, config in enumerate(musegan_bag_configs(size, tiny, phrase))]
+def max_discriminator_layers(phrase: PhraseFormat) -> int:
+    """The most time-halving discriminator convolutions a phrase allows (its steps halve layers + 1 times)."""
+    return _factors_of_two(phrase.steps) - 1

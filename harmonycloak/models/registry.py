@@ -23,11 +23,12 @@ from harmonycloak.models.symphonynet import SymphonyNetConfig, SymphonyNetModel
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """How to build one family: its builder, its config class, and named presets."""
+    """How to build one family: its builder, its config class, named presets, and what it reads."""
 
     builder: Callable[[Any], nn.Module]
     config_class: type
     presets: dict[str, Any]
+    kind: str  # "audio" (waveforms) or "midi" (piano-roll phrases)
 
 
 def _next_frame_presets(family: str) -> dict[str, NextFrameConfig]:
@@ -38,7 +39,7 @@ def _next_frame_presets(family: str) -> dict[str, NextFrameConfig]:
 
 
 MODEL_FAMILIES: dict[str, ModelSpec] = {
-    family: ModelSpec(NextFrameModel, NextFrameConfig, _next_frame_presets(family))
+    family: ModelSpec(NextFrameModel, NextFrameConfig, _next_frame_presets(family), "audio")
     for family in ("ar-transformer", "ar-gru", "ar-tcn")
 } | {
     # MIDI families. MuseGAN default: 722,629 parameters (paper Table 2: 720k).
@@ -46,12 +47,12 @@ MODEL_FAMILIES: dict[str, ModelSpec] = {
         "tiny": MuseGanConfig(phrase=TINY_PHRASE, latent_dim=4, temporal_width=8, generator_width=8, private_width=4,
                               discriminator_width=8, private_discriminator_width=4, discriminator_layers=2),
         "default": MuseGanConfig(),
-    }),
+    }, "midi"),
     # SymphonyNet default: 4 layers × 8 heads × width 256, about 3.6M parameters (paper: 12 × 16 × 512, 30M).
     "symphonynet": ModelSpec(SymphonyNetModel, SymphonyNetConfig, {
         "tiny": SymphonyNetConfig(tracks=2, steps_per_bar=8, max_bars=4, width=32, layers=1, heads=2),
         "default": SymphonyNetConfig(),
-    }),
+    }, "midi"),
 }
 
 
@@ -68,6 +69,16 @@ def build_model(family: str, preset: str = "default", seed: int = 0, **overrides
     if preset not in spec.presets:
         raise SettingsError(f"model family '{family}' has no preset '{preset}' (presets: {', '.join(spec.presets)})")
     return build_from_config(family, replace(spec.presets[preset], **overrides), seed)
+
+
+def symbolic_model(family: str, preset: str = "default", seed: int = 0, tracks: int = 4) -> nn.Module:
+    """A fresh MIDI model of `family` (a named preset) reading `tracks` tracks."""
+    spec = family_spec(family)
+    if spec.kind != "midi":
+        raise SettingsError(f"'{family}' is not a MIDI model family")
+    if preset not in spec.presets:
+        raise SettingsError(f"model family '{family}' has no preset '{preset}' (presets: {', '.join(spec.presets)})")
+    return build_from_config(family, spec.presets[preset].with_tracks(tracks), seed)
 
 
 def build_from_config(family: str, config: Any, seed: int = 0) -> nn.Module:

@@ -41,16 +41,19 @@ Shapes: B batch, M tracks, T steps, C = M·128 cells per step, D model width.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from harmonycloak.errors import ModelError, SettingsError
+from harmonycloak.models.interface import LikelihoodTraining, PhraseLayout
 
 MIDI_PITCHES = 128
 SYMPHONYNET_LEARNING_RATE = 3e-4  # AdamW, paper §5.1
+
+MAX_SEGMENT_BARS = 4  # the segments it reads when protecting, verifying or training: at most this many bars
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,12 @@ class SymphonyNetConfig:
     heads: int = 8  # attention heads (SymphonyNet: 16)
     velocity_std: float = 0.1  # σ of the velocity likelihood, in velocity units (1 = MIDI 127)
 
+    def with_tracks(self, tracks: int) -> "SymphonyNetConfig":
+        """The same model reading `tracks` tracks."""
+        return replace(self, tracks=tracks)
 
-class SymphonyNetModel(nn.Module):
+
+class SymphonyNetModel(LikelihoodTraining, nn.Module):
     """Continuous event embedding + bar/position embeddings + causal transformer + per-cell heads."""
 
     def __init__(self, config: SymphonyNetConfig) -> None:
@@ -81,6 +88,18 @@ class SymphonyNetModel(nn.Module):
         self.blocks = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
         self.output_norm = nn.LayerNorm(config.width)
         self.head = nn.Linear(config.width, 2 * cells)  # per cell: sounding logit, velocity logit
+
+    family = "symphonynet"
+    kind = "midi"
+
+    @property
+    def phrase_layout(self) -> PhraseLayout:
+        """Segments of up to `MAX_SEGMENT_BARS` bars (MuseGAN's phrase length) at its own steps per bar."""
+        return PhraseLayout(self.config.steps_per_bar, min(MAX_SEGMENT_BARS, self.config.max_bars))
+
+    @property
+    def num_tracks(self) -> int:
+        return self.config.tracks
 
     @property
     def feature_key(self) -> object:

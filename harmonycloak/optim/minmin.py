@@ -37,9 +37,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from harmonycloak.errors import SettingsError
+from harmonycloak.models.interface import GenerativeModel
 from harmonycloak.optim.objectives import generative_losses, output_divergence
 
 
@@ -102,7 +103,7 @@ ProgressCallback = Callable[[int, int], None]  # (units done, units in total)
 
 def optimise_noise(
     problem: CloakProblem,
-    bag: Sequence[nn.Module],
+    bag: Sequence[GenerativeModel],
     config: MinMinConfig,
     generator: torch.Generator,
     progress: ProgressCallback | None = None,
@@ -130,7 +131,7 @@ def optimise_noise(
                 with torch.no_grad():
                     inputs, _ = problem.protected_batch(segment_ids)
                 for index in sampled:
-                    _outer_step(bag[index], optimisers[index], inputs)
+                    bag[index].training_step(inputs, optimisers[index])
 
         # Inner minimisation over δ, batch by batch.
         for model in bag:
@@ -179,7 +180,7 @@ def optimise_noise(
     return history
 
 
-def mean_generative_loss(models: Sequence[nn.Module], batches: Callable[[Tensor], Tensor], num_segments: int,
+def mean_generative_loss(models: Sequence[GenerativeModel], batches: Callable[[Tensor], Tensor], num_segments: int,
                          batch_segments: int = 8) -> float:
     """Mean L_gen over all segments and models, without gradients (for reports and checks)."""
     total = 0.0
@@ -206,16 +207,6 @@ def _batches(num_segments: int, batch_segments: int, generator: torch.Generator)
     """
     order = torch.randperm(num_segments, generator=generator)
     return list(order.tensor_split(-(-num_segments // batch_segments)))
-
-
-def _outer_step(model: nn.Module, optimiser: torch.optim.Optimizer, inputs: Tensor) -> None:
-    """One step of the outer minimisation; families with their own training step (GANs) provide it."""
-    if hasattr(model, "training_step"):
-        model.training_step(inputs, optimiser)
-        return
-    optimiser.zero_grad(set_to_none=True)
-    model.generative_loss(inputs).mean().backward()
-    optimiser.step()
 
 
 def _signed_step(parameters: list[Tensor], objective: Tensor, step_size: float) -> None:

@@ -1,10 +1,7 @@
 """Losses the noise is optimised against, beside each model's own generative loss.
 
-Models passed to the optimiser expose:
-  ``features(inputs) -> features``      front end (log-mel frames, piano roll, ...)
-  ``feature_key``                        hashable; equal keys mean equal features
-  ``loss_from_features(features) -> (B,)``  generative loss L_gen per example
-  ``predict(features) -> (prediction, target)``  what the model outputs and what it should
+Models are `models.interface.GenerativeModel`s: a front end (`features`), a generative loss
+per example on the features, and `predict` (what the model outputs and what it should).
 """
 
 from __future__ import annotations
@@ -12,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+
+from harmonycloak.models.interface import GenerativeModel
 
 
-def generative_losses(models: Sequence[nn.Module], inputs: Tensor) -> list[Tensor]:
+def generative_losses(models: Sequence[GenerativeModel], inputs: Tensor) -> list[Tensor]:
     """L_gen of each model on `inputs`, each (B,); models with one front end share one pass."""
     features: dict[object, Tensor] = {}
     losses = []
@@ -26,7 +25,7 @@ def generative_losses(models: Sequence[nn.Module], inputs: Tensor) -> list[Tenso
     return losses
 
 
-def output_divergence(model: nn.Module, protected_inputs: Tensor, clean_inputs: Tensor, eps: float = 1e-4) -> Tensor:
+def output_divergence(model: GenerativeModel, protected_inputs: Tensor, clean_inputs: Tensor, eps: float = 1e-4) -> Tensor:
     """Divergence loss of the black-box meta-test step (paper §4.2), per example (B,).
 
     The paper measures "the disparity between the distribution of the target model's output

@@ -10,18 +10,20 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+
+from harmonycloak.models.interface import GenerativeModel
 
 
 def train_generative_model(
-    model: nn.Module,
+    model: GenerativeModel,
     batches: Callable[[Tensor], Tensor],
     num_segments: int,
     steps: int,
     generator: torch.Generator,
     batch_segments: int = 8,
     learning_rate: float = 1e-3,
-    evaluate: Callable[[nn.Module], float] | None = None,
+    evaluate: Callable[[GenerativeModel], float] | None = None,
     evaluate_every: int = 1,
 ) -> list[float]:
     """Train `model` for `steps` Adam steps on random batches of segments; returns the loss curve.

@@ -1,4 +1,4 @@
-"""The psychoacoustic model as pure, batched torch functions (MISSION §3; paper §2.4, Eq. 2, 6, 10).
+"""The psychoacoustic model as pure, batched torch functions (paper §2.4, Eq. 2, 6, 10, read as docs/paper-reading.md says).
 
 Every function works on tensors with any number of leading (batch) dimensions; the last
 dimensions are named in each docstring: ``(..., time)`` for waveforms, ``(..., frames, bins)``
@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from harmonycloak.errors import SettingsError
+from harmonycloak.settings import FULL_SCALE_DB_SPL
 
 Tensor = torch.Tensor
 
@@ -47,7 +48,7 @@ def absolute_threshold_db_spl(frequency_hz: Tensor | float, min_frequency_hz: fl
 
     ``T_q(f) = 3.64 f^-0.8 - 6.5 exp(-0.6 (f - 3.3)^2) + 1e-3 f^4`` with f in kHz.
     The paper's Eq. 2 prints it without the ``1e-3 f^4`` term; we use the standard formula
-    (MISSION §3), whose last term makes the threshold rise steeply above ~12 kHz.
+    (docs/paper-reading.md), whose last term makes the threshold rise steeply above ~12 kHz.
 
     The formula diverges as f -> 0 (the f^-0.8 term), so frequencies below
     ``min_frequency_hz`` (20 Hz, the lower limit of hearing) are clamped to it: bins below
@@ -71,7 +72,7 @@ def hz_to_bark(frequency_hz: Tensor | float) -> Tensor:
 
 
 def amplitude_to_db_spl(
-    amplitude: Tensor | float, full_scale_db_spl: float = 96.0, amplitude_floor: float = 1e-10
+    amplitude: Tensor | float, full_scale_db_spl: float = FULL_SCALE_DB_SPL, amplitude_floor: float = 1e-10
 ) -> Tensor:
     """Level in dB SPL of a sine of peak amplitude ``amplitude`` (full scale = 1.0).
 
@@ -86,7 +87,7 @@ def amplitude_to_db_spl(
     return full_scale_db_spl + 20.0 * torch.log10(amplitude)
 
 
-def db_spl_to_amplitude(level_db_spl: Tensor | float, full_scale_db_spl: float = 96.0) -> Tensor:
+def db_spl_to_amplitude(level_db_spl: Tensor | float, full_scale_db_spl: float = FULL_SCALE_DB_SPL) -> Tensor:
     """Peak amplitude (full scale = 1.0) of a sine at ``level_db_spl``: ``10^((L - full_scale) / 20)``."""
     return torch.pow(10.0, (_as_tensor(level_db_spl) - full_scale_db_spl) / 20.0)
 
@@ -154,7 +155,7 @@ def spectrum_db_spl(
     waveform: Tensor,
     n_fft: int,
     hop_length: int,
-    full_scale_db_spl: float = 96.0,
+    full_scale_db_spl: float = FULL_SCALE_DB_SPL,
     amplitude_floor: float = 1e-10,
 ) -> Tensor:
     """Power spectrum in dB SPL, ``(..., time) -> (..., frames, n_fft // 2 + 1)``. Differentiable.
@@ -518,7 +519,7 @@ def masking_threshold_db_spl(
     sample_rate_hz: float,
     n_fft: int,
     hop_length: int,
-    full_scale_db_spl: float = 96.0,
+    full_scale_db_spl: float = FULL_SCALE_DB_SPL,
     temporal: bool = True,
     pre_masking_ms: float = 20.0,
     post_masking_ms: float = 200.0,

@@ -12,8 +12,9 @@ import math
 import torch
 from torch import nn
 
+import harmonycloak.psycho.functional as PF
 from harmonycloak.errors import SettingsError
-from harmonycloak.psycho import functional as PF
+from harmonycloak.settings import FULL_SCALE_DB_SPL
 
 
 class PsychoacousticModel(nn.Module):
@@ -44,7 +45,7 @@ class PsychoacousticModel(nn.Module):
         sample_rate_hz: float,
         window_ms: float = 32.0,
         hop_ms: float | None = None,
-        full_scale_db_spl: float = 96.0,
+        full_scale_db_spl: float = FULL_SCALE_DB_SPL,
         temporal: bool = True,
         pre_masking_ms: float = 20.0,
         post_masking_ms: float = 200.0,

@@ -6,16 +6,17 @@ import math
 import pytest
 
 from harmonycloak.bench.unlearnability.report import headline_table, protection_scores, shortfalls
+from harmonycloak.bench.unlearnability.results import SeedResult, TrainingResult
 
 
 def _run(family, condition, loss):
-    return {"family": family, "condition": condition, "final_loss": {"protected_clean": loss}}
+    return TrainingResult(family, condition, 0, {"protected_clean": loss}, {}, [], 0.0)
 
 
 def _seed(seed, clean, unseen, whitebox, blackbox):
-    return {"seed": seed, "tag": "main", "fraction": 0.15, "window_ms": 10.0,
-            "runs": [_run("ar-gru", "clean", clean), _run("ar-gru", "unseen", unseen),
-                     _run("ar-gru", "cloak-whitebox", whitebox), _run("ar-gru", "cloak-blackbox", blackbox)]}
+    return SeedResult(seed, "main", "audio", 0.15, 10.0, [],
+                      runs=[_run("ar-gru", "clean", clean), _run("ar-gru", "unseen", unseen),
+                            _run("ar-gru", "cloak-whitebox", whitebox), _run("ar-gru", "cloak-blackbox", blackbox)])
 
 
 def test_protection_scores_per_seed():
@@ -39,7 +40,7 @@ def test_headline_table_mean_and_std_over_seeds():
 
 def test_headline_shows_the_masked_cloak_and_its_control_when_present():
     seed = _seed(0, 0.10, 0.20, 0.18, 0.11)
-    seed["runs"] += [_run("ar-gru", "masked-blackbox", 0.16), _run("ar-gru", "random-masked", 0.105)]
+    seed.runs += [_run("ar-gru", "masked-blackbox", 0.16), _run("ar-gru", "random-masked", 0.105)]
     table = headline_table(protection_scores([seed]), ("ar-gru",))
     header, _, row = table.splitlines()
     assert header.endswith("| PS masked-blackbox | PS random-masked |")

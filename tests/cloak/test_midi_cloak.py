@@ -27,6 +27,7 @@ from harmonycloak.cloak.midi_problem import MidiCloakProblem, velocity_weights
 from harmonycloak.io.midi import as_type_1, read_midi, write_midi
 from harmonycloak.io.render import can_render, render_midi
 from harmonycloak.metrics.perceptual import noise_to_mask_ratio_stats_db
+from harmonycloak.models.interface import PhraseLayout
 from harmonycloak.music import Notes, Score, TempoMap, TimeSignature, Track
 
 TPB = 1000  # at 120 bpm a tick is 0.5 ms: a 10 ms window is 20 ticks
@@ -135,7 +136,7 @@ def test_phrases_are_the_bars_of_the_roll_four_at_a_time_with_a_pickup_right_ali
     score = one_track_score(notes)
     score.bar_lines_tick = np.array([0, 1000, 5000, 9000, 13000, 17000, 21000])
     cloak = MidiDominantCloak(score, 12)
-    problem = MidiCloakProblem(score, cloak, steps_per_bar=48, bars_per_segment=4)
+    problem = MidiCloakProblem(score, cloak, PhraseLayout(steps_per_bar=48, bars=4))
     bars = score.piano_roll(12).bars(48)  # (tracks, bars, 48, 128), independent layout
     expected = [bars[:, first:first + 4].reshape(1, 4 * 48, 128) for first in (0, 2)]
     assert problem.num_segments == 2
@@ -148,7 +149,7 @@ def test_the_noise_reaches_the_models_with_a_gradient_in_every_run():
     score = one_track_score([(60, 100, 0, 1000), (64, 80, 1000, 2000), (67, 90, 2000, 4000)], tracks=2)
     # (the last note's tail would outlast the piece: there is none)
     cloak = MidiDominantCloak(score, 12, MidiCloakSettings(headroom_db=14.0))
-    problem = MidiCloakProblem(score, cloak, steps_per_bar=48, bars_per_segment=1)
+    problem = MidiCloakProblem(score, cloak, PhraseLayout(steps_per_bar=48, bars=1))
     protected, regulariser = problem.protected_batch(torch.arange(problem.num_segments))
     (protected.square().sum() + regulariser.sum()).backward()
     gradient = cloak.velocity_logit.grad
@@ -196,7 +197,7 @@ def protect_at_random_velocities(path, out, seed=0):
     cloak = MidiDominantCloak(score, 12, MidiCloakSettings(headroom_db=14.0))
     with torch.no_grad():
         cloak.velocity_logit.copy_(4 * torch.randn(cloak.num_runs, generator=torch.Generator().manual_seed(seed)))
-    problem = MidiCloakProblem(score, cloak, steps_per_bar=48, bars_per_segment=4)
+    problem = MidiCloakProblem(score, cloak, PhraseLayout(steps_per_bar=48, bars=4))
     protected = protected_score(score, cloak)
     protected.source_midi = as_type_1(protected.source_midi)
     write_midi(protected, out)

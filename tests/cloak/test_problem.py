@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from harmonycloak.cloak.problem import segment_starts, track_weights
+from harmonycloak.cloak.model_input import segment_starts
+from harmonycloak.cloak.problem import track_weights
 
 
 @pytest.mark.parametrize(

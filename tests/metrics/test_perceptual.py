@@ -104,7 +104,7 @@ def test_nmr_orders_white_noise_levels_and_straddles_zero(music):
     samples, sample_rate_hz = music
     quiet = noise_to_mask_ratio_stats_db(samples, white_noise_at_snr(samples, 60.0), sample_rate_hz)
     loud = noise_to_mask_ratio_stats_db(samples, white_noise_at_snr(samples, 20.0), sample_rate_hz)
-    # FINDINGS §5: p95 about -18.5 dB at 60 dB SNR and +21.6 dB at 20 dB SNR on another song.
+    # docs/audibility.md: p95 about -18.5 dB at 60 dB SNR and +21.6 dB at 20 dB SNR on another song.
     assert quiet["p95_db"] < 0.0 < loud["p95_db"]
     assert quiet["fraction_above_0db"] < 0.05 < loud["fraction_above_0db"]
     assert quiet["median_db"] <= quiet["p95_db"] <= quiet["max_db"]
@@ -166,7 +166,7 @@ def test_visqol_identical_is_near_its_top_and_white_noise_scores_clearly_lower(m
     samples, sample_rate_hz = music
     identical = visqol_mos(samples, samples, sample_rate_hz, max_seconds=2.0)
     noisy = visqol_mos(samples, white_noise_at_snr(samples, 20.0), sample_rate_hz, max_seconds=2.0)
-    # FINDINGS §5: identical about 4.73, white noise at 20 dB SNR about 1.3.
+    # docs/audibility.md: identical about 4.73, white noise at 20 dB SNR about 1.3.
     assert identical == pytest.approx(4.73, abs=0.05)
     assert noisy < 2.5
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from harmonycloak.errors import ModelError
-from harmonycloak.models.bag import AUDIO_BAG_VARIANTS, build_audio_bag
+from harmonycloak.models.bag import AUDIO_BAG, build_audio_bag
 from harmonycloak.models.checkpoint import load_checkpoint, save_checkpoint
 from harmonycloak.models.frontend import FrontendConfig, LogMelFrontend, hz_to_mel, mel_filterbank, mel_to_hz
 from harmonycloak.models.registry import build_model
@@ -110,7 +110,7 @@ def test_bad_checkpoints_raise_model_error(tmp_path):
 
 
 def test_bag_holds_ten_distinct_models_fixed_by_the_seed():
-    assert len(set(AUDIO_BAG_VARIANTS)) == 10
+    assert len(set(AUDIO_BAG.values())) == 10
     bag = build_audio_bag(10, seed=5, tiny=True)
     assert len({m.config for m in bag}) == 10
     again = build_audio_bag(10, seed=5, tiny=True)

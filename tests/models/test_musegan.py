@@ -9,14 +9,8 @@ import torch
 
 from harmonycloak.errors import ModelError, SettingsError
 from harmonycloak.models.checkpoint import load_checkpoint, save_checkpoint
-from harmonycloak.models.musegan import (
-    MUSEGAN_BAG_VARIANTS,
-    TINY_PHRASE,
-    MuseGanConfig,
-    build_musegan_bag,
-    musegan_bag_configs,
-    train_musegan,
-)
+from harmonycloak.models.bag import MUSEGAN_BAG, build_musegan_bag, musegan_bag_configs
+from harmonycloak.models.musegan import TINY_PHRASE, MuseGanConfig, train_musegan
 from harmonycloak.models.registry import MODEL_FAMILIES, build_model
 from harmonycloak.optim.minmin import MinMinConfig, mean_generative_loss, optimise_noise
 from harmonycloak.optim.objectives import output_divergence
@@ -82,7 +76,7 @@ def test_bag_holds_ten_variants_of_different_architecture_and_size():
     assert len(set(sizes)) == 10
     assert max(sizes) > 2 * min(sizes)  # "varying numbers of parameters" (§5.1)
     assert configs[0] == MODEL_FAMILIES["musegan"].presets["default"]
-    assert len(MUSEGAN_BAG_VARIANTS) == 10
+    assert len(MUSEGAN_BAG) == 10
     with pytest.raises(SettingsError):
         musegan_bag_configs(11)
 

@@ -6,18 +6,18 @@ Fig. 6–7):
   none              no noise (the songs as they are)
   gaussian-ρ        white Gaussian noise whose power is ρ times the song's (ρ = 0.1, 0.2, 0.3)
   random-dominant   the paper's dominant-tone noise with random levels and phases, no
-                    optimisation: the control of FINDINGS §2 (does the optimisation matter?)
+                    optimisation: the control that asks whether the optimisation matters
   em-l2, em-linf    error-minimising noise in an L2 / L∞ ball, no psychoacoustic bound
                     (`cloak.norm_ball`), black-box, the target's family not in the bag
   cloak-whitebox    the cloak (dominant tone, paper §4.1) optimised against the target's
                     architecture (a fresh model of it, trained inside the min-min loop)
   cloak-blackbox    the cloak optimised against a bag that leaves the target's family out
   masked-whitebox,  the project's second cloak (every STFT bin under the masking threshold,
-  masked-blackbox   `cloak.masked`), white-box / black-box like the cloak (FINDINGS §2–3)
+  masked-blackbox   `cloak.masked`), white-box / black-box like the cloak
   random-masked     the masked cloak with random coefficients, no optimisation: its control
 
 Each can be followed by an MP3 128 kbps round trip (`mp3_round_trip`). All optimised methods
-go through `pipeline.cloak_tracks`, i.e. the one min-min optimiser; the protected songs are
+go through `flows.audio.protect.cloak_tracks`, i.e. the one min-min optimiser; the protected songs are
 optimised together as one long lane (the surrogates see them as one training set).
 
 Shapes: songs are (N,) float32 at the benchmark's rate; all songs have one length.
@@ -47,7 +47,7 @@ class CloakSpec:
     """How the optimised methods run (a suite fixes it)."""
 
     model_preset: str = "tiny"  # black-box surrogate sizes ("tiny" or "default"); white-box = the attacker's own
-    strength: str = "medium"  # the cloak's headroom under its bound (settings.STRENGTH_HEADROOM_DB)
+    strength: str = "medium"  # the cloak's headroom under its bound (settings.headroom_db)
     window_ms: float = 10.0  # dominant-tone window (Table 6 varies it)
     pgd_steps: int = 20  # inner PGD steps per round (paper: 20)
     max_rounds: int = 3  # min-min rounds
@@ -140,7 +140,7 @@ def mp3_round_trip(samples: np.ndarray, sample_rate_hz: int, bitrate_bps: int = 
     """
     from harmonycloak.io.audio import read_audio, write_audio
     from harmonycloak.music import Audio, AudioFormat
-    from harmonycloak.pipeline import to_working_rate
+    from harmonycloak.resampling import to_working_rate
 
     released = to_working_rate(samples[None].astype(np.float64), sample_rate_hz, release_rate_hz)
     with tempfile.TemporaryDirectory(prefix="harmonycloak-mp3-") as folder:
@@ -154,12 +154,13 @@ def mp3_round_trip(samples: np.ndarray, sample_rate_hz: int, bitrate_bps: int = 
     return out
 
 
-def cloak_settings(target_family: str, seed: int, spec: CloakSpec, mode: str, checkpoint: Path | None = None,
+def cloak_settings(target_family: str, seed: int, spec: CloakSpec, mode: str, model: torch.nn.Module | None = None,
                    cloak: str = "dominant"):
-    """ProtectionSettings for a benchmark cloak run (one place that maps a CloakSpec onto the product's settings)."""
+    """ProtectionSettings for a benchmark cloak run (one place that maps a CloakSpec onto the product's settings);
+    white-box runs pass the target model in memory."""
     from harmonycloak.settings import ProtectionSettings
 
-    return ProtectionSettings(mode=mode, model_checkpoint=checkpoint, strength=spec.strength, cloak=cloak,
+    return ProtectionSettings(mode=mode, model=model, strength=spec.strength, cloak=cloak,
                               window_ms=spec.window_ms, seed=seed, device=spec.device,
                               bag_size=spec.bag_size, models_per_round=spec.models_per_round,
                               model_preset=spec.model_preset, pgd_steps=spec.pgd_steps, max_rounds=spec.max_rounds)
@@ -176,41 +177,38 @@ def _optimised_noise(name: str, songs: list[np.ndarray], sample_rate_hz: int, ta
                      spec: CloakSpec, attacker=None) -> tuple[list[np.ndarray], dict]:
     from harmonycloak.bench.unlearnability.runs import TrainingSpec, build_attacker
     from harmonycloak.cloak.norm_ball import NormBallCloak, NormBallSettings
-    from harmonycloak.models.checkpoint import save_checkpoint
-    from harmonycloak.pipeline import cloak_tracks
+    from harmonycloak.flows.audio.protect import cloak_tracks
 
     lane = np.concatenate(songs)[None]  # (1, songs × N): the protected set as one training stream
-    with tempfile.TemporaryDirectory(prefix="harmonycloak-whitebox-") as folder:
-        cloak = "masked" if name.startswith("masked-") else "dominant"
-        if name in ("cloak-whitebox", "masked-whitebox"):
-            # The defender knows the architecture (and trains it inside the min-min loop); the
-            # attacker's own run starts from other initial weights.
-            model = build_attacker(target_family, attacker or TrainingSpec(preset=spec.model_preset), seed + 7919)
-            checkpoint = save_checkpoint(model, target_family, Path(folder) / "target.pt")
-            outcome = cloak_tracks([lane], sample_rate_hz, cloak_settings(target_family, seed, spec, "whitebox",
-                                                                          checkpoint, cloak))
-        else:
-            settings = cloak_settings(target_family, seed, spec, "blackbox", cloak=cloak)
-            factory = None
-            if name in ("em-l2", "em-linf"):
-                ball = NormBallSettings(norm=name[3:], power_ratio=spec.norm_ball_power_ratio)
+    cloak = "masked" if name.startswith("masked-") else "dominant"
+    if name in ("cloak-whitebox", "masked-whitebox"):
+        # The defender knows the architecture (and trains it inside the min-min loop); the
+        # attacker's own run starts from other initial weights.
+        model = build_attacker(target_family, attacker or TrainingSpec(preset=spec.model_preset), seed + 7919)
+        outcome = cloak_tracks([lane], sample_rate_hz, cloak_settings(target_family, seed, spec, "whitebox", model,
+                                                                      cloak))
+    else:
+        settings = cloak_settings(target_family, seed, spec, "blackbox", cloak=cloak)
+        factory = None
+        if name in ("em-l2", "em-linf"):
+            ball = NormBallSettings(norm=name[3:], power_ratio=spec.norm_ball_power_ratio)
 
-                def factory(lanes, rate, generator):
-                    return NormBallCloak(lanes, rate, ball, generator=generator)
-            outcome = cloak_tracks([lane], sample_rate_hz, settings, surrogates=excluded_bag(target_family, seed, spec),
-                                   cloak_factory=factory)
+            def factory(lanes, rate, generator):
+                return NormBallCloak(lanes, rate, ball, generator=generator)
+        outcome = cloak_tracks([lane], sample_rate_hz, settings, surrogates=excluded_bag(target_family, seed, spec),
+                               cloak_factory=factory)
     return _split_lane(outcome.noises[0][0], songs), outcome.summary
 
 
 def _random_dominant_noise(songs: list[np.ndarray], sample_rate_hz: int, seed: int, spec: CloakSpec) -> list[np.ndarray]:
     """The dominant-tone cloak with level logits ~ N(0, 1) and uniform phase offsets: no optimisation."""
     from harmonycloak.cloak.dominant import DominantToneCloak, DominantToneSettings
-    from harmonycloak.settings import STRENGTH_HEADROOM_DB
+    from harmonycloak.settings import headroom_db
 
     generator = torch.Generator().manual_seed(seed)
     lane = torch.from_numpy(np.concatenate(songs)[None])
     cloak = DominantToneCloak(lane, sample_rate_hz, DominantToneSettings(
-        window_ms=spec.window_ms, headroom_db=STRENGTH_HEADROOM_DB[spec.strength][0]))
+        window_ms=spec.window_ms, headroom_db=headroom_db("dominant", spec.strength)))
     with torch.no_grad():
         cloak.level_logit.copy_(torch.randn(cloak.level_logit.shape, generator=generator))
         cloak.phase_offset.copy_(2 * math.pi * torch.rand(cloak.phase_offset.shape, generator=generator))
@@ -221,12 +219,12 @@ def _random_dominant_noise(songs: list[np.ndarray], sample_rate_hz: int, seed: i
 def _random_masked_noise(songs: list[np.ndarray], sample_rate_hz: int, seed: int, spec: CloakSpec) -> list[np.ndarray]:
     """The masked cloak with coefficients ~ N(0, 1) (magnitudes ≈ 0.8 of each bin's bound, random phases)."""
     from harmonycloak.cloak.masked import MaskedSpectrumCloak, MaskedSpectrumSettings
-    from harmonycloak.settings import STRENGTH_HEADROOM_DB
+    from harmonycloak.settings import headroom_db
 
     generator = torch.Generator().manual_seed(seed)
     lane = torch.from_numpy(np.concatenate(songs)[None])
     cloak = MaskedSpectrumCloak(lane, sample_rate_hz,
-                                MaskedSpectrumSettings(headroom_db=STRENGTH_HEADROOM_DB[spec.strength][1]))
+                                MaskedSpectrumSettings(headroom_db=headroom_db("masked", spec.strength)))
     with torch.no_grad():
         cloak.coefficients.copy_(torch.randn(cloak.coefficients.shape, generator=generator,
                                              dtype=cloak.coefficients.dtype))

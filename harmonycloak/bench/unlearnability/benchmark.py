@@ -11,6 +11,7 @@ from pathlib import Path
 from harmonycloak.bench.unlearnability.data import load_songs
 from harmonycloak.bench.unlearnability.experiment import run_ablations, run_seed, run_style
 from harmonycloak.bench.unlearnability.midi import load_scores, run_midi_seed
+from harmonycloak.bench.unlearnability.results import SeedResult
 from harmonycloak.bench.unlearnability.report import current_environment, headline_table, protection_scores, write_report
 from harmonycloak.bench.unlearnability.suites import get_suite
 
@@ -85,11 +86,11 @@ def combine_reports(suite_name: str, result_files: list[Path], out: Path, suite=
             raise SettingsError(f"cannot read the results ({error})", path) from error
     if any(d["suite"] != suite_name for d in documents):
         raise SettingsError(f"every results file must come from the suite '{suite_name}'")
-    results = [r for d in documents for r in d["seed_results"]]
-    kinds = {r.get("kind", "audio") for r in results}
+    results = [SeedResult.from_json(r) for d in documents for r in d["seed_results"]]
+    kinds = {r.kind for r in results}
     parts = tuple(p for p in ("audio", "style", "midi")
-                  if (p == "audio" and any(r["tag"] == "main" and r.get("kind", "audio") == "audio" for r in results))
-                  or (p == "style" and any(r["tag"].startswith("style=") for r in results))
+                  if (p == "audio" and any(r.tag == "main" and r.kind == "audio" for r in results))
+                  or (p == "style" and any(r.tag.startswith("style=") for r in results))
                   or (p == "midi" and "midi" in kinds))
     suite = replace(suite or get_suite(suite_name), parts=parts)
     data: dict = {}

@@ -2,9 +2,9 @@
 
 * Symbolic: pieces of the music21 corpus (`harmonycloak.corpus`): Bach chorales and other
   composers (Palestrina, Monteverdi, Essen folk songs), each piece a "song" of one "artist".
-* The same pieces rendered to audio with FluidSynth and a General MIDI soundfont at 16 kHz
-  mono (paper §5.1), every part on one GM program so that timbre does not give the composer
-  away.
+* The same pieces rendered to audio with FluidSynth and a General MIDI soundfont
+  (`io.render`) at 16 kHz mono (paper §5.1), every part on one GM program so that timbre does
+  not give the composer away.
 * Real recordings: the orchestral tracks of Debian's wesnoth-1.16-music when installed,
   otherwise the example song that ships with the project, cut into clips.
 
@@ -17,8 +17,6 @@ Shapes: N samples.
 from __future__ import annotations
 
 import hashlib
-import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,12 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from harmonycloak.errors import SettingsError
-
-SOUNDFONT_CANDIDATES = (Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"), Path("/usr/share/sounds/sf2/default-GM.sf2"))
+from harmonycloak.io.render import find_soundfont, render_midi
+from harmonycloak.resampling import to_working_rate
+from harmonycloak.settings import WORKING_RATE_HZ
 WESNOTH_MUSIC_FOLDERS = (Path("/usr/share/games/wesnoth/1.16/data/core/music"),)
 EXAMPLE_SONG = Path(__file__).resolve().parents[3] / "examples" / "elf-land.ogg"
 PEAK_LEVEL = 0.5  # songs are scaled to this peak (−6 dBFS): room for noise, no clipping
 SILENCE_LEVEL = 0.01  # a rendered piece starts at its first sample above this (skips FluidSynth's lead-in)
+RENDER_GAIN = 0.5  # FluidSynth's gain: dense four-part pieces stay under full scale (songs are peak-normalised after)
 
 
 @dataclass(frozen=True)
@@ -58,16 +58,8 @@ class DataSpec:
     pieces_per_composer: tuple[tuple[str, int], ...] = (("bach", 8), ("palestrina", 4), ("monteverdi", 4), ("essen", 4))
     recordings: int = 6  # wesnoth clips (or example-song clips when wesnoth is missing)
     song_s: float = 5.12  # length of every song (2 segments of 2.56 s)
-    sample_rate_hz: int = 16_000  # paper §5.1: 16 kHz mono
+    sample_rate_hz: int = WORKING_RATE_HZ  # paper §5.1: 16 kHz mono
     gm_program: int = 0  # General MIDI program every rendered part is played on (0 = piano)
-
-
-def soundfont_path() -> Path:
-    """The General MIDI soundfont to render with; SettingsError when none is installed."""
-    for path in SOUNDFONT_CANDIDATES:
-        if path.is_file():
-            return path
-    raise SettingsError("no General MIDI soundfont found (install Debian's fluid-soundfont-gm: bash setup.sh --bench)")
 
 
 def recording_paths() -> list[Path]:
@@ -106,7 +98,8 @@ def rendered_songs(composer: str, count: int, spec: DataSpec, cache: Path) -> li
         limit *= 2
     songs = []
     for piece in pieces:
-        key = _key("render", piece.name, spec.song_s, spec.sample_rate_hz, spec.gm_program, soundfont_path().name)
+        key = _key("render", piece.name, spec.song_s, spec.sample_rate_hz, spec.gm_program, RENDER_GAIN,
+                   _soundfont_name())
         samples = _cached(cache / f"{key}.npy", lambda: _render_piece(piece.score, spec))
         if samples is not None:
             songs.append(Song(piece.name, composer, "rendered", samples))
@@ -136,34 +129,25 @@ def recording_songs(count: int, spec: DataSpec, cache: Path) -> list[Song]:
     return songs[:count]
 
 
-def fluidsynth_render(midi_path: Path, wav_path: Path, sample_rate_hz: int) -> None:
-    """Render a MIDI file to WAV with the FluidSynth command line and the GM soundfont."""
-    binary = shutil.which("fluidsynth")
-    if binary is None:
-        raise SettingsError("FluidSynth is not installed (Debian package fluidsynth: bash setup.sh --bench)")
-    completed = subprocess.run(
-        [binary, "-ni", "-q", "-g", "0.5", "-r", str(sample_rate_hz), "-F", str(wav_path), str(soundfont_path()),
-         str(midi_path)], capture_output=True, text=True, check=False)
-    if completed.returncode != 0 or not wav_path.is_file():
-        raise SettingsError(f"FluidSynth failed on {midi_path.name}: {completed.stderr.strip()[-300:]}")
+def _soundfont_name() -> str:
+    soundfont = find_soundfont()
+    if soundfont is None:
+        raise SettingsError("no General MIDI soundfont found (install Debian's fluid-soundfont-gm: bash setup.sh --bench)")
+    return soundfont.name
 
 
 def _render_piece(score, spec: DataSpec) -> np.ndarray | None:
     """Score → (N,) at the spec's rate, from the first sound, `song_s` long; None if shorter."""
-    import soundfile
-
     from harmonycloak.io.midi import write_midi
 
     score = replace(score, tracks=[replace(t, program=spec.gm_program, is_drum=False) for t in score.tracks],
                     source_midi=None)
     with tempfile.TemporaryDirectory(prefix="harmonycloak-render-") as folder:
-        midi_path, wav_path = Path(folder) / "piece.mid", Path(folder) / "piece.wav"
+        midi_path = Path(folder) / "piece.mid"
         write_midi(score, midi_path)
-        fluidsynth_render(midi_path, wav_path, spec.sample_rate_hz)
-        samples, rate = soundfile.read(wav_path, dtype="float32", always_2d=True)
-    mono = samples.mean(axis=1)
+        mono = render_midi(midi_path, spec.sample_rate_hz, gain=RENDER_GAIN).mean(axis=0)
     loud = np.flatnonzero(np.abs(mono) > SILENCE_LEVEL * max(float(np.abs(mono).max()), 1e-9))
-    if rate != spec.sample_rate_hz or loud.size == 0:
+    if loud.size == 0:
         return None
     length = round(spec.song_s * spec.sample_rate_hz)
     clip = mono[loud[0] : loud[0] + length]
@@ -173,7 +157,6 @@ def _render_piece(score, spec: DataSpec) -> np.ndarray | None:
 def _clip_recording(path: Path, count: int, spec: DataSpec) -> np.ndarray:
     """`count` clips (count, N) spread evenly over the middle of the recording, mono at the spec's rate."""
     from harmonycloak.io.audio import read_audio
-    from harmonycloak.pipeline import to_working_rate
 
     audio = read_audio(path)
     mono = to_working_rate(audio.samples.mean(axis=0), audio.sample_rate_hz, spec.sample_rate_hz)

@@ -3,13 +3,13 @@
 The seed decides everything random: which songs are protected (a permutation of the songs;
 the first ⌈p·n⌉ are protected, so smaller fractions are subsets of larger ones), the noise
 of every method, the surrogates' and the attackers' initial weights, the batches.
-Results are plain dicts (JSON-ready); `report` turns them into tables and plots.
+Each seed gives a `results.SeedResult`; `report` turns them into tables and plots.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import numpy as np
 
@@ -21,7 +21,8 @@ from harmonycloak.bench.unlearnability.baselines import (
     protect,
 )
 from harmonycloak.bench.unlearnability.data import Song
-from harmonycloak.bench.unlearnability.runs import TrainingResult, train_attacker
+from harmonycloak.bench.unlearnability.results import SeedResult
+from harmonycloak.bench.unlearnability.runs import train_attacker
 
 
 def protected_indices(num_songs: int, fraction: float, seed: int) -> list[int]:
@@ -48,11 +49,9 @@ def audibility(clean: list[np.ndarray], released: list[np.ndarray], sample_rate_
 
 def run_seed(suite, songs: list[Song], seed: int, *, fraction: float | None = None, methods: tuple[str, ...] | None = None,
              families: tuple[str, ...] | None = None, cloak_spec=None, tag: str = "main",
-             references: dict | None = None, protected: list[int] | None = None, judge=None, log=print) -> dict:
+             references: SeedResult | None = None, protected: list[int] | None = None, judge=None,
+             log=print) -> SeedResult:
     """Every method × family for one seed: releases, audibility, cost, and attacker training runs.
-
-    Returns {"seed", "tag", "fraction", "protected_songs", "methods": {method: {"audibility": {family|"any": {...}},
-    "cost_s_per_song": {family|"any": s}}}, "runs": [TrainingResult as dict]}.
 
     `references`: the result of an earlier `run_seed` with the same seed and fraction, whose
     clean and unseen runs are reused instead of trained again (they do not depend on the cloak).
@@ -67,11 +66,10 @@ def run_seed(suite, songs: list[Song], seed: int, *, fraction: float | None = No
     chosen = protected_indices(len(songs), fraction, seed) if protected is None else sorted(protected)
     clean_protected = [songs[i].samples for i in chosen]
     others = [s.samples for i, s in enumerate(songs) if i not in chosen]
-    result: dict = {"seed": seed, "tag": tag, "kind": "audio", "fraction": fraction, "window_ms": cloak_spec.window_ms,
-                    "protected_songs": [songs[i].name for i in chosen], "methods": {}, "runs": []}
+    result = SeedResult(seed, tag, "audio", fraction, cloak_spec.window_ms, [songs[i].name for i in chosen])
     device = _device(cloak_spec.device)
     if judge is not None:
-        result["reference_measures"] = judge.reference(clean_protected, rate)
+        result.reference_measures = judge.reference(clean_protected, rate)
 
     def after(condition: str):
         if judge is None or condition not in suite.measures.conditions:
@@ -79,17 +77,17 @@ def run_seed(suite, songs: list[Song], seed: int, *, fraction: float | None = No
         return lambda model: judge.judge(model, clean_protected, rate, seed)
 
     def record(method: str, key: str, protected: Protected, released: list[np.ndarray]) -> None:
-        entry = result["methods"].setdefault(method, {"audibility": {}, "cost_s_per_song": {}, "summary": {}})
-        entry["audibility"][key] = audibility(clean_protected, released, rate, suite.visqol)
-        entry["cost_s_per_song"][key] = protected.elapsed_s / len(clean_protected)
-        entry["summary"][key] = _jsonable(protected.summary)
+        entry = result.method(method)
+        entry.audibility[key] = audibility(clean_protected, released, rate, suite.visqol)
+        entry.cost_s_per_song[key] = protected.elapsed_s / len(clean_protected)
+        entry.summary[key] = _jsonable(protected.summary)
 
     shared: dict[str, Protected] = {}  # releases, by method and (for target-dependent methods) family
     for family in families:
         probes_base = {"protected_clean": clean_protected, "others_clean": others}
-        reused = [TrainingResult(**run) for run in (references or {}).get("runs", [])
-                  if run["family"] == family and run["condition"] in ("clean", "unseen")]
-        if references is not None and (references["seed"], references["fraction"]) != (seed, fraction):
+        reused = [run for run in (references.runs if references is not None else [])
+                  if run.family == family and run.condition in ("clean", "unseen")]
+        if references is not None and (references.seed, references.fraction) != (seed, fraction):
             raise ValueError("reference runs must come from the same seed and protected fraction")
         runs = reused if len(reused) == 2 else [
             train_attacker(family, "clean", others + clean_protected,
@@ -115,11 +113,12 @@ def run_seed(suite, songs: list[Song], seed: int, *, fraction: float | None = No
                                  after(method))
             runs.append(run)
             log(f"  seed {seed} {tag} {family} {method}: {run.final_loss['protected_clean']:.4f}")
-        result["runs"].extend(asdict(r) for r in runs)
+        result.runs.extend(runs)
     return result
 
 
-def run_ablations(suite, songs: list[Song], seed: int, main: dict | None = None, log=print) -> list[dict]:
+def run_ablations(suite, songs: list[Song], seed: int, main: SeedResult | None = None,
+                  log=print) -> list[SeedResult]:
     """Table 6 (window length) and Table 7 (protected fraction) for the suite's ablation family and method.
 
     The window runs share the protected set of the seed's main run (`main`), and reuse its
@@ -136,7 +135,7 @@ def run_ablations(suite, songs: list[Song], seed: int, main: dict | None = None,
     return out
 
 
-def run_style(suite, songs: list[Song], seed: int, judge, log=print) -> dict:
+def run_style(suite, songs: list[Song], seed: int, judge, log=print) -> SeedResult:
     """Style unlearnability (Fig. 8): every song of `suite.measures.style_artist` protected (cloak-blackbox)."""
     spec = suite.measures
     artist = [i for i, song in enumerate(songs) if song.artist == spec.style_artist]
@@ -164,4 +163,4 @@ def _jsonable(value):
     return str(value)
 
 
-__all__ = ["TrainingResult", "audibility", "protected_indices", "run_ablations", "run_seed"]
+__all__ = ["audibility", "protected_indices", "run_ablations", "run_seed", "run_style"]

@@ -1,10 +1,10 @@
 """The MIDI side of the benchmark: MuseGAN and SymphonyNet attackers on corpus pieces (paper Table 2).
 
 Songs are four-part pieces of the music21 corpus (Bach chorales, Palestrina by range) as
-`Score`s. The protected pieces are cloaked with the MIDI cloak (`midi_pipeline.cloak_score`:
+`Score`s. The protected pieces are cloaked with the MIDI cloak (`flows.midi.protect.cloak_score`:
 quiet notes at each window's dominant note, the one min-min loop), and the attacker reads
 them as it would read the protected files: the score's piano roll at its own resolution with
-the cloak layers folded into their tracks (`cloak.midi.fold_cloak_layers`).
+the cloak layers folded into their tracks (`cloak.model_input.score_phrases`).
 
 Conditions and seeds as for audio (`experiment.run_seed`): clean, unseen and each method,
 paired initial weights; results use the same schema, so `report` scores them the same way.
@@ -16,7 +16,7 @@ real data, −log D(x) (`MuseGanModel.generative_loss`): for a GAN, "what the mo
 a song" is how real its discriminator finds it. What each trained attacker generates is
 judged by `midi_measures` (Tables 3 and 4).
 
-The MIDI cloak runs on the GPU when there is one (`midi_pipeline.cloak_score`); the MIDI
+The MIDI cloak runs on the GPU when there is one (`flows.midi.protect.cloak_score`); the MIDI
 attackers train on the CPU (they are small; the audio attackers use the GPU).
 
 Shapes: phrases (B, M, T, 128), velocities / 127.
@@ -24,15 +24,18 @@ Shapes: phrases (B, M, T, 128), velocities / 127.
 
 from __future__ import annotations
 
-import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
-from harmonycloak.bench.unlearnability.runs import TrainingResult, mean_loss
+from harmonycloak.bench.unlearnability.results import SeedResult, TrainingResult
+from harmonycloak.bench.unlearnability.runs import mean_loss
+from harmonycloak.cloak.model_input import longest_bar_steps, scores_phrases
+from harmonycloak.models.interface import SymbolicModel
+from harmonycloak.models.registry import symbolic_model
+from harmonycloak.settings import DEFAULT_WINDOW_MS
 
 MIDI_FAMILIES = ("musegan", "symphonynet")
 MIDI_METHODS = ("none", "cloak-whitebox", "cloak-blackbox")
@@ -63,7 +66,6 @@ class MidiSpec:
 def load_scores(spec: MidiSpec) -> list[tuple[str, str, object]]:
     """(name, composer, Score cut to `max_bars`) of four-track pieces, in a fixed order."""
     from harmonycloak.corpus import load_collection
-    from harmonycloak.midi_pipeline import longest_bar_steps
 
     out = []
     for composer, count in spec.pieces_per_composer:
@@ -92,44 +94,15 @@ def first_bars(score, bars: int):
     return cut
 
 
-def attacker(family: str, spec: MidiSpec, seed: int, tracks: int = 4) -> torch.nn.Module:
+def attacker(family: str, spec: MidiSpec, seed: int, tracks: int = 4) -> SymbolicModel:
     """A fresh MIDI model of `family` for `tracks` tracks; the seed decides its weights."""
-    from harmonycloak.models.registry import build_model, family_spec
-
-    if family == "musegan":
-        phrase = replace(family_spec(family).presets[spec.preset].phrase, tracks=tracks)
-        return build_model(family, spec.preset, seed=seed, phrase=phrase)
-    return build_model(family, spec.preset, seed=seed, tracks=tracks)
-
-
-def phrase_format(model) -> tuple[int, int]:
-    """(steps per bar, bars per phrase) the model reads."""
-    from harmonycloak.midi_pipeline import MAX_SEGMENT_BARS
-
-    config = model.config
-    if hasattr(config, "phrase"):
-        return config.phrase.steps_per_bar, config.phrase.bars
-    return config.steps_per_bar, min(MAX_SEGMENT_BARS, config.max_bars)
-
-
-def score_phrases(scores: list, steps_per_bar: int, bars: int) -> torch.Tensor:
-    """Phrases (B, M, T, 128) tiling every score, cloak layers folded into their tracks."""
-    from harmonycloak.cloak.midi import fold_cloak_layers
-    from harmonycloak.cloak.midi_problem import phrase_steps, phrases_of
-
-    pieces = []
-    for score in scores:
-        roll = score.piano_roll(steps_per_bar // 4)
-        velocities = fold_cloak_layers(roll.velocities, [t.name for t in score.tracks])
-        roll = replace(roll, velocities=velocities)
-        pieces.append(phrases_of(torch.from_numpy(velocities), phrase_steps(roll, steps_per_bar, bars)))
-    return torch.cat(pieces) if pieces else torch.zeros(0)
+    return symbolic_model(family, spec.preset, seed=seed, tracks=tracks)
 
 
 def bag_variants_without_target(family: str, spec: MidiSpec, phrase) -> list[int]:
     """Indices of the first `spec.bag_size` MuseGAN bag variants (reading `phrase`) that are not the
     attacker's architecture: for a MuseGAN target of the default preset, the bag's first variant goes."""
-    from harmonycloak.models.musegan import musegan_bag_configs
+    from harmonycloak.models.bag import musegan_bag_configs
 
     configs = musegan_bag_configs(10, spec.preset == "tiny", phrase)
     target = attacker(family, spec, 0).config
@@ -139,34 +112,30 @@ def bag_variants_without_target(family: str, spec: MidiSpec, phrase) -> list[int
 
 def cloak_pieces(method: str, scores: list, family: str, spec: MidiSpec, seed: int) -> tuple[list, float, dict]:
     """Protected versions of `scores` (each cloaked on its own), seconds taken, and what the bag held."""
-    from harmonycloak.midi_pipeline import BLACKBOX_PHRASE, MidiSurrogates, cloak_score, longest_bar_steps
-    from harmonycloak.models.checkpoint import save_checkpoint
-    from harmonycloak.models.musegan import PhraseFormat, build_musegan_bag
-    from harmonycloak.pipeline import resolve_device
-    from harmonycloak.settings import ProtectionSettings
+    from harmonycloak.flows.midi.protect import MidiSurrogates, blackbox_layout, cloak_score
+    from harmonycloak.models.bag import build_musegan_bag, musegan_bag_phrase
+    from harmonycloak.settings import ProtectionSettings, resolve_device
 
     if method == "none":
         return list(scores), 0.0, {}
     started, out, info = time.perf_counter(), [], {}
-    with tempfile.TemporaryDirectory(prefix="harmonycloak-midi-") as folder:
-        base = dict(seed=seed, device="auto", bag_size=spec.bag_size, models_per_round=spec.models_per_round,
-                    model_preset=spec.preset, pgd_steps=spec.pgd_steps, max_rounds=spec.max_rounds)
-        for score in scores:
-            if method == "cloak-whitebox":
-                checkpoint = save_checkpoint(attacker(family, spec, seed + 7919), family, Path(folder) / "target.pt")
-                outcome = cloak_score(score, ProtectionSettings(mode="whitebox", model_checkpoint=checkpoint, **base))
-            else:
-                nominal, bars = BLACKBOX_PHRASE[spec.preset if spec.preset == "tiny" else "default"]
-                steps_per_bar = nominal * -(-longest_bar_steps(score, nominal // 4) // nominal)
-                phrase = PhraseFormat(tracks=len(score.tracks), bars=bars, steps_per_bar=steps_per_bar, lowest_pitch=24,
-                                      octaves=7)
-                keep = bag_variants_without_target(family, spec, phrase)
-                bag = build_musegan_bag(10, seed, spec.preset == "tiny", phrase)
-                info = {"bag_variants": keep, "target_architecture_in_bag": False}
-                device = resolve_device("auto")
-                surrogates = MidiSurrogates([bag[i].to(device) for i in keep], "musegan", steps_per_bar, bars)
-                outcome = cloak_score(score, ProtectionSettings(mode="blackbox", **base), surrogates=surrogates)
-            out.append(outcome.protected)
+    base = dict(seed=seed, device="auto", bag_size=spec.bag_size, models_per_round=spec.models_per_round,
+                model_preset=spec.preset, pgd_steps=spec.pgd_steps, max_rounds=spec.max_rounds)
+    tiny = spec.preset == "tiny"
+    for score in scores:
+        if method == "cloak-whitebox":
+            target = attacker(family, spec, seed + 7919, len(score.tracks))
+            outcome = cloak_score(score, ProtectionSettings(mode="whitebox", model=target, **base))
+        else:
+            layout = blackbox_layout(score, tiny)
+            phrase = musegan_bag_phrase(len(score.tracks), tiny, layout.steps_per_bar)
+            keep = bag_variants_without_target(family, spec, phrase)
+            bag = build_musegan_bag(10, seed, tiny, phrase)
+            info = {"bag_variants": keep, "target_architecture_in_bag": False}
+            device = resolve_device("auto")
+            surrogates = MidiSurrogates([bag[i].to(device) for i in keep], "musegan", layout)
+            outcome = cloak_score(score, ProtectionSettings(mode="blackbox", **base), surrogates=surrogates)
+        out.append(outcome.protected)
     return out, time.perf_counter() - started, info
 
 
@@ -183,9 +152,9 @@ def train_midi_attacker(family: str, condition: str, training: list, probes: dic
 
     started = time.perf_counter()
     model = attacker(family, spec, seed)
-    steps_per_bar, bars = phrase_format(model)
-    data = score_phrases(training, steps_per_bar, bars)
-    probe_phrases = {name: score_phrases(scores, steps_per_bar, bars) for name, scores in probes.items()}
+    layout = model.phrase_layout
+    data = scores_phrases(training, layout)
+    probe_phrases = {name: scores_phrases(scores, layout) for name, scores in probes.items()}
     curves: dict[str, list[float]] = {name: [] for name in probe_phrases}
 
     def evaluate(trained) -> float:
@@ -216,7 +185,7 @@ def train_midi_attacker(family: str, condition: str, training: list, probes: dic
             evaluations += [s for s in range(1, spec.steps + 1) if s % spec.evaluate_every == 0 or s == spec.steps]
     final = {name: values[-1] for name, values in curves.items()}
     measures = (judge_midi_model(model, family, probe_phrases["protected_clean"], spec.generated_phrases,
-                                 steps_per_bar, seed)
+                                 layout.steps_per_bar, seed)
                 if spec.generated_phrases and condition in spec.judged_conditions else {})
     return TrainingResult(family, condition, seed, final, curves, evaluations, time.perf_counter() - started,
                           measures)
@@ -227,35 +196,32 @@ def protected_reference(family: str, spec: MidiSpec, scores: list) -> dict:
     from harmonycloak.bench.unlearnability.midi_measures import reference_measures
 
     model = attacker(family, spec, 0)
-    steps_per_bar, bars = phrase_format(model)
-    return reference_measures(model, score_phrases(scores, steps_per_bar, bars), steps_per_bar)
+    return reference_measures(model, scores_phrases(scores, model.phrase_layout), model.phrase_layout.steps_per_bar)
 
 
-def run_midi_seed(spec: MidiSpec, pieces: list, seed: int, fraction: float, log=print) -> dict:
-    """Every MIDI family × method for one seed, in `experiment.run_seed`'s schema (tag "main")."""
+def run_midi_seed(spec: MidiSpec, pieces: list, seed: int, fraction: float, log=print) -> SeedResult:
+    """Every MIDI family × method for one seed (tag "main"), as the audio experiment's `SeedResult`."""
     from harmonycloak.bench.unlearnability.experiment import protected_indices
 
     chosen = protected_indices(len(pieces), fraction, seed)
     clean_protected = [pieces[i][2] for i in chosen]
     others = [p[2] for i, p in enumerate(pieces) if i not in chosen]
-    result: dict = {"seed": seed, "tag": "main", "fraction": fraction, "window_ms": 10.0, "kind": "midi",
-                    "protected_songs": [pieces[i][0] for i in chosen], "methods": {}, "runs": []}
+    result = SeedResult(seed, "main", "midi", fraction, DEFAULT_WINDOW_MS, [pieces[i][0] for i in chosen])
     for family in spec.families:
         probes = {"protected_clean": clean_protected, "others_clean": others}
         if spec.generated_phrases:
-            result.setdefault("reference_measures_by_family", {})[family] = protected_reference(family, spec,
-                                                                                                clean_protected)
+            result.reference_measures_by_family[family] = protected_reference(family, spec, clean_protected)
         runs = [train_midi_attacker(family, "clean", others + clean_protected,
                                     {**probes, "protected_as_trained": clean_protected}, spec, seed),
                 train_midi_attacker(family, "unseen", others, probes, spec, seed)]
         for method in spec.methods:
             released, elapsed_s, info = cloak_pieces(method, clean_protected, family, spec, seed)
-            entry = result["methods"].setdefault(method, {"audibility": {}, "cost_s_per_song": {}, "summary": {}})
-            entry["cost_s_per_song"][family] = elapsed_s / len(clean_protected)
-            entry["summary"][family] = info
+            entry = result.method(method)
+            entry.cost_s_per_song[family] = elapsed_s / len(clean_protected)
+            entry.summary[family] = info
             runs.append(train_midi_attacker(family, method, others + released,
                                             {**probes, "protected_as_trained": released}, spec, seed))
             log(f"  seed {seed} midi {family} {method}: {runs[-1].final_loss['protected_clean']:.4f} "
                 f"(clean {runs[0].final_loss['protected_clean']:.4f}, unseen {runs[1].final_loss['protected_clean']:.4f})")
-        result["runs"].extend(asdict(r) for r in runs)
+        result.runs.extend(runs)
     return result

@@ -58,7 +58,7 @@ def symbolic_measures(bars: np.ndarray) -> dict:
 
 def model_view(model, phrases: torch.Tensor) -> torch.Tensor:
     """The phrases (B, M, T, 128) as the model reads them: MuseGAN drops pitches outside its range."""
-    if hasattr(model, "to_rolls"):
+    if model.family == "musegan":
         return model.to_rolls(model.features(phrases))
     return phrases
 

@@ -6,7 +6,7 @@
     summary.md     headline table, baselines (Table 10 / Fig. 6–7), cost (Table 12),
                    ablations (Tables 6–7), where the cloak falls short
     curves.png     Fig. 5: training-loss curves of protected vs clean samples
-    ps_vs_snr.png  protection against audibility, per method (FINDINGS §2)
+    ps_vs_snr.png  protection against audibility, per method (a method counts only where it is inaudible)
     ablations.png  PS against window length and protected fraction (when run)
 """
 
@@ -17,26 +17,27 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
+from harmonycloak.bench.unlearnability.results import SeedResult, TrainingResult
 from harmonycloak.bench.unlearnability.score import format_mean_std, mean_std, protection_score, relative_gap
 
 PAPER_LOSS_NOTE = ("The paper reports (§5.2, Fig. 5) that the training loss on cloaked songs approaches zero and that "
                    "models trained on them fail to learn them, in white-box and black-box settings alike.")
 
 
-def protection_scores(seed_results: list[dict]) -> list[dict]:
+def protection_scores(seed_results: list[SeedResult]) -> list[dict]:
     """One row per (tag, seed, family, method): the three losses on the protected songs' clean originals and PS."""
     rows = []
     for result in seed_results:
         by = defaultdict(dict)
-        for run in result["runs"]:
-            by[run["family"]][run["condition"]] = run["final_loss"]["protected_clean"]
+        for run in result.runs:
+            by[run.family][run.condition] = run.final_loss["protected_clean"]
         for family, losses in by.items():
             clean, unseen = losses.get("clean", math.nan), losses.get("unseen", math.nan)
             for condition, loss in losses.items():
                 if condition in ("clean", "unseen"):
                     continue
-                rows.append({"tag": result["tag"], "seed": result["seed"], "family": family, "method": condition,
-                             "fraction": result["fraction"], "window_ms": result["window_ms"],
+                rows.append({"tag": result.tag, "seed": result.seed, "family": family, "method": condition,
+                             "fraction": result.fraction, "window_ms": result.window_ms,
                              "loss_cloaked": loss, "loss_clean": clean, "loss_unseen": unseen,
                              "relative_gap": relative_gap(clean, unseen),
                              "protection_score": protection_score(loss, clean, unseen)})
@@ -79,21 +80,21 @@ def headline_table(rows: list[dict], families: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
-def method_audibility(seed_results: list[dict], tag: str = "main") -> dict[str, dict[str, list[float]]]:
+def method_audibility(seed_results: list[SeedResult], tag: str = "main") -> dict[str, dict[str, list[float]]]:
     """method → measure → values over seeds and families."""
     out: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for result in seed_results:
-        if result["tag"] != tag:
+        if result.tag != tag:
             continue
-        for method, entry in result["methods"].items():
-            for measures in entry["audibility"].values():
+        for method, entry in result.methods.items():
+            for measures in entry.audibility.values():
                 for name, value in measures.items():
                     out[method][name].append(value)
-            out[method]["cost_s_per_song"].extend(entry["cost_s_per_song"].values())
+            out[method]["cost_s_per_song"].extend(entry.cost_s_per_song.values())
     return out
 
 
-def baselines_table(rows: list[dict], seed_results: list[dict], families: tuple[str, ...], methods: tuple[str, ...]) -> str:
+def baselines_table(rows: list[dict], seed_results: list[SeedResult], families: tuple[str, ...], methods: tuple[str, ...]) -> str:
     """Markdown: PS per method and family, beside the method's audibility (Table 10, Fig. 6–7)."""
     main = _group([r for r in rows if r["tag"] == "main"], "method", "family")
     sound = method_audibility(seed_results)
@@ -108,7 +109,7 @@ def baselines_table(rows: list[dict], seed_results: list[dict], families: tuple[
     return "\n".join(lines)
 
 
-def cost_table(seed_results: list[dict], song_s: float) -> str:
+def cost_table(seed_results: list[SeedResult], song_s: float) -> str:
     """Markdown: seconds of protection per protected song, and per second of music, per method (Table 12)."""
     sound = method_audibility(seed_results)
     lines = [f"| method | seconds per protected song ({song_s:g} s of audio; MIDI: per piece) | seconds per second of audio |",
@@ -133,10 +134,10 @@ def ablation_table(rows: list[dict], prefix: str, label: str) -> str:
     return "\n".join(lines)
 
 
-def _measure_values(runs: list[dict], path: tuple[str, ...]) -> list[float]:
+def _measure_values(measures: list[dict], path: tuple[str, ...]) -> list[float]:
+    """The number at `path` in each measures dict that has one."""
     values = []
-    for run in runs:
-        value = run.get("measures") or {}
+    for value in measures:
         for key in path:
             value = value.get(key, {}) if isinstance(value, dict) else {}
         if isinstance(value, (int, float)):
@@ -144,55 +145,64 @@ def _measure_values(runs: list[dict], path: tuple[str, ...]) -> list[float]:
     return values
 
 
-def generated_table(seed_results: list[dict], tag: str, style_artist: str) -> str:
+def _runs_by(runs: list[TrainingResult], by_condition: bool = True) -> dict[tuple, list[TrainingResult]]:
+    """Runs grouped by family (and condition), in order of first appearance."""
+    groups: dict[tuple, list[TrainingResult]] = defaultdict(list)
+    for run in runs:
+        groups[(run.family, run.condition) if by_condition else (run.family,)].append(run)
+    return groups
+
+
+def generated_table(seed_results: list[SeedResult], tag: str, style_artist: str) -> str:
     """Markdown: what the attackers generate (FAD, Table 3 metrics on transcriptions, style share), per condition."""
-    results = [r for r in seed_results if r["tag"] == tag]
-    judged = [run for r in results for run in r["runs"] if run.get("measures")]
+    results = [r for r in seed_results if r.tag == tag]
+    judged = [run for r in results for run in r.runs if run.measures]
     if not judged:
         return ""
     columns = [("FAD vs clean songs", ("fad_vs_clean_songs",)), ("EB %", ("symbolic", "EB (%) transcribed")),
                ("UPC", ("symbolic", "UPC transcribed")), ("QN %", ("symbolic", "QN (%) transcribed")),
                (f"share labelled {style_artist}", ("style_share", style_artist))]
     lines = ["| family | trained on | " + " | ".join(c[0] for c in columns) + " |", "|---" * (len(columns) + 2) + "|"]
-    references = [{"measures": r["reference_measures"]} for r in results if r.get("reference_measures")]
+    references = [r.reference_measures for r in results if r.reference_measures]
     if references:
         lines.append("| (the protected songs themselves) | — | — | "
                      + " | ".join(format_mean_std(_measure_values(references, path), 2) for _, path in columns[1:]) + " |")
-    for (family, condition), runs in _group(judged, "family", "condition").items():
+    for (family, condition), runs in _runs_by(judged).items():
+        measures = [run.measures for run in runs]
         lines.append(f"| {family} | {condition} | "
-                     + " | ".join(format_mean_std(_measure_values(runs, path), 2) for _, path in columns) + " |")
+                     + " | ".join(format_mean_std(_measure_values(measures, path), 2) for _, path in columns) + " |")
     return "\n".join(lines)
 
 
-def midi_generated_table(seed_results: list[dict]) -> str:
+def midi_generated_table(seed_results: list[SeedResult]) -> str:
     """Markdown: Table 3/4 metrics of what the MIDI attackers generate, beside the protected pieces, per condition."""
     from harmonycloak.bench.unlearnability.midi_measures import SUMMARY_COLUMNS
 
-    results = [r for r in seed_results if r.get("kind") == "midi"]
-    judged = [run for r in results for run in r["runs"] if run.get("measures")]
+    results = [r for r in seed_results if r.kind == "midi"]
+    judged = [run for r in results for run in r.runs if run.measures]
     if not judged:
         return ""
     paths = [("symbolic", column) for column in SUMMARY_COLUMNS]
     lines = ["| family | trained on | " + " | ".join(SUMMARY_COLUMNS) + " | bars per track |",
              "|---" * (len(SUMMARY_COLUMNS) + 3) + "|"]
 
-    def row(family: str, label: str, runs: list[dict]) -> str:
-        return (f"| {family} | {label} | " + " | ".join(format_mean_std(_measure_values(runs, path), 2) for path in paths)
-                + f" | {format_mean_std(_measure_values(runs, ('bars',)), 0)} |")
+    def row(family: str, label: str, measures: list[dict]) -> str:
+        return (f"| {family} | {label} | " + " | ".join(format_mean_std(_measure_values(measures, path), 2) for path in paths)
+                + f" | {format_mean_std(_measure_values(measures, ('bars',)), 0)} |")
 
-    for (family,), runs in _group(judged, "family").items():
-        references = [{"measures": r["reference_measures_by_family"][family]} for r in results
-                      if family in r.get("reference_measures_by_family", {})]
+    for (family,), runs in _runs_by(judged, by_condition=False).items():
+        references = [r.reference_measures_by_family[family] for r in results if family in r.reference_measures_by_family]
         if references:
             lines.append(row(family, "(the protected pieces themselves)", references))
-        lines += [row(family, condition, group) for (condition,), group in _group(runs, "condition").items()]
+        lines += [row(family, condition, [run.measures for run in group])
+                  for (_, condition), group in _runs_by(runs).items()]
     return "\n".join(lines)
 
 
-# Each cloak, and its unoptimised control: the same bounds with random parameters (FINDINGS §2).
+# Each cloak, and its unoptimised control: the same bounds with random parameters (docs/benchmark.md).
 CLOAK_CONTROLS = {"cloak-whitebox": "random-dominant", "cloak-blackbox": "random-dominant",
                   "masked-whitebox": "random-masked", "masked-blackbox": "random-masked"}
-MIN_RELATIVE_GAP = 0.02  # below this seen/unseen gap a family's PS is noise (FINDINGS §1: 3 % was too small)
+MIN_RELATIVE_GAP = 0.02  # below this seen/unseen gap a family's PS is noise (docs/benchmark.md: 3 % was too small)
 SATURATED_LOSS = 1e-3  # a clean-trained loss under this has saturated (a GAN discriminator that wins outright)
 
 
@@ -222,7 +232,7 @@ def shortfalls(rows: list[dict], families: tuple[str, ...]) -> list[str]:
         if not gap_count or gap < MIN_RELATIVE_GAP:
             notes.append(f"{family}: seen songs are learned only {100 * gap:.1f} % better than unseen ones "
                          "(the loss gap PS divides by), so its PS values are noise and support no conclusion "
-                         "either way; a larger model or longer training is needed (FINDINGS §1)."
+                         "either way; a larger model or longer training is needed (docs/benchmark.md)."
                          if gap_count else f"{family}: PS undefined (no measurable gap between seen and unseen songs).")
             continue
         for method in tuple(m + suffix for m in CLOAK_CONTROLS for suffix in ("", "+mp3")):
@@ -243,7 +253,7 @@ def shortfalls(rows: list[dict], families: tuple[str, ...]) -> list[str]:
     return notes
 
 
-def write_report(out: Path, suite, seed_results: list[dict], command: str, wall_s: float, data_summary: dict,
+def write_report(out: Path, suite, seed_results: list[SeedResult], command: str, wall_s: float, data_summary: dict,
                  environment: dict | None = None) -> dict:
     """Write results.json, summary.md and the plots into `out`; return the JSON document.
 
@@ -259,7 +269,7 @@ def write_report(out: Path, suite, seed_results: list[dict], command: str, wall_
         "environment": environment or current_environment(),
         "data": data_summary,
         "protection_scores": rows,
-        "seed_results": seed_results,
+        "seed_results": [result.to_json() for result in seed_results],
     }
     (out / "results.json").write_text(json.dumps(_finite(document), indent=1, default=str, allow_nan=False) + "\n")
     plots = _plots(out, rows, seed_results, suite)
@@ -278,7 +288,7 @@ def write_report(out: Path, suite, seed_results: list[dict], command: str, wall_
            "## Baselines and MP3 128 kbps (Table 10, Fig. 6–7), with audibility", "",
            "SNR and NMR p95 compare the released protected songs with their clean originals (for +mp3: after the "
            "round trip, so codec loss is included). `random-dominant` and `random-masked` are the unoptimised controls of the two cloaks "
-           "(their bounds, random parameters; FINDINGS §2). "
+           "(their bounds, random parameters; docs/benchmark.md). "
            "PS above 1 (or far below 0) means the released songs moved the attacker's predictions of the clean songs "
            "more than leaving them out did: audible noise teaches the model the noise (a domain shift), which is "
            "not the imperceptible unlearnability the paper claims; read PS next to SNR/NMR.", "",
@@ -375,25 +385,25 @@ def _mean_curve(curves: list[list[float]]) -> list[float]:
     return [sum(c[i] for c in curves) / len(curves) for i in range(length)]
 
 
-def _plots(out: Path, rows: list[dict], seed_results: list[dict], suite) -> list[Path]:
+def _plots(out: Path, rows: list[dict], seed_results: list[SeedResult], suite) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     paths = []
-    main = [r for r in seed_results if r["tag"] == "main"]
+    main = [r for r in seed_results if r.tag == "main"]
     families = suite.all_families
     figure, axes = plt.subplots(1, len(families), figsize=(4.5 * len(families), 3.8), squeeze=False)
     for axis, family in zip(axes[0], families):
         for condition, colour in (("clean", "black"), ("cloak-whitebox", "tab:red"), ("cloak-blackbox", "tab:blue")):
-            runs = [run for r in main for run in r["runs"] if run["family"] == family and run["condition"] == condition]
+            runs = [run for r in main for run in r.runs if run.family == family and run.condition == condition]
             if not runs:
                 continue
-            steps = runs[0]["curve_steps"]
-            axis.plot(steps, _mean_curve([r["curves"]["protected_as_trained"] for r in runs]), color=colour,
+            steps = runs[0].curve_steps
+            axis.plot(steps, _mean_curve([r.curves["protected_as_trained"] for r in runs]), color=colour,
                       label=f"{condition}: protected songs as trained")
-            axis.plot(steps, _mean_curve([r["curves"]["others_clean"] for r in runs]), color=colour, linestyle=":",
+            axis.plot(steps, _mean_curve([r.curves["others_clean"] for r in runs]), color=colour, linestyle=":",
                       label=f"{condition}: other (clean) songs")
         axis.set_title(family)
         axis.set_yscale("log")

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from harmonycloak.cloak.problem import segment_starts
+from harmonycloak.bench.unlearnability.results import TrainingResult
+from harmonycloak.cloak.model_input import songs_segments
+from harmonycloak.settings import SEGMENT_S, WORKING_RATE_HZ
 
 PROBES = ("protected_clean", "protected_as_trained", "others_clean")
 
@@ -40,19 +42,7 @@ class TrainingSpec:
     batch_segments: int = 8  # segments per step
     learning_rate: float = 2e-3  # Adam
     evaluate_every: int = 25  # steps between probe evaluations (the curves of Fig. 5)
-    segment_s: float = 2.56  # training segment length (the optimiser's segment)
-
-
-@dataclass
-class TrainingResult:
-    family: str
-    condition: str
-    seed: int
-    final_loss: dict[str, float]  # probe → loss after the last step
-    curves: dict[str, list[float]]  # probe → loss at each evaluation
-    curve_steps: list[int]  # the step of each evaluation
-    elapsed_s: float
-    measures: dict = field(default_factory=dict)  # what the trained model generates, judged (measures.py)
+    segment_s: float = SEGMENT_S  # training segment length (the optimiser's segment)
 
 
 def build_attacker(family: str, spec: TrainingSpec, seed: int) -> torch.nn.Module:
@@ -61,19 +51,6 @@ def build_attacker(family: str, spec: TrainingSpec, seed: int) -> torch.nn.Modul
 
     overrides = {"width": spec.width} if spec.width is not None else {}
     return build_model(family, spec.preset, seed=seed, **overrides)
-
-
-def song_segments(songs: list[np.ndarray], segment_samples: int) -> torch.Tensor:
-    """Segments tiling every song (the last one ending at the song's end), stacked: (S, segment_samples)."""
-    pieces = []
-    for song in songs:
-        mono = torch.from_numpy(np.ascontiguousarray(song, dtype=np.float32))
-        mono = torch.nn.functional.pad(mono, (0, max(segment_samples - mono.shape[-1], 0)))
-        starts = segment_starts(mono.shape[-1], segment_samples)
-        pieces.append(mono[starts[:, None] + torch.arange(segment_samples)])
-    if not pieces:
-        return torch.zeros(0, segment_samples)
-    return torch.cat(pieces)
 
 
 def mean_loss(model: torch.nn.Module, segments: torch.Tensor, batch_segments: int = 16) -> float:
@@ -87,7 +64,7 @@ def mean_loss(model: torch.nn.Module, segments: torch.Tensor, batch_segments: in
 
 
 def train_attacker(family: str, condition: str, training_songs: list[np.ndarray], probes: dict[str, list[np.ndarray]],
-                   spec: TrainingSpec, seed: int, sample_rate_hz: int = 16_000, device: str = "cpu",
+                   spec: TrainingSpec, seed: int, sample_rate_hz: int = WORKING_RATE_HZ, device: str = "cpu",
                    after: Callable[[torch.nn.Module], dict] | None = None) -> TrainingResult:
     """Train a fresh `family` model (initial weights fixed by `seed`) on `training_songs`; measure the probes.
 
@@ -99,8 +76,8 @@ def train_attacker(family: str, condition: str, training_songs: list[np.ndarray]
     started = time.perf_counter()
     model = build_attacker(family, spec, seed).to(device)
     segment_samples = round(spec.segment_s * sample_rate_hz)
-    data = song_segments(training_songs, segment_samples).to(device)
-    probe_segments = {name: song_segments(songs, segment_samples) for name, songs in probes.items()}
+    data = songs_segments(training_songs, segment_samples).to(device)
+    probe_segments = {name: songs_segments(songs, segment_samples) for name, songs in probes.items()}
     curves: dict[str, list[float]] = {name: [] for name in probe_segments}
 
     def evaluate(trained: torch.nn.Module) -> float:

@@ -10,7 +10,7 @@ seen them; PS = 0: the cloak changed nothing; PS < 0: the cloaked songs were lea
 
 When L_unseen == L_clean (within `min_gap`), seeing the songs taught the model nothing
 measurable, and no cloak can be scored: PS is NaN, and the report says the gap was too small
-(FINDINGS §1). The relative gap (L_unseen − L_clean) / L_clean is reported beside every PS.
+(docs/benchmark.md). The relative gap (L_unseen − L_clean) / L_clean is reported beside every PS.
 """
 
 from __future__ import annotations

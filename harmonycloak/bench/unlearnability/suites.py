@@ -24,7 +24,7 @@ BASE_METHODS = ("none", "gaussian-0.1", "gaussian-0.2", "gaussian-0.3", "em-l2",
 ALL_METHODS = tuple(m for base in BASE_METHODS for m in (base, base + "+mp3"))
 # The standard suite round-trips one Gaussian budget through MP3, not three (time on 2 cores).
 STANDARD_METHODS = tuple(m for m in ALL_METHODS if m not in ("gaussian-0.2+mp3", "gaussian-0.3+mp3"))
-HEADLINE_METHODS = ("cloak-whitebox", "cloak-blackbox")  # (b) and (c) of the issue
+HEADLINE_METHODS = ("cloak-whitebox", "cloak-blackbox")  # the paper's white-box and black-box cloaks
 
 
 @dataclass(frozen=True)

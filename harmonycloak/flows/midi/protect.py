@@ -1,9 +1,7 @@
 """From a MIDI file to a protected MIDI file: read, cloak, write, report.
 
-The MIDI counterpart of `pipeline.protect_file` (which hands .mid/.midi files here):
-
     score = read_midi(song.mid)                       # bad MIDI: one-line MidiFileError
-    surrogates = the named checkpoint (white-box: MuseGAN or SymphonyNet)
+    surrogates = the white-box model (MuseGAN or SymphonyNet, a checkpoint or in memory)
                  or a bag of 10 MuseGAN variants (black-box, the paper's §5.1 setting)
     cloak = quiet notes at each 10 ms window's dominant note (`cloak.midi`)
     optimise_noise(MidiCloakProblem(...), surrogates)  # the one min-min loop
@@ -22,69 +20,62 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
-from harmonycloak.cloak.midi import MIDI_STRENGTH_HEADROOM_DB, MidiCloakSettings, MidiDominantCloak, protected_score
+from harmonycloak.cloak.midi import MidiCloakSettings, MidiDominantCloak, protected_score
 from harmonycloak.cloak.midi_problem import MidiCloakProblem
+from harmonycloak.cloak.model_input import longest_bar_steps
 from harmonycloak.errors import MidiFileError, ModelError, SettingsError
+from harmonycloak.flows.midi.report import write_midi_report_files
+from harmonycloak.flows.results import ProgressCallback, ProtectionResult
 from harmonycloak.io.midi import MIDI_SUFFIXES, as_type_1, read_midi, write_midi
+from harmonycloak.io.paths import default_output_path
+from harmonycloak.models.bag import build_musegan_bag, musegan_bag_phrase
 from harmonycloak.models.checkpoint import load_checkpoint
-from harmonycloak.models.musegan import PhraseFormat, build_musegan_bag
-from harmonycloak.music import Score, ticks_to_steps
+from harmonycloak.models.interface import PhraseLayout, SymbolicModel, is_symbolic_model
+from harmonycloak.music import Score
 from harmonycloak.optim.minmin import MinMinConfig, mean_generative_loss, optimise_noise
-from harmonycloak.settings import PAPER_ALPHA, ProtectionSettings
+from harmonycloak.settings import PAPER_ALPHA, ProtectionSettings, headroom_db, resolve_device
 
-FAMILY_KIND = {"musegan": "gan", "symphonynet": "transformer"}
-BLACKBOX_PHRASE = {"default": (48, 4), "tiny": (16, 2)}  # (steps per 4/4 bar, bars per phrase)
-MAX_SEGMENT_BARS = 4  # SymphonyNet segments: at most this many bars (MuseGAN's phrase length)
+FAMILY_KIND = {"musegan": "gan", "symphonynet": "transformer"}  # which of the paper's α each family takes
 
 
 @dataclass
 class MidiSurrogates:
     """The models the noise is optimised against, and the phrases they read."""
 
-    models: list[nn.Module]
+    models: list[SymbolicModel]
     family: str  # "musegan" or "symphonynet"
-    steps_per_bar: int  # slot of one bar; a 4/4 bar fills it
-    bars_per_segment: int
-
-    @property
-    def steps_per_beat(self) -> int:
-        return self.steps_per_bar // 4
+    layout: PhraseLayout
 
 
-def longest_bar_steps(score: Score, steps_per_beat: int) -> int:
-    """Steps of the longest bar of ``score`` at ``steps_per_beat``."""
-    return int(np.diff(ticks_to_steps(score.bar_lines_tick, steps_per_beat, score.ticks_per_beat)).max(initial=1))
+def blackbox_layout(score: Score, tiny: bool) -> PhraseLayout:
+    """The phrases the black-box MuseGAN bag reads for ``score``: a bar longer than 4/4 (6/4, 12/8)
+    gets a slot of whole multiples of the bag's nominal one."""
+    nominal = musegan_bag_phrase(tracks=1, tiny=tiny)
+    longest = longest_bar_steps(score, nominal.steps_per_bar // 4)
+    return PhraseLayout(nominal.steps_per_bar * -(-longest // nominal.steps_per_bar), nominal.bars)
 
 
 def build_midi_surrogates(score: Score, settings: ProtectionSettings, device: torch.device) -> MidiSurrogates:
-    """White-box: the checkpoint, checked against the score; black-box: the MuseGAN bag for its tracks."""
+    """White-box: the model, checked against the score; black-box: the MuseGAN bag for its tracks."""
     num_tracks = len(score.tracks)
     if settings.mode == "whitebox":
-        model, family = load_checkpoint(settings.model_checkpoint)
-        if family == "musegan":
-            phrase = model.config.phrase
-            tracks, steps_per_bar, bars = phrase.tracks, phrase.steps_per_bar, phrase.bars
-        elif family == "symphonynet":
-            config = model.config
-            tracks, steps_per_bar, bars = config.tracks, config.steps_per_bar, min(MAX_SEGMENT_BARS, config.max_bars)
-        else:
-            raise ModelError("this checkpoint is an audio model; use it with an audio file", settings.model_checkpoint)
-        if tracks != num_tracks:
-            raise ModelError(f"the model reads {tracks} tracks but {score.source_path or 'the score'} has "
-                             f"{num_tracks}", settings.model_checkpoint)
-        if steps_per_bar % 4:
-            raise ModelError(f"the model's bars of {steps_per_bar} steps are not 4 beats of whole steps",
-                             settings.model_checkpoint)
-        return MidiSurrogates([model.to(device)], family, steps_per_bar, bars)
+        model = settings.model if settings.model is not None else load_checkpoint(settings.model_checkpoint)[0]
+        source = settings.model_checkpoint if settings.model is None else None
+        if not is_symbolic_model(model):
+            raise ModelError("this model is an audio model; use it with an audio file", source)
+        if model.num_tracks != num_tracks:
+            raise ModelError(f"the model reads {model.num_tracks} tracks but {score.source_path or 'the score'} has "
+                             f"{num_tracks}", source)
+        if model.phrase_layout.steps_per_bar % 4:
+            raise ModelError(f"the model's bars of {model.phrase_layout.steps_per_bar} steps are not 4 beats of "
+                             "whole steps", source)
+        return MidiSurrogates([model.to(device)], model.family, model.phrase_layout)
     tiny = settings.model_preset == "tiny"
-    nominal, bars = BLACKBOX_PHRASE["tiny" if tiny else "default"]
-    # A bar longer than 4/4 (6/4, 12/8) gets a slot of whole multiples of the nominal one.
-    steps_per_bar = nominal * -(-longest_bar_steps(score, nominal // 4) // nominal)
-    phrase = PhraseFormat(tracks=num_tracks, bars=bars, steps_per_bar=steps_per_bar, lowest_pitch=24, octaves=7)
-    bag = build_musegan_bag(settings.bag_size, settings.seed, tiny=tiny, phrase=phrase)
-    return MidiSurrogates([model.to(device) for model in bag], "musegan", steps_per_bar, bars)
+    layout = blackbox_layout(score, tiny)
+    bag = build_musegan_bag(settings.bag_size, settings.seed, tiny=tiny,
+                            phrase=musegan_bag_phrase(num_tracks, tiny, layout.steps_per_bar))
+    return MidiSurrogates([model.to(device) for model in bag], "musegan", layout)
 
 
 @dataclass
@@ -94,26 +85,24 @@ class MidiCloakOutcome:
     summary: dict
 
 
-def cloak_score(score: Score, settings: ProtectionSettings, progress=None,
+def cloak_score(score: Score, settings: ProtectionSettings, progress: ProgressCallback | None = None,
                 *, surrogates: MidiSurrogates | None = None) -> MidiCloakOutcome:
     """Optimise the MIDI cloak of ``score`` against the surrogates the settings name (or `surrogates`:
     the benchmark's bags that leave the attacker's architecture out)."""
-    from harmonycloak.pipeline import resolve_device
-
     device = resolve_device(settings.device)
     generator = torch.Generator().manual_seed(settings.seed)
     surrogates = build_midi_surrogates(score, settings, device) if surrogates is None else surrogates
-    cloak_settings = MidiCloakSettings(window_ms=settings.window_ms,
-                                       headroom_db=MIDI_STRENGTH_HEADROOM_DB[settings.strength])
-    cloak = MidiDominantCloak(score, surrogates.steps_per_beat, cloak_settings)
+    cloak_settings = MidiCloakSettings(window_ms=settings.window_ms, headroom_db=headroom_db("midi", settings.strength))
+    layout = surrogates.layout
+    cloak = MidiDominantCloak(score, layout.steps_per_beat, cloak_settings)
     if cloak.num_runs == 0:
         raise MidiFileError("has no pitched note loud and long enough to hide noise under (drums get none)",
                             score.source_path)
-    longest = longest_bar_steps(score, surrogates.steps_per_beat)
-    if longest > surrogates.steps_per_bar:
-        raise MidiFileError(f"has a bar of {longest} steps, longer than the {surrogates.steps_per_bar} steps of the "
+    longest = longest_bar_steps(score, layout.steps_per_beat)
+    if longest > layout.steps_per_bar:
+        raise MidiFileError(f"has a bar of {longest} steps, longer than the {layout.steps_per_bar} steps of the "
                             "model's bars", score.source_path)
-    problem = MidiCloakProblem(score, cloak, surrogates.steps_per_bar, surrogates.bars_per_segment).to(device)
+    problem = MidiCloakProblem(score, cloak, layout).to(device)
     alpha = PAPER_ALPHA[FAMILY_KIND[surrogates.family]] if settings.alpha is None else settings.alpha
     config = MinMinConfig(mode=settings.mode, pgd_steps=settings.pgd_steps, alpha=alpha, max_rounds=settings.max_rounds,
                           models_per_round=settings.models_per_round)
@@ -136,7 +125,7 @@ def cloak_score(score: Score, settings: ProtectionSettings, progress=None,
         "device": str(device),
         "surrogates": [surrogates.family] * len(models),
         "alpha": alpha,
-        "steps_per_beat": surrogates.steps_per_beat,
+        "steps_per_beat": layout.steps_per_beat,
         "surrogate_loss_before": before,
         "surrogate_loss_after": after,  # "protected": with the velocities as written to the file
         "rounds": asdict(history),
@@ -171,11 +160,8 @@ def check_midi_output(input_path: Path, output_path: Path, overwrite: bool) -> N
 
 def protect_midi_file(input_path: str | Path, output_path: str | Path | None = None,
                       settings: ProtectionSettings = ProtectionSettings(), *, overwrite: bool = False,
-                      write_report: bool = True, progress=None):
+                      write_report: bool = True, progress: ProgressCallback | None = None) -> ProtectionResult:
     """Protect one MIDI file: the original's events kept, cloak layers added; a report beside it."""
-    from harmonycloak.midi_report import write_midi_report_files
-    from harmonycloak.pipeline import ProtectionResult, default_output_path
-
     started = time.perf_counter()
     input_path = Path(input_path)
     output_path = default_output_path(input_path, Path(output_path) if output_path else None)
@@ -196,7 +182,7 @@ def protect_midi_file(input_path: str | Path, output_path: str | Path | None = N
     report = {
         "input": str(input_path),
         "output": str(output_path),
-        "settings": {key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(settings).items()},
+        "settings": settings.as_report(),
         "seed": settings.seed,
         "duration_s": score.duration_s,
         "elapsed_s": elapsed_s,

@@ -1,12 +1,11 @@
-"""How audible and how protected is a protected file? (`harmonycloak verify`)
+"""How audible and how protected is a protected audio file? (`harmonycloak verify`)
 
 Audibility: noise-to-mask ratio over time–frequency bins, SNR, ViSQOL MOS, loudness change
-and clipped samples, with the noise taken as protected − original.
+and clipped samples, with the noise taken as protected − original; for a lossy file, the
+same measures of the original re-encoded the same way (the codec's own share).
 
-Protection: two fresh surrogates with the same initial weights are trained the same way, one
-on the protected audio and one on the original. If the cloak works, the first one's loss
-falls faster (the protected song looks already learned) and it ends up knowing the original
-song less well: its loss on the clean original stays above the second one's.
+Protection: twin fresh surrogates (`flows.twins`), next-frame transformers on the mono mix at
+the working rate.
 """
 
 from __future__ import annotations
@@ -15,12 +14,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from harmonycloak.cloak.problem import segment_starts
+from harmonycloak.cloak.model_input import audio_segments, working_rate_mono
 from harmonycloak.errors import AudioFileError
+from harmonycloak.flows.twins import format_twin_training, twin_training
 from harmonycloak.io.audio import read_audio, write_audio
-from harmonycloak.io.midi import MIDI_SUFFIXES
 from harmonycloak.metrics.perceptual import (
     clipped_sample_count,
     loudness_change_lu,
@@ -31,25 +29,16 @@ from harmonycloak.metrics.perceptual import (
 )
 from harmonycloak.models.registry import build_model
 from harmonycloak.music import Audio
-from harmonycloak.optim.minmin import mean_generative_loss
-from harmonycloak.optim.training import train_generative_model
-from harmonycloak.pipeline import to_working_rate
+from harmonycloak.resampling import to_working_rate
+from harmonycloak.settings import SEGMENT_S, WORKING_RATE_HZ
 
-WORKING_RATE_HZ = 16_000
-SEGMENT_SAMPLES = 40_960  # 2.56 s at 16 kHz, as the protection's optimiser uses
 VISQOL_SECONDS = 30.0  # ViSQOL takes about a second per second of audio: score the middle 30 s
 
 
-def verify_files(original_path: str | Path, protected_path: str | Path, *, protection_check: bool = True,
-                 visqol: bool = True, seed: int = 0, training_steps: int = 60, model_preset: str = "default") -> dict:
-    """Measure audibility and protection of `protected_path` against `original_path`.
-
-    MIDI files (.mid, .midi) are measured by `midi_verification.verify_midi_files`."""
-    if Path(original_path).suffix.lower() in MIDI_SUFFIXES:
-        from harmonycloak.midi_verification import verify_midi_files
-
-        return verify_midi_files(original_path, protected_path, protection_check=protection_check, seed=seed,
-                                 training_steps=training_steps, model_preset=model_preset)
+def verify_audio_files(original_path: str | Path, protected_path: str | Path, *, protection_check: bool = True,
+                       visqol: bool = True, seed: int = 0, training_steps: int = 60,
+                       model_preset: str = "default") -> dict:
+    """Measure audibility and protection of `protected_path` against `original_path`."""
     original, protected = read_audio(original_path), read_audio(protected_path)
     if original.num_channels != protected.num_channels:
         raise AudioFileError(f"has {protected.num_channels} channels but the original has {original.num_channels}",
@@ -60,6 +49,7 @@ def verify_files(original_path: str | Path, protected_path: str | Path, *, prote
     length = min(original.num_frames, protected_samples.shape[-1])
     clean, cloaked, rate = original.samples[:, :length], protected_samples[:, :length], original.sample_rate_hz
     result = {
+        "kind": "audio",
         "original": str(original_path),
         "protected": str(protected_path),
         "duration_s": length / rate,
@@ -103,35 +93,15 @@ def codec_alone(original: Audio, protected: Audio, protected_path: str | Path) -
 
 def learning_speed(original: np.ndarray, protected: np.ndarray, sample_rate_hz: int, seed: int, steps: int,
                    model_preset: str = "default") -> dict:
-    """Train twin fresh surrogates on protected and on original audio; compare their losses."""
-    def segments(samples: np.ndarray) -> torch.Tensor:
-        mono = torch.from_numpy(to_working_rate(samples.mean(axis=0), sample_rate_hz, WORKING_RATE_HZ))
-        mono = torch.nn.functional.pad(mono, (0, max(SEGMENT_SAMPLES - mono.shape[-1], 0)))
-        starts = segment_starts(mono.shape[-1], SEGMENT_SAMPLES)
-        return mono[starts[:, None] + torch.arange(SEGMENT_SAMPLES)]  # (segments, S)
-
-    clean, cloaked = segments(original), segments(protected)
-    curves, final_on_original = {}, {}
-    for name, data in (("protected", cloaked), ("original", clean)):
-        model = build_model("ar-transformer", model_preset, seed=seed)
-        generator = torch.Generator().manual_seed(seed)
-        curves[name] = train_generative_model(model, lambda ids, d=data: d[ids], len(data), steps, generator)
-        final_on_original[name] = mean_generative_loss([model], lambda ids: clean[ids], len(clean))
-    return {
-        "training_steps": steps,
-        "loss_curve": curves,
-        "loss_on_original_after_training": final_on_original,
-        # > 0: the model trained on the protected song knows the original less well than its twin.
-        "learning_gap": final_on_original["protected"] - final_on_original["original"],
-    }
+    """Twin next-frame transformers on the protected and the original audio (`flows.twins`)."""
+    segment_samples = round(SEGMENT_S * WORKING_RATE_HZ)
+    clean = audio_segments(working_rate_mono(original, sample_rate_hz), segment_samples)
+    cloaked = audio_segments(working_rate_mono(protected, sample_rate_hz), segment_samples)
+    return twin_training(lambda: build_model("ar-transformer", model_preset, seed=seed), clean, cloaked, steps, seed)
 
 
-def format_verification(result: dict) -> str:
+def format_audio_verification(result: dict) -> str:
     """The measurements as a short text a musician can read."""
-    if result.get("kind") == "midi":
-        from harmonycloak.midi_verification import format_midi_verification
-
-        return format_midi_verification(result)
     audible = result["audibility"]
     nmr = audible["noise_to_mask_ratio_db"]
     lines = [
@@ -156,21 +126,8 @@ def format_verification(result: dict) -> str:
         f"  clipped samples       {audible['clipped_samples']['protected']} (original: {audible['clipped_samples']['original']})",
     ]
     if "protection" in result:
-        lines += format_learning_speed(result["protection"], "surrogates", "audio")
+        lines += format_twin_training(result["protection"], "surrogates", "audio")
     return "\n".join(lines)
-
-
-def format_learning_speed(protection: dict, models: str, medium: str) -> list[str]:
-    """The twin-surrogate comparison (`learning_speed` and its MIDI counterpart) as text lines."""
-    curves = protection["loss_curve"]
-    on_original = protection["loss_on_original_after_training"]
-    return [
-        f"How protected is it? (twin {models}, {protection['training_steps']} training steps each)",
-        f"  training loss on protected {medium:<6} {curves['protected'][0]:.4f} → {curves['protected'][-1]:.4f}",
-        f"  training loss on original {medium:<6}  {curves['original'][0]:.4f} → {curves['original'][-1]:.4f}",
-        f"  loss on the original after training: trained on protected {on_original['protected']:.4f}, "
-        f"on original {on_original['original']:.4f} (gap {protection['learning_gap']:+.4f}; above 0 = learned less)",
-    ]
 
 
 def _number(value, spec: str) -> str:

@@ -1,4 +1,4 @@
-"""A report per protected file: a JSON of settings and measurements, and a picture.
+"""The report of a protected audio file: a JSON of settings and measurements, and a picture.
 
 The picture shows, for a 30-second excerpt from the middle of the song (mono mix), the
 spectrogram of the original, of the protected version and of the noise, and the noise's
@@ -8,14 +8,12 @@ noise is hidden, red where it stands above the threshold.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from harmonycloak.io.atomic import atomic_output
+from harmonycloak.flows.results import report_paths, save_figure, write_json_report
 from harmonycloak.metrics.perceptual import clipped_sample_count, noise_to_mask_ratio_stats_db, snr_db
 from harmonycloak.psycho.masker import PsychoacousticModel
 from harmonycloak.settings import ProtectionSettings
@@ -28,9 +26,10 @@ def audio_report(input_path: Path, output_path: Path, settings: ProtectionSettin
     """Everything worth knowing about one protection run, JSON-ready."""
     duration_s = original.shape[-1] / sample_rate_hz
     return {
+        "kind": "audio",
         "input": str(input_path),
         "output": str(output_path),
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(settings).items()},
+        "settings": settings.as_report(),
         "seed": settings.seed,
         "duration_s": duration_s,
         "elapsed_s": elapsed_s,
@@ -49,17 +48,9 @@ def write_report_files(report: dict, original: np.ndarray, protected: np.ndarray
                        output_path: Path) -> tuple[Path, Path]:
     """Write <output stem>.report.json and .report.png beside the output; returns both paths."""
     json_path = write_json_report(report, output_path)
-    picture_path = output_path.with_name(f"{output_path.stem}.report.png")
+    picture_path = report_paths(output_path)[1]
     plot_protection(original, protected, sample_rate_hz, picture_path, title=Path(report["output"]).name)
     return json_path, picture_path
-
-
-def write_json_report(report: dict, output_path: Path) -> Path:
-    """Write <output stem>.report.json beside the output, atomically; returns its path."""
-    json_path = output_path.with_name(f"{output_path.stem}.report.json")
-    with atomic_output(json_path) as temporary:
-        temporary.write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
-    return json_path
 
 
 def plot_protection(original: np.ndarray, protected: np.ndarray, sample_rate_hz: int, path: Path, title: str = "") -> Path:
@@ -98,29 +89,9 @@ def plot_protection(original: np.ndarray, protected: np.ndarray, sample_rate_hz:
     return save_figure(figure, path)
 
 
-def save_figure(figure, path: Path) -> Path:
-    """Write a matplotlib figure as PNG atomically, and close it whatever happens."""
-    import matplotlib.pyplot as plt
-
-    try:
-        with atomic_output(path) as temporary:
-            figure.savefig(temporary, dpi=80, format="png")
-    finally:
-        plt.close(figure)
-    return path
-
-
 def _middle_excerpt(original: np.ndarray, protected: np.ndarray, sample_rate_hz: int
                     ) -> tuple[float, np.ndarray, np.ndarray]:
     """(start in seconds, original, protected) of the middle PICTURE_EXCERPT_S seconds."""
     length = min(original.shape[-1], round(PICTURE_EXCERPT_S * sample_rate_hz))
     first = (original.shape[-1] - length) // 2
     return first / sample_rate_hz, original[:, first : first + length], protected[:, first : first + length]
-
-
-def _json_default(value):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

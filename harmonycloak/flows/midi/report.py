@@ -1,4 +1,4 @@
-"""The report of a protected MIDI file: the JSON (`report.write_json_report`) and a picture of
+"""The report of a protected MIDI file: the JSON (`results.write_json_report`) and a picture of
 the piano rolls of the original, the protected version and the noise (protected − original),
 all tracks overlaid (the loudest track in a cell shows), time in steps with bar lines."""
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harmonycloak.report import save_figure, write_json_report
+from harmonycloak.flows.results import report_paths, save_figure, write_json_report
 
 
 def write_midi_report_files(report: dict, clean: np.ndarray, protected: np.ndarray, track_names: list[str],
@@ -19,7 +19,7 @@ def write_midi_report_files(report: dict, clean: np.ndarray, protected: np.ndarr
         clean, protected: rolls (tracks, steps, 128) of velocity / 127, as the models read them.
     """
     json_path = write_json_report(report, output_path)
-    picture_path = output_path.with_name(f"{output_path.stem}.report.png")
+    picture_path = report_paths(output_path)[1]
     plot_piano_rolls(clean, protected, picture_path, title=f"{Path(report['output']).name}  "
                      f"({len(track_names)} tracks: {', '.join(track_names)})")
     return json_path, picture_path

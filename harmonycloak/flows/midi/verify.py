@@ -8,40 +8,38 @@ Audibility: both files rendered by FluidSynth with a General MIDI soundfont, and
 the audio path compares audio: SNR, noise-to-mask ratio of the difference against the
 original's masking threshold, loudness change.
 
-Protection: as for audio, twin fresh surrogates (SymphonyNet, the autoregressive family,
-whose NLL falls as it learns) start from the same weights and train the same way, one on the
-protected roll (each cloak layer summed into its track) and one on the original; if the cloak
-works, the first ends up knowing the original less well.
+Protection: twin fresh surrogates (`flows.twins`): SymphonyNets (the autoregressive family,
+whose NLL falls as it learns) on the protected phrases (each cloak layer folded into its
+track) and on the original's.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from harmonycloak.cloak.midi import fold_cloak_layers, is_cloak_layer
-from harmonycloak.cloak.midi_problem import phrase_steps, phrases_of
+from harmonycloak.cloak.midi import is_cloak_layer
+from harmonycloak.cloak.model_input import score_phrases
 from harmonycloak.errors import MidiFileError
+from harmonycloak.flows.twins import format_twin_training, twin_training
 from harmonycloak.io.midi import read_midi
 from harmonycloak.io.render import can_render, render_midi
 from harmonycloak.metrics.perceptual import loudness_change_lu, noise_to_mask_ratio_stats_db, snr_db
 from harmonycloak.models.registry import build_model
 from harmonycloak.models.symphonynet import SYMPHONYNET_LEARNING_RATE
 from harmonycloak.music import Score
-from harmonycloak.optim.minmin import mean_generative_loss
-from harmonycloak.optim.training import train_generative_model
 
 RENDER_RATE_HZ = 22_050  # enough for a General MIDI synthesiser's partials that matter to masking
-STEPS_PER_BAR, BARS = 48, 4  # the phrases the twin surrogates read (default preset); tiny: its own
 
 
 def verify_midi_files(original_path: str | Path, protected_path: str | Path, *, protection_check: bool = True,
-                      seed: int = 0, training_steps: int = 60, model_preset: str = "default", render: bool = True,
-                      **_audio_only) -> dict:
-    """Measure the changes, audibility and protection of ``protected_path`` against ``original_path``."""
+                      visqol: bool = True, seed: int = 0, training_steps: int = 60, model_preset: str = "default",
+                      render: bool = True) -> dict:
+    """Measure the changes, audibility and protection of ``protected_path`` against ``original_path``.
+
+    `visqol` is for audio files and has no effect here (the renderings are measured without it).
+    """
     original, protected = read_midi(original_path), read_midi(protected_path)
     base = [track for track in protected.tracks if not is_cloak_layer(track.name)]
     layers = [track for track in protected.tracks if is_cloak_layer(track.name)]
@@ -66,7 +64,8 @@ def note_changes(original: Score, base: list, layers: list) -> dict:
     unchanged, velocity_changed, moved = 0, 0, 0
     for before, after in zip(original.tracks, base):
         a, b = before.notes, after.notes
-        if len(a) == len(b) and all(np.array_equal(getattr(a, f), getattr(b, f)) for f in ("pitch", "start_tick", "end_tick")):
+        if (len(a) == len(b) and np.array_equal(a.pitch, b.pitch) and np.array_equal(a.start_tick, b.start_tick)
+                and np.array_equal(a.end_tick, b.end_tick)):
             same = a.velocity == b.velocity
             unchanged += int(same.sum())
             velocity_changed += int((~same).sum())
@@ -108,34 +107,13 @@ def rendered_audibility(original_path: Path, protected_path: Path) -> dict:
     }
 
 
-def model_phrases(score: Score, steps_per_bar: int, bars: int) -> torch.Tensor:
-    """Phrases (segments, M, T, 128) of the roll the models read (cloak layers folded in)."""
-    roll = score.piano_roll(steps_per_bar // 4)
-    folded = fold_cloak_layers(roll.velocities, roll.track_names)
-    roll = replace(roll, velocities=folded)
-    return phrases_of(torch.from_numpy(folded), phrase_steps(roll, steps_per_bar, bars))
-
-
 def learning_speed(original: Score, protected: Score, seed: int, steps: int, model_preset: str = "default") -> dict:
-    """Train twin fresh SymphonyNets on protected and on original phrases; compare their losses."""
-    probe = build_model("symphonynet", model_preset)
-    steps_per_bar, bars = probe.config.steps_per_bar, min(BARS, probe.config.max_bars)
-    clean, cloaked = model_phrases(original, steps_per_bar, bars), model_phrases(protected, steps_per_bar, bars)
-    curves, final_on_original = {}, {}
-    for name, data in (("protected", cloaked), ("original", clean)):
-        model = build_model("symphonynet", model_preset, seed=seed, tracks=clean.shape[1])
-        generator = torch.Generator().manual_seed(seed)
-        curves[name] = train_generative_model(model, lambda ids, d=data: d[ids], len(data), steps, generator,
-                                              learning_rate=SYMPHONYNET_LEARNING_RATE)
-        final_on_original[name] = mean_generative_loss([model], lambda ids: clean[ids], len(clean))
-    return {
-        "model": f"symphonynet ({model_preset})",
-        "training_steps": steps,
-        "loss_curve": curves,
-        "loss_on_original_after_training": final_on_original,
-        # > 0: the model trained on the protected file knows the original less well than its twin.
-        "learning_gap": final_on_original["protected"] - final_on_original["original"],
-    }
+    """Twin fresh SymphonyNets on the protected and the original phrases (`flows.twins`)."""
+    layout = build_model("symphonynet", model_preset).phrase_layout
+    clean, cloaked = score_phrases(original, layout), score_phrases(protected, layout)
+    result = twin_training(lambda: build_model("symphonynet", model_preset, seed=seed, tracks=clean.shape[1]),
+                           clean, cloaked, steps, seed, learning_rate=SYMPHONYNET_LEARNING_RATE)
+    return {"model": f"symphonynet ({model_preset})", **result}
 
 
 def format_midi_verification(result: dict) -> str:
@@ -166,7 +144,5 @@ def format_midi_verification(result: dict) -> str:
             f"  loudness change       {audible['loudness_change_lu']:+.2f} LU",
         ]
     if "protection" in result:
-        from harmonycloak.verification import format_learning_speed
-
-        lines += format_learning_speed(result["protection"], result["protection"]["model"], "MIDI")
+        lines += format_twin_training(result["protection"], result["protection"]["model"], "MIDI")
     return "\n".join(lines)

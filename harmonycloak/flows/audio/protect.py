@@ -19,21 +19,22 @@ import torch
 
 from harmonycloak.cloak.dominant import DominantToneCloak, DominantToneSettings
 from harmonycloak.cloak.masked import MaskedSpectrumCloak, MaskedSpectrumSettings
-from harmonycloak.cloak.problem import AudioCloakProblem
-from harmonycloak.errors import AudioFileError, ModelError, SettingsError
+from harmonycloak.cloak.problem import AudioCloak, AudioCloakProblem
+from harmonycloak.errors import AudioFileError, ModelError
+from harmonycloak.flows.audio.report import audio_report, write_report_files
+from harmonycloak.flows.results import ProgressCallback, ProtectionResult
 from harmonycloak.io.atomic import atomic_output
 from harmonycloak.io.audio import audio_format_for_path, check_output_path, read_audio, write_audio
-from harmonycloak.io.midi import MIDI_SUFFIXES
+from harmonycloak.io.paths import default_output_path
 from harmonycloak.models.bag import build_audio_bag
 from harmonycloak.models.checkpoint import load_checkpoint
+from harmonycloak.models.interface import GenerativeModel, is_audio_model
 from harmonycloak.music import Audio
 from harmonycloak.optim.minmin import MinMinConfig, mean_generative_loss, optimise_noise
-from harmonycloak.resampling import resample
-from harmonycloak.settings import PAPER_ALPHA, ProtectionSettings
+from harmonycloak.resampling import to_working_rate
+from harmonycloak.settings import PAPER_ALPHA, ProtectionSettings, resolve_device
 
 SILENCE_PEAK_DBFS = -90.0  # a file whose peak stays under this holds nothing to protect
-
-ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass
@@ -44,50 +45,38 @@ class CloakOutcome:
     summary: dict = field(default_factory=dict)
 
 
-@dataclass
-class ProtectionResult:
-    input_path: Path
-    output_path: Path
-    report: dict
-    report_path: Path | None = None
-    picture_path: Path | None = None
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SettingsError("--device cuda was asked for, but PyTorch sees no CUDA GPU here")
-    return torch.device(name)
-
-
-def to_working_rate(samples: np.ndarray, sample_rate_hz: int, working_rate_hz: int) -> np.ndarray:
-    """Band-limited, delay-free resampling of (..., frames) to the working rate."""
-    return resample(samples, sample_rate_hz, working_rate_hz).astype(np.float32)
-
-
-def build_surrogates(settings: ProtectionSettings, device: torch.device) -> list[torch.nn.Module]:
-    """The model(s) the noise is optimised against: the named one, or the black-box bag."""
+def build_surrogates(settings: ProtectionSettings, device: torch.device) -> list[GenerativeModel]:
+    """The model(s) the noise is optimised against: the white-box model (in memory or a checkpoint),
+    or the black-box bag."""
     if settings.mode == "whitebox":
-        model, _ = load_checkpoint(settings.model_checkpoint)
-        rate = getattr(getattr(getattr(model, "config", None), "frontend", None), "sample_rate_hz", None)
-        if rate is None:
-            raise ModelError("this checkpoint is not an audio model; use it with a MIDI file", settings.model_checkpoint)
-        if rate != settings.working_rate_hz:
-            raise ModelError(f"the model hears {rate} Hz audio but the working rate is {settings.working_rate_hz} Hz",
-                             settings.model_checkpoint)
+        model = settings.model if settings.model is not None else load_checkpoint(settings.model_checkpoint)[0]
+        source = settings.model_checkpoint if settings.model is None else None
+        if not is_audio_model(model):
+            raise ModelError("this model is not an audio model; use it with a MIDI file", source)
+        if model.sample_rate_hz != settings.working_rate_hz:
+            raise ModelError(f"the model hears {model.sample_rate_hz} Hz audio but the working rate is "
+                             f"{settings.working_rate_hz} Hz", source)
         models = [model]
     else:
         models = build_audio_bag(settings.bag_size, settings.seed, tiny=settings.model_preset == "tiny")
     return [m.to(device) for m in models]
 
 
-CloakFactory = Callable[[torch.Tensor, int, torch.Generator], torch.nn.Module]
+CloakFactory = Callable[[torch.Tensor, int, torch.Generator], AudioCloak]
+
+
+def build_cloak(lanes: torch.Tensor, settings: ProtectionSettings, generator: torch.Generator) -> AudioCloak:
+    """The cloak `settings.cloak` names, on clean lanes (L, N) at the working rate."""
+    if settings.cloak == "dominant":
+        return DominantToneCloak(lanes, settings.working_rate_hz,
+                                 DominantToneSettings(window_ms=settings.window_ms, headroom_db=settings.headroom_db))
+    return MaskedSpectrumCloak(lanes, settings.working_rate_hz, MaskedSpectrumSettings(headroom_db=settings.headroom_db),
+                               generator=generator)
 
 
 def cloak_tracks(
     tracks: list[np.ndarray], sample_rate_hz: int, settings: ProtectionSettings, progress: ProgressCallback | None = None,
-    *, surrogates: list[torch.nn.Module] | None = None, cloak_factory: CloakFactory | None = None,
+    *, surrogates: list[GenerativeModel] | None = None, cloak_factory: CloakFactory | None = None,
 ) -> CloakOutcome:
     """Optimise the noise for clean tracks (each (channels, frames), one rate, one length).
 
@@ -101,15 +90,8 @@ def cloak_tracks(
     lane_track = torch.tensor([t for t, track in enumerate(tracks) for _ in range(track.shape[0])], device=device)
     lanes = torch.from_numpy(to_working_rate(lanes_in, sample_rate_hz, settings.working_rate_hz)).to(device)
 
-    if cloak_factory is not None:
-        cloak = cloak_factory(lanes, settings.working_rate_hz, generator)
-    elif settings.cloak == "dominant":
-        cloak = DominantToneCloak(lanes, settings.working_rate_hz,
-                                  DominantToneSettings(window_ms=settings.window_ms, headroom_db=settings.headroom_db))
-    else:
-        cloak = MaskedSpectrumCloak(lanes, settings.working_rate_hz, MaskedSpectrumSettings(headroom_db=settings.headroom_db),
-                                    generator=generator)
-    cloak = cloak.to(device)
+    factory = cloak_factory or (lambda clean, _rate, random: build_cloak(clean, settings, random))
+    cloak = factory(lanes, settings.working_rate_hz, generator).to(device)
     problem = AudioCloakProblem(lanes, lane_track, cloak, settings.segment_s)
     surrogates = build_surrogates(settings, device) if surrogates is None else [m.to(device) for m in surrogates]
     alpha = PAPER_ALPHA["audio"] if settings.alpha is None else settings.alpha
@@ -132,32 +114,20 @@ def cloak_tracks(
     for track in tracks:
         noises.append(noise[first : first + track.shape[0]])
         first += track.shape[0]
-    active_share = float(cloak.active.float().mean()) if hasattr(cloak, "active") else None
     summary = {
         "device": str(device),
-        "surrogates": [m.config.family for m in surrogates],
+        "surrogates": [m.family for m in surrogates],
         "surrogate_loss_before": before,
         "surrogate_loss_after": after,
         "rounds": asdict(history),
         "segments": problem.num_segments,
-        "windows_with_noise_share": active_share,
+        "windows_with_noise_share": cloak.active_share(),
     }
     return CloakOutcome(noises, summary)
 
 
 def is_silent(samples: np.ndarray) -> bool:
     return samples.size == 0 or float(np.max(np.abs(samples))) < 10 ** (SILENCE_PEAK_DBFS / 20)
-
-
-def default_output_path(input_path: Path, output: Path | None, preview: bool = False) -> Path:
-    """song.flac → song.protected.flac (or song.preview.flac), beside it or inside `output` if a folder."""
-    name = f"{input_path.stem}.{'preview' if preview else 'protected'}{input_path.suffix}"
-    if output is None:
-        return input_path.with_name(name)
-    if output.is_dir() or str(output).endswith(("/", "\\")):
-        output.mkdir(parents=True, exist_ok=True)
-        return output / name
-    return output
 
 
 def preview_excerpt(audio: Audio, preview_s: float) -> Audio:
@@ -167,7 +137,7 @@ def preview_excerpt(audio: Audio, preview_s: float) -> Audio:
     return replace(audio, samples=audio.samples[:, first : first + length])
 
 
-def protect_file(
+def protect_audio_file(
     input_path: str | Path,
     output_path: str | Path | None = None,
     settings: ProtectionSettings = ProtectionSettings(),
@@ -176,16 +146,7 @@ def protect_file(
     write_report: bool = True,
     progress: ProgressCallback | None = None,
 ) -> ProtectionResult:
-    """Protect one audio file; the output keeps its format, rate, channels, length and tags.
-
-    A MIDI file (.mid, .midi) is handed to `midi_pipeline.protect_midi_file`."""
-    if Path(input_path).suffix.lower() in MIDI_SUFFIXES:
-        from harmonycloak.midi_pipeline import protect_midi_file
-
-        return protect_midi_file(input_path, output_path, settings, overwrite=overwrite, write_report=write_report,
-                                 progress=progress)
-    from harmonycloak.report import audio_report, write_report_files  # matplotlib only when reporting
-
+    """Protect one audio file; the output keeps its format, rate, channels, length and tags."""
     started = time.perf_counter()
     input_path = Path(input_path)
     output_path = default_output_path(input_path, Path(output_path) if output_path else None, settings.preview_s is not None)
@@ -251,8 +212,6 @@ def protect_stems(
     Stems must share sample rate and length; each is written in its own format beside it
     (or into `output_folder`).
     """
-    from harmonycloak.report import audio_report, write_report_files
-
     started = time.perf_counter()
     paths = [Path(p) for p in input_paths]
     folder = Path(output_folder) if output_folder else None

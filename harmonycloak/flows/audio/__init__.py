@@ -1,0 +1,1 @@
+"""Audio files: protect (read → psychoacoustic bounds → cloak → optimiser → write), verify, train."""

@@ -1,0 +1,1 @@
+"""MIDI files: protect (read → cloak layers → optimiser → write), verify, train."""

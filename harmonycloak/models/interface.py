@@ -1,0 +1,101 @@
+"""What every generative model offers the rest of harmonycloak: the optimiser, training,
+verification and the benchmark speak to models only through these contracts.
+
+A model reads *inputs* (a waveform batch (B, N) for audio, phrases (B, M, T, 128) for MIDI),
+turns them into *features* with its front end (log-mel frames, a piano roll, ...), and has a
+generative loss L_gen per example on them (paper Eq. 3 and 4). Models with equal
+`feature_key` compute equal features, so one front-end pass can serve several of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import Tensor, nn
+
+
+class GenerativeModel(Protocol):
+    """A generative model the noise can be optimised against, and an attacker can train."""
+
+    @property
+    def family(self) -> str:
+        """Registry family name ("ar-transformer", "musegan", ...)."""
+
+    @property
+    def kind(self) -> str:
+        """What it reads: "audio" (waveforms at `sample_rate_hz`) or "midi" (piano-roll phrases)."""
+
+    @property
+    def feature_key(self) -> Hashable:
+        """Equal keys mean equal features."""
+
+    def features(self, inputs: Tensor) -> Tensor:
+        """Inputs (B, ...) → the features the model's loss reads (B, ...)."""
+
+    def loss_from_features(self, features: Tensor) -> Tensor:
+        """L_gen per example (B,)."""
+
+    def predict(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        """(what the model outputs, what it should output), both (B, T, F)."""
+
+    def generative_loss(self, inputs: Tensor) -> Tensor:
+        """L_gen per example (B,) of inputs (B, ...), differentiable with respect to the inputs."""
+
+    def training_step(self, inputs: Tensor, optimiser: torch.optim.Optimizer) -> object:
+        """One step of the family's own training on a batch (the min-min loop's outer step over θ);
+        returns its loss (a GAN: both networks' losses)."""
+
+    # the nn.Module parts the flows use
+    def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
+    def to(self, *args, **kwargs) -> "GenerativeModel": ...
+    def requires_grad_(self, requires_grad: bool = True) -> "GenerativeModel": ...
+
+
+class AudioModel(GenerativeModel, Protocol):
+    @property
+    def sample_rate_hz(self) -> int:
+        """The rate of the waveforms it reads."""
+
+
+@dataclass(frozen=True)
+class PhraseLayout:
+    """How a symbolic model reads music: bars of `steps_per_bar` steps (a 4/4 bar fills one), `bars` per phrase."""
+
+    steps_per_bar: int
+    bars: int
+
+    @property
+    def steps_per_beat(self) -> int:
+        return self.steps_per_bar // 4
+
+
+class SymbolicModel(GenerativeModel, Protocol):
+    @property
+    def phrase_layout(self) -> PhraseLayout:
+        """The phrases it reads."""
+
+    @property
+    def num_tracks(self) -> int:
+        """M, the tracks of every phrase."""
+
+
+class LikelihoodTraining:
+    """The training step of models trained by minimising their generative loss (not GANs)."""
+
+    def training_step(self, inputs: Tensor, optimiser: torch.optim.Optimizer) -> float:
+        optimiser.zero_grad(set_to_none=True)
+        loss = self.generative_loss(inputs).mean()
+        loss.backward()
+        optimiser.step()
+        return loss.item()
+
+
+def is_audio_model(model: GenerativeModel) -> bool:
+    return model.kind == "audio"
+
+
+def is_symbolic_model(model: GenerativeModel) -> bool:
+    return model.kind == "midi"
