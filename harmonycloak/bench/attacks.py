@@ -73,6 +73,8 @@ def codec_round_trip(samples: np.ndarray, sample_rate_hz: int, release: CodecRel
 
     The codec's delay and padding are removed by io.audio (gapless information in the file),
     so the result lines up with the input; the last sample or so of the rate round trip is cut.
+    The file holds one channel: a stereo release at the same bitrate shares its bits between
+    two, so this trip is a little gentler than the release of a real stereo song.
 
     Raises:
         AudioFileError: the encoder is not in this ffmpeg build, or encoding fails.
