@@ -41,12 +41,19 @@ def segment_starts(num_samples: int, segment_samples: int) -> Tensor:
     return torch.tensor(starts, dtype=torch.long)
 
 
+def audio_crops(mono: Tensor | np.ndarray, starts: Tensor, segment_samples: int) -> Tensor:
+    """One song (N,) → the windows of `segment_samples` at `starts` (S,) int64, (S, segment_samples)
+    float32; what lies past the song's end is silence."""
+    mono = torch.as_tensor(np.ascontiguousarray(mono, dtype=np.float32) if isinstance(mono, np.ndarray) else mono)
+    end_samples = int(starts.max()) + segment_samples if len(starts) else 0
+    mono = torch.nn.functional.pad(mono, (0, max(end_samples - mono.shape[-1], 0)))
+    return mono[starts[:, None] + torch.arange(segment_samples)]
+
+
 def audio_segments(mono: Tensor | np.ndarray, segment_samples: int) -> Tensor:
     """One song (N,) → segments tiling it, (S, segment_samples) float32."""
-    mono = torch.as_tensor(np.ascontiguousarray(mono, dtype=np.float32) if isinstance(mono, np.ndarray) else mono)
-    mono = torch.nn.functional.pad(mono, (0, max(segment_samples - mono.shape[-1], 0)))
-    starts = segment_starts(mono.shape[-1], segment_samples)
-    return mono[starts[:, None] + torch.arange(segment_samples)]
+    starts = segment_starts(max(len(mono), segment_samples), segment_samples)
+    return audio_crops(mono, starts, segment_samples)
 
 
 def songs_segments(songs: Sequence[Tensor | np.ndarray], segment_samples: int) -> Tensor:

@@ -30,16 +30,40 @@ def train_generative_model(
 
     Args:
         batches: segment ids (B,) → model inputs (B, ...).
+        evaluate, evaluate_every: as in `train_on_batches`.
+    """
+
+    def next_batch() -> Tensor:
+        segment_ids = torch.randint(num_segments, (min(batch_segments, num_segments),), generator=generator)
+        return batches(segment_ids)
+
+    return train_on_batches(model, next_batch, steps, learning_rate, evaluate, evaluate_every)
+
+
+def train_on_batches(
+    model: GenerativeModel,
+    next_batch: Callable[[], Tensor],
+    steps: int,
+    learning_rate: float,
+    evaluate: Callable[[GenerativeModel], float] | None = None,
+    evaluate_every: int = 1,
+) -> list[float]:
+    """The one training loop: `steps` Adam steps on the mean generative loss of `next_batch()`
+    (model inputs (B, ...)), moving only the parameters that require a gradient.
+
+    Args:
         evaluate: if given, called after every `evaluate_every`-th step and after the last,
             and its value recorded instead of the training batch's loss (e.g. the loss on a
             fixed set of segments); the curve then has one value per evaluation.
+    Returns:
+        The loss of every step's batch, or the values of `evaluate`.
     """
-    optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=learning_rate)
     curve = []
     for step in range(1, steps + 1):
-        segment_ids = torch.randint(num_segments, (min(batch_segments, num_segments),), generator=generator)
+        inputs = next_batch()
         optimiser.zero_grad(set_to_none=True)
-        loss = model.generative_loss(batches(segment_ids)).mean()
+        loss = model.generative_loss(inputs).mean()
         loss.backward()
         optimiser.step()
         if evaluate is None:
