@@ -8,8 +8,10 @@ file lines up with the input sample for sample.
 
 Which library handles what (the one place that chooses):
   reading  libsndfile (soundfile) whenever it opens the file: WAV, FLAC, Ogg Vorbis, Ogg
-           Opus, MP3; ffmpeg (PyAV) for the rest: M4A (AAC, ALAC), raw ADTS AAC, and WAV/
-           FLAC/Ogg/MP3 files that libsndfile rejects but ffmpeg can decode.
+           Opus, MP3 with a Xing frame; ffmpeg (PyAV) for the rest: M4A (AAC, ALAC), raw
+           ADTS AAC, MP3 without a Xing frame (libsndfile stops those at a length guessed
+           from the file size), and WAV/FLAC/Ogg/MP3 files that libsndfile rejects but
+           ffmpeg can decode.
   writing  `_WRITERS` below: libsndfile for WAV, FLAC, Ogg Vorbis; ffmpeg for MP3 (LAME),
            AAC and ALAC (M4A, ADTS) and Opus. See via_soundfile.py and via_pyav.py for why.
 
@@ -17,11 +19,15 @@ Every problem with a file raises `AudioFileError` naming the file: missing, a fo
 not audio, an unsupported format, truncated, no samples, NaN/Inf samples, more than 8
 channels, or a sample rate outside 8-192 kHz.
 
-Truncation is detected where the file states its length: WAV (the data chunk's size), FLAC
-(STREAMINFO's sample count), MP3 with a Xing/Info or VBRI frame count, M4A (edit list or
+What decodes is trusted: a file is refused as truncated only where the decoder reports an
+error or the file states an exact length that its data does not reach: WAV (the data chunk's
+size), FLAC (STREAMINFO's sample count), MP3 with a Xing/Info or VBRI frame count, every MP3
+frame (its header states its size, so a file cut inside a frame is found), M4A (edit list or
 iTunSMPB), and Ogg (a stream must end with its end-of-stream page; the length itself is
-only written on that page). A raw ADTS .aac file or an MP3 without a Xing frame states no
-length: a cut-off one reads as a shorter piece.
+only written on that page). A raw ADTS .aac file, or an MP3 without a Xing frame cut exactly
+between two frames, states no length: it reads as a shorter piece. Lengths guessed from the
+file size (libsndfile's and mutagen's for MP3s without a Xing frame) are never taken as a
+promise, nor used to cut what was decoded.
 """
 
 from __future__ import annotations
@@ -35,11 +41,10 @@ from types import ModuleType
 import av
 import mutagen
 import numpy as np
-from mutagen.mp3 import MP3
 from mutagen.ogg import OggPage
 
 from harmonycloak.errors import AudioFileError, HarmonyCloakError
-from harmonycloak.io import riff, via_pyav, via_soundfile
+from harmonycloak.io import mp3, riff, via_pyav, via_soundfile
 from harmonycloak.io.atomic import atomic_output
 from harmonycloak.io.ogg import renumber_ogg_streams
 from harmonycloak.io.formats import (
@@ -159,7 +164,11 @@ def _probe(path: Path) -> _Probe:
         container, codec, lossless_subtype = kind
         rate, channels, frames = via_soundfile.stream_shape(path)
         fmt = AudioFormat(container, codec, lossless_subtype, _lossy_bitrate_bps(path, codec))
-        return _Probe(fmt, via_soundfile, rate, channels, _stated_frames(path, codec, frames, rate))
+        stated = _stated_frames(path, codec, frames, rate)
+        # libsndfile stops an MP3 without a Xing frame at the length it guessed from the
+        # file size, which cuts a variable-bitrate one short; ffmpeg decodes to the end.
+        backend = via_pyav if codec == "mp3" and stated is None else via_soundfile
+        return _Probe(fmt, backend, rate, channels, stated)
     try:
         facts = via_pyav.describe(path)
     except LookupError:
@@ -192,14 +201,10 @@ def _stated_frames(path: Path, codec: str, libsndfile_frames: int, rate: int) ->
     if codec == "flac":
         return libsndfile_frames or None  # STREAMINFO's total; 0 means "unknown"
     if codec == "mp3":
-        try:
-            info = MP3(str(path)).info
-        except mutagen.MutagenError:
-            return None
         # mpg123 (inside libsndfile) takes the length from a Xing/Info frame count less the
-        # LAME tag's delay and padding. Without such a frame ("sketchy" to mutagen) both
-        # guess it from the file size, which proves nothing.
-        return None if info.sketchy else libsndfile_frames
+        # LAME tag's delay and padding. Without such a frame it guesses it from the file
+        # size and the first frame's bit rate, which proves nothing.
+        return libsndfile_frames if mp3.states_frame_count(path) else None
     return None
 
 
@@ -233,6 +238,10 @@ def _checked_length(path: Path, samples: np.ndarray, decode_error: str | None, p
     if decode_error is not None:
         raise AudioFileError(
             f"the file is damaged: decoding stopped after {decoded} frames ({decode_error})", path)
+    if probe.format.container == "mp3" and (cut := mp3.cut_last_frame(path)) is not None:
+        raise AudioFileError(
+            f"the file is truncated (it ends inside an MP3 frame: {cut.present_bytes} of its "
+            f"{cut.stated_bytes} bytes are there)", path)
     if probe.format.container in ("ogg", "opus") and not _ogg_stream_is_complete(path):
         raise AudioFileError("the file is truncated (its Ogg stream stops before its last page)", path)
     if stated is not None and decoded > stated:

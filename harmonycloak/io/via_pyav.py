@@ -85,7 +85,8 @@ class StreamFacts:
 
 
 def describe(path: Path) -> StreamFacts | None:
-    """Facts about the first audio stream; None if ffmpeg cannot open the file as media.
+    """Facts about the first audio stream; None if ffmpeg cannot open the file as media, or
+    opens it but finds no sample format, rate or channel count in it.
 
     Raises:
         LookupError: the file is media but holds no audio stream.
@@ -98,6 +99,11 @@ def describe(path: Path) -> StreamFacts | None:
         if not container.streams.audio:
             raise LookupError("no audio stream")
         stream = container.streams.audio[0]
+        context = stream.codec_context
+        if context.format is None or not context.sample_rate or not context.channels:
+            # ffmpeg chose a demuxer from the file name (a text file named .flac) but found
+            # no stream it could describe: nothing here decodes.
+            return None
         decoder = stream.codec_context.name
         demuxer = container.format.name
         kind = _DEMUXER_TO_CONTAINER.get(demuxer)

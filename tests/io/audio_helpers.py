@@ -113,3 +113,45 @@ def parse_lame_tag(path: str | Path) -> dict[str, int]:
         "padding": delay_padding & 0xFFF,
         "samples_per_frame": 1152 if mpeg1 else 576,
     }
+
+
+def lame_mp3(path: str | Path, samples: np.ndarray, sample_rate_hz: int, *, vbr: bool = False,
+             id3_title: str | None = "song") -> Path:
+    """An MP3 as the `lameenc` package writes it: LAME frames with no Xing/LAME frame (so the
+    file states no length), 128 kbps CBR or VBR quality 4, and an ID3v2 title in front."""
+    import lameenc
+    from mutagen.id3 import ID3, TIT2
+
+    encoder = lameenc.Encoder()
+    encoder.set_in_sample_rate(sample_rate_hz)
+    encoder.set_channels(samples.shape[0])
+    encoder.set_quality(2)
+    if vbr:
+        encoder.set_vbr(4)
+    else:
+        encoder.set_bit_rate(128)
+    pcm = np.round(np.clip(samples.T, -1, 1) * 32767).astype("<i2").tobytes()
+    Path(path).write_bytes(bytes(encoder.encode(pcm) + encoder.flush()))
+    if id3_title is not None:
+        tag = ID3()
+        tag.add(TIT2(encoding=3, text=id3_title))
+        tag.save(str(path))
+    return Path(path)
+
+
+def mp3_frame_offsets(data: bytes) -> list[int]:
+    """Byte offsets of the MPEG-1 layer III frames of an MP3 after its ID3v2 tag, found by
+    following frame lengths from the header fields (ISO/IEC 11172-3): 144 * bitrate / rate
+    + padding bytes."""
+    kbps = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
+    rates = (44100, 48000, 32000)
+    start = 0
+    if data[:3] == b"ID3":
+        start = 10 + ((data[6] << 21) | (data[7] << 14) | (data[8] << 7) | data[9])
+    offsets = []
+    while start + 4 <= len(data):
+        header = int.from_bytes(data[start:start + 4], "big")
+        assert header >> 21 == 0x7FF and (header >> 19) & 3 == 3, "not an MPEG-1 frame"
+        offsets.append(start)
+        start += 144 * kbps[(header >> 12) & 15] * 1000 // rates[(header >> 10) & 3] + ((header >> 9) & 1)
+    return offsets
