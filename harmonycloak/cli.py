@@ -18,7 +18,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from harmonycloak.errors import HarmonyCloakError
+from harmonycloak.errors import HarmonyCloakError, OutputExistsError
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -116,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
 def _run_protect(arguments: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from harmonycloak.inputs import expand_inputs
+    from harmonycloak.inputs import check_input, expand_inputs
     from harmonycloak.pipeline import protect_file, protect_stems
     from harmonycloak.progress import progress_bar
     from harmonycloak.settings import ProtectionSettings
@@ -144,6 +144,7 @@ def _run_protect(arguments: argparse.Namespace) -> int:
     failures = 0
     for input_path, output_path in jobs:
         try:
+            check_input(input_path)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 with progress_bar(input_path.name) as progress:
@@ -153,6 +154,8 @@ def _run_protect(arguments: argparse.Namespace) -> int:
                 print(f"warning: {warning.message}", file=sys.stderr)
             print(f"protected {input_path} → {result.output_path}"
                   + (f"  (report: {result.report_path})" if result.report_path else ""))
+        except OutputExistsError as error:  # a second run over a folder redoes nothing
+            print(f"skipped {input_path}: {error}")
         except HarmonyCloakError as error:
             failures += 1
             print(f"error: {error}", file=sys.stderr)
@@ -163,13 +166,14 @@ def _run_protect(arguments: argparse.Namespace) -> int:
 
 
 def _run_verify(arguments: argparse.Namespace) -> int:
+    from harmonycloak.io.atomic import write_text
     from harmonycloak.verification import format_verification, verify_files
 
     result = verify_files(arguments.original, arguments.protected, protection_check=not arguments.no_protection_check,
                           visqol=not arguments.no_visqol, seed=arguments.seed, training_steps=arguments.steps)
     print(format_verification(result))
     if arguments.json:
-        arguments.json.write_text(json.dumps(result, indent=2) + "\n")
+        write_text(arguments.json, json.dumps(result, indent=2) + "\n")
     return EXIT_OK
 
 
@@ -177,6 +181,8 @@ def _run_train(arguments: argparse.Namespace) -> int:
     from harmonycloak.io.midi import MIDI_SUFFIXES
     from harmonycloak.train_target import train_audio_model, train_midi_model
 
+    if len({path.suffix.lower() in MIDI_SUFFIXES for path in arguments.inputs}) > 1:
+        raise HarmonyCloakError("a model learns either audio or MIDI: give only audio files or only MIDI files")
     if all(path.suffix.lower() in MIDI_SUFFIXES for path in arguments.inputs):
         arguments.family = arguments.family or "musegan"
         path, curve = train_midi_model(arguments.inputs, arguments.output, arguments.family, arguments.preset,

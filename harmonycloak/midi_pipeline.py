@@ -27,6 +27,7 @@ from torch import nn
 from harmonycloak.cloak.midi import MIDI_STRENGTH_HEADROOM_DB, MidiCloakSettings, MidiDominantCloak, protected_score
 from harmonycloak.cloak.midi_problem import MidiCloakProblem
 from harmonycloak.errors import MidiFileError, ModelError, SettingsError
+from harmonycloak.io.atomic import refuse_to_replace
 from harmonycloak.io.midi import MIDI_SUFFIXES, as_type_1, read_midi, write_midi
 from harmonycloak.models.checkpoint import load_checkpoint
 from harmonycloak.models.musegan import PhraseFormat, build_musegan_bag
@@ -159,14 +160,10 @@ def _stats(values: np.ndarray) -> dict[str, float]:
 
 
 def check_midi_output(input_path: Path, output_path: Path, overwrite: bool) -> None:
-    """Refuse, before any work, an output that is not a MIDI file name, a folder, or the input itself."""
+    """Refuse, before any work, an output that is not a MIDI file name, a folder, the input itself or an existing file."""
     if output_path.suffix.lower() not in MIDI_SUFFIXES:
         raise SettingsError(f"{output_path}: a protected MIDI file must be written as .mid or .midi")
-    if output_path.is_dir():
-        raise MidiFileError("the output is a folder; give the name of a file to write", output_path)
-    if not overwrite and output_path.exists() and input_path.exists() and output_path.resolve() == input_path.resolve():
-        raise MidiFileError("the output would replace the original file; choose another output name "
-                            "or allow overwriting", output_path)
+    refuse_to_replace(input_path, output_path, overwrite, MidiFileError)
 
 
 def protect_midi_file(input_path: str | Path, output_path: str | Path | None = None,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harmonycloak.errors import SettingsError
+from harmonycloak.safeguards import check_count, check_seconds, check_seed
 
 # Strength = how close the noise may come to what masks it, in dB under the bound:
 # (dominant-tone cloak: under the music's level at the dominant frequency,
@@ -55,8 +56,10 @@ class ProtectionSettings:
             raise SettingsError(f"the window must be 5 to 100 ms long, not {self.window_ms} ms")
         if self.device not in ("auto", "cpu", "cuda"):
             raise SettingsError(f"device must be auto, cpu or cuda, not '{self.device}'")
-        if self.preview_s is not None and self.preview_s <= 0:
-            raise SettingsError("the preview length must be a positive number of seconds")
+        if self.preview_s is not None:
+            check_seconds("the preview length", self.preview_s)
+        check_seed(self.seed)
+        check_count("the number of rounds (--rounds)", self.max_rounds)
 
     @property
     def headroom_db(self) -> float:

@@ -18,6 +18,7 @@ from harmonycloak.models.checkpoint import save_checkpoint
 from harmonycloak.models.registry import build_model
 from harmonycloak.optim.training import train_generative_model
 from harmonycloak.pipeline import to_working_rate
+from harmonycloak.safeguards import check_seed
 
 
 def audio_segments(paths: list[Path], sample_rate_hz: int, segment_samples: int) -> torch.Tensor:
@@ -37,7 +38,10 @@ def train_audio_model(paths: list[Path], output: Path, family: str = "ar-transfo
     """Train `family` on `paths` for `steps` steps; save to `output`; return (path, loss curve)."""
     if steps < 1:
         raise SettingsError("training needs at least one step")
+    check_seed(seed)
     model = build_model(family, preset, seed=seed)
+    if not hasattr(model.config, "frontend"):
+        raise SettingsError(f"'{family}' is a model of MIDI music; train it on MIDI files")
     rate = model.config.frontend.sample_rate_hz
     data = audio_segments(paths, rate, round(segment_s * rate))
     curve = train_generative_model(model, lambda ids: data[ids], len(data), steps, torch.Generator().manual_seed(seed))
@@ -95,6 +99,7 @@ def train_midi_model(paths: list[Path], output: Path, family: str = "musegan", p
         raise SettingsError("training needs at least one step")
     if family not in ("musegan", "symphonynet"):
         raise SettingsError(f"MIDI files train a musegan or symphonynet model, not '{family}'")
+    check_seed(seed)
     steps_per_bar, bars = midi_phrase_format(family, preset, 0)
     data = midi_phrases(paths, steps_per_bar, bars)
     tracks = data.shape[1]

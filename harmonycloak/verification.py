@@ -34,6 +34,7 @@ from harmonycloak.music import Audio
 from harmonycloak.optim.minmin import mean_generative_loss
 from harmonycloak.optim.training import train_generative_model
 from harmonycloak.pipeline import to_working_rate
+from harmonycloak.safeguards import check_count, check_seed
 
 WORKING_RATE_HZ = 16_000
 SEGMENT_SAMPLES = 40_960  # 2.56 s at 16 kHz, as the protection's optimiser uses
@@ -45,6 +46,9 @@ def verify_files(original_path: str | Path, protected_path: str | Path, *, prote
     """Measure audibility and protection of `protected_path` against `original_path`.
 
     MIDI files (.mid, .midi) are measured by `midi_verification.verify_midi_files`."""
+    if protection_check:
+        check_seed(seed)
+        check_count("the number of training steps (--steps)", training_steps)
     if Path(original_path).suffix.lower() in MIDI_SUFFIXES:
         from harmonycloak.midi_verification import verify_midi_files
 

@@ -1,8 +1,14 @@
-"""Write a file all at once or not at all.
+"""Write a file all at once or not at all, and only where the user allows it.
 
 The new file is written under a hidden temporary name in the same folder (so the final rename
 stays on one file system and is atomic), then moved over the target with `os.replace`. On any
-error the temporary file is removed and the target is left as it was.
+error, and on Ctrl-C, the temporary file is removed and the target is left as it was; a
+process killed outright leaves at most a hidden ``.NAME.*.partial.EXT`` file, never a partial
+file under the target's name. Two processes writing one target end with one of their files,
+whole.
+
+`refuse_to_replace` is the one policy on outputs: never the input itself, never an existing
+file, unless the user allows overwriting.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-from harmonycloak.errors import AudioFileError, HarmonyCloakError
+from harmonycloak.errors import AudioFileError, HarmonyCloakError, OutputExistsError
 
 
 @contextlib.contextmanager
@@ -30,6 +36,8 @@ def atomic_output(path: str | Path, error_class: type[HarmonyCloakError] = Audio
     folder = path.parent
     if not folder.is_dir():
         raise error_class(f"the folder {str(folder)!r} does not exist", path)
+    if path.is_dir():
+        raise error_class("this is a folder; give the name of a file to write", path)
     temp = folder / f".{path.stem}.{secrets.token_hex(6)}.partial{path.suffix}"
     try:
         # os.open with mode 0o666 applies the umask, as a plain open() would; mkstemp would
@@ -44,3 +52,43 @@ def atomic_output(path: str | Path, error_class: type[HarmonyCloakError] = Audio
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
+
+
+def refuse_to_replace(input_path: str | Path, output_path: str | Path, overwrite: bool,
+                      error_class: type[HarmonyCloakError] = AudioFileError) -> None:
+    """Refuse an output that is a folder, the input itself, or an existing file, before any work.
+
+    The input itself (also through a link, or another spelling of its path) and an existing
+    file may be replaced when ``overwrite`` is true; a folder never.
+
+    Raises:
+        error_class: the output is a folder, or is the input and ``overwrite`` is false.
+        OutputExistsError: the output exists and ``overwrite`` is false.
+    """
+    output_path, input_path = Path(output_path), Path(input_path)
+    if output_path.is_dir():
+        raise error_class("the output is a folder; give the name of a file to write", output_path)
+    if overwrite:
+        return
+    exists = output_path.exists()
+    if (exists and input_path.exists() and os.path.samefile(input_path, output_path)) \
+            or output_path.resolve() == input_path.resolve():
+        raise error_class("the output would replace the original file; choose another output name "
+                          "or allow overwriting", output_path)
+    if exists or output_path.is_symlink():
+        raise OutputExistsError("exists already; allow overwriting (--overwrite) to replace it", output_path)
+
+
+def write_text(path: str | Path, text: str, error_class: type[HarmonyCloakError] = HarmonyCloakError) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically.
+
+    Raises:
+        error_class: the folder does not exist, or the file cannot be written.
+    """
+    path = Path(path)
+    try:
+        with atomic_output(path, error_class) as temporary:
+            temporary.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise error_class(f"cannot be written ({error.strerror or error})", path) from error
+    return path

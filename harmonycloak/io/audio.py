@@ -22,17 +22,17 @@ channels, or a sample rate outside 8-192 kHz.
 What decodes is trusted: a file is refused as truncated only where the decoder reports an
 error or the file states an exact length that its data does not reach: WAV (the data chunk's
 size), FLAC (STREAMINFO's sample count), MP3 with a Xing/Info or VBRI frame count, every MP3
-frame (its header states its size, so a file cut inside a frame is found), M4A (edit list or
-iTunSMPB), and Ogg (a stream must end with its end-of-stream page; the length itself is
-only written on that page). A raw ADTS .aac file, or an MP3 without a Xing frame cut exactly
-between two frames, states no length: it reads as a shorter piece. Lengths guessed from the
+frame (its header states its size, so a file cut inside a frame is found), M4A (every box
+states its size; the edit list or iTunSMPB the length), and Ogg (a stream must end with its
+end-of-stream page; the length itself is only written on that page). A raw ADTS .aac file
+or an MP3 without a Xing frame, cut exactly between two frames, states no length: it reads
+as a shorter piece. Lengths guessed from the
 file size (libsndfile's and mutagen's for MP3s without a Xing frame) are never taken as a
 promise, nor used to cut what was decoded.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,8 +44,8 @@ import numpy as np
 from mutagen.ogg import OggPage
 
 from harmonycloak.errors import AudioFileError, HarmonyCloakError
-from harmonycloak.io import mp3, riff, via_pyav, via_soundfile
-from harmonycloak.io.atomic import atomic_output
+from harmonycloak.io import mp3, mp4, riff, via_pyav, via_soundfile
+from harmonycloak.io.atomic import atomic_output, refuse_to_replace
 from harmonycloak.io.ogg import renumber_ogg_streams
 from harmonycloak.io.formats import (
     ENCODER_SAMPLE_RATES_HZ,
@@ -169,6 +169,10 @@ def _probe(path: Path) -> _Probe:
         # file size, which cuts a variable-bitrate one short; ffmpeg decodes to the end.
         backend = via_pyav if codec == "mp3" and stated is None else via_soundfile
         return _Probe(fmt, backend, rate, channels, stated)
+    if mp4.looks_like_mp4(path) and (cut := mp4.cut_box(path)) is not None:
+        where = f"its MPEG-4 '{cut.box_type}' box" if cut.box_type else "an MPEG-4 box header"
+        raise AudioFileError(f"the file is truncated (it ends inside {where}: {cut.present_bytes} "
+                             f"of its {cut.stated_bytes} bytes are there)", path)
     try:
         facts = via_pyav.describe(path)
     except LookupError:
@@ -371,18 +375,10 @@ def _fit_encoder(fmt: AudioFormat, samples: np.ndarray, rate: int, path: Path) -
 
 
 def check_output_path(input_path: str | Path, output_path: str | Path, overwrite: bool = False) -> None:
-    """Refuse an output that is a folder, or that is the input file itself unless ``overwrite``.
+    """Refuse an output that is a folder, or, unless ``overwrite``, the input file itself or an
+    existing file (see `atomic.refuse_to_replace`).
 
     Raises:
-        AudioFileError: naming the output path.
+        AudioFileError: naming the output path; OutputExistsError: it exists already.
     """
-    output_path = Path(output_path)
-    if output_path.is_dir():
-        raise AudioFileError("the output is a folder; give the name of a file to write", output_path)
-    input_path = Path(input_path)
-    same = (output_path.exists() and input_path.exists() and os.path.samefile(input_path, output_path)) \
-        or output_path.resolve() == input_path.resolve()
-    if same and not overwrite:
-        raise AudioFileError(
-            "the output would replace the original file; choose another output name "
-            "or allow overwriting", output_path)
+    refuse_to_replace(input_path, output_path, overwrite, AudioFileError)
