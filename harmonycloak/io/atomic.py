@@ -56,18 +56,25 @@ def atomic_output(path: str | Path, error_class: type[HarmonyCloakError] = Audio
 
 def refuse_to_replace(input_path: str | Path, output_path: str | Path, overwrite: bool,
                       error_class: type[HarmonyCloakError] = AudioFileError) -> None:
-    """Refuse an output that is a folder, the input itself, or an existing file, before any work.
+    """Refuse, before any work, an output that is a folder, lies in a folder that is missing or
+    cannot be written to, is the input itself, or exists already.
 
     The input itself (also through a link, or another spelling of its path) and an existing
-    file may be replaced when ``overwrite`` is true; a folder never.
+    file may be replaced when ``overwrite`` is true.
 
     Raises:
-        error_class: the output is a folder, or is the input and ``overwrite`` is false.
+        error_class: the output is a folder, its folder is missing or read-only, or it is the
+            input and ``overwrite`` is false.
         OutputExistsError: the output exists and ``overwrite`` is false.
     """
     output_path, input_path = Path(output_path), Path(input_path)
     if output_path.is_dir():
         raise error_class("the output is a folder; give the name of a file to write", output_path)
+    folder = output_path.parent
+    if not folder.is_dir():
+        raise error_class(f"the folder {str(folder)!r} does not exist", output_path)
+    if not os.access(folder, os.W_OK):  # also false for root on a read-only file system
+        raise error_class("cannot write into this folder (it is read-only)", output_path)
     if overwrite:
         return
     exists = output_path.exists()

@@ -163,8 +163,9 @@ def _probe(path: Path) -> _Probe:
             raise _unsupported(path, name)
         container, codec, lossless_subtype = kind
         rate, channels, frames = via_soundfile.stream_shape(path)
-        fmt = AudioFormat(container, codec, lossless_subtype, _lossy_bitrate_bps(path, codec))
-        stated = _stated_frames(path, codec, frames, rate)
+        frame_chain = _whole_mp3(path) if codec == "mp3" else None
+        fmt = AudioFormat(container, codec, lossless_subtype, _lossy_bitrate_bps(path, codec, frame_chain))
+        stated = _stated_frames(path, codec, frames, frame_chain)
         # libsndfile stops an MP3 without a Xing frame at the length it guessed from the
         # file size, which cuts a variable-bitrate one short; ffmpeg decodes to the end.
         backend = via_pyav if codec == "mp3" and stated is None else via_soundfile
@@ -184,7 +185,8 @@ def _probe(path: Path) -> _Probe:
     container = "opus" if (facts.container, facts.codec) == ("ogg", "opus") else facts.container
     if (container, facts.codec) not in WRITABLE_FORMATS:
         raise _unsupported(path, facts.ffmpeg_names)
-    fmt = AudioFormat(container, facts.codec, facts.subtype, _lossy_bitrate_bps(path, facts.codec))
+    frame_chain = _whole_mp3(path) if facts.codec == "mp3" else None
+    fmt = AudioFormat(container, facts.codec, facts.subtype, _lossy_bitrate_bps(path, facts.codec, frame_chain))
     return _Probe(fmt, via_pyav, facts.sample_rate_hz, facts.num_channels, facts.stated_frames)
 
 
@@ -196,7 +198,17 @@ def _unsupported(path: Path, contents: str) -> AudioFileError:
     )
 
 
-def _stated_frames(path: Path, codec: str, libsndfile_frames: int, rate: int) -> int | None:
+def _whole_mp3(path: Path) -> mp3.Mp3Facts | None:
+    """What an MP3's frame chain says (see harmonycloak.io.mp3), after refusing a file cut inside a frame."""
+    facts = mp3.describe(path)
+    if facts is not None and (cut := facts.cut_frame) is not None:
+        raise AudioFileError(
+            f"the file is truncated (it ends inside an MP3 frame: {cut.present_bytes} of its "
+            f"{cut.stated_bytes} bytes are there)", path)
+    return facts
+
+
+def _stated_frames(path: Path, codec: str, libsndfile_frames: int, frame_chain: mp3.Mp3Facts | None) -> int | None:
     """The length a file opened by libsndfile states in its header, or None."""
     if codec == "pcm":
         # libsndfile reports only what is present; the data chunk states the promise.
@@ -208,23 +220,27 @@ def _stated_frames(path: Path, codec: str, libsndfile_frames: int, rate: int) ->
         # mpg123 (inside libsndfile) takes the length from a Xing/Info frame count less the
         # LAME tag's delay and padding. Without such a frame it guesses it from the file
         # size and the first frame's bit rate, which proves nothing.
-        return libsndfile_frames if mp3.states_frame_count(path) else None
+        return libsndfile_frames if frame_chain is not None and frame_chain.states_frame_count else None
     return None
 
 
-def _lossy_bitrate_bps(path: Path, codec: str) -> int | None:
+def _lossy_bitrate_bps(path: Path, codec: str, frame_chain: mp3.Mp3Facts | None = None) -> int | None:
     """The nominal bitrate of a lossy file (bps), None for lossless codecs.
 
-    Vorbis headers state it. For MP3 (constant or variable), AAC and Opus mutagen measures
-    an average (MP3: from the Xing frame or the frame header), taken to be the usual
-    nominal bitrate within 10 % of it, else rounded to 1 kbps.
+    Vorbis headers state it. For AAC, Opus and MP3 with a Xing frame mutagen measures an
+    average; for MP3 without one, the frame chain's average (mutagen takes the first frame's,
+    which is not the average of a VBR file). The average is taken to be the usual nominal
+    bitrate within 10 % of it, else rounded to 1 kbps.
     """
     if codec not in ("vorbis", "opus", "mp3", "aac"):
         return None
-    try:
-        bitrate = int(mutagen.File(str(path)).info.bitrate or 0)
-    except (mutagen.MutagenError, AttributeError):
-        return None
+    if frame_chain is not None and not frame_chain.states_frame_count:
+        bitrate = frame_chain.average_bitrate_bps
+    else:
+        try:
+            bitrate = int(mutagen.File(str(path)).info.bitrate or 0)
+        except (mutagen.MutagenError, AttributeError):
+            return None
     if not bitrate or codec == "vorbis":
         return bitrate or None
     nearest = min(_NOMINAL_BITRATES_BPS, key=lambda nominal: abs(nominal - bitrate))
@@ -242,10 +258,6 @@ def _checked_length(path: Path, samples: np.ndarray, decode_error: str | None, p
     if decode_error is not None:
         raise AudioFileError(
             f"the file is damaged: decoding stopped after {decoded} frames ({decode_error})", path)
-    if probe.format.container == "mp3" and (cut := mp3.cut_last_frame(path)) is not None:
-        raise AudioFileError(
-            f"the file is truncated (it ends inside an MP3 frame: {cut.present_bytes} of its "
-            f"{cut.stated_bytes} bytes are there)", path)
     if probe.format.container in ("ogg", "opus") and not _ogg_stream_is_complete(path):
         raise AudioFileError("the file is truncated (its Ogg stream stops before its last page)", path)
     if stated is not None and decoded > stated:

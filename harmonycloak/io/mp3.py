@@ -7,12 +7,11 @@ Xing/Info or VBRI frame, the first of the chain, states how many frames the file
 constant-bitrate files (from lameenc, many encoders, streaming rips) have none, and then the
 length libsndfile and mutagen report is a guess from the file size, which proves nothing.
 
-What this tells `read_audio`:
-
-- `states_frame_count`: whether the file states its length (a Xing/Info or VBRI frame count),
-  so that a decoded length short of it means the file is truncated;
-- `cut_last_frame`: whether the last frame of the chain ends beyond the end of the file, so
-  that the file was cut in the middle of a frame, whatever it states.
+What `describe` tells `read_audio`: whether the file states its length (a Xing/Info or VBRI
+frame count), so that a decoded length short of it means the file is truncated; whether the
+last frame of the chain ends beyond the end of the file, so that the file was cut in the
+middle of a frame, whatever it states; and the average bitrate of the frames (a file without
+a Xing frame states none, and the first frame's bitrate is not the average of a VBR file).
 
 Written by hand because neither libsndfile (mpg123) nor ffmpeg reports a cut-off last frame,
 and mutagen's header search stops after the first frames.
@@ -95,23 +94,6 @@ def _first_frame(data: bytes, start: int) -> tuple[int, _Frame] | None:
     return None
 
 
-def states_frame_count(path: str | Path) -> bool:
-    """Whether the file's first frame is a Xing/Info or VBRI frame that states a frame count."""
-    data = Path(path).read_bytes()
-    found = _first_frame(data, _audio_start(data))
-    if found is None:
-        return False
-    offset, frame = found
-    # The Xing/Info tag follows the side information: 32 bytes (MPEG 1 stereo), 17 (MPEG 1
-    # mono, MPEG 2/2.5 stereo) or 9 (MPEG 2/2.5 mono); its flags' bit 0 says a count follows.
-    side_info = (17 if frame.mono else 32) if frame.version_bits == 3 else (9 if frame.mono else 17)
-    xing = offset + 4 + side_info
-    if data[xing:xing + 4] in (b"Xing", b"Info") and len(data) >= xing + 8:
-        return bool(int.from_bytes(data[xing + 4:xing + 8], "big") & 1)
-    # VBRI (Fraunhofer): always 32 bytes after the header, a frame count at byte 14 of it.
-    return data[offset + 36:offset + 40] == b"VBRI"
-
-
 @dataclass(frozen=True)
 class CutFrame:
     """A last frame that the file ends inside of."""
@@ -121,27 +103,65 @@ class CutFrame:
     stated_bytes: int
 
 
-def cut_last_frame(path: str | Path) -> CutFrame | None:
-    """The frame the file ends inside of, or None when every frame of the chain is whole.
+@dataclass(frozen=True)
+class Mp3Facts:
+    """What the frame chain of an MP3 file says.
 
-    Follows the chain from the first confirmed frame; after junk it resynchronises on the
-    next confirmed frame, as decoders do. A frame is only taken as cut when the chain leads
-    to it (its header lies exactly where the frame before it ends) and it belongs to the same
-    stream; tags or junk at the end of the file end the chain without a cut.
+    Attributes:
+        states_frame_count: the first frame is a Xing/Info or VBRI frame stating a frame count.
+        cut_frame: the frame the file ends inside of, or None when every frame is whole.
+        average_bitrate_bps: the frames' bytes over their duration (the bitrate of a CBR file).
+    """
+
+    states_frame_count: bool
+    cut_frame: CutFrame | None
+    average_bitrate_bps: int
+
+
+def describe(path: str | Path) -> Mp3Facts | None:
+    """Follow the frame chain of ``path``; None if it holds no confirmed layer III frame.
+
+    The chain starts at the first confirmed frame after the ID3v2 tags; after junk it
+    resynchronises on the next confirmed frame, as decoders do. A frame is only taken as cut
+    when the chain leads to it (its header lies exactly where the frame before it ends) and
+    it belongs to the same stream; tags or junk at the end of the file end the chain.
     """
     data = Path(path).read_bytes()
     found = _first_frame(data, _audio_start(data))
-    while found is not None:
-        offset, first = found
+    if found is None:
+        return None
+    states_count = _states_frame_count(data, *found)
+    first = found[1]
+    samples_per_frame = 1152 if first.version_bits == 3 else 576
+    rate_hz = _RATES_HZ[first.version_bits][first.rate_index]
+    num_frames = num_bytes = 0
+    cut = None
+    while found is not None and cut is None:
+        offset, start = found
         sync = data[offset:offset + 2]  # sync word, version, layer: the same in every frame of the stream
-        frame: _Frame | None = first
-        while frame is not None and frame.same_stream(first):
+        frame: _Frame | None = start
+        while frame is not None and frame.same_stream(start):
             end = offset + frame.length_bytes
             if end > len(data):
-                return CutFrame(offset, len(data) - offset, frame.length_bytes)
+                cut = CutFrame(offset, len(data) - offset, frame.length_bytes)
+                break
+            num_frames, num_bytes = num_frames + 1, num_bytes + frame.length_bytes
             offset, frame = end, _frame_at(data, end)
         rest = data[offset:]
-        if 0 < len(rest) < 4 and rest[:2] == sync[:len(rest[:2])]:
-            return CutFrame(offset, len(rest), first.length_bytes)  # cut inside the next frame's header
+        if cut is None and 0 < len(rest) < 4 and rest[:2] == sync[:len(rest[:2])]:
+            cut = CutFrame(offset, len(rest), start.length_bytes)  # cut inside the next frame's header
         found = _first_frame(data, offset + 1) if offset < len(data) else None
-    return None
+    duration_s = max(num_frames, 1) * samples_per_frame / rate_hz
+    return Mp3Facts(states_count, cut, round(8 * num_bytes / duration_s))
+
+
+def _states_frame_count(data: bytes, offset: int, frame: _Frame) -> bool:
+    """Whether the frame at ``offset`` is a Xing/Info or VBRI frame that states a frame count."""
+    # The Xing/Info tag follows the side information: 32 bytes (MPEG 1 stereo), 17 (MPEG 1
+    # mono, MPEG 2/2.5 stereo) or 9 (MPEG 2/2.5 mono); its flags' bit 0 says a count follows.
+    side_info = (17 if frame.mono else 32) if frame.version_bits == 3 else (9 if frame.mono else 17)
+    xing = offset + 4 + side_info
+    if data[xing:xing + 4] in (b"Xing", b"Info") and len(data) >= xing + 8:
+        return bool(int.from_bytes(data[xing + 4:xing + 8], "big") & 1)
+    # VBRI (Fraunhofer): always 32 bytes after the header, a frame count at byte 14 of it.
+    return data[offset + 36:offset + 40] == b"VBRI"

@@ -139,16 +139,26 @@ def read(path: Path) -> tuple[np.ndarray, str | None]:
     """Decode the first audio stream: (samples float32 (channels, frames), error text or None).
 
     ffmpeg applies the container's gapless information at the start (priming, pre-skip);
-    the caller cuts the end to `StreamFacts.stated_frames`.
+    the caller cuts the end to `StreamFacts.stated_frames`. An MP3 packet that does not
+    decode (junk between frames, which ffmpeg's parser passes on as a packet together with
+    the frame it runs into) is skipped, as players skip it; in other codecs a decoding error
+    ends the decoding.
     """
     chunks: list[np.ndarray] = []
     error = None
     with av.open(str(path)) as container:
         stream = container.streams.audio[0]
         channels = stream.codec_context.channels
+        skip_bad_packets = stream.codec_context.name in ("mp3", "mp3float")
         try:
-            for frame in container.decode(stream):
-                chunks.append(_frame_to_float(frame))
+            for packet in container.demux(stream):
+                try:
+                    frames = packet.decode()
+                except av.error.InvalidDataError:
+                    if not skip_bad_packets:
+                        raise
+                    continue
+                chunks.extend(_frame_to_float(frame) for frame in frames)
         except av.error.FFmpegError as exc:
             error = str(exc)
     samples = np.concatenate(chunks, axis=1) if chunks else np.zeros((channels, 0), np.float32)

@@ -6,7 +6,6 @@ import struct
 import zlib
 from pathlib import Path
 
-import av
 import numpy as np
 from scipy.signal import chirp, correlate
 
@@ -53,22 +52,6 @@ def snr_db(reference: np.ndarray, decoded: np.ndarray) -> float:
     return float(10 * np.log10(np.sum(reference.astype(np.float64) ** 2) / np.sum(error ** 2)))
 
 
-def decode_with_ffmpeg(path: str | Path) -> tuple[np.ndarray, int, int | None]:
-    """Decode with PyAV/ffmpeg as a second, independent decoder.
-
-    Returns (float32 samples (channels, frames), sample rate, the stream's duration in
-    frames as the container states it, or None)."""
-    with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        # Packed float (one interleaved plane): PyAV 18's to_ndarray crashes on 8 planes.
-        resampler = av.AudioResampler(format="flt", layout=stream.layout, rate=stream.rate)
-        frames = [out.to_ndarray() for frame in container.decode(stream) for out in resampler.resample(frame)]
-        frames += [out.to_ndarray() for out in resampler.resample(None)]
-        interleaved = np.concatenate(frames, axis=1).reshape(-1, stream.codec_context.channels)
-        stated = None if stream.duration is None else round(stream.duration * stream.time_base * stream.rate)
-        return np.ascontiguousarray(interleaved.T), stream.rate, stated
-
-
 def tiny_png(width: int = 2, height: int = 2, rgb: tuple[int, int, int] = (200, 30, 90)) -> bytes:
     """A valid PNG image of one colour, built from the PNG specification (for cover art)."""
     def chunk(kind: bytes, data: bytes) -> bytes:
@@ -113,45 +96,3 @@ def parse_lame_tag(path: str | Path) -> dict[str, int]:
         "padding": delay_padding & 0xFFF,
         "samples_per_frame": 1152 if mpeg1 else 576,
     }
-
-
-def lame_mp3(path: str | Path, samples: np.ndarray, sample_rate_hz: int, *, vbr: bool = False,
-             id3_title: str | None = "song") -> Path:
-    """An MP3 as the `lameenc` package writes it: LAME frames with no Xing/LAME frame (so the
-    file states no length), 128 kbps CBR or VBR quality 4, and an ID3v2 title in front."""
-    import lameenc
-    from mutagen.id3 import ID3, TIT2
-
-    encoder = lameenc.Encoder()
-    encoder.set_in_sample_rate(sample_rate_hz)
-    encoder.set_channels(samples.shape[0])
-    encoder.set_quality(2)
-    if vbr:
-        encoder.set_vbr(4)
-    else:
-        encoder.set_bit_rate(128)
-    pcm = np.round(np.clip(samples.T, -1, 1) * 32767).astype("<i2").tobytes()
-    Path(path).write_bytes(bytes(encoder.encode(pcm) + encoder.flush()))
-    if id3_title is not None:
-        tag = ID3()
-        tag.add(TIT2(encoding=3, text=id3_title))
-        tag.save(str(path))
-    return Path(path)
-
-
-def mp3_frame_offsets(data: bytes) -> list[int]:
-    """Byte offsets of the MPEG-1 layer III frames of an MP3 after its ID3v2 tag, found by
-    following frame lengths from the header fields (ISO/IEC 11172-3): 144 * bitrate / rate
-    + padding bytes."""
-    kbps = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
-    rates = (44100, 48000, 32000)
-    start = 0
-    if data[:3] == b"ID3":
-        start = 10 + ((data[6] << 21) | (data[7] << 14) | (data[8] << 7) | data[9])
-    offsets = []
-    while start + 4 <= len(data):
-        header = int.from_bytes(data[start:start + 4], "big")
-        assert header >> 21 == 0x7FF and (header >> 19) & 3 == 3, "not an MPEG-1 frame"
-        offsets.append(start)
-        start += 144 * kbps[(header >> 12) & 15] * 1000 // rates[(header >> 10) & 3] + ((header >> 9) & 1)
-    return offsets
