@@ -296,6 +296,8 @@ ROWS = [
     refused("protect-missing-output-folder", SONG, ("protect", "song.wav", "-o", "no/such/out.wav"), "does not exist"),
     refused("protect-read-only-output-folder", files(SONG, read_only_folder("locked")),
             ("protect", "song.wav", "-o", "locked/out.wav"), "cannot write into this folder"),
+    Row("protect-midi-existing-output-is-skipped", files(CHORALE, raw("out.mid", b"an earlier take")),
+        ("protect", "bwv.mid", "-o", "out.mid"), 0, "exists already"),
     refused("protect-midi-output-as-wav", CHORALE, ("protect", "bwv.mid", "-o", "out.wav"), ".mid or .midi"),
     Row("protect-existing-output-is-skipped", files(SONG, raw("out.wav", b"an earlier take")),
         ("protect", "song.wav", "-o", "out.wav"), 0, "skipped"),
