@@ -171,8 +171,7 @@ def _probe(path: Path) -> _Probe:
         backend = via_pyav if codec == "mp3" and stated is None else via_soundfile
         return _Probe(fmt, backend, rate, channels, stated)
     if mp4.looks_like_mp4(path) and (cut := mp4.cut_box(path)) is not None:
-        where = f"its MPEG-4 '{cut.box_type}' box" if cut.box_type else "an MPEG-4 box header"
-        raise AudioFileError(f"the file is truncated (it ends inside {where}: {cut.present_bytes} "
+        raise AudioFileError(f"the file is truncated (it ends inside {cut.where}: {cut.present_bytes} "
                              f"of its {cut.stated_bytes} bytes are there)", path)
     try:
         facts = via_pyav.describe(path)

@@ -21,7 +21,7 @@ _HEADER_BYTES = 8
 class CutBox:
     """A top-level box that the file ends inside of."""
 
-    box_type: str | None  # None: the file ends inside a box header
+    where: str  # "its 'mdat' box", "an MPEG-4 box" (a type that is not text), "an MPEG-4 box header"
     present_bytes: int
     stated_bytes: int
 
@@ -41,18 +41,19 @@ def cut_box(path: str | Path) -> CutBox | None:
             file.seek(offset)
             header = file.read(_HEADER_BYTES)
             if len(header) < _HEADER_BYTES:
-                return CutBox(None, len(header), _HEADER_BYTES)
+                return CutBox("an MPEG-4 box header", len(header), _HEADER_BYTES)
             size, kind = struct.unpack(">I4s", header)
             if size == 1:
                 large = file.read(8)
                 if len(large) < 8:
-                    return CutBox(None, _HEADER_BYTES + len(large), 2 * _HEADER_BYTES)
+                    return CutBox("an MPEG-4 box header", _HEADER_BYTES + len(large), 2 * _HEADER_BYTES)
                 (size,) = struct.unpack(">Q", large)
             elif size == 0:
                 return None  # the last box runs to the end of the file, whatever its length
             if size < _HEADER_BYTES:
                 return None  # not a box header: damage, left to the decoder to find
             if offset + size > file_size:
-                return CutBox(kind.decode("latin-1"), file_size - offset, size)
+                name = kind.decode("ascii") if all(0x20 <= byte < 0x7F for byte in kind) else None
+                return CutBox(f"its MPEG-4 '{name}' box" if name else "an MPEG-4 box", file_size - offset, size)
             offset += size
     return None
