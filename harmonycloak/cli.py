@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     except HarmonyCloakError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_SOME_FAILED
+    except OSError as error:  # a file system failure that no step turned into a HarmonyCloakError
+        print(f"error: {f'{error.filename}: ' if error.filename else ''}{error.strerror or error}", file=sys.stderr)
+        return EXIT_SOME_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -12,7 +12,9 @@ trips bit for bit.
 
 from __future__ import annotations
 
+import errno
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -121,10 +123,16 @@ def write(samples: np.ndarray, sample_rate_hz: int, fmt: AudioFormat, path: Path
             samples = samples[np.argsort(_VORBIS_TO_WAV_ORDER[num_channels])]
         settings.update(subtype="VORBIS",
                         compression_level=vorbis_compression_level(fmt.bitrate_bps, sample_rate_hz, num_channels))
-    with soundfile.SoundFile(str(path), "w", sample_rate_hz, num_channels, **settings) as file:
-        # In blocks: libsndfile 1.2.2's Vorbis writer crashes on one call with minutes of audio.
-        for start in range(0, samples.shape[1], _WRITE_BLOCK_FRAMES):
-            file.write(samples[:, start:start + _WRITE_BLOCK_FRAMES].T)
+    try:
+        with soundfile.SoundFile(str(path), "w", sample_rate_hz, num_channels, **settings) as file:
+            # In blocks: libsndfile 1.2.2's Vorbis writer crashes on one call with minutes of audio.
+            for start in range(0, samples.shape[1], _WRITE_BLOCK_FRAMES):
+                file.write(samples[:, start:start + _WRITE_BLOCK_FRAMES].T)
+    except RuntimeError as error:  # soundfile.LibsndfileError says only "System error."
+        free_bytes = os.statvfs(path.parent).f_bavail * os.statvfs(path.parent).f_frsize
+        if free_bytes < _WRITE_BLOCK_FRAMES * num_channels * 4:  # not room for one more block
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) from error
+        raise
 
 
 def vorbis_compression_level(bitrate_bps: int, sample_rate_hz: int, num_channels: int) -> float:
