@@ -30,14 +30,18 @@ _FFMPEG_SAMPLE_FORMATS = {"libmp3lame": "fltp", "aac": "fltp", "libopus": "flt"}
 
 
 def encode_with_ffmpeg(path: str | Path, samples: np.ndarray, sample_rate_hz: int, encoder: str,
-                       bitrate_bps: int = 128_000, muxer: str | None = None) -> Path:
+                       bitrate_bps: int = 128_000, muxer: str | None = None, vbr_quality: int | None = None) -> Path:
     """Encode (channels, frames) samples, 1 or 2 channels, with ffmpeg: ``libmp3lame`` (an MP3
-    with a Xing/LAME frame), ``aac`` (in .m4a, or raw ADTS with muxer "adts") or ``libopus``."""
+    with a Xing/LAME frame; VBR at LAME's -V ``vbr_quality`` if given, else CBR), ``aac`` (in
+    .m4a, or raw ADTS with muxer "adts") or ``libopus``."""
     sample_format = _FFMPEG_SAMPLE_FORMATS[encoder]
     layout = "mono" if samples.shape[0] == 1 else "stereo"
     with av.open(str(path), "w", format=muxer) as container:
         stream = container.add_stream(encoder, rate=sample_rate_hz)
         stream.layout, stream.format, stream.bit_rate = layout, sample_format, bitrate_bps
+        if vbr_quality is not None:  # ffmpeg's -q:a: a quality scale in lambda units (FF_QP2LAMBDA = 118)
+            stream.codec_context.qscale = True
+            stream.codec_context.global_quality = vbr_quality * 118
         data = samples.astype(np.float32)
         for start in range(0, data.shape[1], 4096):
             chunk = data[:, start:start + 4096]
@@ -108,20 +112,33 @@ def id3v2_bytes(data: bytes) -> int:
     return 10 + ((data[6] << 21) | (data[7] << 14) | (data[8] << 7) | data[9])
 
 
-def mp3_frame_offsets(data: bytes) -> list[int]:
-    """Byte offsets of the MPEG-1 layer III frames of an MP3 after its ID3v2 tag, found by
-    following frame lengths from the header fields (ISO/IEC 11172-3): 144 * bitrate / rate
-    + padding bytes."""
-    kbps = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
-    rates = (44100, 48000, 32000)
+def mp3_frames(data: bytes) -> list[tuple[int, int, int, int]]:
+    """(offset, bytes, samples, sample rate) of each layer III frame of an MP3 after its ID3v2
+    tag, following frame lengths from the header fields (ISO/IEC 11172-3 and 13818-3: 144 or,
+    in MPEG 2 and 2.5, 72 times bitrate / rate, plus padding) up to the first byte that starts
+    no frame (an ID3v1 tag, junk, the end)."""
+    kbps = {3: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+            2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)}
+    rates = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
     start = id3v2_bytes(data)
-    offsets = []
+    frames = []
     while start + 4 <= len(data):
         header = int.from_bytes(data[start:start + 4], "big")
-        assert header >> 21 == 0x7FF and (header >> 19) & 3 == 3, "not an MPEG-1 frame"
-        offsets.append(start)
-        start += 144 * kbps[(header >> 12) & 15] * 1000 // rates[(header >> 10) & 3] + ((header >> 9) & 1)
-    return offsets
+        version, bitrate_index, rate_index = (header >> 19) & 3, (header >> 12) & 15, (header >> 10) & 3
+        if header >> 21 != 0x7FF or version == 1 or (header >> 17) & 3 != 1 or bitrate_index in (0, 15) \
+                or rate_index == 3:
+            break
+        rate = rates[version][rate_index]
+        samples = 1152 if version == 3 else 576
+        length = samples // 8 * kbps[3 if version == 3 else 2][bitrate_index] * 1000 // rate + ((header >> 9) & 1)
+        frames.append((start, length, samples, rate))
+        start += length
+    return frames
+
+
+def mp3_frame_offsets(data: bytes) -> list[int]:
+    """Byte offsets of the layer III frames of an MP3 (see `mp3_frames`)."""
+    return [offset for offset, _length, _samples, _rate in mp3_frames(data)]
 
 
 def midi_file(path: str | Path, voices: list[tuple[int, list[tuple[int, int, int, int]]]], *,

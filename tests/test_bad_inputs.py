@@ -32,8 +32,8 @@ import soundfile
 import symusic
 
 from harmonycloak.cli import main
-from input_makers import (decode_with_ffmpeg, encode_with_ffmpeg, file_hashes, id3v2_bytes, lame_mp3,
-                          midi_file, mp3_frame_offsets, tone, write_soundfile)
+from input_makers import (decode_with_ffmpeg, encode_with_ffmpeg, file_hashes, lame_mp3, midi_file,
+                          mp3_frame_offsets, mp3_frames, tone, write_soundfile)
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 QUICK = ("--preset", "tiny", "--rounds", "1", "--no-report")  # seconds per protected file
@@ -93,9 +93,10 @@ def sound(name: str, samples: np.ndarray | None = None, rate: int = RATE, subtyp
     return lambda folder, stack: write_soundfile(folder / name, data, rate, subtype)
 
 
-def ffmpeg(name: str, encoder: str, muxer: str | None = None, channels: int = 2, rate: int = 44_100) -> Maker:
+def ffmpeg(name: str, encoder: str, muxer: str | None = None, channels: int = 2, rate: int = 44_100,
+           vbr_quality: int | None = None) -> Maker:
     return lambda folder, stack: encode_with_ffmpeg(folder / name, tone(rate, rate, channels), rate, encoder,
-                                                    muxer=muxer)
+                                                    muxer=muxer, vbr_quality=vbr_quality)
 
 
 def lame(name: str, *, vbr: bool = False, id3_title: str | None = "song", rate: int = 44_100,
@@ -248,6 +249,8 @@ ROWS = [
             ("protect", "song.ogg"), "truncated"),
     refused("protect-ogg-cut-in-data", cut(sound("song.ogg", subtype="VORBIS"), "song.ogg", half),
             ("protect", "song.ogg"), "truncated"),
+    refused("protect-opus-cut-in-header", cut(ffmpeg("song.opus", "libopus", "ogg", rate=48_000), "song.opus",
+                                              lambda d: 30), ("protect", "song.opus"), "truncated"),
     refused("protect-opus-cut-in-data", cut(ffmpeg("song.opus", "libopus", "ogg", rate=48_000), "song.opus", half),
             ("protect", "song.opus"), "truncated"),
     refused("protect-mp3-xing-cut-in-header", cut(ffmpeg("song.mp3", "libmp3lame"), "song.mp3", lambda d: 200),
@@ -261,6 +264,8 @@ ROWS = [
             ("protect", "song.m4a"), "truncated"),
     refused("protect-m4a-cut-in-data", cut(ffmpeg("song.m4a", "aac", "ipod"), "song.m4a", half),
             ("protect", "song.m4a"), "truncated"),
+    refused("protect-aac-cut-in-header", cut(ffmpeg("song.aac", "aac", "adts"), "song.aac", lambda d: 5),
+            ("protect", "song.aac"), "not an audio file"),
     refused("protect-aac-cut-in-data", cut(ffmpeg("song.aac", "aac", "adts"), "song.aac", half),
             ("protect", "song.aac"), "damaged"),
     refused("protect-mid-cut-in-header", cut(midi("song.mid"), "song.mid", lambda d: 10), ("protect", "song.mid"),
@@ -364,6 +369,8 @@ ROWS = [
         ("protect", "song.mp3", "-o", "out.mp3"), 0, "protected", ("out.mp3",), (("song.mp3", "out.mp3"),)),
     Row("protect-mp3-with-xing-and-lame-tag", ffmpeg("song.mp3", "libmp3lame"),
         ("protect", "song.mp3", "-o", "out.mp3"), 0, "protected", ("out.mp3",), (("song.mp3", "out.mp3"),)),
+    Row("protect-mp3-vbr-with-xing", ffmpeg("song.mp3", "libmp3lame", vbr_quality=4),
+        ("protect", "song.mp3", "-o", "out.mp3"), 0, "protected", ("out.mp3",), (("song.mp3", "out.mp3"),)),
     Row("protect-mp3-8khz-mono-id3v1", edited(lame("song.mp3", id3_title=None, rate=8_000, channels=1, bitrate_kbps=32),
                                               "song.mp3", id3v1),
         ("protect", "song.mp3", "-o", "out.mp3"), 0, "protected", ("out.mp3",), (("song.mp3", "out.mp3"),)),
@@ -393,6 +400,8 @@ ROWS = [
             "at least 1"),
     refused("verify-seed-negative", files(SONG, sound("out.wav")), ("verify", "song.wav", "out.wav", "--seed=-1"),
             "seed must be"),
+    Row("verify-steps-nan", files(SONG, sound("out.wav")), ("verify", "song.wav", "out.wav", "--steps", "nan"), 2,
+        "invalid int value"),
     refused("verify-json-into-missing-folder", files(SONG, sound("out.wav")),
             ("verify", "song.wav", "out.wav", *FAST_VERIFY, "--json", "no/such/v.json"), "does not exist"),
     refused("verify-midi-against-audio", files(SONG, midi("song.mid")), ("verify", "song.wav", "song.mid", *FAST_VERIFY),
@@ -410,6 +419,8 @@ ROWS = [
     refused("train-text-as-mid", text("song.mid"), ("train", "song.mid", "-o", "gan.pt", "--preset", "tiny"),
             "not a MIDI file"),
     refused("train-steps-0", SONG, ("train", "song.wav", "-o", "model.pt", "--steps", "0"), "at least one step"),
+    refused("train-steps-negative", SONG, ("train", "song.wav", "-o", "model.pt", "--steps=-5"), "at least one step"),
+    Row("train-steps-inf", SONG, ("train", "song.wav", "-o", "model.pt", "--steps", "inf"), 2, "invalid int value"),
     refused("train-seed-negative", SONG, ("train", "song.wav", "-o", "model.pt", "--preset", "tiny", "--seed=-1"),
             "seed must be"),
     refused("train-unknown-family", SONG, ("train", "song.wav", "-o", "model.pt", "--family", "wavenet"),
@@ -462,7 +473,7 @@ def check_audio_output(source: Path, output: Path, untouched: bool) -> None:
         clean, clean_rate, _ = decode_with_ffmpeg(source, skip_bad_packets=True)  # junk between frames
         protected, protected_rate, _ = decode_with_ffmpeg(output)
         assert protected_rate == clean_rate and protected.shape == clean.shape
-        source_kbps = average_mp3_kbps(source, clean.shape[1] / clean_rate)
+        source_kbps = average_mp3_kbps(source)
         assert abs(mutagen.File(str(output)).info.bitrate / 1000 - source_kbps) <= 0.1 * source_kbps
     assert np.isfinite(protected).all()
     if untouched:
@@ -476,11 +487,15 @@ def check_audio_output(source: Path, output: Path, untouched: bool) -> None:
         assert np.abs(protected).max() < min(1.0, 2 * peak)
 
 
-def average_mp3_kbps(path: Path, duration_s: float) -> float:
-    """The bitrate an MP3 averages: the bytes between its ID3v2 and ID3v1 tags over its duration."""
+def average_mp3_kbps(path: Path) -> float:
+    """The bitrate an MP3's audio frames average (a Xing/Info frame in front is not audio)."""
     data = path.read_bytes()
-    audio_bytes = len(data) - id3v2_bytes(data) - (128 if data[-128:-125] == b"TAG" else 0)
-    return 8 * audio_bytes / duration_s / 1000
+    frames = mp3_frames(data)
+    first_offset, first_length, _, _ = frames[0]
+    if any(tag in data[first_offset:first_offset + first_length] for tag in (b"Xing", b"Info")):
+        frames = frames[1:]
+    duration_s = sum(samples / rate for _offset, _length, samples, rate in frames)
+    return 8 * sum(length for _offset, length, _samples, _rate in frames) / duration_s / 1000
 
 
 def check_midi_output(source: Path, output: Path) -> None:
