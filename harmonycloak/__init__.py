@@ -73,7 +73,11 @@ def verify(original_path: str | Path, protected_path: str | Path, *, protection_
         seed, training_steps, model_preset: the twin models' seed, steps and size.
     """
     from harmonycloak.flows.dispatch import flows_for
+    from harmonycloak.safeguards import check_count, check_seed
 
+    if protection_check:
+        check_seed(seed)
+        check_count("the number of training steps (--steps)", training_steps)
     return flows_for(original_path).verify(original_path, protected_path, protection_check=protection_check,
                                            visqol=visqol, seed=seed, training_steps=training_steps,
                                            model_preset=model_preset)

@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 
 from harmonycloak import settings as defaults
-from harmonycloak.errors import HarmonyCloakError
+from harmonycloak.errors import HarmonyCloakError, OutputExistsError
 from harmonycloak.settings import ProtectionSettings
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         return arguments.run(arguments)
     except HarmonyCloakError as error:
         print(f"error: {error}", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    except OSError as error:  # a file system failure that no step turned into a HarmonyCloakError
+        print(f"error: {f'{error.filename}: ' if error.filename else ''}{error.strerror or error}", file=sys.stderr)
         return EXIT_SOME_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -84,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("-o", "--output", type=Path, required=True, help="checkpoint file to write")
     train.add_argument("--family", help="model family (default ar-transformer for audio, musegan for MIDI; "
                                         "symphonynet for MIDI too)")
-    train.add_argument("--preset", choices=defaults.MODEL_PRESETS, default="default", help="model size preset")
+    train.add_argument("--preset", default="default", help="model size preset (default, tiny)")
     train.add_argument("--steps", type=int, default=300)
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(run=_run_train)
@@ -122,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
 def _run_protect(arguments: argparse.Namespace) -> int:
     from harmonycloak import protect
     from harmonycloak.flows.audio.protect import protect_stems
-    from harmonycloak.io.paths import expand_inputs
+    from harmonycloak.io.paths import check_input, expand_inputs
     from harmonycloak.progress import progress_bar
 
     settings = ProtectionSettings(
@@ -147,6 +150,7 @@ def _run_protect(arguments: argparse.Namespace) -> int:
     failures = 0
     for input_path, output_path in jobs:
         try:
+            check_input(input_path)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 with progress_bar(input_path.name) as progress:
@@ -156,6 +160,8 @@ def _run_protect(arguments: argparse.Namespace) -> int:
                 print(f"warning: {warning.message}", file=sys.stderr)
             print(f"protected {input_path} → {result.output_path}"
                   + (f"  (report: {result.report_path})" if result.report_path else ""))
+        except OutputExistsError as error:  # a second run over a folder redoes nothing
+            print(f"skipped {input_path}: {error}")
         except HarmonyCloakError as error:
             failures += 1
             print(f"error: {error}", file=sys.stderr)
@@ -168,12 +174,13 @@ def _run_protect(arguments: argparse.Namespace) -> int:
 def _run_verify(arguments: argparse.Namespace) -> int:
     from harmonycloak import verify
     from harmonycloak.flows.dispatch import format_verification
+    from harmonycloak.io.atomic import write_text
 
     result = verify(arguments.original, arguments.protected, protection_check=not arguments.no_protection_check,
                     visqol=not arguments.no_visqol, seed=arguments.seed, training_steps=arguments.steps)
     print(format_verification(result))
     if arguments.json:
-        arguments.json.write_text(json.dumps(result, indent=2) + "\n")
+        write_text(arguments.json, json.dumps(result, indent=2) + "\n")
     return EXIT_OK
 
 

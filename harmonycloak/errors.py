@@ -38,3 +38,9 @@ class SettingsError(HarmonyCloakError):
 
 class ModelError(HarmonyCloakError):
     """A model checkpoint cannot be loaded or does not match a known architecture."""
+
+
+class OutputExistsError(HarmonyCloakError):
+    """The output file exists already and overwriting was not allowed: the work is left undone
+    (the command line reports the file as skipped, so that a second run over a folder redoes
+    nothing)."""

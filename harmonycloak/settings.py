@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harmonycloak.errors import SettingsError
+from harmonycloak.safeguards import check_count, check_seconds, check_seed
 
 if TYPE_CHECKING:
     import torch
@@ -115,13 +116,14 @@ class ProtectionSettings:
         check_window_ms(self.window_ms)
         if self.device not in DEVICES:
             raise SettingsError(f"device must be one of {', '.join(DEVICES)}, not '{self.device}'")
-        if self.preview_s is not None and not (math.isfinite(self.preview_s) and self.preview_s > 0):
-            raise SettingsError("the preview length must be a positive number of seconds")
+        if self.preview_s is not None:
+            check_seconds("the preview length", self.preview_s)
+        check_seed(self.seed)
         if self.model_preset not in MODEL_PRESETS:
             raise SettingsError(f"model preset must be one of {', '.join(MODEL_PRESETS)}, not '{self.model_preset}'")
-        for name in ("bag_size", "models_per_round", "pgd_steps", "max_rounds"):
-            if getattr(self, name) < 1:
-                raise SettingsError(f"{name.replace('_', ' ')} must be at least 1, not {getattr(self, name)}")
+        check_count("the number of rounds (--rounds)", self.max_rounds)
+        for name in ("bag_size", "models_per_round", "pgd_steps"):
+            check_count(f"the {name.replace('_', ' ')}", getattr(self, name))
         if self.alpha is not None and not (math.isfinite(self.alpha) and self.alpha >= 0):
             raise SettingsError(f"alpha must be a finite number ≥ 0, not {self.alpha}")
 

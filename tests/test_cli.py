@@ -108,3 +108,35 @@ def test_bad_settings_are_one_line_errors(tmp_path, capsys):
     assert "--model" in capsys.readouterr().err
     assert main(["protect", str(song), "--window-ms", "500", *QUICK]) == 1
     assert "5 to 100 ms" in capsys.readouterr().err
+
+
+def test_a_second_run_over_a_folder_skips_what_exists_and_says_so(tmp_path, capsys):
+    folder = tmp_path / "album"
+    folder.mkdir()
+    for name in ("01 intro.wav", "02 outro.flac"):  # silent: copied through, so the runs take no time
+        soundfile.write(folder / name, np.zeros((4_000, 2)), 22_050)
+    out = tmp_path / "protected"
+    assert main(["protect", str(folder), "-o", str(out), *QUICK]) == 0
+    outputs = sorted(out.iterdir())
+    assert [p.name for p in outputs] == ["01 intro.protected.wav", "02 outro.protected.flac"]
+    written = {p: (p.stat().st_mtime_ns, p.stat().st_ino) for p in outputs}  # a rewrite changes both
+    capsys.readouterr()
+
+    assert main(["protect", str(folder), "-o", str(out), *QUICK]) == 0
+    printed = capsys.readouterr()
+    assert printed.out.count("skipped") == 2 and "exists already" in printed.out and "--overwrite" in printed.out
+    assert {p: (p.stat().st_mtime_ns, p.stat().st_ino) for p in outputs} == written
+    assert sorted(out.iterdir()) == outputs
+
+    assert main(["protect", str(folder), "-o", str(out), "--overwrite", *QUICK]) == 0
+    assert "skipped" not in capsys.readouterr().out
+    assert all((p.stat().st_mtime_ns, p.stat().st_ino) != written[p] for p in outputs)
+
+
+def test_an_empty_folder_says_there_is_nothing_to_protect(tmp_path, capsys):
+    (tmp_path / "album").mkdir()
+    (tmp_path / "album" / "cover.jpg").write_bytes(b"\xff\xd8 not music")
+    assert main(["protect", str(tmp_path / "album"), *QUICK]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {tmp_path / 'album'}: nothing to protect")
+    assert sorted(p.name for p in (tmp_path / "album").iterdir()) == ["cover.jpg"]

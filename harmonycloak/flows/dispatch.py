@@ -48,7 +48,7 @@ def flows_for_all(paths: list[Path]) -> Flows:
     """The flows of files that must all be of one kind (the files a model is trained on)."""
     kinds = {file_kind(path) for path in paths}
     if len(kinds) != 1:
-        raise SettingsError("a model is trained on audio files or on MIDI files, not on both at once")
+        raise SettingsError("a model learns either audio or MIDI: give only audio files or only MIDI files")
     return FLOWS[kinds.pop()]
 
 

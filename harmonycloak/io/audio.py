@@ -8,8 +8,10 @@ file lines up with the input sample for sample.
 
 Which library handles what (the one place that chooses):
   reading  libsndfile (soundfile) whenever it opens the file: WAV, FLAC, Ogg Vorbis, Ogg
-           Opus, MP3; ffmpeg (PyAV) for the rest: M4A (AAC, ALAC), raw ADTS AAC, and WAV/
-           FLAC/Ogg/MP3 files that libsndfile rejects but ffmpeg can decode.
+           Opus, MP3 with a Xing frame; ffmpeg (PyAV) for the rest: M4A (AAC, ALAC), raw
+           ADTS AAC, MP3 without a Xing frame (libsndfile stops those at a length guessed
+           from the file size), and WAV/FLAC/Ogg/MP3 files that libsndfile rejects but
+           ffmpeg can decode.
   writing  `_WRITERS` below: libsndfile for WAV, FLAC, Ogg Vorbis; ffmpeg for MP3 (LAME),
            AAC and ALAC (M4A, ADTS) and Opus. See via_soundfile.py and via_pyav.py for why.
 
@@ -17,16 +19,20 @@ Every problem with a file raises `AudioFileError` naming the file: missing, a fo
 not audio, an unsupported format, truncated, no samples, NaN/Inf samples, more than 8
 channels, or a sample rate outside 8-192 kHz.
 
-Truncation is detected where the file states its length: WAV (the data chunk's size), FLAC
-(STREAMINFO's sample count), MP3 with a Xing/Info or VBRI frame count, M4A (edit list or
-iTunSMPB), and Ogg (a stream must end with its end-of-stream page; the length itself is
-only written on that page). A raw ADTS .aac file or an MP3 without a Xing frame states no
-length: a cut-off one reads as a shorter piece.
+What decodes is trusted: a file is refused as truncated only where the decoder reports an
+error or the file states an exact length that its data does not reach: WAV (the data chunk's
+size), FLAC (STREAMINFO's sample count), MP3 with a Xing/Info or VBRI frame count, every MP3
+frame (its header states its size, so a file cut inside a frame is found), M4A (every box
+states its size; the edit list or iTunSMPB the length), and Ogg (a stream must end with its
+end-of-stream page; the length itself is only written on that page). A raw ADTS .aac file
+or an MP3 without a Xing frame, cut exactly between two frames, states no length: it reads
+as a shorter piece. Lengths guessed from the
+file size (libsndfile's and mutagen's for MP3s without a Xing frame) are never taken as a
+promise, nor used to cut what was decoded.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,12 +41,11 @@ from types import ModuleType
 import av
 import mutagen
 import numpy as np
-from mutagen.mp3 import MP3
 from mutagen.ogg import OggPage
 
 from harmonycloak.errors import AudioFileError, HarmonyCloakError
-from harmonycloak.io import riff, via_pyav, via_soundfile
-from harmonycloak.io.atomic import atomic_output
+from harmonycloak.io import mp3, mp4, riff, via_pyav, via_soundfile
+from harmonycloak.io.atomic import atomic_output, refuse_to_replace
 from harmonycloak.io.ogg import renumber_ogg_streams
 from harmonycloak.io.formats import (
     ENCODER_SAMPLE_RATES_HZ,
@@ -158,8 +163,16 @@ def _probe(path: Path) -> _Probe:
             raise _unsupported(path, name)
         container, codec, lossless_subtype = kind
         rate, channels, frames = via_soundfile.stream_shape(path)
-        fmt = AudioFormat(container, codec, lossless_subtype, _lossy_bitrate_bps(path, codec))
-        return _Probe(fmt, via_soundfile, rate, channels, _stated_frames(path, codec, frames, rate))
+        frame_chain = _whole_mp3(path) if codec == "mp3" else None
+        fmt = AudioFormat(container, codec, lossless_subtype, _lossy_bitrate_bps(path, codec, frame_chain))
+        stated = _stated_frames(path, codec, frames, frame_chain)
+        # libsndfile stops an MP3 without a Xing frame at the length it guessed from the
+        # file size, which cuts a variable-bitrate one short; ffmpeg decodes to the end.
+        backend = via_pyav if codec == "mp3" and stated is None else via_soundfile
+        return _Probe(fmt, backend, rate, channels, stated)
+    if mp4.looks_like_mp4(path) and (cut := mp4.cut_box(path)) is not None:
+        raise AudioFileError(f"the file is truncated (it ends inside {cut.where}: {cut.present_bytes} "
+                             f"of its {cut.stated_bytes} bytes are there)", path)
     try:
         facts = via_pyav.describe(path)
     except LookupError:
@@ -171,7 +184,8 @@ def _probe(path: Path) -> _Probe:
     container = "opus" if (facts.container, facts.codec) == ("ogg", "opus") else facts.container
     if (container, facts.codec) not in WRITABLE_FORMATS:
         raise _unsupported(path, facts.ffmpeg_names)
-    fmt = AudioFormat(container, facts.codec, facts.subtype, _lossy_bitrate_bps(path, facts.codec))
+    frame_chain = _whole_mp3(path) if facts.codec == "mp3" else None
+    fmt = AudioFormat(container, facts.codec, facts.subtype, _lossy_bitrate_bps(path, facts.codec, frame_chain))
     return _Probe(fmt, via_pyav, facts.sample_rate_hz, facts.num_channels, facts.stated_frames)
 
 
@@ -183,7 +197,17 @@ def _unsupported(path: Path, contents: str) -> AudioFileError:
     )
 
 
-def _stated_frames(path: Path, codec: str, libsndfile_frames: int, rate: int) -> int | None:
+def _whole_mp3(path: Path) -> mp3.Mp3Facts | None:
+    """What an MP3's frame chain says (see harmonycloak.io.mp3), after refusing a file cut inside a frame."""
+    facts = mp3.describe(path)
+    if facts is not None and (cut := facts.cut_frame) is not None:
+        raise AudioFileError(
+            f"the file is truncated (it ends inside an MP3 frame: {cut.present_bytes} of its "
+            f"{cut.stated_bytes} bytes are there)", path)
+    return facts
+
+
+def _stated_frames(path: Path, codec: str, libsndfile_frames: int, frame_chain: mp3.Mp3Facts | None) -> int | None:
     """The length a file opened by libsndfile states in its header, or None."""
     if codec == "pcm":
         # libsndfile reports only what is present; the data chunk states the promise.
@@ -192,30 +216,30 @@ def _stated_frames(path: Path, codec: str, libsndfile_frames: int, rate: int) ->
     if codec == "flac":
         return libsndfile_frames or None  # STREAMINFO's total; 0 means "unknown"
     if codec == "mp3":
-        try:
-            info = MP3(str(path)).info
-        except mutagen.MutagenError:
-            return None
         # mpg123 (inside libsndfile) takes the length from a Xing/Info frame count less the
-        # LAME tag's delay and padding. Without such a frame ("sketchy" to mutagen) both
-        # guess it from the file size, which proves nothing.
-        return None if info.sketchy else libsndfile_frames
+        # LAME tag's delay and padding. Without such a frame it guesses it from the file
+        # size and the first frame's bit rate, which proves nothing.
+        return libsndfile_frames if frame_chain is not None and frame_chain.states_frame_count else None
     return None
 
 
-def _lossy_bitrate_bps(path: Path, codec: str) -> int | None:
+def _lossy_bitrate_bps(path: Path, codec: str, frame_chain: mp3.Mp3Facts | None = None) -> int | None:
     """The nominal bitrate of a lossy file (bps), None for lossless codecs.
 
-    Vorbis headers state it. For MP3 (constant or variable), AAC and Opus mutagen measures
-    an average (MP3: from the Xing frame or the frame header), taken to be the usual
-    nominal bitrate within 10 % of it, else rounded to 1 kbps.
+    Vorbis headers state it. For AAC, Opus and MP3 with a Xing frame mutagen measures an
+    average; for MP3 without one, the frame chain's average (mutagen takes the first frame's,
+    which is not the average of a VBR file). The average is taken to be the usual nominal
+    bitrate within 10 % of it, else rounded to 1 kbps.
     """
     if codec not in ("vorbis", "opus", "mp3", "aac"):
         return None
-    try:
-        bitrate = int(mutagen.File(str(path)).info.bitrate or 0)
-    except (mutagen.MutagenError, AttributeError):
-        return None
+    if frame_chain is not None and not frame_chain.states_frame_count:
+        bitrate = frame_chain.average_bitrate_bps
+    else:
+        try:
+            bitrate = int(mutagen.File(str(path)).info.bitrate or 0)
+        except (mutagen.MutagenError, AttributeError):
+            return None
     if not bitrate or codec == "vorbis":
         return bitrate or None
     nearest = min(_NOMINAL_BITRATES_BPS, key=lambda nominal: abs(nominal - bitrate))
@@ -362,18 +386,10 @@ def _fit_encoder(fmt: AudioFormat, samples: np.ndarray, rate: int, path: Path) -
 
 
 def check_output_path(input_path: str | Path, output_path: str | Path, overwrite: bool = False) -> None:
-    """Refuse an output that is a folder, or that is the input file itself unless ``overwrite``.
+    """Refuse an output that is a folder, or, unless ``overwrite``, the input file itself or an
+    existing file (see `atomic.refuse_to_replace`).
 
     Raises:
-        AudioFileError: naming the output path.
+        AudioFileError: naming the output path; OutputExistsError: it exists already.
     """
-    output_path = Path(output_path)
-    if output_path.is_dir():
-        raise AudioFileError("the output is a folder; give the name of a file to write", output_path)
-    input_path = Path(input_path)
-    same = (output_path.exists() and input_path.exists() and os.path.samefile(input_path, output_path)) \
-        or output_path.resolve() == input_path.resolve()
-    if same and not overwrite:
-        raise AudioFileError(
-            "the output would replace the original file; choose another output name "
-            "or allow overwriting", output_path)
+    refuse_to_replace(input_path, output_path, overwrite, AudioFileError)

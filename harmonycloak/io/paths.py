@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harmonycloak.errors import HarmonyCloakError
 from harmonycloak.io.audio import SUPPORTED_EXTENSIONS
 from harmonycloak.io.midi import MIDI_SUFFIXES
 
@@ -27,16 +28,19 @@ def expand_inputs(inputs: list[Path], output: Path | None) -> list[tuple[Path, P
 
     With an output folder, a folder's files keep their relative paths under it. With no
     output, each protected file goes beside its input (`default_output_path` names it). A path
-    that does not exist is kept, so that it fails with its own message while the others go on.
+    that does not exist, and a folder without a file to protect, are kept, so that each fails
+    with its own message (`check_input`) while the others go on.
     """
     jobs: list[tuple[Path, Path | None]] = []
     several = len(inputs) > 1 or any(path.is_dir() for path in inputs)
     for path in inputs:
         if path.is_dir():
             suffixes = (*SUPPORTED_EXTENSIONS, *MIDI_SUFFIXES)
-            for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes):
-                if any(marker in file.name for marker in OUTPUT_MARKERS):
-                    continue
+            files = [p for p in sorted(path.rglob("*")) if p.is_file() and p.suffix.lower() in suffixes
+                     and not any(marker in p.name for marker in OUTPUT_MARKERS)]
+            if not files:
+                jobs.append((path, output))
+            for file in files:
                 target = None
                 if output is not None:
                     target = output / file.relative_to(path).parent
@@ -47,3 +51,14 @@ def expand_inputs(inputs: list[Path], output: Path | None) -> list[tuple[Path, P
                 output.mkdir(parents=True, exist_ok=True)
             jobs.append((path, output))
     return jobs
+
+
+def check_input(path: Path) -> None:
+    """Refuse a folder that `expand_inputs` kept because it holds no file to protect.
+
+    Raises:
+        HarmonyCloakError: naming the folder.
+    """
+    if path.is_dir():
+        raise HarmonyCloakError("nothing to protect: the folder holds no audio or MIDI file "
+                                "(outputs named *.protected.* or *.preview.* are left out)", path)

@@ -85,19 +85,25 @@ class StreamFacts:
 
 
 def describe(path: Path) -> StreamFacts | None:
-    """Facts about the first audio stream; None if ffmpeg cannot open the file as media.
+    """Facts about the first audio stream; None if ffmpeg cannot open the file as media, or
+    opens it but finds no sample format, rate or channel count in it.
 
     Raises:
         LookupError: the file is media but holds no audio stream.
     """
     try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, UnicodeDecodeError):
+        container = _open(path)
+    except av.error.FFmpegError:
         return None
     with container:
         if not container.streams.audio:
             raise LookupError("no audio stream")
         stream = container.streams.audio[0]
+        context = stream.codec_context
+        if context is None or context.format is None or not context.sample_rate or not context.channels:
+            # ffmpeg chose a demuxer from the file name (a text file named .flac) but found
+            # no stream it could describe: nothing here decodes.
+            return None
         decoder = stream.codec_context.name
         demuxer = container.format.name
         kind = _DEMUXER_TO_CONTAINER.get(demuxer)
@@ -109,6 +115,12 @@ def describe(path: Path) -> StreamFacts | None:
         stated = _stated_frames(path, stream, rate) if kind == "m4a" else None
         return StreamFacts(kind, codec, f"{demuxer} / {decoder}", subtype, rate,
                            int(stream.codec_context.channels), stated)
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    """Open for reading; tags that are not valid UTF-8 (damaged, or in a legacy encoding) are
+    read with the bad bytes left out rather than failing the file."""
+    return av.open(str(path), metadata_errors="ignore")
 
 
 def _stated_frames(path: Path, stream: av.audio.stream.AudioStream, rate: int) -> int | None:
@@ -133,16 +145,40 @@ def read(path: Path) -> tuple[np.ndarray, str | None]:
     """Decode the first audio stream: (samples float32 (channels, frames), error text or None).
 
     ffmpeg applies the container's gapless information at the start (priming, pre-skip);
-    the caller cuts the end to `StreamFacts.stated_frames`.
+    the caller cuts the end to `StreamFacts.stated_frames`. An MP3 packet that does not
+    decode (junk between frames, which ffmpeg's parser passes on as a packet together with
+    the frame it runs into) is skipped, as players skip it; in other codecs a decoding error
+    ends the decoding, as does a frame whose channel count or sample rate differs from the
+    stream's (a damaged MP3 frame header can say so).
     """
     chunks: list[np.ndarray] = []
     error = None
-    with av.open(str(path)) as container:
+    try:
+        container = _open(path)
+    except av.error.FFmpegError as exc:
+        return np.zeros((1, 0), np.float32), str(exc)
+    with container:
+        if not container.streams.audio:
+            return np.zeros((1, 0), np.float32), "ffmpeg finds no audio stream in it"
         stream = container.streams.audio[0]
-        channels = stream.codec_context.channels
+        channels, rate = stream.codec_context.channels, stream.codec_context.sample_rate
+        skip_bad_packets = stream.codec_context.name in ("mp3", "mp3float")
         try:
-            for frame in container.decode(stream):
-                chunks.append(_frame_to_float(frame))
+            for packet in container.demux(stream):
+                try:
+                    frames = packet.decode()
+                except av.error.InvalidDataError:
+                    if not skip_bad_packets:
+                        raise
+                    continue
+                for frame in frames:
+                    if (len(frame.layout.channels), frame.sample_rate) != (channels, rate):
+                        error = (f"the audio changes part way from {channels} channels at {rate} Hz to "
+                                 f"{len(frame.layout.channels)} at {frame.sample_rate} Hz")
+                        break
+                    chunks.append(_frame_to_float(frame))
+                if error is not None:
+                    break
         except av.error.FFmpegError as exc:
             error = str(exc)
     samples = np.concatenate(chunks, axis=1) if chunks else np.zeros((channels, 0), np.float32)

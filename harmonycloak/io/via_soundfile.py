@@ -12,7 +12,9 @@ trips bit for bit.
 
 from __future__ import annotations
 
+import errno
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +43,11 @@ _VORBIS_TO_WAV_ORDER = {
 _OGG_SUBTYPES = ("VORBIS", "OPUS")
 
 _BLOCK_FRAMES = 4096  # small, so a file damaged part way reports about where
+# Frames per byte of file beyond which a stated length is not believed when reserving memory:
+# Opus at 6 kbps, the leanest usual coding, holds 64 frames a byte. A damaged header may
+# state billions of frames; the samples beyond this are read all the same, only not into
+# memory reserved in advance.
+_MAX_FRAMES_PER_BYTE = 64
 _WRITE_BLOCK_FRAMES = 1 << 16
 
 
@@ -85,7 +92,8 @@ def read(path: Path) -> tuple[np.ndarray, str | None]:
         in_vorbis_order = file.subtype in _OGG_SUBTYPES
         # Filled in place up to the length the header states (one copy of the song in memory);
         # blocks beyond it, if a header understates, are appended after.
-        samples = np.empty((channels, max(int(file.frames), 0)), np.float32)
+        believable = _MAX_FRAMES_PER_BYTE * path.stat().st_size
+        samples = np.empty((channels, min(max(int(file.frames), 0), believable)), np.float32)
         filled = 0
         try:
             # SoundFile.read trims each block to what was decoded (SoundFile.blocks does not:
@@ -115,10 +123,16 @@ def write(samples: np.ndarray, sample_rate_hz: int, fmt: AudioFormat, path: Path
             samples = samples[np.argsort(_VORBIS_TO_WAV_ORDER[num_channels])]
         settings.update(subtype="VORBIS",
                         compression_level=vorbis_compression_level(fmt.bitrate_bps, sample_rate_hz, num_channels))
-    with soundfile.SoundFile(str(path), "w", sample_rate_hz, num_channels, **settings) as file:
-        # In blocks: libsndfile 1.2.2's Vorbis writer crashes on one call with minutes of audio.
-        for start in range(0, samples.shape[1], _WRITE_BLOCK_FRAMES):
-            file.write(samples[:, start:start + _WRITE_BLOCK_FRAMES].T)
+    try:
+        with soundfile.SoundFile(str(path), "w", sample_rate_hz, num_channels, **settings) as file:
+            # In blocks: libsndfile 1.2.2's Vorbis writer crashes on one call with minutes of audio.
+            for start in range(0, samples.shape[1], _WRITE_BLOCK_FRAMES):
+                file.write(samples[:, start:start + _WRITE_BLOCK_FRAMES].T)
+    except RuntimeError as error:  # soundfile.LibsndfileError says only "System error."
+        free_bytes = os.statvfs(path.parent).f_bavail * os.statvfs(path.parent).f_frsize
+        if free_bytes < _WRITE_BLOCK_FRAMES * num_channels * 4:  # not room for one more block
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) from error
+        raise
 
 
 def vorbis_compression_level(bitrate_bps: int, sample_rate_hz: int, num_channels: int) -> float:

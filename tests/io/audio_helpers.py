@@ -6,7 +6,6 @@ import struct
 import zlib
 from pathlib import Path
 
-import av
 import numpy as np
 from scipy.signal import chirp, correlate
 
@@ -51,22 +50,6 @@ def snr_db(reference: np.ndarray, decoded: np.ndarray) -> float:
     """Signal-to-noise ratio of ``decoded`` against ``reference`` (same shape), in dB."""
     error = decoded.astype(np.float64) - reference.astype(np.float64)
     return float(10 * np.log10(np.sum(reference.astype(np.float64) ** 2) / np.sum(error ** 2)))
-
-
-def decode_with_ffmpeg(path: str | Path) -> tuple[np.ndarray, int, int | None]:
-    """Decode with PyAV/ffmpeg as a second, independent decoder.
-
-    Returns (float32 samples (channels, frames), sample rate, the stream's duration in
-    frames as the container states it, or None)."""
-    with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        # Packed float (one interleaved plane): PyAV 18's to_ndarray crashes on 8 planes.
-        resampler = av.AudioResampler(format="flt", layout=stream.layout, rate=stream.rate)
-        frames = [out.to_ndarray() for frame in container.decode(stream) for out in resampler.resample(frame)]
-        frames += [out.to_ndarray() for out in resampler.resample(None)]
-        interleaved = np.concatenate(frames, axis=1).reshape(-1, stream.codec_context.channels)
-        stated = None if stream.duration is None else round(stream.duration * stream.time_base * stream.rate)
-        return np.ascontiguousarray(interleaved.T), stream.rate, stated
 
 
 def tiny_png(width: int = 2, height: int = 2, rgb: tuple[int, int, int] = (200, 30, 90)) -> bytes:

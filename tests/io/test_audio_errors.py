@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from audio_helpers import music_like
+from audio_helpers import lag_frames, music_like
+from input_makers import decode_with_ffmpeg, encode_with_ffmpeg, lame_mp3, mp3_frame_offsets
 from harmonycloak.errors import AudioFileError, HarmonyCloakError
 from harmonycloak.io import audio as audio_io
 from harmonycloak.io.audio import check_output_path, read_audio, write_audio
@@ -129,6 +130,78 @@ def test_truncated_flac(tmp_path):
 @pytest.mark.parametrize("ext", ["mp3", "ogg", "opus", "m4a"])
 def test_truncated_lossy_files(tmp_path, ext):
     _raises(_write_cut(tmp_path, ext), "truncated")
+
+
+LAME_DELAY_FRAMES = 576 + 529  # LAME's encoder delay plus the decoder's, in front of every LAME MP3
+
+
+@pytest.mark.parametrize("vbr", [False, True], ids=["cbr", "vbr"])
+def test_lame_mp3_without_xing_frame_is_read_whole(tmp_path, vbr):
+    """lameenc writes no Xing frame: the file states no length, and the length libsndfile
+    guesses from the file size must neither refuse it nor cut it short."""
+    rate = 44100
+    song = music_like(2, rate, duration_s=3.0)
+    path = lame_mp3(tmp_path / "song.mp3", song, rate, vbr=vbr)
+    data = path.read_bytes()
+    first_frame = mp3_frame_offsets(data)[0]
+    assert data[:3] == b"ID3" and not any(tag in data[first_frame:first_frame + 64] for tag in (b"Xing", b"Info"))
+    audio = read_audio(path)
+    reference, _, _ = decode_with_ffmpeg(path)
+    assert audio.num_frames == reference.shape[1] >= song.shape[1] + LAME_DELAY_FRAMES
+    assert lag_frames(song[0], audio.samples[0, :song.shape[1]]) == LAME_DELAY_FRAMES
+
+
+@pytest.mark.parametrize("vbr", [False, True], ids=["cbr", "vbr"])
+def test_lame_mp3_without_xing_frame_cut_inside_a_frame_is_truncated(tmp_path, vbr):
+    whole = lame_mp3(tmp_path / "whole.mp3", music_like(2, 44100, duration_s=2.0), 44100, vbr=vbr).read_bytes()
+    offsets = mp3_frame_offsets(whole)
+    middle = offsets[len(offsets) // 2]
+    path = tmp_path / "cut.mp3"
+    path.write_bytes(whole[:middle + 100])  # the header and 96 bytes of a frame of over 100 bytes
+    _raises(path, "truncated", "MP3 frame", "100 of its")
+
+
+def test_lame_mp3_without_xing_frame_cut_between_frames_reads_as_a_shorter_piece(tmp_path):
+    whole = lame_mp3(tmp_path / "whole.mp3", music_like(2, 44100, duration_s=2.0), 44100).read_bytes()
+    offsets = mp3_frame_offsets(whole)
+    path = tmp_path / "cut.mp3"
+    path.write_bytes(whole[:offsets[40]])  # 40 whole frames: nothing states that more should follow
+    assert read_audio(path).num_frames == decode_with_ffmpeg(path)[0].shape[1] == 40 * 1152
+
+
+def test_mp3_with_xing_frame_cut_between_frames_is_truncated(tmp_path):
+    """Cut exactly between two frames, no frame is cut off: the Xing frame count tells."""
+    rate = 44100
+    whole = encode_with_ffmpeg(tmp_path / "whole.mp3", music_like(2, rate, duration_s=2.0), rate, "libmp3lame")
+    offsets = mp3_frame_offsets(whole.read_bytes())
+    path = tmp_path / "cut.mp3"
+    path.write_bytes(whole.read_bytes()[:offsets[-20]])
+    _raises(path, "truncated", "header promises")
+
+
+@pytest.mark.parametrize("xing", [False, True], ids=["lameenc", "ffmpeg-xing"])
+def test_mp3_with_junk_between_frames_is_read(tmp_path, xing):
+    """Players skip junk between frames (a damaged download, two files joined); so does
+    reading, losing at most the one frame (1152 samples) the junk runs into."""
+    rate = 44100
+    song = music_like(2, rate, duration_s=2.0)
+    clean = (encode_with_ffmpeg(tmp_path / "clean.mp3", song, rate, "libmp3lame") if xing
+             else lame_mp3(tmp_path / "clean.mp3", song, rate))
+    data = clean.read_bytes()
+    middle = mp3_frame_offsets(data)[30]
+    junk = tmp_path / "junk.mp3"
+    junk.write_bytes(data[:middle] + bytes(range(1, 200)) + data[middle:])
+    damaged, whole = read_audio(junk).samples, read_audio(clean).samples
+    assert whole.shape[1] - damaged.shape[1] in (0, 1152)
+    before_junk = 29 * 1152 - 1105 - 576  # the 30th frame's first sample, less LAME's delay, less a granule of overlap
+    assert np.array_equal(damaged[:, :before_junk], whole[:, :before_junk])
+
+
+@pytest.mark.parametrize("ext", ["wav", "flac", "ogg", "oga", "opus", "mp3", "m4a", "mp4", "aac"])
+def test_text_file_under_every_audio_extension(tmp_path, ext):
+    path = tmp_path / f"notes.{ext}"
+    path.write_text("These are my lyrics, not a recording.\n" * 50)
+    _raises(path, "not an audio file")
 
 
 def test_zero_length_wav(tmp_path):

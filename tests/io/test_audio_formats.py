@@ -8,7 +8,8 @@ import mutagen
 import pytest
 import soundfile
 
-from audio_helpers import decode_with_ffmpeg, lag_frames, music_like, snr_db
+from audio_helpers import lag_frames, music_like, snr_db
+from input_makers import decode_with_ffmpeg
 from harmonycloak.errors import AudioFileError
 from harmonycloak.io.audio import SUPPORTED_EXTENSIONS, audio_format_for_path, read_audio, write_audio
 from harmonycloak.music import Audio, AudioFormat

@@ -7,7 +7,8 @@ import pytest
 import soundfile
 from mutagen.mp4 import MP4
 
-from audio_helpers import chirp_signal, decode_with_ffmpeg, lag_frames, parse_lame_tag
+from audio_helpers import chirp_signal, lag_frames, parse_lame_tag
+from input_makers import decode_with_ffmpeg
 from harmonycloak.io.audio import read_audio, write_audio
 from harmonycloak.music import Audio, AudioFormat
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from audio_helpers import chirp_signal, decode_with_ffmpeg, lag_frames, music_like, snr_db
+from audio_helpers import chirp_signal, lag_frames, music_like, snr_db
+from input_makers import decode_with_ffmpeg
 from harmonycloak.io.audio import read_audio, write_audio
 from harmonycloak.music import Audio, AudioFormat
 

@@ -32,6 +32,7 @@ from harmonycloak.models.interface import GenerativeModel, is_audio_model
 from harmonycloak.music import Audio
 from harmonycloak.optim.minmin import MinMinConfig, mean_generative_loss, optimise_noise
 from harmonycloak.resampling import to_working_rate
+from harmonycloak.safeguards import check_long_enough, limit_to_source_range
 from harmonycloak.settings import PAPER_ALPHA, ProtectionSettings, resolve_device
 
 SILENCE_PEAK_DBFS = -90.0  # a file whose peak stays under this holds nothing to protect
@@ -165,11 +166,12 @@ def protect_audio_file(
         report = {"input": str(input_path), "output": str(output_path), "silent": True}
         return ProtectionResult(input_path, output_path, report)
 
+    check_long_enough(audio, settings.window_ms)
     tracks = [audio.samples[c : c + 1] for c in range(audio.num_channels)] if settings.stems else [audio.samples]
     outcome = cloak_tracks(tracks, audio.sample_rate_hz, settings, progress)
     protected = outcome.noises[0] if len(outcome.noises) == 1 else np.concatenate(outcome.noises, axis=0)
     protected += audio.samples  # in place: the noise array becomes the protected audio
-    np.clip(protected, -1.0, 1.0, out=protected)
+    limit_to_source_range(protected, audio.samples)
     write_audio(replace(audio, samples=protected), output_path, tags_from=input_path)
     elapsed_s = time.perf_counter() - started
 
@@ -232,11 +234,12 @@ def protect_stems(
         audios = [preview_excerpt(a, settings.preview_s) for a in audios]
     if all(is_silent(a.samples) for a in audios):
         raise AudioFileError("every stem is silent; nothing needs protecting", paths[0])
+    check_long_enough(audios[0], settings.window_ms)
     outcome = cloak_tracks([a.samples for a in audios], audios[0].sample_rate_hz, settings, progress)
     elapsed_s = time.perf_counter() - started
     results = []
     for path, output, audio, noise in zip(paths, outputs, audios, outcome.noises):
-        protected = np.clip(audio.samples + noise, -1.0, 1.0).astype(np.float32)
+        protected = limit_to_source_range((audio.samples + noise).astype(np.float32), audio.samples)
         write_audio(replace(audio, samples=protected), output, tags_from=path)
         report = audio_report(path, output, settings, audio.samples, protected, audio.sample_rate_hz,
                               {**outcome.summary, "stems": [str(p) for p in paths]}, elapsed_s)

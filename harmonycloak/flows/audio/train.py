@@ -17,6 +17,7 @@ from harmonycloak.models.checkpoint import save_checkpoint
 from harmonycloak.models.interface import is_audio_model
 from harmonycloak.models.registry import build_model
 from harmonycloak.optim.training import train_generative_model
+from harmonycloak.safeguards import check_seed
 from harmonycloak.settings import SEGMENT_S
 
 
@@ -34,9 +35,10 @@ def train_audio_model(paths: list[Path], output: Path, family: str = "ar-transfo
     """Train `family` on `paths` for `steps` steps; save to `output`; return (path, loss curve)."""
     if steps < 1:
         raise SettingsError("training needs at least one step")
+    check_seed(seed)
     model = build_model(family, preset, seed=seed)
     if not is_audio_model(model):
-        raise SettingsError(f"audio files train an audio model family, not '{family}'")
+        raise SettingsError(f"'{family}' is a model of MIDI music; train it on MIDI files")
     rate = model.sample_rate_hz
     data = audio_files_segments(paths, rate, round(segment_s * rate))
     curve = train_generative_model(model, lambda ids: data[ids], len(data), steps, torch.Generator().manual_seed(seed))

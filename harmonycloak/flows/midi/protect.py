@@ -27,6 +27,7 @@ from harmonycloak.cloak.model_input import longest_bar_steps
 from harmonycloak.errors import MidiFileError, ModelError, SettingsError
 from harmonycloak.flows.midi.report import write_midi_report_files
 from harmonycloak.flows.results import ProgressCallback, ProtectionResult
+from harmonycloak.io.atomic import refuse_to_replace
 from harmonycloak.io.midi import MIDI_SUFFIXES, as_type_1, read_midi, write_midi
 from harmonycloak.io.paths import default_output_path
 from harmonycloak.models.bag import build_musegan_bag, musegan_bag_phrase
@@ -148,14 +149,10 @@ def _stats(values: np.ndarray) -> dict[str, float]:
 
 
 def check_midi_output(input_path: Path, output_path: Path, overwrite: bool) -> None:
-    """Refuse, before any work, an output that is not a MIDI file name, a folder, or the input itself."""
+    """Refuse, before any work, an output that is not a MIDI file name, a folder, the input itself or an existing file."""
     if output_path.suffix.lower() not in MIDI_SUFFIXES:
         raise SettingsError(f"{output_path}: a protected MIDI file must be written as .mid or .midi")
-    if output_path.is_dir():
-        raise MidiFileError("the output is a folder; give the name of a file to write", output_path)
-    if not overwrite and output_path.exists() and input_path.exists() and output_path.resolve() == input_path.resolve():
-        raise MidiFileError("the output would replace the original file; choose another output name "
-                            "or allow overwriting", output_path)
+    refuse_to_replace(input_path, output_path, overwrite, MidiFileError)
 
 
 def protect_midi_file(input_path: str | Path, output_path: str | Path | None = None,

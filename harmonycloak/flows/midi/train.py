@@ -17,6 +17,7 @@ from harmonycloak.models.musegan import MUSEGAN_LEARNING_RATE, train_musegan
 from harmonycloak.models.registry import build_model, symbolic_model
 from harmonycloak.models.symphonynet import SYMPHONYNET_LEARNING_RATE
 from harmonycloak.optim.training import train_generative_model
+from harmonycloak.safeguards import check_seed
 
 MIDI_FAMILIES = ("musegan", "symphonynet")
 
@@ -53,6 +54,7 @@ def train_midi_model(paths: list[Path], output: Path, family: str = "musegan", p
     """
     if steps < 1:
         raise SettingsError("training needs at least one step")
+    check_seed(seed)
     if family not in MIDI_FAMILIES:
         raise SettingsError(f"MIDI files train a musegan or symphonynet model, not '{family}'")
     data = midi_files_phrases(paths, build_model(family, preset).phrase_layout)
