@@ -7,12 +7,16 @@ cd "$(dirname "$0")"
 extras=""
 case "${1:-}" in
   --test) extras="[test]" ;;
-  --bench) extras="[test,bench]" ;;  # also Debian's wesnoth music: real recordings for the benchmark
+  --bench) extras="[test,bench]" ;;  # also Debian's game soundtracks: real recordings for the benchmark and the zoo
 esac
 
 # FluidSynth and a General MIDI soundfont render MIDI to audio (MIDI tests, benchmark data).
 debian_packages="fluidsynth fluid-soundfont-gm"
-[ "${1:-}" = "--bench" ] && debian_packages="$debian_packages wesnoth-1.16-music"
+# Recorded music of the benchmark and of the model zoo (harmonycloak/zoo/sources.py); nexuiz-music and
+# ufoai-music keep their Ogg files in .pk3 (zip) archives. planetblupi-music-ogg is the benchmark's
+# reserved artist, never used by the zoo.
+[ "${1:-}" = "--bench" ] && debian_packages="$debian_packages wesnoth-1.16-music asc-music drascula-music \
+  hyperrogue-music nexuiz-music ufoai-music planetblupi-music-ogg"
 missing=""
 for package in $debian_packages; do
   dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"

@@ -5,6 +5,7 @@
     harmonycloak train AUDIO_OR_MIDI... -o MODEL.pt
     harmonycloak bench speed
     harmonycloak bench unlearnability --suite smoke|standard|full [--out DIR] [--seeds N...]
+    harmonycloak zoo train NAME [--out DIR] | harmonycloak zoo list
 
 Errors a user can cause are printed on one line (`error: FILE: problem`); with several
 inputs, one bad file does not stop the others and the exit code says some failed.
@@ -119,6 +120,10 @@ def _parser() -> argparse.ArgumentParser:
     metrics.add_argument("--steps-per-beat", type=int, default=12, help="piano-roll resolution (default 12)")
     metrics.add_argument("--json", type=Path)
     metrics.set_defaults(run=_run_bench_metrics)
+
+    from harmonycloak.zoo.cli import add_zoo_commands
+
+    add_zoo_commands(commands)
     return parser
 
 

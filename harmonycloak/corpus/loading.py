@@ -39,7 +39,7 @@ class Piece:
 
 
 def load_collection(
-    name: str,
+    name: str | Collection,
     *,
     limit: int | None = None,
     sources: list[Path] | None = None,
@@ -49,7 +49,7 @@ def load_collection(
     """The pieces of a music21 corpus collection ("bach", "palestrina", "monteverdi", "essen").
 
     Args:
-        name: a key of `COLLECTIONS`.
+        name: a key of `COLLECTIONS`, or a `Collection` defined elsewhere (read with ``sources``).
         limit: read only the first ``limit`` source files (sorted by name).
         sources: read these files of the collection instead (see `list_sources`).
         cache_dir: where parsed files are cached; None for `default_cache_dir()`.
@@ -62,8 +62,8 @@ def load_collection(
         SettingsError: an unknown collection.
         MidiFileError: a file given in ``sources`` does not exist.
     """
-    collection = get_collection(name)
-    files = list(sources) if sources is not None else list_sources(name)
+    collection = name if isinstance(name, Collection) else get_collection(name)
+    files = list(sources) if sources is not None else list_sources(collection.name)
     if limit is not None:
         files = files[:limit]
     cache_dir = Path(cache_dir) if cache_dir is not None else cache.default_cache_dir()

@@ -16,7 +16,11 @@ from torch import nn
 
 from harmonycloak.errors import SettingsError
 from harmonycloak.models.audio_ar import NextFrameConfig, NextFrameModel
+from harmonycloak.models.codec import CodecConfig, CodecModel
+from harmonycloak.models.codec_lm import CodecLanguageModel, CodecLMConfig
+from harmonycloak.models.contrastive import ContrastiveConfig, ContrastiveEncoder
 from harmonycloak.models.frontend import FrontendConfig
+from harmonycloak.models.mel_diffusion import MelDiffusionConfig, MelDiffusionModel
 from harmonycloak.models.musegan import TINY_PHRASE, MuseGanConfig, MuseGanModel
 from harmonycloak.models.symphonynet import SymphonyNetConfig, SymphonyNetModel
 
@@ -35,23 +39,54 @@ def _next_frame_presets(family: str) -> dict[str, NextFrameConfig]:
     return {
         "tiny": NextFrameConfig(family=family, width=16, layers=1, heads=2, frontend=FrontendConfig(n_mels=16)),
         "default": NextFrameConfig(family=family, width=64, layers=2, heads=4),
+        # The zoo's pretrained size (harmonycloak.zoo.registry), 0.7-0.9M parameters.
+        "zoo": {"ar-transformer": NextFrameConfig(family=family, width=128, layers=4, heads=4),
+                "ar-gru": NextFrameConfig(family=family, width=256, layers=2),
+                "ar-tcn": NextFrameConfig(family=family, width=192, layers=8)}[family],
     }
+
+
+# Audio families of the zoo: codec (RVQ autoencoder), codec-token LM, contrastive encoder and
+# mel diffusion. `zoo` presets are the pretrained sizes; `default` is `zoo`.
+_TINY_FRONTEND = FrontendConfig(n_mels=16)
+_CODEC_ZOO = CodecConfig(channels=(8, 16, 32, 64, 128))
+_CODEC_TINY = CodecConfig(channels=(4, 4, 8, 8, 8), latent_dim=8, codebooks=2, codebook_size=16)
+_ENCODER_ZOO = ContrastiveConfig()
+_ENCODER_TINY = ContrastiveConfig(width=16, layers=1, heads=2, embedding_dim=8, negatives=8, frontend=_TINY_FRONTEND)
+_AUDIO_FAMILIES = {
+    "codec": ModelSpec(CodecModel, CodecConfig, {"tiny": _CODEC_TINY, "zoo": _CODEC_ZOO, "default": _CODEC_ZOO}, "audio"),
+    "codec-lm": ModelSpec(CodecLanguageModel, CodecLMConfig, {
+        "tiny": CodecLMConfig(codec=_CODEC_TINY, width=16, layers=1, heads=2),
+        "zoo": CodecLMConfig(codec=_CODEC_ZOO, width=192),
+        "default": CodecLMConfig(codec=_CODEC_ZOO, width=192),
+    }, "audio"),
+    "contrastive": ModelSpec(ContrastiveEncoder, ContrastiveConfig,
+                             {"tiny": _ENCODER_TINY, "zoo": _ENCODER_ZOO, "default": _ENCODER_ZOO}, "audio"),
+    "mel-diffusion": ModelSpec(MelDiffusionModel, MelDiffusionConfig, {
+        "tiny": MelDiffusionConfig(conditioner=_ENCODER_TINY, channels=(8, 16), groups=4, diffusion_steps=50),
+        "zoo": MelDiffusionConfig(conditioner=_ENCODER_ZOO),
+        "default": MelDiffusionConfig(conditioner=_ENCODER_ZOO),
+    }, "audio"),
+}
 
 
 MODEL_FAMILIES: dict[str, ModelSpec] = {
     family: ModelSpec(NextFrameModel, NextFrameConfig, _next_frame_presets(family), "audio")
     for family in ("ar-transformer", "ar-gru", "ar-tcn")
-} | {
+} | _AUDIO_FAMILIES | {
     # MIDI families. MuseGAN default: 722,629 parameters (paper Table 2: 720k).
     "musegan": ModelSpec(MuseGanModel, MuseGanConfig, {
         "tiny": MuseGanConfig(phrase=TINY_PHRASE, latent_dim=4, temporal_width=8, generator_width=8, private_width=4,
                               discriminator_width=8, private_discriminator_width=4, discriminator_layers=2),
         "default": MuseGanConfig(),
+        "zoo": MuseGanConfig(),
     }, "midi"),
     # SymphonyNet default: 4 layers × 8 heads × width 256, about 3.6M parameters (paper: 12 × 16 × 512, 30M).
     "symphonynet": ModelSpec(SymphonyNetModel, SymphonyNetConfig, {
         "tiny": SymphonyNetConfig(tracks=2, steps_per_bar=8, max_bars=4, width=32, layers=1, heads=2),
         "default": SymphonyNetConfig(),
+        # The zoo's pretrained size: 4 layers × 4 heads × width 192, about 2.1M parameters.
+        "zoo": SymphonyNetConfig(width=192, heads=4),
     }, "midi"),
 }
 

@@ -1,0 +1,180 @@
+"""A language model over codec tokens (MusicGen-style, scaled down), differentiable in the waveform.
+
+Copet et al., "Simple and Controllable Music Generation" (MusicGen, 2023) model the K token
+streams of a residual-VQ codec with one transformer: here, the "parallel" pattern of that
+paper, in which the input at frame t is the sum of the K codebook embeddings of frame t and
+K linear heads predict the K codes of frame t+1. The codec (`harmonycloak.models.codec`) is
+pretrained and frozen; this model learns only the embeddings, transformer and heads.
+
+The loss is the negative log-likelihood of the next frame's codes, in nats per code:
+
+    L = −(1 / (T'−1) K) Σ_t Σ_k log p_θ(i_{t+1,k} | frames ≤ t)
+
+**Gradient with respect to the waveform.** Codes are discrete; the cloak needs the loss's
+gradient in the waveform. Each code is also given as a *soft assignment*: for codebook k,
+a = softmax(−‖r_k − e_k[v]‖² / τ) over codes v, where r_k is the residual the codebook
+quantises (the frozen encoder's latent minus the codes chosen before it). The model uses
+the straight-through assignment a_st = onehot(i) + a − sg(a): its *values* are the hard codes
+(the loss is exactly the hard-token NLL above) and its *gradient* is that of the soft one.
+a_st enters twice: as the input (a_st @ embedding table) and as the target
+(−Σ_v a_st[v] log p[v]); the residual of the next codebook subtracts a_st @ codebook.
+Nothing is sampled: the loss is deterministic.
+
+Shapes: B batch, N samples, T' codec frames (50 per second), K codebooks, V codes, D width.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from harmonycloak.errors import ModelError, SettingsError
+from harmonycloak.models.audio_ar import _sinusoidal_positions
+from harmonycloak.models.interface import LikelihoodTraining
+from harmonycloak.models.codec import CodecConfig, CodecModel
+
+
+@dataclass(frozen=True)
+class CodecLMConfig:
+    family: str = "codec-lm"  # registry family
+    codec: CodecConfig = field(default_factory=CodecConfig)  # the frozen codec's architecture
+    width: int = 256  # D: transformer width
+    layers: int = 4  # transformer blocks
+    heads: int = 4  # attention heads
+    assignment_temperature: float = 1.0  # τ of the soft code assignment (squared latent distance units)
+
+
+class CodecLanguageModel(LikelihoodTraining, nn.Module):
+    """Frozen codec + summed codebook embeddings + causal transformer + one head per codebook."""
+
+    LOSS_DESCRIPTION = "next-frame codec-token negative log-likelihood, nats per code"
+
+    def __init__(self, config: CodecLMConfig) -> None:
+        super().__init__()
+        self.config = config
+        codec = config.codec
+        self.codec = CodecModel(codec)
+        self.codec.requires_grad_(False)
+        self.embeddings = nn.Parameter(torch.randn(codec.codebooks, codec.codebook_size, config.width) * 0.02)
+        layer = nn.TransformerEncoderLayer(config.width, config.heads, dim_feedforward=4 * config.width, dropout=0.0,
+                                           activation="gelu", batch_first=True, norm_first=True)
+        self.blocks = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
+        self.output_norm = nn.LayerNorm(config.width)
+        self.heads = nn.Linear(config.width, codec.codebooks * codec.codebook_size)
+
+    def train(self, mode: bool = True) -> "CodecLanguageModel":
+        """The codec always stays in eval mode (frozen, no codebook updates)."""
+        super().train(mode)
+        self.codec.eval()
+        return self
+
+    def attach_pretrained(self, name: str, model: nn.Module) -> None:
+        """Load the pretrained codec's weights into the frozen codec (zoo dependency "codec")."""
+        if not isinstance(model, CodecModel) or model.config != self.config.codec:
+            raise ModelError(f"the codec LM needs a codec of config {self.config.codec}, not {name!r}")
+        self.codec.load_state_dict(model.state_dict())
+        self.codec.requires_grad_(False)
+
+    kind = "audio"
+
+    @property
+    def family(self) -> str:
+        return self.config.family
+
+    @property
+    def sample_rate_hz(self) -> int:
+        return self.config.codec.sample_rate_hz
+
+    @property
+    def feature_key(self) -> object:
+        """The model reads the waveform itself."""
+        return ("waveform",)
+
+    def features(self, waveform: Tensor) -> Tensor:
+        """Waveform (B, N) → the same waveform cut to whole codec frames."""
+        return self.codec.features(waveform)
+
+    def assignments(self, waveform: Tensor) -> Tensor:
+        """Straight-through code assignments (B, T', K, V): hard values, soft gradients (module doc)."""
+        residual = self.codec.encode(waveform)  # (B, T', D)
+        codebooks = self.codec.quantizer.codebooks
+        out = []
+        for k in range(codebooks.shape[0]):
+            distances = (residual.square().sum(-1, keepdim=True) - 2 * residual @ codebooks[k].T
+                         + codebooks[k].square().sum(-1))  # (B, T', V)
+            soft = torch.softmax(-distances / self.config.assignment_temperature, dim=-1)
+            hard = F.one_hot(distances.argmin(-1), codebooks.shape[1]).to(soft.dtype)
+            chosen = hard + soft - soft.detach()
+            out.append(chosen)
+            residual = residual - chosen @ codebooks[k]
+        return torch.stack(out, dim=2)
+
+    def logits(self, assignment: Tensor) -> Tensor:
+        """Assignments of frames 0..T'−2 (B, T'−1, K, V) → next-frame logits (B, T'−1, K, V)."""
+        hidden = torch.einsum("btkv,kvd->btd", assignment, self.embeddings)
+        steps = hidden.shape[1]
+        hidden = hidden + _sinusoidal_positions(steps, hidden.shape[2], hidden.device, hidden.dtype)
+        mask = nn.Transformer.generate_square_subsequent_mask(steps, device=hidden.device, dtype=hidden.dtype)
+        hidden = self.output_norm(self.blocks(hidden, mask=mask, is_causal=True))
+        codec = self.config.codec
+        return self.heads(hidden).unflatten(-1, (codec.codebooks, codec.codebook_size))
+
+    def predict(self, waveform: Tensor) -> tuple[Tensor, Tensor]:
+        """(next-frame code probabilities, actual next-frame assignments), both (B, T'−1, K·V)."""
+        assignment = self.assignments(waveform)
+        probabilities = torch.softmax(self.logits(assignment[:, :-1]), dim=-1)
+        return probabilities.flatten(2), assignment[:, 1:].flatten(2)
+
+    def loss_from_features(self, waveform: Tensor) -> Tensor:
+        """Per-example next-frame NLL (B,), nats per code; differentiable in the waveform."""
+        assignment = self.assignments(waveform)
+        if assignment.shape[1] < 2:
+            raise SettingsError("the codec LM needs at least two codec frames (640 samples at 16 kHz)")
+        log_probabilities = torch.log_softmax(self.logits(assignment[:, :-1]), dim=-1)
+        return -(assignment[:, 1:] * log_probabilities).sum(-1).mean(dim=(1, 2))
+
+    def generative_loss(self, waveform: Tensor) -> Tensor:
+        """Per-example generative loss (B,) of a waveform batch (B, N)."""
+        return self.loss_from_features(self.features(waveform))
+
+    @torch.no_grad()
+    def generate_tokens(self, prompt: Tensor, num_frames: int, generator: torch.Generator,
+                        temperature: float = 1.0, top_k: int = 0) -> Tensor:
+        """Continue codes (B, T0, K), T0 ≥ 1, by `num_frames` sampled frames → (B, T0 + num_frames, K).
+
+        Each frame's K codes are drawn independently from the heads' softmax at `temperature`
+        (0: the most likely code), keeping the `top_k` most likely codes when top_k > 0.
+        """
+        was_training = self.training
+        self.eval()
+        size = self.config.codec.codebook_size
+        codes = prompt.clone()
+        try:
+            for _ in range(num_frames):
+                assignment = F.one_hot(codes, size).float()
+                logits = self.logits(assignment)[:, -1]  # (B, K, V)
+                if temperature <= 0:
+                    new = logits.argmax(-1)
+                else:
+                    logits = logits / temperature
+                    if top_k > 0:
+                        threshold = logits.topk(top_k, dim=-1).values[..., -1:]
+                        logits = logits.masked_fill(logits < threshold, float("-inf"))
+                    probabilities = torch.softmax(logits, -1).flatten(0, 1)
+                    new = torch.multinomial(probabilities, 1, generator=generator).view(logits.shape[:2])
+                codes = torch.cat([codes, new[:, None]], dim=1)
+        finally:
+            self.train(was_training)
+        return codes
+
+    @torch.no_grad()
+    def generate(self, prompt_waveform: Tensor, num_frames: int, generator: torch.Generator,
+                 temperature: float = 1.0, top_k: int = 0) -> Tensor:
+        """Prompt waveform (B, N) → its continuation only, as a waveform (B, num_frames · 320) at 16 kHz."""
+        prompt = self.codec.tokens(prompt_waveform)
+        codes = self.generate_tokens(prompt, num_frames, generator, temperature, top_k)
+        return self.codec.decode_tokens(codes[:, prompt.shape[1]:]).clamp(-1.0, 1.0)
+
