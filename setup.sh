@@ -6,16 +6,16 @@ set -euo pipefail
 cd "$(dirname "$0")"
 extras=""
 case "${1:-}" in
-  --test) extras="[test]" ;;
-  --bench) extras="[test,bench]" ;;  # also Debian's game soundtracks: real recordings for the benchmark and the zoo
+  --test) extras="[test]" ;;  # also Debian's game soundtracks: real recordings for the tests, the benchmark and the zoo
+  --bench) extras="[test,bench]" ;;
 esac
 
 # FluidSynth and a General MIDI soundfont render MIDI to audio (MIDI tests, benchmark data).
 debian_packages="fluidsynth fluid-soundfont-gm"
 # Recorded music of the benchmark and of the model zoo (harmonycloak/zoo/sources.py); nexuiz-music and
 # ufoai-music keep their Ogg files in .pk3 (zip) archives. planetblupi-music-ogg is the benchmark's
-# reserved artist, never used by the zoo.
-[ "${1:-}" = "--bench" ] && debian_packages="$debian_packages wesnoth-1.16-music asc-music drascula-music \
+# reserved artist, never used by the zoo. The tests use them too (the zoo's held-out music, the benchmark).
+[ -n "$extras" ] && debian_packages="$debian_packages wesnoth-1.16-music asc-music drascula-music \
   hyperrogue-music nexuiz-music ufoai-music planetblupi-music-ogg"
 missing=""
 for package in $debian_packages; do
