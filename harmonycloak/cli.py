@@ -23,6 +23,8 @@ from harmonycloak import settings as defaults
 from harmonycloak.errors import HarmonyCloakError, OutputExistsError
 from harmonycloak.settings import ProtectionSettings
 
+PARTS = ("scratch", "mimicry", "audio", "style", "midi")  # the parts of `bench unlearnability` (its suites check them)
+
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -109,8 +111,11 @@ def _parser() -> argparse.ArgumentParser:
     unlearn.add_argument("--suite", choices=["smoke", "standard", "full"], default="smoke")
     unlearn.add_argument("--out", type=Path, default=None, help="report folder (default reports/unlearnability-SUITE)")
     unlearn.add_argument("--seeds", type=int, nargs="+", help="seeds to run instead of the suite's")
-    unlearn.add_argument("--parts", nargs="+", choices=["audio", "style", "midi"],
-                         help="run only these parts (default all: audio, style, midi)")
+    unlearn.add_argument("--parts", nargs="+", choices=PARTS,
+                         help="run only these parts: the threat models scratch and mimicry, the paper's tiny "
+                              "setting (audio, style), midi (default: the suite's)")
+    unlearn.add_argument("--jobs", type=int, default=None,
+                         help="run this many seeds of the threat models at a time, one process each (default: the suite's)")
     unlearn.add_argument("--combine", type=Path, nargs="+", metavar="RESULTS_JSON",
                          help="write one report from earlier runs' results.json instead of running")
     unlearn.set_defaults(run=_run_bench_unlearnability)
@@ -218,7 +223,7 @@ def _run_bench_unlearnability(arguments: argparse.Namespace) -> int:
         combine_reports(arguments.suite, arguments.combine, out)
         return EXIT_OK
     run_unlearnability(arguments.suite, out, tuple(arguments.seeds) if arguments.seeds else None,
-                       parts=tuple(arguments.parts) if arguments.parts else None)
+                       parts=tuple(arguments.parts) if arguments.parts else None, jobs=arguments.jobs)
     return EXIT_OK
 
 

@@ -116,3 +116,27 @@ def test_defaults_are_written_once_in_settings():
                 if pattern.search(code):
                     offenders.append(f"{relative}:{number} ({what}): {line.strip()}")
     assert offenders == []
+
+
+def test_every_import_of_the_package_resolves_including_those_inside_functions():
+    """An import inside a function runs only when the function does; a stale one is found here."""
+    import importlib
+
+    stale = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+                    and node.module.startswith("harmonycloak")):
+                continue
+            try:
+                module = importlib.import_module(node.module)
+            except ImportError as error:
+                stale.append(f"{path.name}:{node.lineno} {node.module} ({error})")
+                continue
+            for alias in node.names:
+                if not hasattr(module, alias.name):
+                    try:
+                        importlib.import_module(f"{node.module}.{alias.name}")
+                    except ImportError:
+                        stale.append(f"{path.name}:{node.lineno} {node.module}.{alias.name}")
+    assert stale == []

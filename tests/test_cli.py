@@ -1,7 +1,6 @@
 """The command line: one-line errors, exit codes, no output on failure, folders."""
 
 import math
-import struct
 
 import numpy as np
 import pytest

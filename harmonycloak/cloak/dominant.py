@@ -94,6 +94,13 @@ class DominantToneCloak(nn.Module):
         self.level_logit = nn.Parameter(torch.full_like(frequency_hz, settings.initial_parameter))
         self.phase_offset = nn.Parameter(torch.zeros_like(frequency_hz))  # radians
 
+    @torch.no_grad()
+    def randomise(self, generator: torch.Generator) -> None:
+        """Random parameters, no optimisation (the benchmark's control): level logits ~ N(0, 1),
+        i.e. levels spread over the whole allowed range, and phase offsets uniform in [0, 2π)."""
+        self.level_logit.copy_(torch.randn(self.level_logit.shape, generator=generator))
+        self.phase_offset.copy_(2 * math.pi * torch.rand(self.phase_offset.shape, generator=generator))
+
     def active_share(self) -> float:
         """Share of windows (of every lane) that carry noise."""
         return float(self.active.float().mean())

@@ -74,6 +74,13 @@ class MaskedSpectrumCloak(nn.Module):
         self.coefficients = nn.Parameter(
             settings.initial_scale * torch.randn(*bound.shape, 2, generator=generator, dtype=bound.dtype))
 
+    @torch.no_grad()
+    def randomise(self, generator: torch.Generator) -> None:
+        """Random parameters, no optimisation (the benchmark's control): coefficients ~ N(0, 1),
+        magnitudes about 0.8 of each bin's bound (tanh of a Rayleigh radius), random phases."""
+        self.coefficients.copy_(torch.randn(self.coefficients.shape, generator=generator,
+                                            dtype=self.coefficients.dtype))
+
     def active_share(self) -> float:
         """Share of (lane, frame, bin) cells whose bound lets noise sound."""
         return float((self.amplitude_bound > 0).float().mean())

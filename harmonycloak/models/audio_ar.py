@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from harmonycloak.models.frontend import FrontendConfig, LogMelFrontend
-from harmonycloak.models.interface import LikelihoodTraining
+from harmonycloak.models.interface import GenerativeTraining
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class NextFrameConfig:
     frontend: FrontendConfig = field(default_factory=FrontendConfig)
 
 
-class NextFrameModel(LikelihoodTraining, nn.Module):
+class NextFrameModel(GenerativeTraining, nn.Module):
     """Front end + causal backbone + linear head predicting frame t+1 from frames ≤ t."""
 
     def __init__(self, config: NextFrameConfig) -> None:

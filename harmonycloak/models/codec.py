@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from harmonycloak.models.frontend import FrontendConfig, LogMelFrontend
-from harmonycloak.models.interface import LikelihoodTraining
+from harmonycloak.models.interface import GenerativeTraining
 from harmonycloak.settings import WORKING_RATE_HZ
 
 
@@ -165,7 +165,7 @@ def multi_resolution_stft_loss(estimate: Tensor, target: Tensor, sizes: tuple[in
     return total
 
 
-class CodecModel(LikelihoodTraining, nn.Module):
+class CodecModel(GenerativeTraining, nn.Module):
     """Encoder + RVQ + decoder; see the module docstring."""
 
     LOSS_DESCRIPTION = "multi-resolution STFT reconstruction loss + commitment, per example"

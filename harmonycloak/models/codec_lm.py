@@ -33,7 +33,7 @@ from torch.nn import functional as F
 
 from harmonycloak.errors import ModelError, SettingsError
 from harmonycloak.models.audio_ar import _sinusoidal_positions
-from harmonycloak.models.interface import LikelihoodTraining
+from harmonycloak.models.interface import GenerativeTraining
 from harmonycloak.models.codec import CodecConfig, CodecModel
 
 
@@ -47,7 +47,7 @@ class CodecLMConfig:
     assignment_temperature: float = 1.0  # τ of the soft code assignment (squared latent distance units)
 
 
-class CodecLanguageModel(LikelihoodTraining, nn.Module):
+class CodecLanguageModel(GenerativeTraining, nn.Module):
     """Frozen codec + summed codebook embeddings + causal transformer + one head per codebook."""
 
     LOSS_DESCRIPTION = "next-frame codec-token negative log-likelihood, nats per code"

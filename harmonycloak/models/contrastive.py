@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from harmonycloak.models.audio_ar import _sinusoidal_positions
-from harmonycloak.models.interface import LikelihoodTraining
+from harmonycloak.models.interface import GenerativeTraining
 from harmonycloak.models.frontend import FrontendConfig, LogMelFrontend
 
 
@@ -70,7 +70,7 @@ def symmetric_info_nce(a: Tensor, b: Tensor, temperature: float) -> Tensor:
     return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
 
 
-class ContrastiveEncoder(LikelihoodTraining, nn.Module):
+class ContrastiveEncoder(GenerativeTraining, nn.Module):
     """Log-mel → conv → transformer → mean → projection → unit embedding (module docstring)."""
 
     LOSS_DESCRIPTION = "InfoNCE of two fixed views against the stored negatives, nats per example"

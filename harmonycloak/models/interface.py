@@ -17,6 +17,9 @@ import torch
 from torch import Tensor, nn
 
 
+TRAINING_STREAM_SEED = 0  # the random stream of `GenerativeTraining.training_step`
+
+
 class GenerativeModel(Protocol):
     """A generative model the noise can be optimised against, and an attacker can train."""
 
@@ -43,6 +46,10 @@ class GenerativeModel(Protocol):
 
     def generative_loss(self, inputs: Tensor) -> Tensor:
         """L_gen per example (B,) of inputs (B, ...), differentiable with respect to the inputs."""
+
+    def training_loss(self, inputs: Tensor, generator: torch.Generator) -> Tensor:
+        """The family's training objective on a batch, a scalar; what it draws at random (diffusion
+        steps, contrastive crops) it draws from `generator`."""
 
     def training_step(self, inputs: Tensor, optimiser: torch.optim.Optimizer) -> object:
         """One step of the family's own training on a batch (the min-min loop's outer step over θ);
@@ -82,12 +89,22 @@ class SymbolicModel(GenerativeModel, Protocol):
         """M, the tracks of every phrase."""
 
 
-class LikelihoodTraining:
-    """The training step of models trained by minimising their generative loss (not GANs)."""
+class GenerativeTraining:
+    """Training of models that minimise a loss of their own (every family but the GAN).
+
+    The objective is the mean generative loss unless the family defines its own `training_loss`
+    (diffusion: one random step per example; contrastive: random crops, in-batch negatives).
+    The min-min loop's outer step draws from a stream of the model's own, seeded with
+    `TRAINING_STREAM_SEED`, so that it is the same on every run.
+    """
+
+    def training_loss(self, inputs: Tensor, generator: torch.Generator) -> Tensor:
+        return self.generative_loss(inputs).mean()
 
     def training_step(self, inputs: Tensor, optimiser: torch.optim.Optimizer) -> float:
+        stream = self.__dict__.setdefault("_training_stream", torch.Generator().manual_seed(TRAINING_STREAM_SEED))
         optimiser.zero_grad(set_to_none=True)
-        loss = self.generative_loss(inputs).mean()
+        loss = self.training_loss(inputs, stream)
         loss.backward()
         optimiser.step()
         return loss.item()

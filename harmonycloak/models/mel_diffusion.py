@@ -48,7 +48,7 @@ from torch.nn import functional as F
 
 from harmonycloak.errors import ModelError, SettingsError
 from harmonycloak.models.contrastive import ContrastiveConfig, ContrastiveEncoder
-from harmonycloak.models.interface import LikelihoodTraining
+from harmonycloak.models.interface import GenerativeTraining
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ class UNet1d(nn.Module):
         return self.output(h)
 
 
-class MelDiffusionModel(LikelihoodTraining, nn.Module):
+class MelDiffusionModel(GenerativeTraining, nn.Module):
     """Conditional DDPM over log-mel frames; see the module docstring."""
 
     LOSS_DESCRIPTION = "diffusion v-prediction MSE at fixed (t, noise) draws, per example"

@@ -40,6 +40,8 @@ def _next_frame_presets(family: str) -> dict[str, NextFrameConfig]:
         "tiny": NextFrameConfig(family=family, width=16, layers=1, heads=2, frontend=FrontendConfig(n_mels=16)),
         "default": NextFrameConfig(family=family, width=64, layers=2, heads=4),
         # The zoo's pretrained size (harmonycloak.zoo.registry), 0.7-0.9M parameters.
+        # The benchmark's attackers trained from scratch: small enough to memorise a corpus in minutes.
+        "small": NextFrameConfig(family=family, width=64, layers=2, heads=4),
         "zoo": {"ar-transformer": NextFrameConfig(family=family, width=128, layers=4, heads=4),
                 "ar-gru": NextFrameConfig(family=family, width=256, layers=2),
                 "ar-tcn": NextFrameConfig(family=family, width=192, layers=8)}[family],
@@ -57,13 +59,16 @@ _AUDIO_FAMILIES = {
     "codec": ModelSpec(CodecModel, CodecConfig, {"tiny": _CODEC_TINY, "zoo": _CODEC_ZOO, "default": _CODEC_ZOO}, "audio"),
     "codec-lm": ModelSpec(CodecLanguageModel, CodecLMConfig, {
         "tiny": CodecLMConfig(codec=_CODEC_TINY, width=16, layers=1, heads=2),
+        "small": CodecLMConfig(codec=_CODEC_ZOO, width=64, layers=2),  # reads the zoo's codec
         "zoo": CodecLMConfig(codec=_CODEC_ZOO, width=192),
         "default": CodecLMConfig(codec=_CODEC_ZOO, width=192),
     }, "audio"),
     "contrastive": ModelSpec(ContrastiveEncoder, ContrastiveConfig,
-                             {"tiny": _ENCODER_TINY, "zoo": _ENCODER_ZOO, "default": _ENCODER_ZOO}, "audio"),
+                             {"tiny": _ENCODER_TINY, "small": ContrastiveConfig(width=48, layers=1),
+                              "zoo": _ENCODER_ZOO, "default": _ENCODER_ZOO}, "audio"),
     "mel-diffusion": ModelSpec(MelDiffusionModel, MelDiffusionConfig, {
         "tiny": MelDiffusionConfig(conditioner=_ENCODER_TINY, channels=(8, 16), groups=4, diffusion_steps=50),
+        "small": MelDiffusionConfig(conditioner=_ENCODER_ZOO, channels=(32, 48, 64)),  # conditioned on the zoo's encoder
         "zoo": MelDiffusionConfig(conditioner=_ENCODER_ZOO),
         "default": MelDiffusionConfig(conditioner=_ENCODER_ZOO),
     }, "audio"),

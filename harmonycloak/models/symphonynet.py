@@ -48,7 +48,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from harmonycloak.errors import ModelError, SettingsError
-from harmonycloak.models.interface import LikelihoodTraining, PhraseLayout
+from harmonycloak.models.interface import GenerativeTraining, PhraseLayout
 
 MIDI_PITCHES = 128
 SYMPHONYNET_LEARNING_RATE = 3e-4  # AdamW, paper §5.1
@@ -71,7 +71,7 @@ class SymphonyNetConfig:
         return replace(self, tracks=tracks)
 
 
-class SymphonyNetModel(LikelihoodTraining, nn.Module):
+class SymphonyNetModel(GenerativeTraining, nn.Module):
     """Continuous event embedding + bar/position embeddings + causal transformer + per-cell heads."""
 
     def __init__(self, config: SymphonyNetConfig) -> None:

@@ -212,7 +212,9 @@ def add_lora_adapters(model: nn.Module, rank: int, alpha: float, layer_kinds: Se
     an attention's own (not a "linear") even though it is an nn.Linear. Biases, norms,
     embeddings and recurrent layers get none: PyTorch keeps computed copies of a parametrised
     nn.GRU or nn.LSTM weight inside the module, and a model holding them cannot be copied.
+    A weight the model keeps frozen itself (a pretrained codec or encoder it reads through) gets none.
     """
+    frozen = {id(p) for p in model.parameters() if not p.requires_grad}
     model.requires_grad_(False)
     modules = dict(model.named_modules())
     attentions = {name: module for name, module in modules.items() if isinstance(module, nn.MultiheadAttention)}
@@ -230,6 +232,7 @@ def add_lora_adapters(model: nn.Module, rank: int, alpha: float, layer_kinds: Se
         elif (("linear" in layer_kinds and isinstance(module, nn.Linear))
               or ("conv" in layer_kinds and isinstance(module, (nn.Conv1d, nn.Conv2d)))):
             targets.append((name, module, "weight", 1))
+    targets = [target for target in targets if id(getattr(target[1], target[2])) not in frozen]
     if not targets:
         raise SettingsError(f"the model has no layer of the kinds {', '.join(layer_kinds)} to put LoRA adapters on")
     for _, module, weight, blocks in targets:
@@ -293,10 +296,16 @@ def choose_trainable(model: GenerativeModel, recipe: FinetuneRecipe, example_inp
                      generator: torch.Generator) -> None:
     """Make the recipe's part of the model trainable (requires_grad) and the rest frozen; for
     "lora" add the adapters (their A drawn from `generator`). `example_inputs` (B, ...): a batch
-    the model reads, for `layer_order`."""
+    the model reads, for `layer_order`.
+
+    What the model keeps frozen itself (the pretrained codec of a codec LM, the encoder a
+    diffusion model is conditioned on) stays frozen in every recipe: an attacker fine-tunes the
+    generative model, not the public parts it reads through, and training those would let a
+    model make its own task trivial (a codec that maps every song to one token).
+    """
     if recipe.kind == "full":
-        model.requires_grad_(True)
-    elif recipe.kind == "lora":
+        return  # every parameter the model trains already requires a gradient
+    if recipe.kind == "lora":
         add_lora_adapters(model, recipe.lora_rank, recipe.lora_alpha, recipe.lora_layers, generator)
     elif recipe.trainable_modules:
         modules = dict(model.named_modules())
@@ -304,11 +313,14 @@ def choose_trainable(model: GenerativeModel, recipe: FinetuneRecipe, example_inp
         if unknown:
             raise SettingsError(f"the model has no module named {', '.join(unknown)} "
                                 f"(top level: {', '.join(name for name, _ in model.named_children())})")
+        frozen = {id(p) for p in model.parameters() if not p.requires_grad}
         model.requires_grad_(False)
         for name in recipe.trainable_modules:
-            modules[name].requires_grad_(True)
+            for parameter in modules[name].parameters():
+                parameter.requires_grad_(id(parameter) not in frozen)
     else:
-        layers = layer_order(model, example_inputs)
+        own = {name: list(module.parameters(recurse=False)) for name, module in model.named_modules()}
+        layers = [name for name in layer_order(model, example_inputs) if all(p.requires_grad for p in own[name])]
         if recipe.last_layers > len(layers):
             raise SettingsError(f"the model has {len(layers)} layers; the recipe trains the last {recipe.last_layers}")
         model.requires_grad_(False)
@@ -345,10 +357,9 @@ def finetune(
         The training loss of every step, or the values of `evaluate(model)` after every
         `evaluate_every`-th step and the last (as `train_on_batches`).
     """
-    if getattr(model, "kind", None) != "audio":
-        name, reads = getattr(model, "family", type(model).__name__), getattr(model, "kind", "no audio")
-        raise SettingsError(f"fine-tuning on songs needs an audio model; '{name}' reads {reads}")
-    if getattr(model, "sample_rate_hz", WORKING_RATE_HZ) != WORKING_RATE_HZ:
+    if model.kind != "audio":
+        raise SettingsError(f"fine-tuning on songs needs an audio model; '{model.family}' reads {model.kind}")
+    if model.sample_rate_hz != WORKING_RATE_HZ:
         raise SettingsError(f"the model reads audio at {model.sample_rate_hz} Hz, the songs at {WORKING_RATE_HZ} Hz")
     if not isinstance(evaluate_every, int) or evaluate_every < 1:
         raise SettingsError(f"evaluate every must be a whole number of steps ≥ 1, not {evaluate_every}")
@@ -363,4 +374,4 @@ def finetune(
     device = next(model.parameters()).device
     choose_trainable(model, recipe, audio_segments(songs[0], recipe.segment_samples)[:1].to(device), generator)
     return train_on_batches(model, lambda: crop_batch(songs, recipe, generator).to(device), recipe.steps,
-                            recipe.learning_rate, evaluate, evaluate_every)
+                            recipe.learning_rate, generator, evaluate, evaluate_every)

@@ -37,7 +37,7 @@ def train_generative_model(
         segment_ids = torch.randint(num_segments, (min(batch_segments, num_segments),), generator=generator)
         return batches(segment_ids)
 
-    return train_on_batches(model, next_batch, steps, learning_rate, evaluate, evaluate_every)
+    return train_on_batches(model, next_batch, steps, learning_rate, generator, evaluate, evaluate_every)
 
 
 def train_on_batches(
@@ -45,11 +45,13 @@ def train_on_batches(
     next_batch: Callable[[], Tensor],
     steps: int,
     learning_rate: float,
+    generator: torch.Generator,
     evaluate: Callable[[GenerativeModel], float] | None = None,
     evaluate_every: int = 1,
 ) -> list[float]:
-    """The one training loop: `steps` Adam steps on the mean generative loss of `next_batch()`
-    (model inputs (B, ...)), moving only the parameters that require a gradient.
+    """The one training loop: `steps` Adam steps on the family's training loss of `next_batch()`
+    (model inputs (B, ...); `model.training_loss`, whose random draws come from `generator`),
+    moving only the parameters that require a gradient.
 
     Args:
         evaluate: if given, called after every `evaluate_every`-th step and after the last,
@@ -63,7 +65,7 @@ def train_on_batches(
     for step in range(1, steps + 1):
         inputs = next_batch()
         optimiser.zero_grad(set_to_none=True)
-        loss = model.generative_loss(inputs).mean()
+        loss = model.training_loss(inputs, generator)
         loss.backward()
         optimiser.step()
         if evaluate is None:

@@ -51,8 +51,7 @@ def rebarred_in_four(score):
 
 def piece_phrases(score, steps_per_bar: int, bars: int) -> np.ndarray | None:
     """uint8 phrases (k, 4, T, 128) of one 4-track score, or None when it has no notes."""
-    from harmonycloak.cloak.midi_problem import phrase_steps, phrases_of
-    from harmonycloak.midi_pipeline import longest_bar_steps
+    from harmonycloak.cloak.model_input import longest_bar_steps, phrase_steps, phrases_of
 
     steps_per_beat = steps_per_bar // 4
     if not score.num_notes:

@@ -89,7 +89,7 @@ def heldout_loss(model: nn.Module, heldout: Tensor) -> float:
     with torch.no_grad():
         for start in range(0, heldout.shape[0], EVALUATION_BATCH):
             chunk = heldout[start:start + EVALUATION_BATCH]
-            is_gan = hasattr(model, "discriminator_network")
+            is_gan = model.family == "musegan"
             loss = gan_discriminator_loss(model, chunk, start) if is_gan else model.generative_loss(chunk)
             total += float(loss.sum())
     model.train(was_training)
@@ -115,10 +115,7 @@ def _train_likelihood(model: nn.Module, entry: ZooEntry, data: EntryData, genera
             group["lr"] = learning_rate_at(step, entry)
         batch = data.sample(entry.batch, generator)
         optimiser.zero_grad(set_to_none=True)
-        if hasattr(model, "training_loss"):
-            loss = model.training_loss(batch, generator)
-        else:
-            loss = model.generative_loss(batch).mean()
+        loss = model.training_loss(batch, generator)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         optimiser.step()
@@ -220,20 +217,15 @@ def train_entry(name: str, out: Path | None = None, log: Callable[[str], None] =
 def _prepare_evaluation(model: nn.Module, entry: ZooEntry, data: EntryData) -> None:
     """Let a model fix what its evaluation loss needs (the encoder's stored negatives) from
     training data drawn by its own generator (seed + 1), the same draws before and after training."""
-    if hasattr(model, "prepare_evaluation"):
+    if model.family == "contrastive":
         model.prepare_evaluation(data.sample, torch.Generator().manual_seed(entry.seed + 1))
 
 
 def _phrase(model: nn.Module) -> tuple[int, int] | None:
     """(steps per bar, bars per phrase) of a MIDI model; None for audio models."""
-    config = model.config
-    if hasattr(config, "phrase"):
-        return config.phrase.steps_per_bar, config.phrase.bars
-    if hasattr(config, "max_bars"):
-        from harmonycloak.midi_pipeline import MAX_SEGMENT_BARS
-
-        return config.steps_per_bar, min(MAX_SEGMENT_BARS, config.max_bars)
-    return None
+    if model.kind != "midi":
+        return None
+    return model.phrase_layout.steps_per_bar, model.phrase_layout.bars
 
 
 def _loss_name(model: nn.Module) -> str:
@@ -245,6 +237,6 @@ def _loss_name(model: nn.Module) -> str:
         return "next-frame log-mel mean squared error, per example"
     if isinstance(model, SymphonyNetModel):
         return "next-step negative log-likelihood, nats per (track, pitch) cell"
-    if hasattr(model, "discriminator_network"):
+    if model.family == "musegan":
         return "discriminator loss on held-out real phrases and fixed generated ones, nats (log 4 = chance)"
-    return getattr(model, "LOSS_DESCRIPTION", "next-step loss of the model's generative_loss, per example")
+    return model.LOSS_DESCRIPTION

@@ -1,6 +1,5 @@
 """Baselines: Gaussian budgets, the MP3 trip, the random-masked control, method names, protected-set choice."""
 
-import math
 
 import numpy as np
 import pytest

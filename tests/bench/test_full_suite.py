@@ -26,6 +26,14 @@ def full_suite_in_seconds():
         fraction_ablation=(1.0,),
         measures=replace(full.measures, clips=2, generated_s=1.5, griffin_lim_iterations=2,
                          classifier_files_per_style=2),
+        album=replace(full.album, released_tracks=2, unreleased_tracks=1, clips_per_track=1),
+        threat_corpus=replace(full.threat_corpus, pieces_per_composer=(("palestrina", 8),), recordings=4),
+        threats=replace(full.threats, scratch_released=2, scratch=replace(full.threats.scratch, steps=1, batch_segments=2),
+                        mimicry=replace(full.threats.mimicry, steps=1, batch_segments=2)),
+        threat_cloak=replace(full.threat_cloak, pgd_steps=1, max_rounds=1, bag_size=2, models_per_round=2),
+        attacks=("mp3-128k", "denoise-spectral"), scratch_attacks=("resample-22k",),
+        # two of the four families (a frozen-part reader and a plain one), two attacked methods: minutes, not hours
+        families_for_threats=("codec-lm", "contrastive"), attacked_methods=("none", "dominant-blackbox"),
         midi=replace(full.midi, pieces_per_composer=(("bach", 2),), steps=1, batch_segments=2, evaluate_every=1,
                      max_bars=4, pgd_steps=1, max_rounds=1, bag_size=2, models_per_round=2, generated_phrases=2),
     )
@@ -54,3 +62,20 @@ def test_full_suite_runs_every_family_method_and_measure(full_report):
     for section in ("## Headline", "## Generated music (Tables 3–5)", "## Style unlearnability",
                     "## Generated music of the MIDI families", "Window length (Table 6)", "Protected fraction (Table 7)"):
         assert section in summary
+    assert "## Protection against attackers of four families, two threat models" in summary
+
+
+def test_full_suite_scores_every_threat_family_method_and_attack(full_report):
+    from harmonycloak.bench.unlearnability.headline import read_headline
+    from harmonycloak.bench.unlearnability.releases import METHODS
+    out, document = full_report
+    headline = read_headline(out / "headline.json")  # validated on reading
+    suite = full_suite_in_seconds()
+    for threat in ("scratch", "mimicry"):
+        assert set(headline["threat_models"][threat]) == set(suite.families_for_threats)
+        for family, methods in headline["threat_models"][threat].items():
+            expected = set(METHODS) | {f"{m}+{a}" for a in (suite.scratch_attacks if threat == "scratch" else suite.attacks)
+                                       for m in suite.attacked_methods}
+            assert set(methods) == expected, (threat, family)
+            assert methods["none"]["ps"] == 0.0
+    assert len(document["threat_seed_results"]) == 1

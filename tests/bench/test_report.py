@@ -1,6 +1,5 @@
 """Report arithmetic on hand-made runs: PS per seed, mean ± std, shortfall statements."""
 
-import json
 import math
 
 import pytest

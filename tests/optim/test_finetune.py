@@ -310,3 +310,19 @@ def test_songs_and_models_finetune_cannot_read_are_refused():
         finetune(model, [np.zeros((2, 1000), np.float32)], FinetuneRecipe(steps=1), seed=0)
     with pytest.raises(SettingsError, match="audio model"):
         finetune(build_model("musegan", "tiny"), [melody(0.2)], FinetuneRecipe(steps=1), seed=0)
+
+
+def test_every_recipe_leaves_the_parts_a_model_keeps_frozen_frozen():
+    """A codec LM reads through a pretrained codec it must not train (nor put adapters on)."""
+    from harmonycloak.models.registry import build_model
+    from harmonycloak.optim.finetune import choose_trainable
+
+    for kind in ("full", "last-layers", "lora"):
+        model = build_model("codec-lm", "tiny", seed=0)
+        codec = {id(p) for p in model.codec.parameters()}
+        assert codec and not any(p.requires_grad for p in model.codec.parameters())
+        recipe = FinetuneRecipe(kind=kind, last_layers=2, segment_s=0.32)
+        choose_trainable(model, recipe, torch.zeros(1, 5120), torch.Generator().manual_seed(0))
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        assert trainable and not any(id(p) in codec for p in trainable), kind
+        assert not any(p.requires_grad for p in model.codec.parameters()), kind

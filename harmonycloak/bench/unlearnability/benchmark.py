@@ -3,25 +3,38 @@
 from __future__ import annotations
 
 import shlex
+from dataclasses import replace
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-from harmonycloak.bench.unlearnability.data import load_songs
+from harmonycloak.bench.unlearnability.data import load_album, load_songs
 from harmonycloak.bench.unlearnability.experiment import run_ablations, run_seed, run_style
 from harmonycloak.bench.unlearnability.midi import load_scores, run_midi_seed
-from harmonycloak.bench.unlearnability.results import SeedResult
 from harmonycloak.bench.unlearnability.report import current_environment, headline_table, protection_scores, write_report
+from harmonycloak.bench.unlearnability.results import SeedResult
 from harmonycloak.bench.unlearnability.suites import get_suite
+from harmonycloak.bench.unlearnability.threat_experiment import (
+    BenchData,
+    ThreatSeedResult,
+    corpus_size,
+    reference_clips,
+    run_threat_seed,
+)
+from harmonycloak.errors import SettingsError
+
+REFERENCE_CLIPS = 32  # other songs whose embeddings are a contrastive encoder's negatives when it is measured
 
 
 def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None = None, command: str | None = None,
-                       suite=None, parts: tuple[str, ...] | None = None, log=print) -> dict:
+                       suite=None, parts: tuple[str, ...] | None = None, jobs: int | None = None, log=print) -> dict:
     """Run a suite (or the given `suite` object) and write its report folder; returns the JSON document."""
     import torch
 
     suite = suite or get_suite(suite_name, seeds, parts)
+    if jobs is not None:
+        suite = replace(suite, jobs=jobs)
     command = command or " ".join(shlex.quote(a) for a in ["harmonycloak", *sys.argv[1:]])
     threads = torch.get_num_threads()
     if suite.torch_threads:
@@ -36,6 +49,10 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
         songs = load_songs(suite.data) if audio or style else []
         pieces = load_scores(suite.midi) if midi else []
         log(f"{len(songs)} songs: {dict(Counter(s.artist for s in songs))}; {len(pieces)} MIDI pieces")
+        bench_data = load_threat_data(suite) if suite.threat_models else None
+        if bench_data is not None:
+            log(f"threat models: {len(bench_data.album.released)} released and {len(bench_data.album.unreleased)} "
+                f"unreleased clips of {suite.album.artist}; a corpus of {len(bench_data.corpus)} other songs")
         judge = None
         if (audio or style) and suite.measures is not None:
             from harmonycloak.bench.unlearnability.measures import GeneratedMeasures
@@ -43,6 +60,7 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
             judge = GeneratedMeasures(suite.measures)
             log(f"style classifier: held-out accuracy {judge.classifier_report['held_out_accuracy']:.2f}")
         results = []
+        threat_results = run_threat_seeds(suite, bench_data, log) if bench_data is not None else []
         for seed in suite.seeds:
             log(f"seed {seed}")
             if audio:
@@ -55,17 +73,58 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
         wall_s = time.perf_counter() - started
         data_summary = {"songs": len(songs), "by_artist": dict(Counter(s.artist for s in songs)),
                         "names": [s.name for s in songs], "midi_pieces": [p[0] for p in pieces]}
+        if bench_data is not None:
+            data_summary["album"] = {"artist": suite.album.artist, "released_tracks": suite.album.released_tracks,
+                                     "unreleased_tracks": suite.album.unreleased_tracks,
+                                     "released": [s.name for s in bench_data.album.released],
+                                     "unreleased": [s.name for s in bench_data.album.unreleased]}
+            data_summary["corpus_songs"] = len(bench_data.corpus)
+            data_summary["corpus"] = [s.name for s in bench_data.corpus]
         if judge is not None:
             data_summary["style_classifier"] = {k: v for k, v in judge.classifier_report.items()
                                                 if k in ("held_out_accuracy", "balanced_accuracy", "classes")}
-        document = write_report(Path(out), suite, results, command, wall_s, data_summary, environment)
+        document = write_report(Path(out), suite, results, command, wall_s, data_summary, environment, threat_results)
     finally:
         torch.set_num_threads(threads)
     log("")
     log(f"Unlearnability, suite {suite.name}, seeds {list(suite.seeds)}, {wall_s / 60:.1f} min — {command}")
-    log(headline_table(protection_scores(results), suite.all_families))
+    if results:
+        log(headline_table(protection_scores(results), suite.all_families))
+    if threat_results:
+        log((Path(out) / "summary.md").read_text().split("## Protection against attackers", 1)[1].split("\n", 1)[1])
     log(f"report: {Path(out) / 'summary.md'}")
     return document
+
+
+def run_threat_seeds(suite, data: BenchData, log=print) -> list[ThreatSeedResult]:
+    """The threat models' seeds, `suite.jobs` at a time in worker processes of one thread each
+    (a seed's result does not depend on how many run beside it)."""
+    if suite.jobs <= 1 or len(suite.seeds) == 1:
+        return [run_threat_seed(suite, data, seed, log=log) for seed in suite.seeds]
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(min(suite.jobs, len(suite.seeds)), _one_thread) as pool:
+        return pool.starmap(run_threat_seed, [(suite, data, seed) for seed in suite.seeds])
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def load_threat_data(suite) -> BenchData:
+    """The album of the suite's artist, a corpus of other songs making its released clips
+    `suite.protected_fraction` of the T1 training set, and the reference clips."""
+    import numpy as np
+
+    album = load_album(suite.album, suite.data)
+    others = load_songs(suite.threat_corpus)
+    count = corpus_size(suite.threats.scratch_released or len(album.released), suite.protected_fraction)
+    if len(others) < count:
+        raise SettingsError(f"the threat models' corpus holds {len(others)} songs; the suite needs {count}")
+    mixed = [others[i] for i in np.random.default_rng(0).permutation(len(others))]  # a fixed mix of composers and recordings
+    return BenchData(album, mixed[:count], reference_clips(mixed, REFERENCE_CLIPS))
 
 
 def combine_reports(suite_name: str, result_files: list[Path], out: Path, suite=None, log=print) -> dict:
@@ -74,9 +133,6 @@ def combine_reports(suite_name: str, result_files: list[Path], out: Path, suite=
     Every run's seed results are kept as they are; the commands are listed, wall times added.
     """
     import json
-    from dataclasses import replace
-
-    from harmonycloak.errors import SettingsError
 
     documents = []
     for path in result_files:
@@ -87,8 +143,12 @@ def combine_reports(suite_name: str, result_files: list[Path], out: Path, suite=
     if any(d["suite"] != suite_name for d in documents):
         raise SettingsError(f"every results file must come from the suite '{suite_name}'")
     results = [SeedResult.from_json(r) for d in documents for r in d["seed_results"]]
+    threat_results = sorted((ThreatSeedResult.from_json(r) for d in documents for r in d.get("threat_seed_results", [])),
+                            key=lambda result: result.seed)
     kinds = {r.kind for r in results}
-    parts = tuple(p for p in ("audio", "style", "midi")
+    threat_parts = tuple(threat for threat in ("scratch", "mimicry")
+                         if any(run.threat == threat for result in threat_results for run in result.runs))
+    parts = threat_parts + tuple(p for p in ("audio", "style", "midi")
                   if (p == "audio" and any(r.tag == "main" and r.kind == "audio" for r in results))
                   or (p == "style" and any(r.tag.startswith("style=") for r in results))
                   or (p == "midi" and "midi" in kinds))
@@ -103,6 +163,8 @@ def combine_reports(suite_name: str, result_files: list[Path], out: Path, suite=
     command = " ; ".join(d["command"] for d in documents)
     environment = {**current_environment(), "combined_from": [d.get("environment") for d in documents],
                    "note": "git_commit is the combining step's; each run's own is in combined_from (null: not recorded)"}
-    document = write_report(Path(out), suite, results, command, sum(d["wall_s"] for d in documents), data, environment)
-    log(headline_table(protection_scores(results), suite.all_families))
+    document = write_report(Path(out), suite, results, command, sum(d["wall_s"] for d in documents), data, environment,
+                            threat_results)
+    if results:
+        log(headline_table(protection_scores(results), suite.all_families))
     return document

@@ -28,6 +28,9 @@ from harmonycloak.io.render import find_soundfont, render_midi
 from harmonycloak.resampling import to_working_rate
 from harmonycloak.settings import WORKING_RATE_HZ
 WESNOTH_MUSIC_FOLDERS = (Path("/usr/share/games/wesnoth/1.16/data/core/music"),)
+# The recorded artist whose album the style-mimicry threat protects: Debian's planetblupi-music-ogg,
+# reserved for the benchmark (the zoo never trains on it).
+ALBUM_FOLDERS = {"planetblupi": (Path("/usr/share/planetblupi/music"),)}
 EXAMPLE_SONG = Path(__file__).resolve().parents[3] / "examples" / "elf-land.ogg"
 PEAK_LEVEL = 0.5  # songs are scaled to this peak (−6 dBFS): room for noise, no clipping
 SILENCE_LEVEL = 0.01  # a rendered piece starts at its first sample above this (skips FluidSynth's lead-in)
@@ -62,6 +65,37 @@ class DataSpec:
     gm_program: int = 0  # General MIDI program every rendered part is played on (0 = piano)
 
 
+@dataclass(frozen=True)
+class AlbumSpec:
+    """The artist of the style-mimicry threat: its tracks, sorted by name, the first `released_tracks`
+    released (and protected), the next `unreleased_tracks` kept back (never released, never
+    trained on: what the artist writes next)."""
+
+    artist: str = "planetblupi"
+    released_tracks: int = 6
+    unreleased_tracks: int = 4
+    clips_per_track: int = 2  # clips of `DataSpec.song_s` from the middle of each track
+
+
+@dataclass
+class Album:
+    released: list[Song]
+    unreleased: list[Song]
+
+
+def load_album(spec: AlbumSpec, data: DataSpec, cache_dir: Path | None = None) -> Album:
+    """The artist's clips, split into released and unreleased tracks (fixed, no randomness)."""
+    cache = _cache_folder(cache_dir)
+    paths = sorted(p for folder in ALBUM_FOLDERS.get(spec.artist, ()) for p in folder.glob("*.ogg"))
+    needed = spec.released_tracks + spec.unreleased_tracks
+    if spec.artist not in ALBUM_FOLDERS or len(paths) < needed:
+        raise SettingsError(f"the benchmark's artist '{spec.artist}' needs {needed} recordings, found {len(paths)} "
+                            "(install Debian's planetblupi-music-ogg: bash setup.sh --bench)")
+    songs = [_recording_clips(path, spec.artist, spec.clips_per_track, data, cache) for path in paths[:needed]]
+    return Album([s for track in songs[: spec.released_tracks] for s in track],
+                 [s for track in songs[spec.released_tracks:] for s in track])
+
+
 def recording_paths() -> list[Path]:
     """Wesnoth's recordings if installed, sorted; else [the example song]."""
     for folder in WESNOTH_MUSIC_FOLDERS:
@@ -73,10 +107,7 @@ def recording_paths() -> list[Path]:
 
 def load_songs(spec: DataSpec, cache_dir: Path | None = None) -> list[Song]:
     """Rendered corpus pieces then recording clips, in a fixed order (no randomness here)."""
-    from harmonycloak.corpus.cache import default_cache_dir
-
-    cache = (cache_dir or default_cache_dir().parent / "bench-audio")
-    cache.mkdir(parents=True, exist_ok=True)
+    cache = _cache_folder(cache_dir)
     songs = []
     for composer, count in spec.pieces_per_composer:
         songs.extend(rendered_songs(composer, count, spec, cache))
@@ -119,14 +150,25 @@ def recording_songs(count: int, spec: DataSpec, cache: Path) -> list[Song]:
     per_file = -(-count // len(paths))
     songs = []
     for path in paths:
-        key = _key("clip", str(path), path.stat().st_size, spec.song_s, spec.sample_rate_hz, per_file)
-        clips = _cached(cache / f"{key}.npy", lambda: _clip_recording(path, per_file, spec))
-        artist = "wesnoth" if path != EXAMPLE_SONG else "example"
-        for index, clip in enumerate(clips):
-            songs.append(Song(f"{artist}/{path.name}#{index}", artist, "recording", clip))
+        songs.extend(_recording_clips(path, "wesnoth" if path != EXAMPLE_SONG else "example", per_file, spec, cache))
         if len(songs) >= count:
             break
     return songs[:count]
+
+
+def _recording_clips(path: Path, artist: str, count: int, spec: DataSpec, cache: Path) -> list[Song]:
+    """`count` clips of one recording (cached), as songs named after it."""
+    key = _key("clip", str(path), path.stat().st_size, spec.song_s, spec.sample_rate_hz, count)
+    clips = _cached(cache / f"{key}.npy", lambda: _clip_recording(path, count, spec))
+    return [Song(f"{artist}/{path.name}#{index}", artist, "recording", clip) for index, clip in enumerate(clips)]
+
+
+def _cache_folder(cache_dir: Path | None) -> Path:
+    from harmonycloak.corpus.cache import default_cache_dir
+
+    cache = cache_dir or default_cache_dir().parent / "bench-audio"
+    cache.mkdir(parents=True, exist_ok=True)
+    return cache
 
 
 def _soundfont_name() -> str:

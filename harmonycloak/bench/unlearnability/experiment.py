@@ -80,7 +80,7 @@ def run_seed(suite, songs: list[Song], seed: int, *, fraction: float | None = No
         entry = result.method(method)
         entry.audibility[key] = audibility(clean_protected, released, rate, suite.visqol)
         entry.cost_s_per_song[key] = protected.elapsed_s / len(clean_protected)
-        entry.summary[key] = _jsonable(protected.summary)
+        entry.summary[key] = jsonable(protected.summary)
 
     shared: dict[str, Protected] = {}  # releases, by method and (for target-dependent methods) family
     for family in families:
@@ -152,12 +152,12 @@ def _device(name: str) -> str:
     return name
 
 
-def _jsonable(value):
+def jsonable(value):
     """Summaries hold floats, lists and dicts; anything else becomes its string."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, (int, float, str, bool)) or value is None:
         return value
     return str(value)

@@ -254,12 +254,17 @@ def shortfalls(rows: list[dict], families: tuple[str, ...]) -> list[str]:
 
 
 def write_report(out: Path, suite, seed_results: list[SeedResult], command: str, wall_s: float, data_summary: dict,
-                 environment: dict | None = None) -> dict:
-    """Write results.json, summary.md and the plots into `out`; return the JSON document.
+                 environment: dict | None = None, threat_results: list | None = None) -> dict:
+    """Write results.json, summary.md, headline.json (when the threat models ran) and the plots into
+    `out`; return the JSON document.
 
     `environment`: what ran it (`environment()`), taken when the run started; now if not given.
+    `threat_results`: the `ThreatSeedResult`s of the scratch and mimicry parts.
     """
+    from harmonycloak.bench.unlearnability.threat_report import threat_section
+
     out.mkdir(parents=True, exist_ok=True)
+    threat_results = threat_results or []
     rows = protection_scores(seed_results)
     document = {
         "command": command,
@@ -270,9 +275,10 @@ def write_report(out: Path, suite, seed_results: list[SeedResult], command: str,
         "data": data_summary,
         "protection_scores": rows,
         "seed_results": [result.to_json() for result in seed_results],
+        "threat_seed_results": [result.to_json() for result in threat_results],
     }
     (out / "results.json").write_text(json.dumps(_finite(document), indent=1, default=str, allow_nan=False) + "\n")
-    plots = _plots(out, rows, seed_results, suite)
+    plots = _plots(out, rows, seed_results, suite) if seed_results else []
     md = [f"# Unlearnability benchmark — suite `{suite.name}`", "",
           f"Command: `{command}`  ", f"Commit: {document['environment']['git_commit']}; torch {document['environment']['torch']}, "
           f"CUDA {document['environment']['cuda']}, {document['environment']['torch_threads']} thread(s).  ", f"Seeds: {', '.join(map(str, suite.seeds))}; wall time {wall_s / 60:.1f} min.  ",
@@ -281,7 +287,13 @@ def write_report(out: Path, suite, seed_results: list[SeedResult], command: str,
           f"{len(data_summary.get('midi_pieces', []))} MIDI pieces for the MIDI families; "
           f"protected fraction {suite.protected_fraction:.0%}. Every number in results.json carries its seed.", ""]
     md += [f"> {note}" for note in suite.notes] + ([""] if suite.notes else [])
-    md += ["PS = (L_cloaked − L_clean) / (L_unseen − L_clean), losses of fresh attackers on the clean originals of the "
+    if threat_results:
+        md += threat_section(out, suite, threat_results, document["environment"]["git_commit"], data_summary)
+    if not seed_results:
+        (out / "summary.md").write_text("\n".join(md))
+        return document
+    md += ["## The paper's setting: tiny attackers from scratch", "",
+           "PS = (L_cloaked − L_clean) / (L_unseen − L_clean), losses of fresh attackers on the clean originals of the "
            "protected songs; 1 = as if never seen, 0 = the cloak changed nothing. Mean ± sample std over seeds.", "",
            "## Headline: clean (a), white-box (b), black-box without the target's family (c), unseen (d)", "",
            headline_table(rows, suite.all_families), "",

@@ -1,20 +1,26 @@
 """The three suites of `harmonycloak bench unlearnability`: presets, not code.
 
   smoke     CI, < 10 minutes on a 2-core CPU: tiny models, few songs, one seed, every
-            method and family once (checks the plumbing, not the method)
-  standard  ≤ 90 minutes on a 2-core CPU: three seeds, more songs and steps, the ablations
-  full      sized for a GPU (uses it when present): default-size models, more songs, five
-            seeds, paper-scale optimisation (20 PGD steps, bag of 6–7 per target)
+            part, method and family once (checks the plumbing, not the method)
+  standard  ≤ 2 hours on a 2-core CPU: the threat models (T1 from scratch, T2 style mimicry)
+            for the zoo's four families, three seeds two at a time, MP3 as the attack
+  full      sized for a GPU (uses it when present): zoo-size attackers trained long, every
+            attack, the product's optimisation effort, five seeds, and the paper's setting
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from harmonycloak.bench.unlearnability.baselines import CloakSpec, check_method
-from harmonycloak.bench.unlearnability.data import DataSpec
+from harmonycloak.bench.unlearnability.baselines import CloakSpec
+from harmonycloak.bench.unlearnability.baselines import check_method as check_paper_method
+from harmonycloak.bench.unlearnability.data import AlbumSpec, DataSpec
 from harmonycloak.bench.unlearnability.measures import MeasureSpec
 from harmonycloak.bench.unlearnability.midi import MidiSpec
+from harmonycloak.bench.unlearnability.releases import METHODS as THREAT_METHODS
+from harmonycloak.bench.unlearnability.releases import ReleaseSpec, check_method
+from harmonycloak.bench.unlearnability.threats import ThreatSpec
+from harmonycloak.optim.finetune import FinetuneRecipe
 from harmonycloak.bench.unlearnability.runs import TrainingSpec
 from harmonycloak.errors import SettingsError
 
@@ -25,6 +31,8 @@ ALL_METHODS = tuple(m for base in BASE_METHODS for m in (base, base + "+mp3"))
 # The standard suite round-trips one Gaussian budget through MP3, not three (time on 2 cores).
 STANDARD_METHODS = tuple(m for m in ALL_METHODS if m not in ("gaussian-0.2+mp3", "gaussian-0.3+mp3"))
 HEADLINE_METHODS = ("cloak-whitebox", "cloak-blackbox")  # the paper's white-box and black-box cloaks
+PARTS = ("scratch", "mimicry", "audio", "style", "midi")  # threat models T1 and T2; the paper's tiny setting; MIDI
+THREAT_FAMILIES = ("ar-transformer", "codec-lm", "mel-diffusion", "contrastive")  # one of each zoo group
 
 
 @dataclass(frozen=True)
@@ -47,14 +55,40 @@ class Suite:
     parts: tuple[str, ...] = ("audio", "style", "midi")  # which parts run: audio main runs + ablations, style, MIDI
     measures: MeasureSpec | None = None  # generated-music measures and the style experiment; None: skipped
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # The threat models (parts "scratch" and "mimicry"): the zoo's families attack one artist's album.
+    album: AlbumSpec = field(default_factory=AlbumSpec)
+    # T1's other songs (enough of them; a fixed draw makes the album `protected_fraction` of the corpus)
+    threat_corpus: DataSpec = field(default_factory=lambda: DataSpec(
+        pieces_per_composer=(("palestrina", 24), ("monteverdi", 16), ("essen", 16), ("bach", 16)), recordings=24))
+    threats: ThreatSpec = field(default_factory=ThreatSpec)
+    threat_cloak: ReleaseSpec = field(default_factory=ReleaseSpec)
+    families_for_threats: tuple[str, ...] = THREAT_FAMILIES
+    threat_methods: tuple[str, ...] = THREAT_METHODS
+    attacks: tuple[str, ...] = ()  # purifications applied, each to `attacked_methods`, in T2 ...
+    scratch_attacks: tuple[str, ...] = ()  # ... and these in T1 (each also retrains the unseen reference)
+    attacked_methods: tuple[str, ...] = ("none", "random-dominant", "dominant-blackbox")
+    jobs: int = 1  # seeds of the threat models run this many at a time, each in a process of its own
 
     def __post_init__(self) -> None:
         for method in self.methods + (self.ablation_method,):
-            check_method(method)
+            check_paper_method(method)
+        for threat in ("scratch", "mimicry"):
+            for method in self.methods_for(threat):
+                check_method(method)
         if not 0 < self.protected_fraction <= 1:
             raise SettingsError("the protected fraction must be in (0, 1]")
-        if not set(self.parts) <= {"audio", "style", "midi"}:
-            raise SettingsError("the parts of a suite are 'audio', 'style' and 'midi'")
+        if not set(self.parts) <= set(PARTS):
+            raise SettingsError(f"the parts of a suite are {', '.join(PARTS)}")
+
+    @property
+    def threat_models(self) -> tuple[str, ...]:
+        """The threat-model parts that run, in order."""
+        return tuple(part for part in ("scratch", "mimicry") if part in self.parts)
+
+    def methods_for(self, threat: str) -> tuple[str, ...]:
+        """The methods of a threat: every release method, then the attacked ones."""
+        attacks = self.scratch_attacks if threat == "scratch" else self.attacks
+        return self.threat_methods + tuple(f"{m}+{a}" for a in attacks for m in self.attacked_methods)
 
     @property
     def all_families(self) -> tuple[str, ...]:
@@ -78,6 +112,16 @@ def _suites() -> dict[str, Suite]:
         measures=MeasureSpec(conditions=("clean", "cloak-blackbox", "unseen"), clips=2, generated_s=1.5,
                              griffin_lim_iterations=16, classifier_files_per_style=4),
         notes=("smoke: checks the plumbing on tiny models; its numbers say nothing about the method",),
+        parts=("scratch", "mimicry", "audio", "style", "midi"),
+        album=AlbumSpec(released_tracks=2, unreleased_tracks=1, clips_per_track=1),
+        threat_corpus=DataSpec(pieces_per_composer=(("palestrina", 8),), recordings=4),
+        threats=ThreatSpec(scratch_preset="tiny", scratch_released=2,
+                           scratch=FinetuneRecipe(kind="full", steps=4, learning_rate=1e-3, batch_segments=2,
+                                                  segment_s=0.64, augment_gain=False, augment_speed=False),
+                           mimicry=FinetuneRecipe(kind="full", steps=3, learning_rate=1e-4, batch_segments=2,
+                                                  segment_s=0.64)),
+        threat_cloak=ReleaseSpec(pgd_steps=2, max_rounds=1, bag_size=2, models_per_round=2, bag_preset="tiny"),
+        attacks=("mp3-128k",), scratch_attacks=("mp3-128k",),
     )
     standard = Suite(
         name="standard",
@@ -94,7 +138,17 @@ def _suites() -> dict[str, Suite]:
         window_ablation_ms=(5.0, 10.0, 20.0, 50.0, 100.0),
         fraction_ablation=(0.05, 0.10, 0.15, 0.50, 1.00),
         ablation_family="ar-tcn",  # the fastest family on a CPU; full uses ar-transformer
-        notes=("standard: tiny models (1–4k parameters) on 2 CPU cores; gaussian-0.2/0.3 are not MP3-round-tripped",),
+        notes=("standard: the threat models on 2 CPU cores (two seeds at a time); the paper's tiny setting is the "
+               "optional part `audio` (tiny models of 1–4k parameters)",),
+        parts=("scratch", "mimicry"),
+        threats=ThreatSpec(scratch_preset="small", scratch_released=4,
+                           scratch=FinetuneRecipe(kind="full", steps=400, learning_rate=1e-3, batch_segments=8,
+                                                  segment_s=1.28, augment_gain=False, augment_speed=False),
+                           mimicry=FinetuneRecipe(kind="full", steps=100, learning_rate=1e-4, batch_segments=8)),
+        # Half the product's optimisation effort (10 PGD steps, 2 rounds) and a bag of 6 (Q = 4): time on 2 cores.
+        threat_cloak=ReleaseSpec(pgd_steps=10, max_rounds=2, bag_size=6, models_per_round=4),
+        attacks=("mp3-128k",), scratch_attacks=("mp3-128k",),
+        jobs=2,
     )
     full = Suite(
         name="full",
@@ -114,6 +168,18 @@ def _suites() -> dict[str, Suite]:
         ablation_family="ar-transformer",
         visqol=True,
         torch_threads=None,
+        parts=("scratch", "mimicry", "audio", "style", "midi"),
+        threats=ThreatSpec(scratch_preset="zoo", scratch_released=12,
+                           scratch=FinetuneRecipe(kind="full", steps=3000, learning_rate=1e-3, batch_segments=16,
+                                                  augment_gain=False, augment_speed=False),
+                           mimicry=FinetuneRecipe(kind="full", steps=500, learning_rate=1e-4, batch_segments=16),
+                           device="auto"),
+        threat_cloak=ReleaseSpec(pgd_steps=20, max_rounds=3, bag_size=10, models_per_round=7),
+        attacks=("mp3-128k", "aac-128k", "opus-96k", "resample-22k", "denoise-spectral", "purify-noise-lowpass"),
+        scratch_attacks=("mp3-128k", "aac-128k", "opus-96k", "resample-22k", "denoise-spectral",
+                         "purify-noise-lowpass"),
+        attacked_methods=("none", "positive-white-10db", "random-dominant", "dominant-whitebox", "dominant-blackbox",
+                          "random-masked", "masked-whitebox", "masked-blackbox"),
     )
     return {suite.name: suite for suite in (smoke, standard, full)}
 

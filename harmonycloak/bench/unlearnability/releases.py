@@ -1,0 +1,199 @@
+"""What the artist releases instead of the clean songs: one version per protection method.
+
+  none                 the songs as they are
+  positive-white-10db  white Gaussian noise at 10 dB SNR: plainly audible, the positive control
+                       (a benchmark that cannot see it cannot see anything)
+  positive-linf-em     error-minimising noise in an L∞ ball of the same budget (10 dB SNR per
+                       block), no psychoacoustic bound, optimised white-box against the zoo model
+                       of the attacker's family: the strongest noise of that power we make
+  random-dominant      the paper's cloak (one tone per window at the dominant note) with random
+                       levels and phases, not optimised: the bar the dominant cloaks must clear
+  random-masked        the masked cloak (every STFT bin under the masking threshold) with
+                       random coefficients: the bar the masked cloaks must clear
+  dominant-whitebox,   the cloaks optimised by the one min-min loop against the zoo model of the
+  masked-whitebox      attacker's family: the defender knows the public base model
+  dominant-blackbox,   the cloaks optimised against a bag of randomly initialised surrogates with
+  masked-blackbox      no model of the attacker's family group (`heldout_bag`): the defender does
+                       not know the model
+
+A release that depends on the attacker's family is made once per family; the others once per
+seed. All songs of a release are optimised together as one lane (an album is one training set).
+
+Shapes: songs are (N,) float32 at the working rate, all of one length.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from harmonycloak.errors import SettingsError
+from harmonycloak.settings import WORKING_RATE_HZ
+
+POSITIVE_POWER_RATIO = 0.1  # 10 dB SNR: the positive controls' noise power, a tenth of the music's
+CLOAKS = ("dominant", "masked")
+METHODS = ("none", "positive-white-10db", "positive-linf-em", "random-dominant", "random-masked",
+           "dominant-whitebox", "dominant-blackbox", "masked-whitebox", "masked-blackbox")
+RANDOM_CONTROL = {"dominant-whitebox": "random-dominant", "dominant-blackbox": "random-dominant",
+                  "masked-whitebox": "random-masked", "masked-blackbox": "random-masked"}
+ATTACK_SEPARATOR = "+"
+
+
+@dataclass(frozen=True)
+class ReleaseSpec:
+    """How the optimised methods run (a suite fixes it)."""
+
+    strength: str = "medium"  # the cloak's headroom under its bound (settings.headroom_db)
+    window_ms: float = 10.0  # dominant-tone window
+    pgd_steps: int = 20  # inner PGD steps per round (paper: 20)
+    max_rounds: int = 3  # min-min rounds
+    bag_size: int = 6  # black-box surrogates (none of the attacker's group)
+    models_per_round: int = 4  # Q
+    bag_preset: str = "default"  # the surrogates' sizes: the product's ("default") or "tiny" (tests)
+    device: str = "auto"  # "auto": CUDA when present
+
+
+@dataclass
+class Release:
+    """The released versions of the songs, and what making them cost and did."""
+
+    songs: list[np.ndarray]
+    elapsed_s: float
+    summary: dict = field(default_factory=dict)
+
+
+def split_method(method: str) -> tuple[str, str | None]:
+    """'dominant-blackbox+mp3-128k' → ('dominant-blackbox', 'mp3-128k'); no attack → (method, None)."""
+    name, _, attack = method.partition(ATTACK_SEPARATOR)
+    return name, attack or None
+
+
+def check_method(method: str) -> None:
+    from harmonycloak.bench.attacks import ATTACKS
+
+    name, attack = split_method(method)
+    if name not in METHODS:
+        raise SettingsError(f"unknown protection method '{name}' (known: {', '.join(METHODS)})")
+    if attack is not None and attack not in ATTACKS:
+        raise SettingsError(f"unknown attack '{attack}' (known: {', '.join(ATTACKS)})")
+
+
+def release_key(method: str, family: str) -> str:
+    """What a release depends on: the attacker's family (white-box, the L∞ control), its group
+    (black-box bags), or nothing ("any")."""
+    from harmonycloak.bench.unlearnability.threats import FAMILY_GROUP
+
+    if method.endswith("-whitebox") or method == "positive-linf-em":
+        return family
+    if method.endswith("-blackbox"):
+        return FAMILY_GROUP[family]
+    return "any"
+
+
+def release(method: str, songs: list[np.ndarray], family: str, seed: int, spec: ReleaseSpec) -> Release:
+    """The released versions of `songs` under `method` (no attack), deterministic for a seed."""
+    check_method(method)
+    started = time.perf_counter()
+    summary: dict = {}
+    if method == "none":
+        released = [song.copy() for song in songs]
+    elif method == "positive-white-10db":
+        released = gaussian_noise(songs, POSITIVE_POWER_RATIO, seed)
+    elif method.startswith("random-"):
+        released = _add(songs, random_cloak_noise(method.removeprefix("random-"), songs, seed, spec))
+    else:
+        noises, summary = _optimised_noise(method, songs, family, seed, spec)
+        released = _add(songs, noises)
+    return Release(released, time.perf_counter() - started, summary)
+
+
+def attacked(songs: list[np.ndarray], attack: str, seed: int) -> list[np.ndarray]:
+    """Every song after the attacker's purification `attack` (`bench.attacks`)."""
+    from harmonycloak.bench.attacks import apply_attack
+
+    return [apply_attack(attack, song, WORKING_RATE_HZ, seed=seed + index) for index, song in enumerate(songs)]
+
+
+def gaussian_noise(songs: list[np.ndarray], power_ratio: float, seed: int) -> list[np.ndarray]:
+    """Each song plus white Gaussian noise of power `power_ratio` × the song's mean power (clipped to [-1, 1])."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for song in songs:
+        std = math.sqrt(power_ratio * float(np.mean(song.astype(np.float64) ** 2)))
+        out.append(np.clip(song + rng.normal(0.0, std, song.shape), -1.0, 1.0).astype(np.float32))
+    return out
+
+
+def random_cloak_noise(cloak: str, songs: list[np.ndarray], seed: int, spec: ReleaseSpec) -> list[np.ndarray]:
+    """A cloak's noise with random parameters (`randomise`), not optimised, for the songs as one lane."""
+    from harmonycloak.flows.audio.protect import build_cloak
+
+    generator = torch.Generator().manual_seed(seed)
+    lane = torch.from_numpy(np.concatenate(songs)[None])
+    cloak_model = build_cloak(lane, _settings(cloak, seed, spec), generator)
+    with torch.no_grad():
+        cloak_model.randomise(generator)
+        noise = cloak_model.render(WORKING_RATE_HZ, lane.shape[-1])[0]
+    return _split_lane(noise, songs)
+
+
+def heldout_bag(family: str, spec: ReleaseSpec, seed: int) -> list:
+    """Randomly initialised surrogates of no family of `family`'s group: the product's bag of
+    next-frame models for the other groups; for a next-frame attacker, codec LMs and diffusion
+    models in turn. Model i is seeded with seed + i."""
+    from harmonycloak.bench.unlearnability.threats import FAMILY_GROUP
+    from harmonycloak.models.bag import audio_bag_configs
+    from harmonycloak.models.registry import build_from_config, build_model
+
+    tiny = spec.bag_preset == "tiny"
+    if FAMILY_GROUP[family] != "next-frame":
+        return [build_from_config(config.family, config, seed + index)
+                for index, config in enumerate(audio_bag_configs(spec.bag_size, tiny))]
+    others = ("codec-lm", "mel-diffusion")
+    return [build_model(others[index % len(others)], "tiny" if tiny else "default", seed=seed + index)
+            for index in range(spec.bag_size)]
+
+
+def _optimised_noise(method: str, songs: list[np.ndarray], family: str, seed: int,
+                     spec: ReleaseSpec) -> tuple[list[np.ndarray], dict]:
+    from harmonycloak.cloak.norm_ball import NormBallCloak, NormBallSettings
+    from harmonycloak.flows.audio.protect import cloak_tracks
+    from harmonycloak.zoo import load_zoo_model
+
+    lane = np.concatenate(songs)[None]  # (1, songs × N): the album as one training stream
+    if method == "positive-linf-em":
+        ball = NormBallSettings(norm="linf", power_ratio=POSITIVE_POWER_RATIO)
+        outcome = cloak_tracks([lane], WORKING_RATE_HZ, _settings("dominant", seed, spec, load_zoo_model(family)),
+                               cloak_factory=lambda lanes, rate, generator: NormBallCloak(lanes, rate, ball, generator))
+    else:
+        cloak, mode = method.split("-")
+        if mode == "whitebox":
+            outcome = cloak_tracks([lane], WORKING_RATE_HZ, _settings(cloak, seed, spec, load_zoo_model(family)))
+        else:
+            outcome = cloak_tracks([lane], WORKING_RATE_HZ, _settings(cloak, seed, spec),
+                                   surrogates=heldout_bag(family, spec, seed))
+    return _split_lane(outcome.noises[0][0], songs), outcome.summary
+
+
+def _settings(cloak: str, seed: int, spec: ReleaseSpec, model=None):
+    """The product's settings for a benchmark cloak run: white-box against `model` (in memory), else black-box."""
+    from harmonycloak.settings import ProtectionSettings
+
+    return ProtectionSettings(mode="blackbox" if model is None else "whitebox", model=model, strength=spec.strength,
+                              cloak=cloak, window_ms=spec.window_ms, seed=seed, device=spec.device,
+                              bag_size=max(spec.bag_size, 2), models_per_round=spec.models_per_round,
+                              model_preset=spec.bag_preset, pgd_steps=spec.pgd_steps, max_rounds=spec.max_rounds)
+
+
+def _split_lane(noise: np.ndarray, songs: list[np.ndarray]) -> list[np.ndarray]:
+    """The noise of the one lane (songs joined end to end), cut back into one per song."""
+    bounds = np.cumsum([0] + [len(song) for song in songs])
+    return [noise[bounds[i] : bounds[i + 1]] for i in range(len(songs))]
+
+
+def _add(songs: list[np.ndarray], noises: list[np.ndarray]) -> list[np.ndarray]:
+    return [np.clip(s + n, -1.0, 1.0).astype(np.float32) for s, n in zip(songs, noises)]

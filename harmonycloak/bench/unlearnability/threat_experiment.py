@@ -1,0 +1,180 @@
+"""One seed of the threat-model benchmark: release the album under every method, train every
+attacker on it, measure what each learned of the clean songs.
+
+For a seed and an attacker family:
+
+  scratch (T1)   a model trained from random weights on a corpus of other music in which the
+                 artist's released songs make `fraction` of the songs:
+                   none      the released songs as they are (the clean reference, L_clean)
+                   unseen    the corpus without them (L_unseen: what "never learnt" looks like)
+                   METHOD    the released songs replaced by their protected versions
+  mimicry (T2)   the family's pretrained zoo model fine-tuned on the released songs alone:
+                   base      not fine-tuned (L_base: the model before it saw the artist)
+                   none      fine-tuned on the songs as they are (L_ft_clean)
+                   METHOD    fine-tuned on their protected versions
+
+A method may carry an attack (`"<method>+<attack>"`): the attacker purifies everything it
+trains on before training (T1: the whole corpus), and the method is compared with
+`none+<attack>` (and T1 with `unseen+<attack>`). Every condition of one seed starts from the
+same weights and draws its crops from the same generator (`threats.train_attacker`).
+
+Probes, each a list of songs whose per-song losses are kept:
+  released     the clean originals of the released songs (what PS is computed on)
+  unreleased   T2: the artist's tracks that were never released (style, not copies)
+  others       T1: the first songs of the rest of the corpus (how well the corpus was learnt)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from harmonycloak.bench.unlearnability.data import Album, Song
+from harmonycloak.bench.unlearnability.releases import Release, attacked, release, release_key, split_method
+from harmonycloak.bench.unlearnability.threats import AttackerRun, train_attacker
+from harmonycloak.settings import SEGMENT_S, WORKING_RATE_HZ
+
+OTHERS_PROBED = 8  # T1: corpus songs measured beside the released ones
+
+
+@dataclass
+class BenchData:
+    """The music of a seed-independent benchmark run."""
+
+    album: Album  # the artist: released and unreleased songs
+    corpus: list[Song]  # T1: the other music the released songs are mixed into (`corpus_size` of them)
+    references: torch.Tensor  # (R, N) clips of other music: the contrastive encoder's negatives when measured
+
+
+@dataclass
+class ReleaseRecord:
+    """What releasing the album under one method (and attack) cost and changed, per family key."""
+
+    audibility: dict[str, dict] = field(default_factory=dict)  # key → SNR, NMR p95, ΔLUFS, ViSQOL
+    cost_s_per_song: dict[str, float] = field(default_factory=dict)  # key → seconds of protection per song
+    summary: dict[str, dict] = field(default_factory=dict)  # key → what the optimiser reported
+
+
+@dataclass
+class ThreatSeedResult:
+    """Everything one seed produced: the releases and every attacker run (JSON via `to_json`)."""
+
+    seed: int
+    released_songs: list[str]
+    unreleased_songs: list[str]
+    fraction: float  # T1: the released songs' share of the corpus
+    releases: dict[str, ReleaseRecord] = field(default_factory=dict)
+    runs: list[AttackerRun] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, values: dict) -> "ThreatSeedResult":
+        values = dict(values)
+        values["releases"] = {k: ReleaseRecord(**v) for k, v in values.get("releases", {}).items()}
+        values["runs"] = [AttackerRun(**run) for run in values.get("runs", [])]
+        return cls(**values)
+
+    def run(self, threat: str, family: str, condition: str) -> AttackerRun | None:
+        return next((r for r in self.runs if (r.threat, r.family, r.condition) == (threat, family, condition)), None)
+
+
+def corpus_size(released: int, fraction: float) -> int:
+    """How many other songs make the released ones `fraction` of the T1 corpus: round(r (1 − p) / p)."""
+    return max(1, round(released * (1.0 - fraction) / fraction))
+
+
+def reference_clips(songs: list[Song], count: int) -> torch.Tensor:
+    """(count, segment) the first segment of the first `count` songs: the contrastive negatives."""
+    length = round(SEGMENT_S * WORKING_RATE_HZ)
+    return torch.from_numpy(np.stack([song.samples[:length] for song in songs[:count]]))
+
+
+def conditions(threat: str, methods: tuple[str, ...]) -> list[str]:
+    """Every run a threat needs for `methods`: the references first, then each method, each attack's
+    references before its first attacked method."""
+    out = ["base"] if threat == "mimicry" else ["unseen"]
+    out.append("none")
+    for method in methods:
+        name, attack = split_method(method)
+        if attack is not None:
+            for reference in (f"none+{attack}",) + ((f"unseen+{attack}",) if threat == "scratch" else ()):
+                if reference not in out:
+                    out.append(reference)
+        if method not in out:
+            out.append(method)
+    return out
+
+
+def run_threat_seed(suite, data: BenchData, seed: int, log=print) -> ThreatSeedResult:
+    """Every family × threat × condition of one seed (module docstring)."""
+    from harmonycloak.bench.unlearnability.experiment import audibility, jsonable
+
+    album = data.album
+    released_clean = [song.samples for song in album.released]
+    unreleased = [song.samples for song in album.unreleased]
+    scratch_count = suite.threats.scratch_released or len(released_clean)
+    corpus = [song.samples for song in data.corpus]
+    result = ThreatSeedResult(seed, [s.name for s in album.released], [s.name for s in album.unreleased],
+                              scratch_count / (scratch_count + len(corpus)))
+    releases: dict[str, Release] = {}  # "method|key" → the released songs (no attack)
+    purified: dict[str, list[np.ndarray]] = {}  # "what|attack" → songs after the attack
+
+    def released(method: str, family: str) -> list[np.ndarray]:
+        name, attack = split_method(method)
+        key = release_key(name, family)
+        if f"{name}|{key}" not in releases:
+            made = releases[f"{name}|{key}"] = release(name, released_clean, family, seed, suite.threat_cloak)
+            record = result.releases.setdefault(name, ReleaseRecord())
+            record.audibility[key] = audibility(released_clean, made.songs, WORKING_RATE_HZ, suite.visqol)
+            record.cost_s_per_song[key] = made.elapsed_s / len(released_clean)
+            record.summary[key] = jsonable(made.summary)
+            log(f"  seed {seed} release {name} [{key}]: {made.elapsed_s:.1f} s, "
+                f"SNR {record.audibility[key]['snr_db']:.1f} dB")
+        songs = releases[f"{name}|{key}"].songs
+        if attack is None:
+            return songs
+        if f"{name}|{key}|{attack}" not in purified:
+            purified[f"{name}|{key}|{attack}"] = attacked(songs, attack, seed)
+            record = result.releases.setdefault(method, ReleaseRecord())
+            record.audibility[key] = audibility(released_clean, purified[f"{name}|{key}|{attack}"], WORKING_RATE_HZ,
+                                                suite.visqol)
+            record.cost_s_per_song[key] = releases[f"{name}|{key}"].elapsed_s / len(released_clean)
+        return purified[f"{name}|{key}|{attack}"]
+
+    def corpus_after(attack: str | None) -> list[np.ndarray]:
+        if attack is None:
+            return corpus
+        if f"corpus|{attack}" not in purified:
+            purified[f"corpus|{attack}"] = attacked(corpus, attack, seed + 10_000)
+        return purified[f"corpus|{attack}"]
+
+    for family in suite.families_for_threats:
+        for threat in suite.threat_models:
+            mine = released_clean if threat == "mimicry" else released_clean[:scratch_count]
+            probes = {"released": mine}
+            if threat == "mimicry":
+                probes["unreleased"] = unreleased
+            else:
+                probes["others"] = corpus[:OTHERS_PROBED]
+            for condition in conditions(threat, suite.methods_for(threat)):
+                name, attack = split_method(condition)
+                if name == "base":
+                    training = []
+                elif name == "unseen":
+                    training = corpus_after(attack)
+                elif threat == "scratch":
+                    training = corpus_after(attack) + released(condition, family)[:scratch_count]
+                else:
+                    training = released(condition, family)
+                run = train_attacker(threat, family, condition, training, probes, suite.threats, seed,
+                                     data.references)
+                result.runs.append(run)
+                log(f"  seed {seed} {threat} {family} {condition}: released {run.mean_loss('released'):.4f} "
+                    f"({run.elapsed_s:.0f} s)")
+    return result

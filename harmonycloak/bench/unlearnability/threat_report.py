@@ -1,0 +1,230 @@
+"""From the threat-model runs to the numbers: PS with intervals, the controls' verdicts, headline.json
+and the summary's tables.
+
+For a threat, an attacker family and a method, three (seeds, songs) arrays of losses on the
+clean originals of the released songs give the score (`score.bootstrap_interval`):
+
+  scratch   PS       = (L_method − L_none) / (L_unseen − L_none)
+  mimicry   PS_mimic = (L_ft_method − L_ft_none) / (L_base − L_ft_none)
+
+For a method carrying an attack, `none` and `unseen` are those with the same attack. The gap
+beside every score is what seeing the songs taught the attacker: (L_unseen − L_none) / L_none
+(T1) or (L_base − L_ft_none) / L_ft_none (T2). A cloak beats its random control when its
+interval lies wholly above the interval of the random noise under the same bounds
+(`score.beats`). The mimicry threat is also scored on the artist's unreleased songs.
+
+The suite can see an effect in a family and threat when its positive control (white noise at
+10 dB SNR) scores PS ≥ 0.5 with an interval above 0; where it does not, the report says the
+suite is too weak there instead of drawing conclusions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from harmonycloak.bench.unlearnability.releases import RANDOM_CONTROL, release_key, split_method
+from harmonycloak.bench.unlearnability.score import ScoreInterval, beats, bootstrap_interval
+from harmonycloak.bench.unlearnability.threat_experiment import ThreatSeedResult
+
+POSITIVE = "positive-white-10db"
+POSITIVE_SEEN_PS = 0.5  # the positive control must reach this PS, its interval above 0, for a cell to count
+SCRATCH_GAP_TARGET = 0.30  # T1 attackers must learn seen songs this much better than unseen ones
+
+
+@dataclass
+class Score:
+    """One cell of the headline: a threat, a family, a method."""
+
+    interval: ScoreInterval
+    gap: float  # what seeing the songs taught the attacker, relative
+    beats_random_control: bool
+    audibility: dict  # mean over seeds: snr_db, nmr_p95_db, loudness_change_lu, visqol_mos (when measured)
+    unreleased: ScoreInterval | None = None  # mimicry: the score on the artist's unreleased songs
+
+
+def losses(results: list[ThreatSeedResult], threat: str, family: str, condition: str, probe: str) -> np.ndarray | None:
+    """(seeds, songs) losses of a condition on a probe, in seed order; None if a seed lacks the run."""
+    rows = []
+    for result in results:
+        run = result.run(threat, family, condition)
+        if run is None or probe not in run.song_losses:
+            return None
+        rows.append(run.song_losses[probe])
+    return np.asarray(rows, dtype=np.float64)
+
+
+def references(threat: str, attack: str | None) -> tuple[str, str]:
+    """(the clean condition, the "never learnt" condition) a method with `attack` is scored against."""
+    suffix = f"+{attack}" if attack else ""
+    return f"none{suffix}", ("base" if threat == "mimicry" else f"unseen{suffix}")
+
+
+def score_cell(results: list[ThreatSeedResult], threat: str, family: str, method: str, probe: str = "released",
+               n_resamples: int = 2000) -> ScoreInterval | None:
+    """PS of `method` with its 95 % interval; None when a run is missing."""
+    _, attack = split_method(method)
+    clean_name, reference_name = references(threat, attack)
+    protected = losses(results, threat, family, method, probe)
+    clean = losses(results, threat, family, clean_name, probe)
+    reference = losses(results, threat, family, reference_name, probe)
+    if protected is None or clean is None or reference is None:
+        return None
+    return bootstrap_interval(protected, clean, reference, n_resamples=n_resamples, seed=0)
+
+
+def relative_gap(results: list[ThreatSeedResult], threat: str, family: str, attack: str | None = None) -> float:
+    """Mean over seeds of (L_reference − L_clean) / L_clean on the released songs."""
+    clean_name, reference_name = references(threat, attack)
+    clean = losses(results, threat, family, clean_name, "released")
+    reference = losses(results, threat, family, reference_name, "released")
+    if clean is None or reference is None:
+        return math.nan
+    return float(np.mean((reference.mean(axis=1) - clean.mean(axis=1)) / clean.mean(axis=1)))
+
+
+def mean_audibility(results: list[ThreatSeedResult], method: str, family: str) -> dict:
+    """The release's audibility measures for this family's key, averaged over seeds."""
+    name, attack = split_method(method)
+    key = release_key(name, family)
+    values: dict[str, list[float]] = {}
+    for result in results:
+        record = result.releases.get(method if attack else name)
+        for measure, value in (record.audibility.get(key, {}) if record else {}).items():
+            if value is not None and math.isfinite(value):
+                values.setdefault(measure, []).append(value)
+    return {measure: float(np.mean(v)) for measure, v in values.items()}
+
+
+def score_table(results: list[ThreatSeedResult], threat_models: tuple[str, ...], families: tuple[str, ...],
+                methods_for, n_resamples: int = 2000) -> dict[str, dict[str, dict[str, Score]]]:
+    """threat → family → method → `Score`, for every condition that ran."""
+    table: dict[str, dict[str, dict[str, Score]]] = {}
+    for threat in threat_models:
+        for family in families:
+            cells: dict[str, ScoreInterval] = {}
+            for method in ("none",) + tuple(m for m in methods_for(threat) if m != "none"):
+                interval = score_cell(results, threat, family, method, n_resamples=n_resamples)
+                if interval is not None:
+                    cells[method] = interval
+            for method, interval in cells.items():
+                name, attack = split_method(method)
+                control = RANDOM_CONTROL.get(name)
+                control_interval = cells.get(f"{control}+{attack}" if attack else control) if control else None
+                unreleased = (score_cell(results, threat, family, method, "unreleased", n_resamples)
+                              if threat == "mimicry" else None)
+                table.setdefault(threat, {}).setdefault(family, {})[method] = Score(
+                    interval, relative_gap(results, threat, family, attack),
+                    control_interval is not None and beats(control_interval, interval),
+                    mean_audibility(results, method, family), unreleased)
+    return table
+
+
+def headline_threat_models(table: dict[str, dict[str, dict[str, Score]]]) -> dict:
+    """The `threat_models` part of headline.json (`headline.build_headline`)."""
+    from harmonycloak.bench.unlearnability.headline import headline_entry
+
+    return {threat: {family: {method: headline_entry(score.interval, gap=score.gap,
+                                                     visqol=score.audibility.get("visqol_mos"),
+                                                     snr_db=score.audibility.get("snr_db"),
+                                                     nmr_p95_db=score.audibility.get("nmr_p95_db"),
+                                                     beats_random_control=score.beats_random_control)
+                              for method, score in methods.items()}
+                     for family, methods in families.items()}
+            for threat, families in table.items()}
+
+
+def positive_seen(scores: dict[str, Score]) -> bool:
+    """Whether a family's positive control is seen: PS ≥ 0.5 with its interval above 0."""
+    score = scores.get(POSITIVE)
+    return (score is not None and score.interval.defined and score.interval.ps >= POSITIVE_SEEN_PS
+            and score.interval.low > 0)
+
+
+def checks(table: dict[str, dict[str, dict[str, Score]]]) -> list[str]:
+    """Plain statements of what the suite can and cannot see, and what the cloaks did."""
+    lines = []
+    for threat, families in table.items():
+        for family, scores in families.items():
+            where = f"{threat} / {family}"
+            gap = scores["none"].gap if "none" in scores else math.nan
+            if threat == "scratch" and not gap >= SCRATCH_GAP_TARGET:
+                lines.append(f"{where}: the seen/unseen gap is {100 * gap:.0f} %, under the {100 * SCRATCH_GAP_TARGET:.0f} % "
+                             "this threat needs; its scores carry wide intervals.")
+            if not positive_seen(scores):
+                positive = scores.get(POSITIVE)
+                lines.append(f"{where}: the positive control is not seen (PS "
+                             f"{positive.interval.text() if positive else 'not run'}): the suite is too weak here, "
+                             "and nothing below is a conclusion about protection.")
+                continue
+            winners = [m for m, s in scores.items() if s.beats_random_control]
+            cloaks = [m for m in scores if split_method(m)[0] in RANDOM_CONTROL]
+            losers = [m for m in cloaks if m not in winners]
+            if winners:
+                lines.append(f"{where}: beats its random control: {', '.join(winners)}.")
+            if losers:
+                lines.append(f"{where}: within its random control (no measurable protection): {', '.join(losers)}.")
+    return lines
+
+
+def markdown_tables(table: dict[str, dict[str, dict[str, Score]]]) -> list[str]:
+    """One Markdown table per threat model: every family and method with its score and audibility."""
+    out = []
+    titles = {"scratch": "T1 — from scratch (the paper's threat): PS = (L_method − L_none) / (L_unseen − L_none)",
+              "mimicry": "T2 — style mimicry (fine-tune of the zoo model): PS = (L_ft,method − L_ft,none) / "
+                         "(L_base − L_ft,none); also on the artist's unreleased songs"}
+    for threat, families in table.items():
+        out += [f"### {titles.get(threat, threat)}", "",
+                "| family | gap | method | PS [95 % CI] | unreleased PS | beats random control | SNR dB | "
+                "NMR p95 dB | ΔLUFS | ViSQOL |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for family, scores in families.items():
+            for method, score in scores.items():
+                sound = score.audibility
+                out.append(f"| {family} | {_pct(score.gap)} | {method} | {score.interval.text()} | "
+                           f"{score.unreleased.text() if score.unreleased else '—'} | "
+                           f"{'yes' if score.beats_random_control else ('—' if method not in _scored(method) else 'no')} | "
+                           f"{_num(sound.get('snr_db'))} | {_num(sound.get('nmr_p95_db'))} | "
+                           f"{_num(sound.get('loudness_change_lu'), '+.2f')} | {_num(sound.get('visqol_mos'), '.2f')} |")
+        out.append("")
+    return out
+
+
+def _scored(method: str) -> tuple[str, ...]:
+    """The methods that have a random control (a "no" in that column means something)."""
+    return (method,) if split_method(method)[0] in RANDOM_CONTROL else ()
+
+
+def _pct(value: float) -> str:
+    return "n/a" if not math.isfinite(value) else f"{100 * value:.0f} %"
+
+
+def _num(value, spec: str = ".1f") -> str:
+    return "—" if value is None or not math.isfinite(value) else format(value, spec)
+
+
+def threat_section(out, suite, results: list[ThreatSeedResult], commit: str, data_summary: dict) -> list[str]:
+    """Write headline.json into `out` and return the summary's Markdown for the threat models."""
+    from harmonycloak.bench.unlearnability.headline import build_headline, write_headline
+
+    table = score_table(results, suite.threat_models, suite.families_for_threats, suite.methods_for)
+    write_headline(build_headline(suite.name, commit, headline_threat_models(table)), out / "headline.json")
+    album = data_summary.get("album", {})
+    md = ["## Protection against attackers of four families, two threat models", "",
+          f"The artist: {album.get('artist', '?')}, {len(results[0].released_songs)} released clips "
+          f"({album.get('released_tracks', '?')} tracks) protected and released, {len(results[0].unreleased_songs)} "
+          f"clips of {album.get('unreleased_tracks', '?')} other tracks never released. T1: the released clips are "
+          f"{100 * results[0].fraction:.0f} % of a corpus of {data_summary.get('corpus_songs', '?')} other songs, "
+          "attackers trained from random weights (frozen zoo codec / encoder where the family reads one). T2: each "
+          "family's zoo model fine-tuned on the released clips. Seeds are paired (same initial weights and crops in "
+          f"every condition); intervals are 95 % hierarchical bootstraps over {len(results)} seeds and the songs "
+          "(with 3 seeds they are optimistic: about 80 % coverage measured on synthetic populations). The black-box "
+          "bags hold no model of the attacker's family group; white-box methods optimise against the zoo model of "
+          "the attacker's family (the public base model, known to the defender).", "",
+          "headline.json holds every number below in the shape other tools read.", ""]
+    md += markdown_tables(table)
+    md += ["### What the suite can see, and what the cloaks did", ""]
+    md += [f"- {line}" for line in checks(table)] or ["- (nothing to report)"]
+    md.append("")
+    return md

@@ -1,0 +1,166 @@
+"""The two ways an attacker learns an artist's music, and what each one learned, song by song.
+
+  scratch   (T1, the paper's §5) a model of the family trained from random weights on a
+            corpus of which the artist's released songs are a part
+  mimicry   (T2, style mimicry) the family's pretrained zoo model fine-tuned on the artist's
+            released songs alone, as an attacker imitating one artist does
+
+Both train through `optim.finetune.finetune`, the one loop of the project's attackers (random
+crops; T2 also with the gain and speed augmentation an attacker uses on a small album). What
+an attacker takes ready-made from public models stays frozen in both threats: a codec LM reads
+the zoo's codec, the diffusion model is conditioned on the zoo's contrastive encoder.
+
+What a model learned is measured as its generative loss on each song of a probe (the clean
+originals of the released songs, the artist's unreleased songs, ...), in eval mode, where
+every family's loss is deterministic. A contrastive encoder is measured by the objective it
+trains on (`contrastive_song_losses`): each segment's two fixed views must find each other
+among every segment of the probe and a fixed set of reference clips by other artists.
+
+Shapes: a song is (N,) float32 mono at the working rate; a probe is a list of songs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from harmonycloak.cloak.model_input import audio_segments
+from harmonycloak.errors import SettingsError
+from harmonycloak.models.interface import GenerativeModel
+from harmonycloak.models.registry import build_model
+from harmonycloak.optim.finetune import FinetuneRecipe, finetune, merge_lora_adapters
+from harmonycloak.settings import SEGMENT_S, WORKING_RATE_HZ
+
+THREATS = ("scratch", "mimicry")
+# Families grouped as the zoo's four kinds of model: a black-box defender never has a model of the
+# attacker's group in its bag.
+FAMILY_GROUP = {
+    "ar-transformer": "next-frame", "ar-gru": "next-frame", "ar-tcn": "next-frame",
+    "codec-lm": "codec-lm", "mel-diffusion": "diffusion", "contrastive": "contrastive",
+}
+FROZEN_PARTS = {"codec-lm": ("codec",), "mel-diffusion": ("contrastive",)}  # zoo models an attacker reuses as they are
+
+
+@dataclass(frozen=True)
+class ThreatSpec:
+    """How the attackers of a suite train and are measured."""
+
+    scratch_preset: str = "small"  # size of the T1 models (the registry's small presets, ~0.1M parameters)
+    # T1: from random weights, as long as it takes the corpus to be learnt clearly (no augmentation:
+    # the paper's attacker trains on the songs as they are)
+    scratch: FinetuneRecipe = FinetuneRecipe(kind="full", steps=400, learning_rate=1e-3, batch_segments=8,
+                                             augment_gain=False, augment_speed=False)
+    # T2: a short full fine-tune at a tenth of the learning rate, with an attacker's augmentation
+    mimicry: FinetuneRecipe = FinetuneRecipe(kind="full", steps=100, learning_rate=1e-4, batch_segments=8)
+    scratch_released: int | None = 4  # T1 protects the first this many released clips (None: all): a small
+    # corpus around them (`threat_experiment.corpus_size`) is what a from-scratch model can learn clearly in minutes
+    probe_segment_s: float = SEGMENT_S  # songs are measured in segments of this length
+    device: str = "cpu"  # "auto": CUDA when present
+
+    def recipe(self, threat: str) -> FinetuneRecipe:
+        return self.scratch if threat == "scratch" else self.mimicry
+
+
+@dataclass
+class AttackerRun:
+    """One attacker trained on one version of the data (a condition: "clean", "unseen", a method)."""
+
+    threat: str  # "scratch" or "mimicry"
+    family: str
+    condition: str  # "clean", "unseen" (T1: without the released songs), a method, "<method>+<attack>"
+    seed: int
+    song_losses: dict[str, list[float]]  # probe → the model's loss on each of its songs after training
+    curve: list[float] = field(default_factory=list)  # training loss per step
+    elapsed_s: float = 0.0
+
+    def mean_loss(self, probe: str) -> float:
+        values = self.song_losses.get(probe, [])
+        return float(np.mean(values)) if values else float("nan")
+
+
+def attacker_model(threat: str, family: str, seed: int, spec: ThreatSpec) -> GenerativeModel:
+    """T1: a fresh model of `family` (initial weights fixed by `seed`); T2: the family's zoo model."""
+    from harmonycloak.settings import resolve_device
+    from harmonycloak.zoo import load_zoo_model
+
+    device = resolve_device(spec.device)
+    if family not in FAMILY_GROUP:
+        raise SettingsError(f"'{family}' is not an audio family of the zoo (known: {', '.join(FAMILY_GROUP)})")
+    if threat == "mimicry":
+        return load_zoo_model(family).to(device)
+    if threat != "scratch":
+        raise SettingsError(f"unknown threat model '{threat}' (known: {', '.join(THREATS)})")
+    model = build_model(family, spec.scratch_preset, seed=seed)
+    if spec.scratch_preset != "tiny":  # the tiny presets (tests) keep frozen parts of their own size
+        for part in FROZEN_PARTS.get(family, ()):
+            model.attach_pretrained(part, load_zoo_model(part))
+    return model.to(device)
+
+
+def song_losses(model: GenerativeModel, songs: Sequence[np.ndarray], segment_s: float = SEGMENT_S,
+                references: torch.Tensor | None = None) -> list[float]:
+    """The model's loss on each song (the mean over the segments tiling it), in eval mode, no gradients.
+
+    `references` (R, N): clips by other artists whose embeddings become a contrastive encoder's
+    negatives (the model as it is now); ignored by the other families.
+    """
+    was_training = model.training
+    model.eval()
+    segment_samples = round(segment_s * WORKING_RATE_HZ)
+    device = next(model.parameters()).device
+    try:
+        with torch.no_grad():
+            if model.family == "contrastive":
+                return contrastive_song_losses(model, songs, segment_samples, references)
+            return [float(model.generative_loss(audio_segments(song, segment_samples).to(device)).mean())
+                    for song in songs]
+    finally:
+        model.train(was_training)
+
+
+def contrastive_song_losses(model: GenerativeModel, songs: Sequence[np.ndarray], segment_samples: int,
+                            references: torch.Tensor | None) -> list[float]:
+    """What a contrastive encoder learned of each song: the InfoNCE it trains on, made deterministic.
+
+    Every segment of every song is an item: its first fixed view must pick its own last view
+    among the last views of every item of the probe and of the reference clips (cross-entropy
+    of cosine similarities over the temperature). Per song: the mean over its segments.
+    Shapes: items I, references R, embeddings E.
+    """
+    if references is None:
+        raise SettingsError("measuring a contrastive encoder needs reference clips for its negatives")
+    device = next(model.parameters()).device
+    pieces = [audio_segments(song, segment_samples) for song in songs]
+    owner = torch.cat([torch.full((len(piece),), index) for index, piece in enumerate(pieces)])
+    first, last = model.predict(model.features(torch.cat(pieces).to(device)))  # (I, 1, E) each
+    _, reference_last = model.predict(model.features(references[:, :segment_samples].to(device)))  # (R, 1, E)
+    candidates = torch.cat([last[:, 0], reference_last[:, 0]])  # (I + R, E)
+    logits = first[:, 0] @ candidates.T / model.config.temperature  # (I, I + R)
+    item_losses = torch.nn.functional.cross_entropy(logits, torch.arange(len(owner), device=device), reduction="none")
+    return [float(item_losses[owner == index].mean()) for index in range(len(songs))]
+
+
+def train_attacker(threat: str, family: str, condition: str, training_songs: Sequence[np.ndarray],
+                   probes: dict[str, Sequence[np.ndarray]], spec: ThreatSpec, seed: int,
+                   references: torch.Tensor | None = None) -> AttackerRun:
+    """Train (T1) or fine-tune (T2) an attacker of `family` on `training_songs`, then measure every probe.
+
+    Paired runs: for one seed every condition starts from the same weights and draws its crops
+    from the same generator (the songs differ, their number and lengths do not, except T1's
+    "unseen", which trains without the released songs). With no training songs, the
+    untrained (T1) or base (T2) model is measured.
+    """
+    started = time.perf_counter()
+    model = attacker_model(threat, family, seed, spec)
+    curve: list[float] = []
+    if training_songs:
+        curve = finetune(model, training_songs, spec.recipe(threat), seed)
+        if spec.recipe(threat).kind == "lora":
+            merge_lora_adapters(model)
+    losses = {name: song_losses(model, songs, spec.probe_segment_s, references) for name, songs in probes.items()}
+    return AttackerRun(threat, family, condition, seed, losses, curve, time.perf_counter() - started)
+

@@ -1,0 +1,163 @@
+"""The threat-model benchmark: attackers start where they should, runs are paired, releases are
+what their names say, and the report's scores follow the formulas on hand-made losses."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from harmonycloak.bench.unlearnability.releases import (
+    ReleaseSpec,
+    heldout_bag,
+    release,
+    release_key,
+    split_method,
+)
+from harmonycloak.bench.unlearnability.threat_experiment import ThreatSeedResult, conditions, corpus_size
+from harmonycloak.bench.unlearnability.threat_report import checks, headline_threat_models, score_table
+from harmonycloak.bench.unlearnability.threats import FAMILY_GROUP, AttackerRun, ThreatSpec, attacker_model, train_attacker
+from harmonycloak.optim.finetune import FinetuneRecipe
+from harmonycloak.zoo import load_zoo_model
+
+RATE = 16_000
+TINY = FinetuneRecipe(kind="full", steps=2, learning_rate=1e-3, batch_segments=2, segment_s=0.32,
+                      augment_gain=False, augment_speed=False)
+
+
+def melody(seconds: float = 1.28, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    time = np.arange(round(seconds * RATE)) / RATE
+    notes = rng.choice([220.0, 277.2, 329.6, 440.0], size=8)
+    frequency = notes[(time * 8 / seconds).astype(int) % 8]
+    return (0.3 * np.sin(2 * np.pi * frequency * time)).astype(np.float32)
+
+
+def test_the_mimicry_attacker_starts_from_the_zoo_weights_and_the_scratch_one_from_its_seed():
+    spec = ThreatSpec(scratch_preset="tiny")
+    base = attacker_model("mimicry", "ar-gru", 0, spec)
+    zoo = load_zoo_model("ar-gru")
+    for (name, mine), (_, theirs) in zip(base.state_dict().items(), zoo.state_dict().items()):
+        assert torch.equal(mine, theirs), name
+    first, again, other = (attacker_model("scratch", "ar-gru", seed, spec) for seed in (3, 3, 4))
+    weights = [next(iter(m.parameters())).detach() for m in (first, again, other, base)]
+    assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
+    assert weights[0].shape != weights[3].shape or not torch.equal(weights[0], weights[3])
+
+
+def test_a_mimicry_run_without_songs_measures_the_base_model_itself():
+    songs = [melody(seed=1)]
+    spec = ThreatSpec(mimicry=TINY)
+    run = train_attacker("mimicry", "ar-tcn", "base", [], {"released": songs}, spec, 0)
+    from harmonycloak.bench.unlearnability.threats import song_losses
+
+    assert run.song_losses["released"] == pytest.approx(song_losses(load_zoo_model("ar-tcn"), songs))
+
+
+def test_runs_of_one_seed_are_paired_and_a_seed_changes_them():
+    songs = [melody(seed=s) for s in range(3)]
+    spec = ThreatSpec(scratch_preset="tiny", scratch=TINY)
+    probes = {"released": songs[:1]}
+    one = train_attacker("scratch", "ar-transformer", "none", songs, probes, spec, 5)
+    same = train_attacker("scratch", "ar-transformer", "none", songs, probes, spec, 5)
+    other = train_attacker("scratch", "ar-transformer", "none", songs, probes, spec, 6)
+    assert one.curve == same.curve and one.song_losses == same.song_losses
+    assert one.curve != other.curve
+    # the same seed on other songs: the same initial weights, so the first step's loss differs only by the data
+    louder = train_attacker("scratch", "ar-transformer", "m", [2 * s for s in songs], probes, spec, 5)
+    assert louder.curve[0] != one.curve[0]
+
+
+def test_conditions_put_each_attack_s_references_before_the_first_method_that_needs_them():
+    assert conditions("mimicry", ("none", "random-dominant", "random-dominant+mp3-128k")) == [
+        "base", "none", "random-dominant", "none+mp3-128k", "random-dominant+mp3-128k"]
+    assert conditions("scratch", ("none", "x+aac-128k")) == ["unseen", "none", "none+aac-128k", "unseen+aac-128k",
+                                                             "x+aac-128k"]
+
+
+def test_corpus_size_makes_the_released_songs_the_asked_fraction():
+    assert corpus_size(12, 0.15) == 68  # 12 / 80 = 15 %
+    assert corpus_size(3, 0.5) == 3
+
+
+def test_release_keys_follow_what_the_release_depends_on():
+    assert release_key("dominant-whitebox", "ar-gru") == "ar-gru"
+    assert release_key("positive-linf-em", "codec-lm") == "codec-lm"
+    assert release_key("masked-blackbox", "ar-gru") == release_key("masked-blackbox", "ar-tcn") == "next-frame"
+    assert release_key("random-masked", "ar-gru") == "any"
+    assert split_method("dominant-blackbox+mp3-128k") == ("dominant-blackbox", "mp3-128k")
+
+
+def test_positive_white_noise_is_at_10_db_snr_and_none_is_the_song_itself():
+    songs = [melody(seconds=2.0, seed=2)]
+    spec = ReleaseSpec()
+    assert np.array_equal(release("none", songs, "ar-gru", 0, spec).songs[0], songs[0])
+    noisy = release("positive-white-10db", songs, "ar-gru", 0, spec).songs[0]
+    snr_db = 10 * math.log10(np.sum(songs[0].astype(np.float64) ** 2) / np.sum((noisy - songs[0]) ** 2))
+    assert snr_db == pytest.approx(10.0, abs=0.2)
+
+
+def test_random_controls_are_deterministic_real_noise_under_their_bounds():
+    songs = [melody(seconds=1.28, seed=3), melody(seconds=1.28, seed=4)]
+    spec = ReleaseSpec()
+    first = release("random-dominant", songs, "ar-gru", 7, spec).songs
+    again = release("random-dominant", songs, "ar-gru", 7, spec).songs
+    other = release("random-dominant", songs, "ar-gru", 8, spec).songs
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    noise = first[0] - songs[0]
+    assert 0 < np.sum(noise ** 2) < np.sum(songs[0] ** 2)  # heard, and quieter than the music
+    assert not np.array_equal(first[0], other[0])
+
+
+def test_the_black_box_bag_never_holds_the_attacker_s_group():
+    spec = ReleaseSpec(bag_size=4, bag_preset="tiny")
+    for family in ("ar-transformer", "codec-lm", "contrastive"):
+        bag = heldout_bag(family, spec, 0)
+        assert len(bag) == 4
+        assert all(FAMILY_GROUP[model.family] != FAMILY_GROUP[family] for model in bag)
+
+
+def _run(threat, family, condition, seed, losses):
+    return AttackerRun(threat, family, condition, seed, {"released": list(losses)})
+
+
+def test_scores_follow_the_formulas_and_the_random_control_decides():
+    results = []
+    for seed, offset in enumerate((0.0, 0.01)):  # a per-seed offset shared by every condition cancels
+        runs = [_run("mimicry", "ar-gru", "base", seed, [1.0 + offset, 1.2 + offset]),
+                _run("mimicry", "ar-gru", "none", seed, [0.2 + offset, 0.4 + offset]),
+                _run("mimicry", "ar-gru", "positive-white-10db", seed, [0.8 + offset, 1.0 + offset]),
+                _run("mimicry", "ar-gru", "random-dominant", seed, [0.2 + offset, 0.4 + offset]),
+                _run("mimicry", "ar-gru", "dominant-blackbox", seed, [0.6 + offset, 0.8 + offset]),
+                _run("scratch", "ar-gru", "unseen", seed, [0.5 + offset, 0.7 + offset]),
+                _run("scratch", "ar-gru", "none", seed, [0.3 + offset, 0.5 + offset]),
+                _run("scratch", "ar-gru", "positive-white-10db", seed, [0.45 + offset, 0.65 + offset]),
+                _run("scratch", "ar-gru", "random-dominant", seed, [0.35 + offset, 0.55 + offset]),
+                _run("scratch", "ar-gru", "dominant-blackbox", seed, [0.35 + offset, 0.55 + offset])]
+        results.append(ThreatSeedResult(seed, ["a", "b"], [], 0.15, {}, runs))
+    methods = ("none", "positive-white-10db", "random-dominant", "dominant-blackbox")
+    table = score_table(results, ("scratch", "mimicry"), ("ar-gru",), lambda threat: methods, n_resamples=200)
+    mimicry, scratch = table["mimicry"]["ar-gru"], table["scratch"]["ar-gru"]
+    # T2: (L_ft,m − L_ft,none) / (L_base − L_ft,none) = 0.4 / 0.8, 0.6 / 0.8; gap (1.1 − 0.3) / 0.3
+    assert mimicry["dominant-blackbox"].interval.ps == pytest.approx(0.5)
+    assert mimicry["positive-white-10db"].interval.ps == pytest.approx(0.75)
+    assert mimicry["none"].interval.ps == pytest.approx(0.0)
+    assert mimicry["none"].gap == pytest.approx(np.mean([0.8 / 0.3, 0.8 / 0.31]))
+    assert mimicry["dominant-blackbox"].beats_random_control  # 0.5 against the control's 0
+    # T1: (0.45 − 0.3) / (0.5 − 0.3) = 0.75 for the positive; the cloak equals its control: no win
+    assert scratch["positive-white-10db"].interval.ps == pytest.approx(0.75)
+    assert scratch["dominant-blackbox"].interval.ps == pytest.approx(0.25)
+    assert not scratch["dominant-blackbox"].beats_random_control
+    headline = headline_threat_models(table)
+    assert headline["mimicry"]["ar-gru"]["dominant-blackbox"]["beats_random_control"] is True
+    assert headline["scratch"]["ar-gru"]["none"]["ps"] == pytest.approx(0.0)
+    text = "\n".join(checks(table))
+    assert "scratch / ar-gru: within its random control" in text and "mimicry / ar-gru: beats" in text
+
+
+def test_a_seed_result_round_trips_through_json():
+    import json
+
+    result = ThreatSeedResult(3, ["a"], ["b"], 0.15, {}, [_run("scratch", "ar-gru", "none", 3, [0.5])])
+    again = ThreatSeedResult.from_json(json.loads(json.dumps(result.to_json())))
+    assert again == result
