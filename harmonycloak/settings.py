@@ -30,6 +30,16 @@ MODES = ("blackbox", "whitebox")  # a bag of surrogates (the default), or the on
 DEVICES = ("auto", "cpu", "cuda")  # "auto": CUDA when PyTorch sees a GPU
 MODEL_PRESETS = ("default", "tiny")  # surrogate sizes: the product's, or seconds-fast ones for tests
 STRENGTHS = ("low", "medium", "high")
+# What the noise is optimised for (`optim.objectives`): the paper's error-minimising noise, a
+# cue to the next frame, a decoy style for an encoder, a training step toward a decoy.
+OBJECTIVES = ("minmin", "future-cue", "embedding-shift", "gradient-matching")
+# Black-box models of the objectives that work against pretrained models: the zoo's public
+# ones (a real attacker starts from public weights too). minmin uses the bag of random
+# surrogates (the paper's §4.2); future-cue reads the music alone.
+ZOO_SURROGATES: dict[str, tuple[str, ...]] = {
+    "embedding-shift": ("contrastive",),
+    "gradient-matching": ("ar-transformer", "ar-gru", "ar-tcn"),
+}
 # Strength = how close the noise may come to what masks it, in dB under the cloak's bound:
 #   dominant: under the music's level at the dominant frequency (dB SPL);
 #   masked:   under the global masking threshold (dB SPL);
@@ -85,6 +95,7 @@ class ProtectionSettings:
     model_checkpoint: Path | None = None  # white-box: the attacker's model (`harmonycloak train` makes one)
     strength: str = "medium"  # "low", "medium" or "high": see `headroom_db`
     cloak: str = "dominant"  # "dominant" (the paper's one tone per window) or "masked" (every bin under the masking threshold)
+    objective: str = "minmin"  # what the noise is optimised for: one of OBJECTIVES (`optim.objectives`)
     window_ms: float = DEFAULT_WINDOW_MS  # dominant-tone window, 5–100 ms (paper §5.2.5)
     seed: int = 0  # same seed, same input → byte-identical output
     device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
@@ -113,6 +124,8 @@ class ProtectionSettings:
             raise SettingsError(f"strength must be one of {', '.join(STRENGTHS)}, not '{self.strength}'")
         if self.cloak not in CLOAKS:
             raise SettingsError(f"cloak must be one of {', '.join(CLOAKS)}, not '{self.cloak}'")
+        if self.objective not in OBJECTIVES:
+            raise SettingsError(f"objective must be one of {', '.join(OBJECTIVES)}, not '{self.objective}'")
         check_window_ms(self.window_ms)
         if self.device not in DEVICES:
             raise SettingsError(f"device must be one of {', '.join(DEVICES)}, not '{self.device}'")
