@@ -64,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
                               "future-cue, energy that announces the next frame (needs no model, fast); "
                               "embedding-shift, the zoo's encoder hears a decoy style; gradient-matching, a "
                               "training step on the song moves a model toward a decoy of it (docs/objectives.md)")
+    protect.add_argument("--surrogates", choices=defaults.SURROGATE_KINDS, default=ProtectionSettings.surrogates,
+                         help="black-box min-min: random, the paper's bag of randomly initialised models; zoo, the "
+                              "pretrained models that ship with harmonycloak (the other objectives always use the zoo)")
     low_ms, high_ms = defaults.WINDOW_MS_RANGE
     protect.add_argument("--window-ms", type=float, default=ProtectionSettings.window_ms,
                          help=f"noise window, {low_ms:g} to {high_ms:g} ms (default {ProtectionSettings.window_ms:g})")
@@ -150,7 +153,7 @@ def _run_protect(arguments: argparse.Namespace) -> int:
 
     settings = ProtectionSettings(
         mode=arguments.mode, model_checkpoint=arguments.model, strength=arguments.strength, cloak=arguments.cloak,
-        objective=arguments.objective,
+        objective=arguments.objective, surrogates=arguments.surrogates,
         window_ms=arguments.window_ms, seed=arguments.seed, device=arguments.device, preview_s=arguments.preview,
         stems=arguments.stems and len(arguments.inputs) == 1, model_preset=arguments.preset,
         max_rounds=arguments.rounds,

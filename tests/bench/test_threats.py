@@ -183,13 +183,14 @@ def test_the_future_cue_releases_are_model_free_and_at_their_levels():
     assert release_key("masked-cue", "ar-gru") == release_key("cue-10db", "codec-lm") == "any"
 
 
-def test_gradient_matching_reads_only_zoo_models_of_other_groups_than_the_attacker_s():
+def test_zoo_objectives_read_only_zoo_models_of_other_groups_than_the_attacker_s():
     from harmonycloak.bench.unlearnability.releases import heldout_zoo
 
-    for family in ("ar-transformer", "codec-lm", "mel-diffusion"):
-        models = heldout_zoo(family)
-        assert models and all(FAMILY_GROUP[m.family] != FAMILY_GROUP[family] for m in models)
-    assert release_key("masked-gradient-matching", "ar-gru") == "next-frame"
+    for objective in ("gradient-matching", "minmin"):
+        for family in ("ar-transformer", "codec-lm", "mel-diffusion"):
+            models = heldout_zoo(family, objective)
+            assert models and all(FAMILY_GROUP[m.family] != FAMILY_GROUP[family] for m in models)
+    assert release_key("masked-gradient-matching", "ar-gru") == release_key("masked-minmin-zoo", "ar-tcn") == "next-frame"
 
 
 def test_unknown_methods_and_families_are_refused_before_anything_runs(tmp_path):

@@ -247,3 +247,21 @@ def test_every_named_objective_is_built_and_an_unknown_one_is_refused():
         build_objective("louder")
     with pytest.raises(SettingsError, match="objective"):
         ProtectionSettings(objective="louder")
+
+
+def test_black_box_surrogates_follow_the_objective_and_the_surrogates_setting():
+    from harmonycloak.flows.audio.protect import build_surrogates
+    from harmonycloak.settings import ZOO_SURROGATES
+    from harmonycloak.zoo import load_zoo_model
+
+    cpu = torch.device("cpu")
+    assert build_surrogates(ProtectionSettings(objective="future-cue"), cpu) == []
+    assert [m.family for m in build_surrogates(ProtectionSettings(objective="embedding-shift"), cpu)] == ["contrastive"]
+    zoo = build_surrogates(ProtectionSettings(surrogates="zoo"), cpu)
+    assert [m.family for m in zoo] == list(ZOO_SURROGATES["minmin"])
+    pretrained = load_zoo_model(ZOO_SURROGATES["minmin"][0])
+    assert all(torch.equal(a, b) for a, b in zip(zoo[0].state_dict().values(), pretrained.state_dict().values()))
+    random_bag = build_surrogates(ProtectionSettings(bag_size=3, model_preset="tiny"), cpu)
+    assert len(random_bag) == 3
+    with pytest.raises(SettingsError, match="surrogates"):
+        ProtectionSettings(surrogates="mine")

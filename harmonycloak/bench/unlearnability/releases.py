@@ -26,6 +26,8 @@ Candidate objectives (`optim.objectives`; not in a suite's methods unless it nam
                            attackers (it is their base model, or their conditioner)
   masked-gradient-matching training steps on the songs turn toward a decoy, against the zoo's
                            pretrained models of other groups than the attacker's (`heldout_zoo`)
+  masked-minmin-zoo        the paper's min-min against those pretrained models, fine-tuned on the
+                           protected songs between noise updates (the alternating version)
 
 A release that depends on the attacker's family is made once per family; the others once per
 seed. All songs of a release are optimised together as one lane (an album is one training set).
@@ -54,12 +56,14 @@ OBJECTIVE_METHODS = {  # method → (cloak, objective)
     "masked-cue": ("masked", "future-cue"),
     "masked-embedding-shift": ("masked", "embedding-shift"),
     "masked-gradient-matching": ("masked", "gradient-matching"),
+    "masked-minmin-zoo": ("masked", "minmin"),
 }
 METHODS = PAPER_METHODS + tuple(OBJECTIVE_METHODS)
 RANDOM_CONTROL = {"dominant-whitebox": "random-dominant", "dominant-blackbox": "random-dominant",
                   "masked-whitebox": "random-masked", "masked-blackbox": "random-masked",
                   "cue-10db": "positive-white-10db", "masked-cue": "random-masked",
-                  "masked-embedding-shift": "random-masked", "masked-gradient-matching": "random-masked"}
+                  "masked-embedding-shift": "random-masked", "masked-gradient-matching": "random-masked",
+                  "masked-minmin-zoo": "random-masked"}
 ATTACK_SEPARATOR = "+"
 
 
@@ -121,7 +125,7 @@ def release_key(method: str, family: str) -> str:
 
     if method.endswith("-whitebox") or method == "positive-linf-em":
         return family
-    if method.endswith("-blackbox") or method == "masked-gradient-matching":
+    if method.endswith("-blackbox") or method in ("masked-gradient-matching", "masked-minmin-zoo"):
         return FAMILY_GROUP[family]
     return "any"
 
@@ -190,15 +194,15 @@ def heldout_bag(family: str, spec: ReleaseSpec, seed: int) -> list:
             for index in range(spec.bag_size)]
 
 
-def heldout_zoo(family: str) -> list:
-    """The zoo's pretrained models gradient matching reads in the benchmark: the product's
-    (`settings.ZOO_SURROGATES`) when none is of the attacker's group, else a codec LM and a
-    diffusion model."""
+def heldout_zoo(family: str, objective: str = "gradient-matching") -> list:
+    """The zoo's pretrained models an objective reads in the benchmark: the product's
+    (`settings.ZOO_SURROGATES`) less those of the attacker's group; when that leaves none, a
+    codec LM and a diffusion model."""
     from harmonycloak.bench.unlearnability.threats import FAMILY_GROUP
     from harmonycloak.settings import ZOO_SURROGATES
     from harmonycloak.zoo import load_zoo_model
 
-    names = [name for name in ZOO_SURROGATES["gradient-matching"] if FAMILY_GROUP[name] != FAMILY_GROUP[family]]
+    names = [name for name in ZOO_SURROGATES[objective] if FAMILY_GROUP[name] != FAMILY_GROUP[family]]
     return [load_zoo_model(name) for name in names or ("codec-lm", "mel-diffusion")]
 
 
@@ -220,8 +224,9 @@ def _optimised_noise(method: str, songs: list[np.ndarray], family: str, seed: in
     elif method in OBJECTIVE_METHODS:
         cloak, objective = OBJECTIVE_METHODS[method]
         settings = _settings("masked", seed, spec, objective=objective)
+        reads_zoo = objective in ("gradient-matching", "minmin")
         outcome = cloak_tracks([lane], WORKING_RATE_HZ, settings,
-                               surrogates=heldout_zoo(family) if objective == "gradient-matching" else None,
+                               surrogates=heldout_zoo(family, objective) if reads_zoo else None,
                                cloak_factory=audible_ball if cloak == "linf-10db" else None)
     else:
         cloak, mode = method.split("-")

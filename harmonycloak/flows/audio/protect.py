@@ -49,8 +49,8 @@ class CloakOutcome:
 
 def build_surrogates(settings: ProtectionSettings, device: torch.device) -> list[GenerativeModel]:
     """The model(s) the noise is optimised against: the white-box model (in memory or a checkpoint);
-    black-box, the objective's: the bag of random surrogates (minmin), the zoo's pretrained
-    models (`ZOO_SURROGATES`), or none (future-cue)."""
+    black-box, the objective's: the bag of random surrogates (minmin, unless `surrogates` is
+    "zoo"), the zoo's pretrained models (`ZOO_SURROGATES`), or none (future-cue)."""
     if settings.objective == "future-cue":
         return []
     if settings.mode == "whitebox":
@@ -62,7 +62,7 @@ def build_surrogates(settings: ProtectionSettings, device: torch.device) -> list
             raise ModelError(f"the model hears {model.sample_rate_hz} Hz audio but the working rate is "
                              f"{settings.working_rate_hz} Hz", source)
         models = [model]
-    elif settings.objective in ZOO_SURROGATES:
+    elif settings.objective != "minmin" or settings.surrogates == "zoo":
         from harmonycloak.zoo import load_zoo_model
 
         models = [load_zoo_model(name) for name in ZOO_SURROGATES[settings.objective]]
