@@ -37,13 +37,13 @@ Shapes: songs are (N,) float32 at the working rate, all of one length.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from harmonycloak.bench.unlearnability.baselines import gaussian_noise
 from harmonycloak.errors import SettingsError
 from harmonycloak.settings import WORKING_RATE_HZ
 
@@ -152,16 +152,6 @@ def attacked(songs: list[np.ndarray], attack: str, seed: int) -> list[np.ndarray
     from harmonycloak.bench.attacks import apply_attack
 
     return [apply_attack(attack, song, WORKING_RATE_HZ, seed=seed + index) for index, song in enumerate(songs)]
-
-
-def gaussian_noise(songs: list[np.ndarray], power_ratio: float, seed: int) -> list[np.ndarray]:
-    """Each song plus white Gaussian noise of power `power_ratio` × the song's mean power (clipped to [-1, 1])."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for song in songs:
-        std = math.sqrt(power_ratio * float(np.mean(song.astype(np.float64) ** 2)))
-        out.append(np.clip(song + rng.normal(0.0, std, song.shape), -1.0, 1.0).astype(np.float32))
-    return out
 
 
 def random_cloak_noise(cloak: str, songs: list[np.ndarray], seed: int, spec: ReleaseSpec) -> list[np.ndarray]:
