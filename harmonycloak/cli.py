@@ -59,6 +59,14 @@ def _parser() -> argparse.ArgumentParser:
     protect.add_argument("--cloak", choices=defaults.CLOAKS, default=ProtectionSettings.cloak,
                          help="dominant: one tone per window at the dominant note (the paper); "
                               "masked: every bin under the masking threshold")
+    protect.add_argument("--objective", choices=defaults.OBJECTIVES, default=ProtectionSettings.objective,
+                         help="what the noise is optimised for (audio): minmin, the paper's error-minimising noise; "
+                              "future-cue, energy that announces the next frame (needs no model, fast); "
+                              "embedding-shift, the zoo's encoder hears a decoy style; gradient-matching, a "
+                              "training step on the song moves a model toward a decoy of it (docs/objectives.md)")
+    protect.add_argument("--surrogates", choices=defaults.SURROGATE_KINDS, default=ProtectionSettings.surrogates,
+                         help="black-box min-min: random, the paper's bag of randomly initialised models; zoo, the "
+                              "pretrained models that ship with harmonycloak (the other objectives always use the zoo)")
     low_ms, high_ms = defaults.WINDOW_MS_RANGE
     protect.add_argument("--window-ms", type=float, default=ProtectionSettings.window_ms,
                          help=f"noise window, {low_ms:g} to {high_ms:g} ms (default {ProtectionSettings.window_ms:g})")
@@ -116,6 +124,11 @@ def _parser() -> argparse.ArgumentParser:
                               "setting (audio, style), midi (default: the suite's)")
     unlearn.add_argument("--jobs", type=int, default=None,
                          help="run this many seeds of the threat models at a time, one process each (default: the suite's)")
+    unlearn.add_argument("--methods", nargs="+", metavar="METHOD",
+                         help="threat-model methods to run instead of the suite's, e.g. masked-cue cue-10db "
+                              "(each with its random control and 'none'; names in docs/benchmark.md)")
+    unlearn.add_argument("--families", nargs="+", metavar="FAMILY",
+                         help="attacker families of the threat models instead of the suite's, e.g. ar-transformer")
     unlearn.add_argument("--combine", type=Path, nargs="+", metavar="RESULTS_JSON",
                          help="write one report from earlier runs' results.json instead of running")
     unlearn.set_defaults(run=_run_bench_unlearnability)
@@ -140,6 +153,7 @@ def _run_protect(arguments: argparse.Namespace) -> int:
 
     settings = ProtectionSettings(
         mode=arguments.mode, model_checkpoint=arguments.model, strength=arguments.strength, cloak=arguments.cloak,
+        objective=arguments.objective, surrogates=arguments.surrogates,
         window_ms=arguments.window_ms, seed=arguments.seed, device=arguments.device, preview_s=arguments.preview,
         stems=arguments.stems and len(arguments.inputs) == 1, model_preset=arguments.preset,
         max_rounds=arguments.rounds,
@@ -223,7 +237,9 @@ def _run_bench_unlearnability(arguments: argparse.Namespace) -> int:
         combine_reports(arguments.suite, arguments.combine, out)
         return EXIT_OK
     run_unlearnability(arguments.suite, out, tuple(arguments.seeds) if arguments.seeds else None,
-                       parts=tuple(arguments.parts) if arguments.parts else None, jobs=arguments.jobs)
+                       parts=tuple(arguments.parts) if arguments.parts else None, jobs=arguments.jobs,
+                       methods=tuple(arguments.methods) if arguments.methods else None,
+                       families=tuple(arguments.families) if arguments.families else None)
     return EXIT_OK
 
 

@@ -30,6 +30,18 @@ MODES = ("blackbox", "whitebox")  # a bag of surrogates (the default), or the on
 DEVICES = ("auto", "cpu", "cuda")  # "auto": CUDA when PyTorch sees a GPU
 MODEL_PRESETS = ("default", "tiny")  # surrogate sizes: the product's, or seconds-fast ones for tests
 STRENGTHS = ("low", "medium", "high")
+# What the noise is optimised for (`optim.objectives`): the paper's error-minimising noise, a
+# cue to the next frame, a decoy style for an encoder, a training step toward a decoy.
+OBJECTIVES = ("minmin", "future-cue", "embedding-shift", "gradient-matching")
+# Black-box surrogates: "random", the paper's bag of randomly initialised models (§4.2), or
+# "zoo", the zoo's pretrained public models (a real attacker starts from public weights too).
+# embedding-shift and gradient-matching always read the zoo's; future-cue reads the music alone.
+SURROGATE_KINDS = ("random", "zoo")
+ZOO_SURROGATES: dict[str, tuple[str, ...]] = {
+    "minmin": ("ar-transformer", "ar-gru", "ar-tcn"),
+    "embedding-shift": ("contrastive",),
+    "gradient-matching": ("ar-transformer", "ar-gru", "ar-tcn"),
+}
 # Strength = how close the noise may come to what masks it, in dB under the cloak's bound:
 #   dominant: under the music's level at the dominant frequency (dB SPL);
 #   masked:   under the global masking threshold (dB SPL);
@@ -85,6 +97,8 @@ class ProtectionSettings:
     model_checkpoint: Path | None = None  # white-box: the attacker's model (`harmonycloak train` makes one)
     strength: str = "medium"  # "low", "medium" or "high": see `headroom_db`
     cloak: str = "dominant"  # "dominant" (the paper's one tone per window) or "masked" (every bin under the masking threshold)
+    objective: str = "minmin"  # what the noise is optimised for: one of OBJECTIVES (`optim.objectives`)
+    surrogates: str = "random"  # black-box min-min: "random" (the paper's bag) or "zoo" (pretrained, see ZOO_SURROGATES)
     window_ms: float = DEFAULT_WINDOW_MS  # dominant-tone window, 5–100 ms (paper §5.2.5)
     seed: int = 0  # same seed, same input → byte-identical output
     device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
@@ -113,6 +127,10 @@ class ProtectionSettings:
             raise SettingsError(f"strength must be one of {', '.join(STRENGTHS)}, not '{self.strength}'")
         if self.cloak not in CLOAKS:
             raise SettingsError(f"cloak must be one of {', '.join(CLOAKS)}, not '{self.cloak}'")
+        if self.objective not in OBJECTIVES:
+            raise SettingsError(f"objective must be one of {', '.join(OBJECTIVES)}, not '{self.objective}'")
+        if self.surrogates not in SURROGATE_KINDS:
+            raise SettingsError(f"surrogates must be one of {', '.join(SURROGATE_KINDS)}, not '{self.surrogates}'")
         check_window_ms(self.window_ms)
         if self.device not in DEVICES:
             raise SettingsError(f"device must be one of {', '.join(DEVICES)}, not '{self.device}'")

@@ -1,5 +1,6 @@
 """The command line: one-line errors, exit codes, no output on failure, folders."""
 
+import json
 import math
 
 import numpy as np
@@ -139,3 +140,27 @@ def test_an_empty_folder_says_there_is_nothing_to_protect(tmp_path, capsys):
     error = capsys.readouterr().err
     assert error.startswith(f"error: {tmp_path / 'album'}: nothing to protect")
     assert sorted(p.name for p in (tmp_path / "album").iterdir()) == ["cover.jpg"]
+
+
+def test_protect_with_the_future_cue_objective_needs_no_model_and_says_so_in_its_report(tmp_path, capsys):
+    rate = 22_050
+    time = np.arange(3 * rate) / rate
+    beat = 0.05 + 0.3 * (np.floor(time * 4) % 2)  # a level that steps up and down four times a second
+    soundfile.write(tmp_path / "beat.wav", (beat * np.sin(2 * math.pi * 330 * time))[:, None], rate)
+    assert main(["protect", str(tmp_path / "beat.wav"), "--objective", "future-cue", "--cloak", "masked",
+                 "--rounds", "1"]) == 0
+    report = json.loads((tmp_path / "beat.protected.report.json").read_text())
+    assert report["settings"]["objective"] == report["objective"] == "future-cue"
+    assert report["surrogates"] == []
+    protected, _ = soundfile.read(tmp_path / "beat.protected.wav")
+    original, _ = soundfile.read(tmp_path / "beat.wav")
+    assert 0 < np.abs(protected - original).max() < 0.3
+
+
+def test_an_audio_only_objective_is_refused_for_midi_in_one_line(tmp_path, capsys):
+    from pathlib import Path
+
+    chorale = Path(__file__).resolve().parents[1] / "examples" / "bwv1.6.mid"
+    assert main(["protect", str(chorale), "-o", str(tmp_path / "out.mid"), "--objective", "future-cue", *QUICK]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: the future-cue objective is for audio") and "Traceback" not in error

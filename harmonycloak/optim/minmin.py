@@ -41,7 +41,7 @@ from torch import Tensor
 
 from harmonycloak.errors import SettingsError
 from harmonycloak.models.interface import GenerativeModel
-from harmonycloak.optim.objectives import generative_losses, output_divergence
+from harmonycloak.optim.objectives import ErrorMinimising, Objective, generative_losses, output_divergence
 
 
 class CloakProblem(Protocol):
@@ -92,7 +92,7 @@ class MinMinConfig:
 class MinMinHistory:
     """What happened, round by round; losses are means over segments."""
 
-    protected_loss: list[float] = field(default_factory=list)  # meta-train models on x + δ, after PGD
+    protected_loss: list[float] = field(default_factory=list)  # the objective on x + δ (1 on clean music), after PGD
     divergence: list[float] = field(default_factory=list)  # black-box meta-test divergence, after PGD
     sampled_models: list[list[int]] = field(default_factory=list)  # bag indices per round
     stop_reason: str = ""
@@ -107,65 +107,69 @@ def optimise_noise(
     config: MinMinConfig,
     generator: torch.Generator,
     progress: ProgressCallback | None = None,
+    objective: Objective | None = None,
 ) -> MinMinHistory:
-    """Run the min-min loop; the problem's noise parameters and the models are updated in place."""
-    if config.mode == "blackbox" and len(bag) < 2:
+    """Run the loop for `objective` (the paper's error-minimising one when None); the problem's
+    noise parameters and, when the objective trains them, the models are updated in place."""
+    objective = objective or ErrorMinimising(blackbox=config.mode == "blackbox")
+    if objective.needs_models and not bag:
+        raise SettingsError(f"the objective '{objective.name}' needs at least one model")
+    if config.mode == "blackbox" and objective.meta_test and len(bag) < 2:
         raise SettingsError("black-box mode needs a bag of at least 2 surrogates")
     optimisers = [torch.optim.SGD(m.parameters(), lr=config.outer_learning_rate, momentum=config.outer_momentum)
-                  for m in bag]
+                  for m in bag] if objective.trains_models else []
     parameters = problem.noise_parameters()
     num_batches = -(-problem.num_segments // config.batch_segments)
-    inner_steps = config.pgd_steps + (config.meta_test_steps if config.mode == "blackbox" else 0)
+    with_meta_test = config.mode == "blackbox" and objective.meta_test
+    inner_steps = config.pgd_steps + (config.meta_test_steps if with_meta_test else 0)
     total_units, done_units = config.max_rounds * num_batches * inner_steps, 0
     history = MinMinHistory()
 
     for _ in range(config.max_rounds):
-        sampled = _sample_models(len(bag), config, generator)
+        sampled = _sample_models(len(bag), config, generator) if bag else []
         history.sampled_models.append(sampled)
-        meta_train = [bag[i] for i in (sampled if config.mode == "whitebox" else sampled[:-1])]
-        meta_test = bag[sampled[-1]] if config.mode == "blackbox" else None
+        meta_train = [bag[i] for i in (sampled[:-1] if with_meta_test else sampled)]
+        meta_test = bag[sampled[-1]] if with_meta_test else None
 
         # Outer minimisation over θ: the surrogates learn from the protected data as it stands.
-        for _ in range(config.outer_epochs_per_round):
+        for _ in range(config.outer_epochs_per_round if objective.trains_models else 0):
             for segment_ids in _batches(problem.num_segments, config.batch_segments, generator):
                 with torch.no_grad():
                     inputs, _ = problem.protected_batch(segment_ids)
                 for index in sampled:
                     bag[index].training_step(inputs, optimisers[index])
 
-        # Inner minimisation over δ, batch by batch.
-        for model in bag:
+        # Inner minimisation over δ, batch by batch (the models frozen, unless the objective reads their gradients).
+        trainable = [[p.requires_grad for p in model.parameters()] for model in bag]
+        for model in bag if not objective.reads_model_gradients else ():
             model.requires_grad_(False)
         round_loss, round_divergence = 0.0, 0.0
-        # Eq. 9 divides the Q−1 meta-train gradients by Q; white-box has one model.
-        scale = 1.0 if config.mode == "whitebox" else 1.0 / len(sampled)
         for segment_ids in _batches(problem.num_segments, config.batch_segments, generator):
             clean = problem.clean_batch(segment_ids)
-            with torch.no_grad():
-                clean_losses = torch.stack(generative_losses(meta_train, clean)).clamp(min=1e-12)  # (Q−1, B)
+            reference = objective.reference(meta_train, clean, segment_ids)
             for _ in range(config.pgd_steps):
                 inputs, regulariser = problem.protected_batch(segment_ids)
-                losses = torch.stack(generative_losses(meta_train, inputs))  # (Q−1, B)
-                generative = scale * (losses / clean_losses).sum(dim=0)
-                _signed_step(parameters, (generative + config.alpha * regulariser).mean(), config.pgd_step_size)
+                loss = objective.loss(meta_train, inputs, reference)  # (B,)
+                _signed_step(parameters, (loss + config.alpha * regulariser).mean(), config.pgd_step_size)
                 done_units += 1
                 if progress:
                     progress(done_units, total_units)
-            round_loss += losses.mean().item() * len(segment_ids)
+            round_loss += loss.mean().item() * len(segment_ids)
             if meta_test is not None:
                 with torch.no_grad():
                     clean_divergence = output_divergence(meta_test, clean, clean).clamp(min=1e-12)
                 for _ in range(config.meta_test_steps):
                     inputs, regulariser = problem.protected_batch(segment_ids)
                     divergence = output_divergence(meta_test, inputs, clean)
-                    objective = divergence / clean_divergence + config.alpha * regulariser
-                    _signed_step(parameters, objective.mean(), config.pgd_step_size)
+                    objective_value = divergence / clean_divergence + config.alpha * regulariser
+                    _signed_step(parameters, objective_value.mean(), config.pgd_step_size)
                     done_units += 1
                     if progress:
                         progress(done_units, total_units)
                 round_divergence += divergence.mean().item() * len(segment_ids)
-        for model in bag:
-            model.requires_grad_(True)
+        for model, flags in zip(bag, trainable):  # as they were: a model's own frozen parts stay frozen
+            for parameter, flag in zip(model.parameters(), flags):
+                parameter.requires_grad_(flag)
 
         history.protected_loss.append(round_loss / problem.num_segments)
         if meta_test is not None:

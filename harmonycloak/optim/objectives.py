@@ -1,17 +1,96 @@
-"""Losses the noise is optimised against, beside each model's own generative loss.
+"""What the noise is optimised for: the `Objective` interface, the paper's error-minimising
+objective, and the losses it is built from.
+
+The one optimiser loop (`optim.minmin.optimise_noise`) steps the cloak's parameters down the
+signed gradient of `objective.loss(models, x + δ, reference) + α · R(δ, x)` for every batch;
+an objective says what it wants of x + δ, and whether the models learn the protected data
+between rounds (the outer step of min-min). Objectives:
+
+  minmin             the paper's error-minimising noise (this module)
+  future-cue         noise whose energy in frame t announces frame t + 1 (`optim.future_cue`)
+  embedding-shift    an encoder reads x + δ as a decoy style (`optim.embedding_shift`)
+  gradient-matching  a training step on x + δ moves the models toward a decoy (`optim.gradient_matching`)
 
 Models are `models.interface.GenerativeModel`s: a front end (`features`), a generative loss
 per example on the features, and `predict` (what the model outputs and what it should).
+Every objective's loss is dimensionless and reads 1 (or 0 for the cue) on the clean music,
+so one α balances each of them against the noise's power.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
+from harmonycloak.errors import SettingsError
 from harmonycloak.models.interface import GenerativeModel
+from harmonycloak.settings import OBJECTIVES
+
+
+class Objective(Protocol):
+    """What the noise should do to the models (or to the music) that the loop minimises."""
+
+    name: str
+    trains_models: bool  # the models learn the protected data between rounds (min-min's outer step)
+    needs_models: bool  # False: the loss reads the music alone (the loop may be handed no models)
+    meta_test: bool  # black-box: the paper's meta-test step on the last sampled model follows
+    reads_model_gradients: bool  # the loss differentiates the models' parameters (they stay unfrozen)
+
+    def reference(self, models: Sequence[GenerativeModel], clean: Tensor, segment_ids: Tensor) -> Any:
+        """What the loss compares against for these segments, computed once per batch without gradients.
+
+        Shapes: clean is the models' input of the clean music, (B, ...); segment_ids (B,)."""
+
+    def loss(self, models: Sequence[GenerativeModel], protected: Tensor, reference: Any) -> Tensor:
+        """The loss to minimise over δ, per example (B,), differentiable in `protected` (B, ...)."""
+
+
+class ErrorMinimising:
+    """The paper's objective: Σ_q L_q(x + δ) / L_q(x) over the sampled models (Eq. 1, 8).
+
+    Each model's loss is divided by its loss on the clean segment (a positive constant, so
+    the minimiser is unchanged and every term reads 1 at δ = 0). In black-box mode the sum
+    over the Q − 1 meta-train models is divided by Q, as Eq. 9 prints it.
+    """
+
+    name = "minmin"
+    trains_models = True
+    needs_models = True
+    reads_model_gradients = False
+
+    def __init__(self, blackbox: bool = False) -> None:
+        self.meta_test = blackbox
+
+    def reference(self, models: Sequence[GenerativeModel], clean: Tensor, segment_ids: Tensor) -> Tensor:
+        with torch.no_grad():
+            return torch.stack(generative_losses(models, clean)).clamp(min=1e-12)  # (M, B)
+
+    def loss(self, models: Sequence[GenerativeModel], protected: Tensor, reference: Tensor) -> Tensor:
+        losses = torch.stack(generative_losses(models, protected))  # (M, B)
+        scale = 1.0 / (len(models) + 1) if self.meta_test else 1.0
+        return scale * (losses / reference).sum(dim=0)
+
+
+def build_objective(name: str, mode: str = "blackbox", seed: int = 0) -> Objective:
+    """The objective `name` (one of OBJECTIVES); `seed` keys what an objective draws (cue keys, decoys)."""
+    if name == "minmin":
+        return ErrorMinimising(blackbox=mode == "blackbox")
+    if name == "future-cue":
+        from harmonycloak.optim.future_cue import FutureCue
+
+        return FutureCue(seed=seed)
+    if name == "embedding-shift":
+        from harmonycloak.optim.embedding_shift import EmbeddingShift
+
+        return EmbeddingShift(seed=seed)
+    if name == "gradient-matching":
+        from harmonycloak.optim.gradient_matching import GradientMatching
+
+        return GradientMatching()
+    raise SettingsError(f"objective must be one of {', '.join(OBJECTIVES)}, not '{name}'")
 
 
 def generative_losses(models: Sequence[GenerativeModel], inputs: Tensor) -> list[Tensor]:

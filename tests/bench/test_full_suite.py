@@ -67,14 +67,13 @@ def test_full_suite_runs_every_family_method_and_measure(full_report):
 
 def test_full_suite_scores_every_threat_family_method_and_attack(full_report):
     from harmonycloak.bench.unlearnability.headline import read_headline
-    from harmonycloak.bench.unlearnability.releases import METHODS
     out, document = full_report
     headline = read_headline(out / "headline.json")  # validated on reading
     suite = full_suite_in_seconds()
     for threat in ("scratch", "mimicry"):
         assert set(headline["threat_models"][threat]) == set(suite.families_for_threats)
         for family, methods in headline["threat_models"][threat].items():
-            expected = set(METHODS) | {f"{m}+{a}" for a in (suite.scratch_attacks if threat == "scratch" else suite.attacks)
+            expected = set(suite.threat_methods) | {f"{m}+{a}" for a in (suite.scratch_attacks if threat == "scratch" else suite.attacks)
                                        for m in suite.attacked_methods}
             assert set(methods) == expected, (threat, family)
             assert methods["none"]["ps"] == 0.0

@@ -161,3 +161,44 @@ def test_a_seed_result_round_trips_through_json():
     result = ThreatSeedResult(3, ["a"], ["b"], 0.15, {}, [_run("scratch", "ar-gru", "none", 3, [0.5])])
     again = ThreatSeedResult.from_json(json.loads(json.dumps(result.to_json())))
     assert again == result
+
+
+def test_a_method_brings_its_random_control_and_none_with_it():
+    from harmonycloak.bench.unlearnability.releases import with_controls
+
+    assert with_controls(("masked-cue", "cue-10db+mp3-128k")) == (
+        "none", "random-masked", "masked-cue", "positive-white-10db", "cue-10db", "cue-10db+mp3-128k")
+
+
+def test_the_future_cue_releases_are_model_free_and_at_their_levels():
+    songs = [melody(seconds=1.28, seed=5), melody(seconds=1.28, seed=6)]
+    spec = ReleaseSpec(pgd_steps=3, max_rounds=1)
+    audible = release("cue-10db", songs, "ar-gru", 0, spec)
+    assert audible.summary["surrogates"] == [] and audible.summary["objective"] == "future-cue"
+    noise = np.concatenate([r - s for r, s in zip(audible.songs, songs)])
+    snr_db = 10 * math.log10(np.sum(np.concatenate(songs).astype(np.float64) ** 2) / np.sum(noise.astype(np.float64) ** 2))
+    assert snr_db >= 10.0 - 0.5  # the L∞ ball of 10 dB SNR per block holds the noise
+    masked = release("masked-cue", songs, "ar-gru", 0, spec)
+    assert masked.summary["rounds"]["protected_loss"][0] < 1.0  # some cue written
+    assert release_key("masked-cue", "ar-gru") == release_key("cue-10db", "codec-lm") == "any"
+
+
+def test_zoo_objectives_read_only_zoo_models_of_other_groups_than_the_attacker_s():
+    from harmonycloak.bench.unlearnability.releases import heldout_zoo
+
+    for objective in ("gradient-matching", "minmin"):
+        for family in ("ar-transformer", "codec-lm", "mel-diffusion"):
+            models = heldout_zoo(family, objective)
+            assert models and all(FAMILY_GROUP[m.family] != FAMILY_GROUP[family] for m in models)
+    assert release_key("masked-gradient-matching", "ar-gru") == release_key("masked-minmin-zoo", "ar-tcn") == "next-frame"
+
+
+def test_unknown_methods_and_families_are_refused_before_anything_runs(tmp_path):
+    from harmonycloak.bench.unlearnability.benchmark import run_unlearnability
+    from harmonycloak.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="louder"):
+        run_unlearnability("smoke", tmp_path, methods=("louder",))
+    with pytest.raises(SettingsError, match="ar-lstm"):
+        run_unlearnability("smoke", tmp_path, families=("ar-lstm",))
+    assert not any(tmp_path.iterdir())

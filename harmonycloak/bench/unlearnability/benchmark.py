@@ -28,13 +28,25 @@ REFERENCE_CLIPS = 32  # other songs whose embeddings are a contrastive encoder's
 
 
 def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None = None, command: str | None = None,
-                       suite=None, parts: tuple[str, ...] | None = None, jobs: int | None = None, log=print) -> dict:
-    """Run a suite (or the given `suite` object) and write its report folder; returns the JSON document."""
+                       suite=None, parts: tuple[str, ...] | None = None, jobs: int | None = None,
+                       methods: tuple[str, ...] | None = None, families: tuple[str, ...] | None = None,
+                       log=print) -> dict:
+    """Run a suite (or the given `suite` object) and write its report folder; returns the JSON document.
+
+    `methods` and `families` replace the threat models' (a method's random control and "none"
+    are added: a score needs them)."""
     import torch
+
+    from harmonycloak.bench.unlearnability.releases import with_controls
 
     suite = suite or get_suite(suite_name, seeds, parts)
     if jobs is not None:
         suite = replace(suite, jobs=jobs)
+    if methods:
+        suite = replace(suite, threat_methods=with_controls(methods),
+                        attacked_methods=tuple(m for m in suite.attacked_methods if m in with_controls(methods)))
+    if families:
+        suite = replace(suite, families_for_threats=families)
     command = command or " ".join(shlex.quote(a) for a in ["harmonycloak", *sys.argv[1:]])
     threads = torch.get_num_threads()
     if suite.torch_threads:

@@ -16,6 +16,19 @@
   masked-blackbox      no model of the attacker's family group (`heldout_bag`): the defender does
                        not know the model
 
+Candidate objectives (`optim.objectives`; not in a suite's methods unless it names them):
+
+  cue-10db                 the future cue in an L∞ ball at 10 dB SNR: audible, it asks whether the
+                           mechanism works at all (its bar: positive-white-10db, random noise of that power)
+  masked-cue               the future cue inside the masked cloak's bounds (bar: random-masked)
+  masked-embedding-shift   the zoo's contrastive encoder reads the songs as a decoy style; held out
+                           for next-frame and codec attackers, known to contrastive and diffusion
+                           attackers (it is their base model, or their conditioner)
+  masked-gradient-matching training steps on the songs turn toward a decoy, against the zoo's
+                           pretrained models of other groups than the attacker's (`heldout_zoo`)
+  masked-minmin-zoo        the paper's min-min against those pretrained models, fine-tuned on the
+                           protected songs between noise updates (the alternating version)
+
 A release that depends on the attacker's family is made once per family; the others once per
 seed. All songs of a release are optimised together as one lane (an album is one training set).
 
@@ -24,22 +37,33 @@ Shapes: songs are (N,) float32 at the working rate, all of one length.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from harmonycloak.bench.unlearnability.baselines import gaussian_noise
 from harmonycloak.errors import SettingsError
 from harmonycloak.settings import WORKING_RATE_HZ
 
 POSITIVE_POWER_RATIO = 0.1  # 10 dB SNR: the positive controls' noise power, a tenth of the music's
 CLOAKS = ("dominant", "masked")
-METHODS = ("none", "positive-white-10db", "positive-linf-em", "random-dominant", "random-masked",
-           "dominant-whitebox", "dominant-blackbox", "masked-whitebox", "masked-blackbox")
+PAPER_METHODS = ("none", "positive-white-10db", "positive-linf-em", "random-dominant", "random-masked",
+                 "dominant-whitebox", "dominant-blackbox", "masked-whitebox", "masked-blackbox")
+OBJECTIVE_METHODS = {  # method → (cloak, objective)
+    "cue-10db": ("linf-10db", "future-cue"),
+    "masked-cue": ("masked", "future-cue"),
+    "masked-embedding-shift": ("masked", "embedding-shift"),
+    "masked-gradient-matching": ("masked", "gradient-matching"),
+    "masked-minmin-zoo": ("masked", "minmin"),
+}
+METHODS = PAPER_METHODS + tuple(OBJECTIVE_METHODS)
 RANDOM_CONTROL = {"dominant-whitebox": "random-dominant", "dominant-blackbox": "random-dominant",
-                  "masked-whitebox": "random-masked", "masked-blackbox": "random-masked"}
+                  "masked-whitebox": "random-masked", "masked-blackbox": "random-masked",
+                  "cue-10db": "positive-white-10db", "masked-cue": "random-masked",
+                  "masked-embedding-shift": "random-masked", "masked-gradient-matching": "random-masked",
+                  "masked-minmin-zoo": "random-masked"}
 ATTACK_SEPARATOR = "+"
 
 
@@ -82,6 +106,18 @@ def check_method(method: str) -> None:
         raise SettingsError(f"unknown attack '{attack}' (known: {', '.join(ATTACKS)})")
 
 
+def with_controls(methods: tuple[str, ...]) -> tuple[str, ...]:
+    """`methods` with what reading them needs: "none" first, then each method's random control
+    before it; in order, each once."""
+    ordered: list[str] = ["none"]
+    for method in methods:
+        name, _ = split_method(method)
+        for needed in (RANDOM_CONTROL.get(name), name, method):
+            if needed is not None and needed not in ordered:
+                ordered.append(needed)
+    return tuple(ordered)
+
+
 def release_key(method: str, family: str) -> str:
     """What a release depends on: the attacker's family (white-box, the L∞ control), its group
     (black-box bags), or nothing ("any")."""
@@ -89,7 +125,7 @@ def release_key(method: str, family: str) -> str:
 
     if method.endswith("-whitebox") or method == "positive-linf-em":
         return family
-    if method.endswith("-blackbox"):
+    if method.endswith("-blackbox") or method in ("masked-gradient-matching", "masked-minmin-zoo"):
         return FAMILY_GROUP[family]
     return "any"
 
@@ -116,16 +152,6 @@ def attacked(songs: list[np.ndarray], attack: str, seed: int) -> list[np.ndarray
     from harmonycloak.bench.attacks import apply_attack
 
     return [apply_attack(attack, song, WORKING_RATE_HZ, seed=seed + index) for index, song in enumerate(songs)]
-
-
-def gaussian_noise(songs: list[np.ndarray], power_ratio: float, seed: int) -> list[np.ndarray]:
-    """Each song plus white Gaussian noise of power `power_ratio` × the song's mean power (clipped to [-1, 1])."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for song in songs:
-        std = math.sqrt(power_ratio * float(np.mean(song.astype(np.float64) ** 2)))
-        out.append(np.clip(song + rng.normal(0.0, std, song.shape), -1.0, 1.0).astype(np.float32))
-    return out
 
 
 def random_cloak_noise(cloak: str, songs: list[np.ndarray], seed: int, spec: ReleaseSpec) -> list[np.ndarray]:
@@ -158,6 +184,18 @@ def heldout_bag(family: str, spec: ReleaseSpec, seed: int) -> list:
             for index in range(spec.bag_size)]
 
 
+def heldout_zoo(family: str, objective: str = "gradient-matching") -> list:
+    """The zoo's pretrained models an objective reads in the benchmark: the product's
+    (`settings.ZOO_SURROGATES`) less those of the attacker's group; when that leaves none, a
+    codec LM and a diffusion model."""
+    from harmonycloak.bench.unlearnability.threats import FAMILY_GROUP
+    from harmonycloak.settings import ZOO_SURROGATES
+    from harmonycloak.zoo import load_zoo_model
+
+    names = [name for name in ZOO_SURROGATES[objective] if FAMILY_GROUP[name] != FAMILY_GROUP[family]]
+    return [load_zoo_model(name) for name in names or ("codec-lm", "mel-diffusion")]
+
+
 def _optimised_noise(method: str, songs: list[np.ndarray], family: str, seed: int,
                      spec: ReleaseSpec) -> tuple[list[np.ndarray], dict]:
     from harmonycloak.cloak.norm_ball import NormBallCloak, NormBallSettings
@@ -165,10 +203,21 @@ def _optimised_noise(method: str, songs: list[np.ndarray], family: str, seed: in
     from harmonycloak.zoo import load_zoo_model
 
     lane = np.concatenate(songs)[None]  # (1, songs × N): the album as one training stream
+    ball = NormBallSettings(norm="linf", power_ratio=POSITIVE_POWER_RATIO)
+
+    def audible_ball(lanes, rate, generator):
+        return NormBallCloak(lanes, rate, ball, generator)
+
     if method == "positive-linf-em":
-        ball = NormBallSettings(norm="linf", power_ratio=POSITIVE_POWER_RATIO)
         outcome = cloak_tracks([lane], WORKING_RATE_HZ, _settings("dominant", seed, spec, load_zoo_model(family)),
-                               cloak_factory=lambda lanes, rate, generator: NormBallCloak(lanes, rate, ball, generator))
+                               cloak_factory=audible_ball)
+    elif method in OBJECTIVE_METHODS:
+        cloak, objective = OBJECTIVE_METHODS[method]
+        settings = _settings("masked", seed, spec, objective=objective)
+        reads_zoo = objective in ("gradient-matching", "minmin")
+        outcome = cloak_tracks([lane], WORKING_RATE_HZ, settings,
+                               surrogates=heldout_zoo(family, objective) if reads_zoo else None,
+                               cloak_factory=audible_ball if cloak == "linf-10db" else None)
     else:
         cloak, mode = method.split("-")
         if mode == "whitebox":
@@ -179,12 +228,12 @@ def _optimised_noise(method: str, songs: list[np.ndarray], family: str, seed: in
     return _split_lane(outcome.noises[0][0], songs), outcome.summary
 
 
-def _settings(cloak: str, seed: int, spec: ReleaseSpec, model=None):
+def _settings(cloak: str, seed: int, spec: ReleaseSpec, model=None, objective: str = "minmin"):
     """The product's settings for a benchmark cloak run: white-box against `model` (in memory), else black-box."""
     from harmonycloak.settings import ProtectionSettings
 
     return ProtectionSettings(mode="blackbox" if model is None else "whitebox", model=model, strength=spec.strength,
-                              cloak=cloak, window_ms=spec.window_ms, seed=seed, device=spec.device,
+                              cloak=cloak, objective=objective, window_ms=spec.window_ms, seed=seed, device=spec.device,
                               bag_size=max(spec.bag_size, 2), models_per_round=spec.models_per_round,
                               model_preset=spec.bag_preset, pgd_steps=spec.pgd_steps, max_rounds=spec.max_rounds)
 

@@ -17,9 +17,9 @@ from harmonycloak.bench.unlearnability.baselines import check_method as check_pa
 from harmonycloak.bench.unlearnability.data import AlbumSpec, DataSpec
 from harmonycloak.bench.unlearnability.measures import MeasureSpec
 from harmonycloak.bench.unlearnability.midi import MidiSpec
-from harmonycloak.bench.unlearnability.releases import METHODS as THREAT_METHODS
+from harmonycloak.bench.unlearnability.releases import PAPER_METHODS as THREAT_METHODS
 from harmonycloak.bench.unlearnability.releases import ReleaseSpec, check_method
-from harmonycloak.bench.unlearnability.threats import ThreatSpec
+from harmonycloak.bench.unlearnability.threats import FAMILY_GROUP, ThreatSpec
 from harmonycloak.optim.finetune import FinetuneRecipe
 from harmonycloak.bench.unlearnability.runs import TrainingSpec
 from harmonycloak.errors import SettingsError
@@ -75,6 +75,9 @@ class Suite:
         for threat in ("scratch", "mimicry"):
             for method in self.methods_for(threat):
                 check_method(method)
+        unknown = [family for family in self.families_for_threats if family not in FAMILY_GROUP]
+        if unknown:
+            raise SettingsError(f"unknown attacker family '{unknown[0]}' (known: {', '.join(FAMILY_GROUP)})")
         if not 0 < self.protected_fraction <= 1:
             raise SettingsError("the protected fraction must be in (0, 1]")
         if not set(self.parts) <= set(PARTS):

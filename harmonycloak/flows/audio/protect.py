@@ -31,9 +31,10 @@ from harmonycloak.models.checkpoint import load_checkpoint
 from harmonycloak.models.interface import GenerativeModel, is_audio_model
 from harmonycloak.music import Audio
 from harmonycloak.optim.minmin import MinMinConfig, mean_generative_loss, optimise_noise
+from harmonycloak.optim.objectives import build_objective
 from harmonycloak.resampling import to_working_rate
 from harmonycloak.safeguards import check_long_enough, limit_to_source_range
-from harmonycloak.settings import PAPER_ALPHA, ProtectionSettings, resolve_device
+from harmonycloak.settings import PAPER_ALPHA, ZOO_SURROGATES, ProtectionSettings, resolve_device
 
 SILENCE_PEAK_DBFS = -90.0  # a file whose peak stays under this holds nothing to protect
 
@@ -47,8 +48,11 @@ class CloakOutcome:
 
 
 def build_surrogates(settings: ProtectionSettings, device: torch.device) -> list[GenerativeModel]:
-    """The model(s) the noise is optimised against: the white-box model (in memory or a checkpoint),
-    or the black-box bag."""
+    """The model(s) the noise is optimised against: the white-box model (in memory or a checkpoint);
+    black-box, the objective's: the bag of random surrogates (minmin, unless `surrogates` is
+    "zoo"), the zoo's pretrained models (`ZOO_SURROGATES`), or none (future-cue)."""
+    if settings.objective == "future-cue":
+        return []
     if settings.mode == "whitebox":
         model = settings.model if settings.model is not None else load_checkpoint(settings.model_checkpoint)[0]
         source = settings.model_checkpoint if settings.model is None else None
@@ -58,6 +62,10 @@ def build_surrogates(settings: ProtectionSettings, device: torch.device) -> list
             raise ModelError(f"the model hears {model.sample_rate_hz} Hz audio but the working rate is "
                              f"{settings.working_rate_hz} Hz", source)
         models = [model]
+    elif settings.objective != "minmin" or settings.surrogates == "zoo":
+        from harmonycloak.zoo import load_zoo_model
+
+        models = [load_zoo_model(name) for name in ZOO_SURROGATES[settings.objective]]
     else:
         models = build_audio_bag(settings.bag_size, settings.seed, tiny=settings.model_preset == "tiny")
     return [m.to(device) for m in models]
@@ -99,7 +107,11 @@ def cloak_tracks(
     config = MinMinConfig(mode=settings.mode, pgd_steps=settings.pgd_steps, alpha=alpha,
                           max_rounds=settings.max_rounds, models_per_round=settings.models_per_round)
 
+    objective = build_objective(settings.objective, settings.mode, settings.seed)
+
     def losses() -> dict[str, float]:
+        if settings.objective != "minmin":
+            return {}  # the objective's own loss is in the rounds (`protected_loss`)
         return {
             "clean": mean_generative_loss(surrogates, problem.clean_batch, problem.num_segments),
             "protected": mean_generative_loss(surrogates, lambda ids: problem.protected_batch(ids)[0],
@@ -107,7 +119,7 @@ def cloak_tracks(
         }
 
     before = losses()
-    history = optimise_noise(problem, surrogates, config, generator, progress)
+    history = optimise_noise(problem, surrogates, config, generator, progress, objective)
     after = losses()
     with torch.no_grad():
         noise = cloak.render(sample_rate_hz, lanes_in.shape[-1])
@@ -117,6 +129,7 @@ def cloak_tracks(
         first += track.shape[0]
     summary = {
         "device": str(device),
+        "objective": settings.objective,
         "surrogates": [m.family for m in surrogates],
         "surrogate_loss_before": before,
         "surrogate_loss_after": after,

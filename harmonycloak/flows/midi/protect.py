@@ -167,6 +167,9 @@ def protect_midi_file(input_path: str | Path, output_path: str | Path | None = N
         raise SettingsError("a preview is for audio; a MIDI file is protected whole")
     if settings.cloak != "dominant":
         raise SettingsError(f"the {settings.cloak} cloak is for audio; a MIDI file gets the dominant-note cloak")
+    if settings.objective != "minmin":
+        raise SettingsError(f"the {settings.objective} objective is for audio; a MIDI file gets the paper's "
+                            "error-minimising noise (--objective minmin)")
     if settings.stems:
         raise SettingsError("stems are for audio; the tracks of a MIDI file are protected each with its own noise")
     score = read_midi(input_path)

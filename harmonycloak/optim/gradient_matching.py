@@ -1,0 +1,79 @@
+"""Gradient matching toward a decoy: training on the protected song teaches a decoy instead.
+
+What protection has to achieve is a statement about a training step: after training on the
+released x + δ, the model should fit the clean x no better (PS). This objective works on that
+step directly. For each model, the parameter gradient of its training loss on x + δ should
+point where the gradient on a *decoy* of the song points, so that every step an attacker takes
+on the released song is a step toward the decoy:
+
+    g(v)  = ∇_θ L_train(θ; v)
+    loss  = mean over models of 1 − cos( g(x + δ), g(decoy(x)) )               per batch
+
+1 − cos reads 1 when the two steps are orthogonal, 0 when they agree. The decoy is the song
+three semitones lower and slower (read at 2^(−3/12) of its speed): the same music moved
+where the clean song is not. Both gradients use one random draw (diffusion steps, crops), so
+the models' randomness does not enter the comparison. The models are best pretrained ones
+(the zoo's, at several training stages); they are not trained by the loop, and the parameters
+compared are those the model trains (its own frozen parts, a codec or a conditioner, are not).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from harmonycloak.models.interface import GenerativeModel
+
+DECOY_SEMITONES = -3.0  # the decoy: the song this many semitones away, slower or faster alike
+DRAW_SEED = 0  # the one random draw both gradients of a batch share
+
+
+def decoy_waveform(clean: Tensor, semitones: float = DECOY_SEMITONES) -> Tensor:
+    """The song read at 2^(semitones/12) of its speed: pitch and tempo moved together.
+
+    Shapes: (B, N) → (B, N). Lower (semitones < 0) reads the first N · 2^(s/12) samples
+    stretched over N; higher reads past the end, which wraps around to the segment's start.
+    """
+    ratio = 2.0 ** (semitones / 12.0)
+    length = clean.shape[-1]
+    positions = torch.arange(length, device=clean.device, dtype=torch.float64) * ratio
+    left = positions.floor().long()
+    fraction = (positions - left).to(clean.dtype)
+    return clean[:, left % length] * (1 - fraction) + clean[:, (left + 1) % length] * fraction
+
+
+def training_gradient(model: GenerativeModel, inputs: Tensor, create_graph: bool) -> Tensor:
+    """∇_θ of the model's training loss on `inputs` over the parameters it trains (those that
+    require gradients: a model's own frozen parts do not), flattened (P,); differentiable in
+    the inputs when `create_graph`."""
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    # The math kernel of attention: the fused CPU kernels have no second derivative.
+    with sdpa_kernel(SDPBackend.MATH):
+        loss = model.training_loss(inputs, torch.Generator().manual_seed(DRAW_SEED))
+        gradients = torch.autograd.grad(loss, parameters, create_graph=create_graph, allow_unused=True)
+    return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(gradients, parameters)])
+
+
+class GradientMatching:
+    name = "gradient-matching"
+    trains_models = False
+    needs_models = True
+    meta_test = False
+    reads_model_gradients = True
+
+    def __init__(self, semitones: float = DECOY_SEMITONES) -> None:
+        self.semitones = semitones
+
+    def reference(self, models: Sequence[GenerativeModel], clean: Tensor, segment_ids: Tensor) -> list[Tensor]:
+        """The decoy's gradient of every model, each (P_m,)."""
+        decoy = decoy_waveform(clean, self.semitones)
+        return [training_gradient(model, decoy, create_graph=False).detach() for model in models]
+
+    def loss(self, models: Sequence[GenerativeModel], protected: Tensor, reference: list[Tensor]) -> Tensor:
+        mismatch = [1.0 - F.cosine_similarity(training_gradient(model, protected, create_graph=True), target, dim=0)
+                    for model, target in zip(models, reference)]
+        return torch.stack(mismatch).mean().expand(protected.shape[0])
