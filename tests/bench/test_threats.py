@@ -153,6 +153,11 @@ def test_scores_follow_the_formulas_and_the_random_control_decides():
     assert headline["scratch"]["ar-gru"]["none"]["ps"] == pytest.approx(0.0)
     text = "\n".join(checks(table))
     assert "scratch / ar-gru: within its random control" in text and "mimicry / ar-gru: beats" in text
+    # without the positive control the report says it was not run, and still compares with the random control
+    without = score_table(results, ("mimicry",), ("ar-gru",),
+                          lambda threat: ("none", "random-dominant", "dominant-blackbox"), n_resamples=200)
+    text = "\n".join(checks(without))
+    assert "positive control was not run" in text and "mimicry / ar-gru: beats" in text and "not seen" not in text
 
 
 def test_a_seed_result_round_trips_through_json():

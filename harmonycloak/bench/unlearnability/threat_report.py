@@ -153,11 +153,13 @@ def checks(table: dict[str, dict[str, dict[str, Score]]]) -> list[str]:
             if threat == "scratch" and not gap >= SCRATCH_GAP_TARGET:
                 lines.append(f"{where}: the seen/unseen gap is {100 * gap:.0f} %, under the {100 * SCRATCH_GAP_TARGET:.0f} % "
                              "this threat needs; its scores carry wide intervals.")
-            if not positive_seen(scores):
-                positive = scores.get(POSITIVE)
-                lines.append(f"{where}: the positive control is not seen (PS "
-                             f"{positive.interval.text() if positive else 'not run'}): the suite is too weak here, "
-                             "and nothing below is a conclusion about protection.")
+            positive = scores.get(POSITIVE)
+            if positive is None:
+                lines.append(f"{where}: the positive control was not run, so nothing here says whether the suite "
+                             "could see an effect; the comparisons below stand only against their random controls.")
+            elif not positive_seen(scores):
+                lines.append(f"{where}: the positive control is not seen (PS {positive.interval.text()}): the suite "
+                             "is too weak here, and nothing below is a conclusion about protection.")
                 continue
             winners = [m for m, s in scores.items() if s.beats_random_control]
             cloaks = [m for m in scores if split_method(m)[0] in RANDOM_CONTROL]
