@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from harmonycloak.models.frontend import FrontendConfig, LogMelFrontend
+from harmonycloak.models.frontend import FrontendConfig, LogMelAudioModel, LogMelFrontend
 from harmonycloak.models.interface import GenerativeTraining
 
 
@@ -35,7 +35,7 @@ class NextFrameConfig:
     frontend: FrontendConfig = field(default_factory=FrontendConfig)
 
 
-class NextFrameModel(GenerativeTraining, nn.Module):
+class NextFrameModel(LogMelAudioModel, GenerativeTraining, nn.Module):
     """Front end + causal backbone + linear head predicting frame t+1 from frames ≤ t."""
 
     def __init__(self, config: NextFrameConfig) -> None:
@@ -47,25 +47,6 @@ class NextFrameModel(GenerativeTraining, nn.Module):
         self.backbone = _BACKBONES[config.family](config)
         self.output_norm = nn.LayerNorm(config.width)
         self.head = nn.Linear(config.width, n_mels)
-
-    kind = "audio"
-
-    @property
-    def family(self) -> str:
-        return self.config.family
-
-    @property
-    def sample_rate_hz(self) -> int:
-        return self.config.frontend.sample_rate_hz
-
-    @property
-    def feature_key(self) -> object:
-        """Models with equal keys compute equal features, so one front-end pass can serve them."""
-        return self.config.frontend
-
-    def features(self, waveform: Tensor) -> Tensor:
-        """Waveform (B, N) → log-mel frames (B, T, F)."""
-        return self.frontend(waveform)
 
     def predict(self, frames: Tensor) -> tuple[Tensor, Tensor]:
         """Frames (B, T, F) → (predicted frames, actual next frames), both (B, T-1, F)."""

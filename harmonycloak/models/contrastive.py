@@ -37,7 +37,7 @@ from torch.nn import functional as F
 
 from harmonycloak.models.audio_ar import _sinusoidal_positions
 from harmonycloak.models.interface import GenerativeTraining
-from harmonycloak.models.frontend import FrontendConfig, LogMelFrontend
+from harmonycloak.models.frontend import FrontendConfig, LogMelAudioModel, LogMelFrontend
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def symmetric_info_nce(a: Tensor, b: Tensor, temperature: float) -> Tensor:
     return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
 
 
-class ContrastiveEncoder(GenerativeTraining, nn.Module):
+class ContrastiveEncoder(LogMelAudioModel, GenerativeTraining, nn.Module):
     """Log-mel → conv → transformer → mean → projection → unit embedding (module docstring)."""
 
     LOSS_DESCRIPTION = "InfoNCE of two fixed views against the stored negatives, nats per example"
@@ -91,24 +91,6 @@ class ContrastiveEncoder(GenerativeTraining, nn.Module):
         self.output_norm = nn.LayerNorm(width)
         self.projection = nn.Linear(width, config.embedding_dim)
         self.register_buffer("negatives", F.normalize(torch.randn(config.negatives, config.embedding_dim), dim=-1))
-
-    kind = "audio"
-
-    @property
-    def family(self) -> str:
-        return self.config.family
-
-    @property
-    def sample_rate_hz(self) -> int:
-        return self.config.frontend.sample_rate_hz
-
-    @property
-    def feature_key(self) -> object:
-        return self.config.frontend
-
-    def features(self, waveform: Tensor) -> Tensor:
-        """Waveform (B, N) → log-mel frames (B, T, F)."""
-        return self.frontend(waveform)
 
     def embed_frames(self, frames: Tensor) -> Tensor:
         """Log-mel frames (B, T, F), T ≥ 4 → unit embeddings (B, E); differentiable."""

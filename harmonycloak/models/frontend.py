@@ -77,3 +77,29 @@ class LogMelFrontend(nn.Module):
         scale = (2.0 / self.window.sum()) ** 2  # a sine of amplitude A has band energy ~A²
         half_range = -0.5 * math.log10(self.config.log_floor)
         return (torch.log10(mel * scale + self.config.log_floor) + half_range) / half_range
+
+
+class LogMelAudioModel:
+    """What every model that reads audio through its own `LogMelFrontend` offers alike.
+
+    Needs `self.config` with `family` and `frontend` (a `FrontendConfig`), and `self.frontend`.
+    """
+
+    kind = "audio"
+
+    @property
+    def family(self) -> str:
+        return self.config.family
+
+    @property
+    def sample_rate_hz(self) -> int:
+        return self.config.frontend.sample_rate_hz
+
+    @property
+    def feature_key(self) -> object:
+        """Models with equal keys compute equal features, so one front-end pass can serve them."""
+        return self.config.frontend
+
+    def features(self, waveform: Tensor) -> Tensor:
+        """Waveform (B, N) → log-mel frames (B, T, F)."""
+        return self.frontend(waveform)
