@@ -31,9 +31,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from harmonycloak.errors import ModelError, SettingsError
+from harmonycloak.errors import SettingsError
 from harmonycloak.models.audio_ar import _sinusoidal_positions
-from harmonycloak.models.interface import GenerativeTraining
+from harmonycloak.models.interface import FrozenPretrainedPart, GenerativeTraining
 from harmonycloak.models.codec import CodecConfig, CodecModel
 
 
@@ -47,8 +47,11 @@ class CodecLMConfig:
     assignment_temperature: float = 1.0  # τ of the soft code assignment (squared latent distance units)
 
 
-class CodecLanguageModel(GenerativeTraining, nn.Module):
+class CodecLanguageModel(FrozenPretrainedPart, GenerativeTraining, nn.Module):
     """Frozen codec + summed codebook embeddings + causal transformer + one head per codebook."""
+
+    FROZEN_PART = "codec"
+    PART_DESCRIPTION = "a codec"
 
     LOSS_DESCRIPTION = "next-frame codec-token negative log-likelihood, nats per code"
 
@@ -64,19 +67,6 @@ class CodecLanguageModel(GenerativeTraining, nn.Module):
         self.blocks = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
         self.output_norm = nn.LayerNorm(config.width)
         self.heads = nn.Linear(config.width, codec.codebooks * codec.codebook_size)
-
-    def train(self, mode: bool = True) -> "CodecLanguageModel":
-        """The codec always stays in eval mode (frozen, no codebook updates)."""
-        super().train(mode)
-        self.codec.eval()
-        return self
-
-    def attach_pretrained(self, name: str, model: nn.Module) -> None:
-        """Load the pretrained codec's weights into the frozen codec (zoo dependency "codec")."""
-        if not isinstance(model, CodecModel) or model.config != self.config.codec:
-            raise ModelError(f"the codec LM needs a codec of config {self.config.codec}, not {name!r}")
-        self.codec.load_state_dict(model.state_dict())
-        self.codec.requires_grad_(False)
 
     kind = "audio"
 

@@ -110,6 +110,32 @@ class GenerativeTraining:
         return loss.item()
 
 
+class FrozenPretrainedPart:
+    """A model that reads through a pretrained part it never trains (the codec of a codec LM,
+    the encoder a diffusion model is conditioned on): the part stays in eval mode and frozen,
+    and the zoo loads its weights with `attach_pretrained`. `FROZEN_PART` names the attribute;
+    `PART_DESCRIPTION` says what it is, for the error a wrong part gets."""
+
+    FROZEN_PART: str
+    PART_DESCRIPTION: str
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        getattr(self, self.FROZEN_PART).eval()
+        return self
+
+    def attach_pretrained(self, name: str, model: nn.Module) -> None:
+        """Load the pretrained part's weights into the frozen part (a zoo dependency)."""
+        from harmonycloak.errors import ModelError
+
+        part = getattr(self, self.FROZEN_PART)
+        if type(model) is not type(part) or model.config != part.config:
+            raise ModelError(f"the {self.family} model needs {self.PART_DESCRIPTION} of config {part.config}, "
+                             f"not {name!r}")
+        part.load_state_dict(model.state_dict())
+        part.requires_grad_(False)
+
+
 def is_audio_model(model: GenerativeModel) -> bool:
     return model.kind == "audio"
 

@@ -46,9 +46,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from harmonycloak.errors import ModelError, SettingsError
+from harmonycloak.errors import SettingsError
 from harmonycloak.models.contrastive import ContrastiveConfig, ContrastiveEncoder
-from harmonycloak.models.interface import GenerativeTraining
+from harmonycloak.models.interface import FrozenPretrainedPart, GenerativeTraining
 
 
 @dataclass(frozen=True)
@@ -132,8 +132,11 @@ class UNet1d(nn.Module):
         return self.output(h)
 
 
-class MelDiffusionModel(GenerativeTraining, nn.Module):
+class MelDiffusionModel(FrozenPretrainedPart, GenerativeTraining, nn.Module):
     """Conditional DDPM over log-mel frames; see the module docstring."""
+
+    FROZEN_PART = "conditioner"
+    PART_DESCRIPTION = "an encoder"
 
     LOSS_DESCRIPTION = "diffusion v-prediction MSE at fixed (t, noise) draws, per example"
 
@@ -148,19 +151,6 @@ class MelDiffusionModel(GenerativeTraining, nn.Module):
                              cosine_alphas_cumprod(config.diffusion_steps, config.cosine_offset).float(), persistent=False)
         self.stream_seed = int(torch.randint(0, 2**62, ()).item())
         self._stream: torch.Generator | None = None
-
-    def train(self, mode: bool = True) -> "MelDiffusionModel":
-        """The conditioner always stays in eval mode (frozen)."""
-        super().train(mode)
-        self.conditioner.eval()
-        return self
-
-    def attach_pretrained(self, name: str, model: nn.Module) -> None:
-        """Load the pretrained contrastive encoder into the frozen conditioner (zoo dependency)."""
-        if not isinstance(model, ContrastiveEncoder) or model.config != self.config.conditioner:
-            raise ModelError(f"the diffusion model needs an encoder of config {self.config.conditioner}, not {name!r}")
-        self.conditioner.load_state_dict(model.state_dict())
-        self.conditioner.requires_grad_(False)
 
     @property
     def multiple(self) -> int:
