@@ -61,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
                               "masked: every bin under the masking threshold")
     protect.add_argument("--objective", choices=defaults.OBJECTIVES, default=ProtectionSettings.objective,
                          help="what the noise is optimised for (audio): minmin, the paper's error-minimising noise; "
+                              "maxloss, error-maximising noise against models fine-tuned on the song; "
                               "future-cue, energy that announces the next frame (needs no model, fast); "
                               "embedding-shift, the zoo's encoder hears a decoy style; gradient-matching, a "
                               "training step on the song moves a model toward a decoy of it (docs/objectives.md)")

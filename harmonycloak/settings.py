@@ -32,13 +32,14 @@ MODEL_PRESETS = ("default", "tiny")  # surrogate sizes: the product's, or second
 STRENGTHS = ("low", "medium", "high")
 # What the noise is optimised for (`optim.objectives`): the paper's error-minimising noise, a
 # cue to the next frame, a decoy style for an encoder, a training step toward a decoy.
-OBJECTIVES = ("minmin", "future-cue", "embedding-shift", "gradient-matching")
+OBJECTIVES = ("minmin", "maxloss", "future-cue", "embedding-shift", "gradient-matching")
 # Black-box surrogates: "random", the paper's bag of randomly initialised models (§4.2), or
 # "zoo", the zoo's pretrained public models (a real attacker starts from public weights too).
 # embedding-shift and gradient-matching always read the zoo's; future-cue reads the music alone.
 SURROGATE_KINDS = ("random", "zoo")
 ZOO_SURROGATES: dict[str, tuple[str, ...]] = {
     "minmin": ("ar-transformer", "ar-gru", "ar-tcn"),
+    "maxloss": ("ar-transformer", "ar-gru", "ar-tcn"),
     "embedding-shift": ("contrastive",),
     "gradient-matching": ("ar-transformer", "ar-gru", "ar-tcn"),
 }
