@@ -58,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
                          help=f"how close the noise may come to what masks it (default {ProtectionSettings.strength})")
     protect.add_argument("--cloak", choices=defaults.CLOAKS, default=ProtectionSettings.cloak,
                          help="dominant: one tone per window at the dominant note (the paper); "
-                              "masked: every bin under the masking threshold")
+                              "masked: every bin under the masking threshold; gain: smooth level changes of at most "
+                              "±0.5/1/2 dB (low/medium/high) on the music itself, no added noise")
     protect.add_argument("--objective", choices=defaults.OBJECTIVES, default=ProtectionSettings.objective,
                          help="what the noise is optimised for (audio): minmin, the paper's error-minimising noise; "
                               "maxloss, error-maximising noise against models fine-tuned on the song; "
