@@ -112,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     speed.add_argument("--duration-s", type=float, default=180.0)
     speed.add_argument("--modes", nargs="+", choices=defaults.MODES, default=list(defaults.MODES))
     speed.add_argument("--cloak", choices=defaults.CLOAKS, default=ProtectionSettings.cloak)
+    speed.add_argument("--objective", choices=defaults.OBJECTIVES, default=ProtectionSettings.objective)
     speed.add_argument("--device", choices=defaults.DEVICES, default=ProtectionSettings.device)
     speed.add_argument("--memory-duration-s", type=float, default=600.0,
                        help="length of the track whose peak memory is measured (default 600 = 10 minutes)")
@@ -225,7 +226,7 @@ def _run_bench_speed(arguments: argparse.Namespace) -> int:
     from harmonycloak.bench.speed import run_speed_benchmark
 
     run_speed_benchmark(arguments.input, arguments.duration_s, arguments.modes, arguments.cloak, arguments.device,
-                        arguments.memory_duration_s, arguments.json)
+                        arguments.memory_duration_s, arguments.json, arguments.objective)
     return EXIT_OK
 
 
