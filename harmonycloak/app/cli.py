@@ -56,7 +56,11 @@ def run_serve(arguments: argparse.Namespace) -> int:
         print(f"warning: listening on {arguments.host}: other computers can reach this page, with no password",
               file=sys.stderr, flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    server.run(sockets=[listening])
+    try:
+        server.run(sockets=[listening])
+    except KeyboardInterrupt:  # Ctrl-C is how the app stops: uvicorn has shut it down (files removed) by now
+        pass
+    print("harmonycloak app: stopped, its files removed", flush=True)
     return 0
 
 

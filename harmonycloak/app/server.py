@@ -118,6 +118,8 @@ def create_app(app_settings: AppSettings = AppSettings(), root: Path | None = No
 
     @app.post("/api/jobs", status_code=201)
     async def add_job(request: Request) -> dict:
+        # while it streams in, the request as a whole (a little above the limit, for the form's fields);
+        # once parsed, its files exactly
         limit_bytes = round(app_settings.max_upload_mb * 2**20) + FORM_FIELDS_BYTES
         stated = request.headers.get("content-length", "")
         if stated.isdigit() and int(stated) > limit_bytes:
@@ -129,13 +131,14 @@ def create_app(app_settings: AppSettings = AppSettings(), root: Path | None = No
             if upload is None or isinstance(upload, str):
                 raise UploadRefusedError("the request holds no file (a form field named 'file')")
             name = upload_name(upload.filename)
+            model = form.get("model")
+            model = None if isinstance(model, str) else model
+            if upload.size + (model.size if model is not None else 0) > app_settings.max_upload_mb * 2**20:
+                raise UploadTooLargeError(upload_too_large_message(app_settings.max_upload_mb))
             job_id, folder = queue().new_folder()
             try:
                 _save(upload.file, path_inside(folder / "input", name))
-                model = form.get("model")
-                model_path = None
-                if model is not None and not isinstance(model, str):
-                    model_path = _save(model.file, folder / MODEL_FILE_NAME)
+                model_path = _save(model.file, folder / MODEL_FILE_NAME) if model is not None else None
                 settings = _protection_settings(form, model_path, app_settings)
                 job = queue().add(job_id, name, folder, settings)
             except BaseException:
