@@ -33,7 +33,8 @@ def add_serve_command(commands: argparse._SubParsersAction) -> None:
                        help=f"largest file a page may upload, in MB (default {AppSettings.max_upload_mb:g})")
     serve.add_argument("--max-queue", type=int, default=AppSettings.max_queue,
                        help=f"files waiting or running at once (default {AppSettings.max_queue})")
-    serve.add_argument("--device", choices=defaults.DEVICES, default=ProtectionSettings.device)
+    serve.add_argument("--device", choices=defaults.DEVICES, default=ProtectionSettings.device,
+                       help="where protection runs: auto (a CUDA GPU when there is one), cpu or cuda")
     serve.add_argument("--preset", choices=defaults.MODEL_PRESETS, default=ProtectionSettings.model_preset,
                        help=argparse.SUPPRESS)
     serve.set_defaults(run=run_serve)

@@ -244,8 +244,9 @@ class JobQueue:
             state, error = "done", None
         except JobCancelled:
             state, error = "cancelled", None
-        except HarmonyCloakError as failure:
-            state, error = "failed", failure.message
+        except HarmonyCloakError as failure:  # named as the musician knows it: no folder of the server's
+            named = failure.path is None or failure.path == job.input_path
+            state, error = "failed", failure.message if named else f"{failure.path.name}: {failure.message}"
         except OSError as failure:
             state, error = "failed", failure.strerror or str(failure)
         except Exception as failure:  # a worker that dies would stop the whole queue: report it, go on

@@ -5,6 +5,7 @@ upload size, queue length, job ids, cancelling, files removed)."""
 import io
 import math
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pyloudnorm
@@ -17,6 +18,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from app_helpers import QUICK_FORM, cli_output_bytes, wait_until  # noqa: E402
 from harmonycloak.app.app_settings import AppSettings  # noqa: E402
 from harmonycloak.app.server import create_app  # noqa: E402
+from harmonycloak.cli import main  # noqa: E402
 from harmonycloak.flows.verdict import MEASURED_PROTECTION  # noqa: E402
 
 TINY = AppSettings(model_preset="tiny")
@@ -170,9 +172,11 @@ def test_only_the_apps_own_job_ids_are_accepted(protected):
 def test_deleting_a_job_removes_its_files_and_stopping_the_app_removes_the_rest(tmp_path):
     root = tmp_path / "root"
     with TestClient(create_app(TINY, root=root)) as client:
-        kept = finished(client, upload(client, "kept.wav", tone_wav_bytes(0.5), rounds="1").json()["id"])
+        kept = finished(client, upload(client, "kept.wav", b"not audio: fails at once").json()["id"])
         gone = finished(client, upload(client, "gone.wav", tone_wav_bytes(0.5), rounds="1").json()["id"])
-        assert kept["state"] == gone["state"] == "done"
+        assert (kept["state"], gone["state"]) == ("failed", "done")
+        assert {path.name for path in (root / gone["id"]).rglob("*")} >= {"gone.wav", "gone.protected.wav",
+                                                                          "original.wav", "protected.wav"}
         assert client.delete(f"/api/jobs/{gone['id']}").status_code == 204
         assert client.get(f"/api/jobs/{gone['id']}").status_code == 404
         assert sorted(path.name for path in root.iterdir()) == [kept["id"]]
@@ -206,3 +210,48 @@ def test_the_page_and_its_files_come_from_the_app_itself(tmp_path):
         everything = page + client.get("/static/app.js").text + client.get("/static/style.css").text
         assert "http://" not in everything and "https://" not in everything  # nothing from the internet
         assert client.get("/static/../server.py").status_code == 404
+
+
+def protect_through_app(client, path, **form):
+    response = upload(client, path.name, path.read_bytes(), **form)
+    assert response.status_code == 201, response.text
+    job = finished(client, response.json()["id"])
+    assert job["state"] == "done", job
+    return job, client.get(f"/api/jobs/{job['id']}/output").content
+
+
+def test_a_midi_file_is_protected_as_the_cli_does_with_no_ab_players(tmp_path):
+    midi = Path(__file__).resolve().parents[2] / "examples" / "bwv1.6.mid"
+    with TestClient(create_app(TINY, root=tmp_path / "root")) as client:
+        job, content = protect_through_app(client, midi, rounds="1", seed="3")
+    assert main(["protect", str(midi), "-o", f"{tmp_path}/", "--preset", "tiny", "--rounds", "1", "--seed", "3"]) == 0
+    assert content == (tmp_path / "bwv1.6.protected.mid").read_bytes()
+    assert not job["has_ab"] and job["inaudible"] is None
+    assert job["verdict"].startswith("inaudible by our checks: not judged (a MIDI file")
+    assert job["verdict"].endswith(MEASURED_PROTECTION["midi"])
+
+
+def test_white_box_takes_the_uploaded_model_and_writes_the_clis_bytes(tmp_path):
+    song = tmp_path / "song.wav"
+    song.write_bytes(tone_wav_bytes(3.0))
+    checkpoint = tmp_path / "mine.pt"
+    assert main(["train", str(song), "-o", str(checkpoint), "--preset", "tiny", "--steps", "2"]) == 0
+    with TestClient(create_app(TINY, root=tmp_path / "root")) as client:
+        response = client.post("/api/jobs", data={"mode": "whitebox", "rounds": "1"},
+                               files={"file": ("song.wav", song.read_bytes()), "model": ("mine.pt", checkpoint.read_bytes())})
+        assert response.status_code == 201, response.text
+        job = finished(client, response.json()["id"])
+        assert job["state"] == "done" and job["settings"]["mode"] == "whitebox", job
+        content = client.get(f"/api/jobs/{job['id']}/output").content
+    (tmp_path / "cli").mkdir()
+    assert main(["protect", str(song), "-o", f"{tmp_path}/cli/", "--mode", "whitebox", "--model", str(checkpoint),
+                 "--preset", "tiny", "--rounds", "1"]) == 0
+    assert content == (tmp_path / "cli" / "song.protected.wav").read_bytes()
+
+
+def test_a_model_that_is_not_a_checkpoint_fails_its_job_in_plain_words(tmp_path):
+    with TestClient(create_app(TINY, root=tmp_path / "root")) as client:
+        response = client.post("/api/jobs", data={"mode": "whitebox", "rounds": "1"},
+                               files={"file": ("song.wav", tone_wav_bytes(0.5)), "model": ("mine.pt", b"not a model")})
+        job = finished(client, response.json()["id"])
+    assert job["state"] == "failed" and job["error"].startswith("model.pt: not a readable model checkpoint")

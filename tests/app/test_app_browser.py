@@ -10,7 +10,9 @@ import os
 import shutil
 import threading
 
+import numpy as np
 import pytest
+import soundfile
 
 from app_helpers import QUICK_FORM, WAIT_LIMIT_S, cli_output_bytes, wait_until
 
@@ -99,3 +101,31 @@ def test_protect_in_the_browser_play_ab_and_download_the_clis_bytes(server_addre
     wait_until(lambda: downloaded.exists() and not list(browser.downloads.glob("*.crdownload")), "the download")
     (tmp_path / "cli").mkdir()
     assert downloaded.read_bytes() == cli_output_bytes(example_song, tmp_path / "cli")
+
+
+def test_a_folder_and_a_drop_queue_their_readable_files(server_address, browser, tmp_path):
+    browser.get(server_address)
+    wait = WebDriverWait(browser, WAIT_LIMIT_S)
+    wait.until(lambda driver: Select(driver.find_element(By.ID, "strength")).options)
+    browser.find_element(By.ID, "rounds").clear()
+    browser.find_element(By.ID, "rounds").send_keys("1")
+    folder = tmp_path / "album"
+    (folder / "disc 2").mkdir(parents=True)
+    soundfile.write(folder / "disc 2" / "take.wav", 0.3 * np.sin(np.arange(11_025) / 22_050 * 2 * np.pi * 440), 22_050)
+    (folder / "lyrics.txt").write_text("not music")
+    browser.find_element(By.ID, "folder-input").send_keys(str(folder))
+    wait.until(lambda driver: "1 file(s) left out" in driver.find_element(By.ID, "messages").text)
+    wait.until(lambda driver: driver.find_elements(By.CSS_SELECTOR, "li.job[data-state=done]"))
+    # a drop: the page's drop handler with the file the folder gave, fetched back from the app
+    browser.execute_script("""
+        const done = arguments[0];
+        fetch(`/api/jobs/${done}/output`).then((response) => response.blob()).then((blob) => {
+          const transfer = new DataTransfer();
+          transfer.items.add(new File([blob], "dropped.wav", { type: "audio/wav" }));
+          document.getElementById("drop-zone").dispatchEvent(
+            new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+        });""", browser.find_element(By.CSS_SELECTOR, "li.job[data-state=done]").get_attribute("data-id"))
+    rows = wait.until(lambda driver: len(found := driver.find_elements(By.CSS_SELECTOR, "li.job[data-state=done]")) == 2
+                      and found)
+    assert [row.find_element(By.CLASS_NAME, "name").text for row in rows] == ["take.wav", "dropped.wav"]
+    assert "2 of 2 file(s) protected" in browser.find_element(By.ID, "overall-text").text
