@@ -13,6 +13,7 @@ from harmonycloak.flows.verdict import (
     MEASURED_PROTECTION,
     audio_verdict,
 )
+from harmonycloak.settings import CLOAKS
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -41,3 +42,7 @@ def test_every_figure_of_the_measured_protection_is_one_the_readme_reports():
     for cloak, sentence in MEASURED_PROTECTION.items():
         for figure in re.findall(r"\d+\.\d+", sentence):
             assert figure in measured, f"{cloak}: {figure} is not in README's Measured here or Limitations"
+
+
+def test_every_cloak_and_midi_has_its_sentence():
+    assert set(MEASURED_PROTECTION) == {*CLOAKS, "midi"}

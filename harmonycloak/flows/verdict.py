@@ -31,6 +31,7 @@ MEASURED_PROTECTION: dict[str, str] = {
     "masked": "small so far: on the standard benchmark the masked cloak beats its random control only white-box "
               "against the next-frame transformer (protection score 0.11, where 1 is full protection), "
               "black-box 0.03 at most",
+    "gain": "not measured yet: the gain cloak has no run on the standard benchmark so far",
     "midi": "not measured yet: the benchmark's threat models measure audio; see the README's Limitations",
 }
 
