@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
