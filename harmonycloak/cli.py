@@ -142,9 +142,11 @@ def _parser() -> argparse.ArgumentParser:
     metrics.add_argument("--json", type=Path)
     metrics.set_defaults(run=_run_bench_metrics)
 
+    from harmonycloak.app.cli import add_serve_command
     from harmonycloak.zoo.cli import add_zoo_commands
 
     add_zoo_commands(commands)
+    add_serve_command(commands)
     return parser
 
 
