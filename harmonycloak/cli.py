@@ -132,6 +132,9 @@ def _parser() -> argparse.ArgumentParser:
                               "(each with its random control and 'none'; names in docs/benchmark.md)")
     unlearn.add_argument("--families", nargs="+", metavar="FAMILY",
                          help="attacker families of the threat models instead of the suite's, e.g. ar-transformer")
+    unlearn.add_argument("--strength", choices=defaults.STRENGTHS,
+                         help="the strength the threat models' releases run at instead of medium (the curve of "
+                              "protection against audibility)")
     unlearn.add_argument("--combine", type=Path, nargs="+", metavar="RESULTS_JSON",
                          help="write one report from earlier runs' results.json instead of running")
     unlearn.set_defaults(run=_run_bench_unlearnability)
@@ -244,7 +247,8 @@ def _run_bench_unlearnability(arguments: argparse.Namespace) -> int:
     run_unlearnability(arguments.suite, out, tuple(arguments.seeds) if arguments.seeds else None,
                        parts=tuple(arguments.parts) if arguments.parts else None, jobs=arguments.jobs,
                        methods=tuple(arguments.methods) if arguments.methods else None,
-                       families=tuple(arguments.families) if arguments.families else None)
+                       families=tuple(arguments.families) if arguments.families else None,
+                       strength=arguments.strength)
     return EXIT_OK
 
 

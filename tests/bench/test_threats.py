@@ -232,3 +232,16 @@ def test_unknown_methods_and_families_are_refused_before_anything_runs(tmp_path)
     with pytest.raises(SettingsError, match="ar-lstm"):
         run_unlearnability("smoke", tmp_path, families=("ar-lstm",))
     assert not any(tmp_path.iterdir())
+
+
+def test_the_command_line_replaces_the_suite_s_methods_families_and_strength():
+    from harmonycloak.bench.unlearnability.benchmark import adjusted_suite
+    from harmonycloak.bench.unlearnability.suites import get_suite
+
+    standard = get_suite("standard")
+    suite = adjusted_suite(standard, jobs=1, methods=("masked-cue+mp3-128k",), families=("ar-transformer",),
+                           strength="low")
+    assert suite.jobs == 1 and suite.families_for_threats == ("ar-transformer",)
+    assert suite.threat_methods == ("none", "random-masked", "masked-cue", "masked-cue+mp3-128k")
+    assert suite.threat_cloak.strength == "low" and standard.threat_cloak.strength == "medium"
+    assert suite.threat_cloak.pgd_steps == standard.threat_cloak.pgd_steps  # the rest of the release effort is kept
