@@ -91,6 +91,7 @@ def write_unlearning_report(out: Path, suite, results: list[ThreatSeedResult], d
     commit = environment.get("git_commit") or "unknown"
     command, wall_s = document["command"], document["wall_s"]
     table = score_table(results, suite)
+    out.mkdir(parents=True, exist_ok=True)
     write_headline(build_headline(suite.name, commit, headline_threat_models(table)), out / HEADLINE)
     md = [f"# Unlearning beside the cloak — suite `{suite.name}`", "",
           f"Command: `{command}`  ", f"Commit: {commit}; torch {environment['torch']}, CUDA {environment['cuda']}, "
