@@ -263,3 +263,25 @@ def test_unknown_methods_and_families_are_refused_before_anything_runs(tmp_path,
     assert main(["bench", "unlearning", "--families", "contrastive", "--out", str(tmp_path)]) == 1
     assert "no per-song likelihood" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("family", ("ar-transformer", "mel-diffusion"))
+def test_generated_music_is_seeded_and_its_fd_is_a_distance(family):
+    from harmonycloak.bench.unlearning.generated import GeneratedSpec, generated_fd, generated_frames
+    from harmonycloak.zoo import load_zoo_model
+
+    model, encoder = load_zoo_model(family), load_zoo_model("contrastive")
+    songs = [np.sin(2 * np.pi * f * np.arange(16_000) / WORKING_RATE_HZ).astype(np.float32) * 0.3 for f in (220, 330)]
+    spec = GeneratedSpec(clips=3, generated_s=0.64, window_s=0.32, diffusion_steps=2)
+    frames = generated_frames(model, songs, spec, torch.Generator().manual_seed(0))
+    assert frames.shape == (3, 64, 64)  # 0.64 s of 10 ms frames (a multiple of the U-Net's), 64 mel bands
+    assert torch.equal(frames, generated_frames(model, songs, spec, torch.Generator().manual_seed(0)))
+    distance = generated_fd(model, encoder, songs, spec, seed=0)
+    assert distance > 0 and distance == generated_fd(model, encoder, songs, spec, seed=0)
+
+
+def test_a_family_without_a_sampler_here_has_no_fd():
+    from harmonycloak.bench.unlearning.generated import GeneratedSpec, generated_fd
+    from harmonycloak.models.registry import build_model
+
+    assert generated_fd(build_model("codec-lm", "tiny", seed=0), None, [], GeneratedSpec(), seed=0) is None

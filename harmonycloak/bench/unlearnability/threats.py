@@ -76,6 +76,7 @@ class AttackerRun:
     song_losses: dict[str, list[float]]  # probe → the model's loss on each of its songs after training
     curve: list[float] = field(default_factory=list)  # training loss per step
     elapsed_s: float = 0.0
+    measures: dict = field(default_factory=dict)  # other measures of the trained model (e.g. of what it generates)
 
     def mean_loss(self, probe: str) -> float:
         values = self.song_losses.get(probe, [])

@@ -23,7 +23,8 @@ Conditions (each an `AttackerRun` of one seed, every one measured on the same pr
 Probes, per-song losses kept:  forget (the clean F), retain (the first `RETAIN_PROBED` of R),
 heldout (other music in no training set), unreleased (T2: the artist's unreleased tracks), and
 "forget@relearned": F after the relearning attack, a short fine-tune on R of the model as it
-ends (original, retrain and every method; `relearned_losses`).
+ends (original, retrain and every method; `relearned_losses`). When the suite asks, each run's
+`measures["fd_generated"]`: the FD of its generated music to the held-out songs (`generated`).
 
 Seeds are paired: for one seed the original, the gold standard and the cloaked runs start from
 the same weights and crops, and every method starts from the same original and draws the same
@@ -41,6 +42,7 @@ import numpy as np
 from harmonycloak.bench.unlearnability.releases import Release, release, release_key
 from harmonycloak.bench.unlearnability.threat_experiment import BenchData, ReleaseRecord, ThreatSeedResult
 from harmonycloak.bench.unlearnability.threats import AttackerRun, song_losses, trained_attacker
+from harmonycloak.bench.unlearning.generated import generated_fd, has_sampler
 from harmonycloak.bench.unlearning.methods import unlearn
 from harmonycloak.optim.finetune import finetune
 from harmonycloak.settings import WORKING_RATE_HZ
@@ -80,6 +82,14 @@ def run_unlearning_seed(suite, data: BenchData, seed: int, log=print) -> ThreatS
                               forget_count / (forget_count + len(data.corpus)))
     heldout = [song.samples for song in data.heldout[: suite.heldout_songs]]
     releases: dict[str, Release] = {}
+    encoders: list = []
+
+    def zoo_encoder():
+        if not encoders:
+            from harmonycloak.zoo import load_zoo_model
+
+            encoders.append(load_zoo_model("contrastive"))
+        return encoders[0]
 
     def released(method: str, family: str, forget: list[np.ndarray]) -> list[np.ndarray]:
         key = release_key(method, family)
@@ -105,6 +115,10 @@ def run_unlearning_seed(suite, data: BenchData, seed: int, log=print) -> ThreatS
                 if relearn:
                     losses[RELEARNED] = relearned_losses(model, retain, forget, suite, threat, seed)
                 run = AttackerRun(threat, family, condition, seed, losses, curve, elapsed_s)
+                if suite.generated is not None and has_sampler(family):
+                    fd = generated_fd(model, zoo_encoder(), heldout, suite.generated, seed)
+                    if fd is not None:
+                        run.measures["fd_generated"] = fd
                 result.runs.append(run)
                 log(f"  seed {seed} {threat} {family} {condition}: forget {run.mean_loss('forget'):.4f}, "
                     f"retain {run.mean_loss('retain'):.4f}, relearned {run.mean_loss(RELEARNED):.4f} "

@@ -19,7 +19,8 @@ original model, (m(L_after) − m(L_before)) / m(L_before), with the same bootst
 (`relative_change_interval`). Cost: seconds of unlearning, against the seconds of retraining.
 Relearning attack: PS_forget after a short fine-tune on the retained songs, of each method's
 model and of the retrained model (which shows what the same fine-tune does to a model that
-never saw F).
+never saw F). Generated music (when measured, `generated`): the FD of each model's music to
+held-out music, and its relative change against the original's, means over seeds.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class UnlearningScore:
     retrain_s: float  # mean seconds of retraining without F
     relearned: ScoreInterval | None  # PS after the relearning attack (not for cloaks)
     audibility: dict  # cloaks: the release's SNR, NMR, ΔLUFS (mean over seeds)
+    fd_generated: float = math.nan  # mean over seeds of the FD of generated music to held-out music
+    fd_change: float = math.nan  # mean over seeds of its relative change against the original's
 
 
 def forgetting_interval(results: list[ThreatSeedResult], threat: str, family: str, condition: str,
@@ -76,6 +79,21 @@ def relative_change_interval(after: np.ndarray, before: np.ndarray) -> ScoreInte
 def mean_elapsed_s(results: list[ThreatSeedResult], threat: str, family: str, condition: str) -> float:
     values = [run.elapsed_s for result in results if (run := result.run(threat, family, condition)) is not None]
     return float(np.mean(values)) if values else math.nan
+
+
+def generated_fd(results: list[ThreatSeedResult], threat: str, family: str, condition: str) -> tuple[float, float]:
+    """(mean FD of generated music over seeds, mean of its relative change against the original's);
+    NaN where it was not measured."""
+    values, changes = [], []
+    for result in results:
+        run, original = result.run(threat, family, condition), result.run(threat, family, ORIGINAL)
+        fd = run.measures.get("fd_generated") if run is not None else None
+        reference = original.measures.get("fd_generated") if original is not None else None
+        if fd is not None:
+            values.append(fd)
+            if reference:
+                changes.append(fd / reference - 1.0)
+    return (float(np.mean(values)) if values else math.nan, float(np.mean(changes)) if changes else math.nan)
 
 
 def score_table(results: list[ThreatSeedResult], suite) -> dict[str, dict[str, dict[str, UnlearningScore]]]:
@@ -108,7 +126,7 @@ def score_table(results: list[ThreatSeedResult], suite) -> dict[str, dict[str, d
                     changes["retain"], changes["heldout"], cost_s, retrain_s,
                     None if kind == "cloak" else forgetting_interval(results, threat, family, condition, "forget",
                                                                      RELEARNED),
-                    audibility)
+                    audibility, *generated_fd(results, threat, family, condition))
     return table
 
 
@@ -146,17 +164,21 @@ def markdown_tables(table: dict[str, dict[str, dict[str, UnlearningScore]]]) -> 
     out = []
     for threat, families in table.items():
         unreleased = threat == "mimicry"
+        generated = any(math.isfinite(s.fd_generated) for scores in families.values() for s in scores.values())
         out += [f"### {TITLES.get(threat, threat)}", "",
                 "| family | gap | method | kind | PS forget [95 % CI] |" + (" PS unreleased |" if unreleased else "")
-                + " Δ loss retained | Δ loss held-out | seconds | × retraining | PS after relearning | SNR dB |",
-                "|---|---|---|---|---|" + ("---|" if unreleased else "") + "---|---|---|---|---|---|"]
+                + " Δ loss retained | Δ loss held-out |" + (" FD generated (Δ) |" if generated else "")
+                + " seconds | × retraining | PS after relearning | SNR dB |",
+                "|---|---|---|---|---|" + ("---|" if unreleased else "") + ("---|" if generated else "")
+                + "---|---|---|---|---|---|"]
         for family, scores in families.items():
             for method, score in scores.items():
                 out.append(
                     f"| {family} | {_pct(score.gap)} | {method} | {score.kind} | {score.forget.text()} |"
                     + (f" {score.unreleased.text() if score.unreleased else '—'} |" if unreleased else "")
-                    + f" {_change(score.retain_change)} | {_change(score.heldout_change)} | {_num(score.cost_s, '.1f')} |"
-                    f" {_num(score.cost_s / score.retrain_s, '.2f')} |"
+                    + f" {_change(score.retain_change)} | {_change(score.heldout_change)} |"
+                    + (f" {_num(score.fd_generated, '.3f')} ({_pct(score.fd_change, '+.0f')}) |" if generated else "")
+                    + f" {_num(score.cost_s, '.1f')} | {_num(score.cost_s / score.retrain_s, '.2f')} |"
                     f" {score.relearned.text() if score.relearned else '—'} | {_num(score.audibility.get('snr_db'))} |")
         out.append("")
     return out
@@ -193,8 +215,8 @@ def verdicts(table: dict[str, dict[str, dict[str, UnlearningScore]]], relearn_st
     return lines
 
 
-def _pct(value: float) -> str:
-    return "n/a" if not math.isfinite(value) else f"{100 * value:.0f} %"
+def _pct(value: float, spec: str = ".0f") -> str:
+    return "n/a" if not math.isfinite(value) else f"{100 * value:{spec}} %"
 
 
 def _change(interval: ScoreInterval) -> str:
