@@ -131,8 +131,8 @@ def _setting(suite, data: dict) -> list[str]:
     forget_count, retained = len(data["forget"]), len(data["retain_mimicry"])
     return [
         "## The setting", "",
-        f"A musician ({suite.threat.album.artist}) has {forget_count} clips of {suite.threat.data.song_s} s (the first "
-        f"of the album's released tracks) in a model's training data and wants them out. Two ways: **unlearning** "
+        f"A musician ({suite.threat.album.artist}) has {forget_count} clips of {suite.threat.data.song_s} s (those of the album's "
+        f"first released tracks) in a model's training data and wants them out. Two ways: **unlearning** "
         f"after training (the model owner runs a method), or the **cloak** before release (the model trains on the "
         f"cloaked clips). Both are scored on the clean clips against the same two models of each seed: the original "
         f"(trained with the clips, PS 0) and the gold standard retrained without them (PS 1):", "",
