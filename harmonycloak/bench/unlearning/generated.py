@@ -30,7 +30,7 @@ import torch
 
 from harmonycloak.bench.unlearnability.threats import FAMILY_GROUP
 from harmonycloak.models.interface import GenerativeModel
-from harmonycloak.settings import WORKING_RATE_HZ
+from harmonycloak.settings import SEGMENT_S, WORKING_RATE_HZ
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class GeneratedSpec:
 
     clips: int = 8  # generated clips per model (one per held-out song, cycling)
     prompt_s: float = 0.5  # next-frame models: the opening given as the prompt
-    generated_s: float = 2.56  # length of each generated clip
+    generated_s: float = SEGMENT_S  # length of each generated clip
     temperature: float = 0.1  # next-frame sampling noise (front-end units); 0 = greedy
     diffusion_steps: int = 20  # DDIM steps
     window_s: float = 0.64  # one embedding per window of this length
