@@ -75,6 +75,24 @@ def test_output_equal_to_input_is_refused_without_overwrite(tmp_path, capsys):
     assert song.read_bytes() == before
 
 
+def test_overwrite_does_what_its_help_says_it_replaces_the_input_itself_and_an_existing_output(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["protect", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--overwrite replace outputs that exist already (also the input itself" in help_text
+    song = tone_wav(tmp_path / "song.wav")
+    before = song.read_bytes()
+    assert main(["protect", str(song), "-o", str(song), "--overwrite", *QUICK]) == 0
+    after = song.read_bytes()
+    assert after != before and soundfile.info(str(song)).frames == 22_050  # protected in place, whole
+    other = tmp_path / "other.wav"
+    other.write_bytes(b"an existing file of the user's")
+    assert main(["protect", str(song), "-o", str(other), *QUICK]) == 0
+    assert "exists already" in capsys.readouterr().out and other.read_bytes() == b"an existing file of the user's"
+    assert main(["protect", str(song), "-o", str(other), "--overwrite", *QUICK]) == 0
+    assert soundfile.info(str(other)).frames == 22_050
+
+
 def test_a_folder_with_one_bad_file_protects_the_others_and_says_some_failed(tmp_path, capsys):
     folder = tmp_path / "album"
     folder.mkdir()
@@ -102,12 +120,16 @@ def test_protect_writes_beside_the_input_by_default_and_verify_prints_both_sides
     assert (tmp_path / "v.json").exists()
 
 
-def test_bad_settings_are_one_line_errors(tmp_path, capsys):
+def test_bad_settings_are_one_line_errors_with_exit_code_2(tmp_path, capsys):
     song = tone_wav(tmp_path / "song.wav")
-    assert main(["protect", str(song), "--mode", "whitebox", *QUICK]) == 1
+    assert main(["protect", str(song), "--mode", "whitebox", *QUICK]) == 2
     assert "--model" in capsys.readouterr().err
-    assert main(["protect", str(song), "--window-ms", "500", *QUICK]) == 1
+    assert main(["protect", str(song), "--window-ms", "500", *QUICK]) == 2
     assert "5 to 100 ms" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:  # argparse: a usage error
+        main(["protect", str(song), "--jobs", "0"])
+    assert usage.value.code == 2 and "at least 1" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [song]
 
 
 def test_a_second_run_over_a_folder_skips_what_exists_and_says_so(tmp_path, capsys):
@@ -117,16 +139,25 @@ def test_a_second_run_over_a_folder_skips_what_exists_and_says_so(tmp_path, caps
         soundfile.write(folder / name, np.zeros((4_000, 2)), 22_050)
     out = tmp_path / "protected"
     assert main(["protect", str(folder), "-o", str(out), *QUICK]) == 0
-    outputs = sorted(out.iterdir())
+    outputs = sorted(p for p in out.iterdir() if p.suffix != ".jsonl")
     assert [p.name for p in outputs] == ["01 intro.protected.wav", "02 outro.protected.flac"]
     written = {p: (p.stat().st_mtime_ns, p.stat().st_ino) for p in outputs}  # a rewrite changes both
     capsys.readouterr()
 
+    assert main(["protect", str(folder), "-o", str(out), "-v", *QUICK]) == 0
+    printed = capsys.readouterr()
+    assert printed.out.count("skipped") == 2 and "done already" in printed.out
+    assert "0 protected, 2 complete already" in printed.out
+    assert {p: (p.stat().st_mtime_ns, p.stat().st_ino) for p in outputs} == written
+    manifest = out / "harmonycloak-manifest.jsonl"
+    assert sorted(out.iterdir()) == sorted([*outputs, manifest])
+
+    # an output the manifest does not know (the user's own file) is left alone and said so
+    manifest.unlink()
     assert main(["protect", str(folder), "-o", str(out), *QUICK]) == 0
     printed = capsys.readouterr()
     assert printed.out.count("skipped") == 2 and "exists already" in printed.out and "--overwrite" in printed.out
     assert {p: (p.stat().st_mtime_ns, p.stat().st_ino) for p in outputs} == written
-    assert sorted(out.iterdir()) == outputs
 
     assert main(["protect", str(folder), "-o", str(out), "--overwrite", *QUICK]) == 0
     assert "skipped" not in capsys.readouterr().out

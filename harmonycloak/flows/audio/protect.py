@@ -158,9 +158,16 @@ def protect_audio_file(
     *,
     overwrite: bool = False,
     write_report: bool = True,
+    picture: bool = True,
     progress: ProgressCallback | None = None,
+    surrogates: Callable[[], list[GenerativeModel]] | None = None,
 ) -> ProtectionResult:
-    """Protect one audio file; the output keeps its format, rate, channels, length and tags."""
+    """Protect one audio file; the output keeps its format, rate, channels, length and tags.
+
+    `write_report` writes the JSON report beside the output, and `picture` its picture too.
+    `surrogates()`, when given, returns the models the settings name, untrained (a batch
+    builds them once and hands each file a copy); by default they are built here.
+    """
     started = time.perf_counter()
     input_path = Path(input_path)
     output_path = default_output_path(input_path, Path(output_path) if output_path else None, settings.preview_s is not None)
@@ -181,7 +188,8 @@ def protect_audio_file(
 
     check_long_enough(audio, settings.window_ms)
     tracks = [audio.samples[c : c + 1] for c in range(audio.num_channels)] if settings.stems else [audio.samples]
-    outcome = cloak_tracks(tracks, audio.sample_rate_hz, settings, progress)
+    outcome = cloak_tracks(tracks, audio.sample_rate_hz, settings, progress,
+                           surrogates=surrogates() if surrogates is not None else None)
     protected = outcome.noises[0] if len(outcome.noises) == 1 else np.concatenate(outcome.noises, axis=0)
     protected += audio.samples  # in place: the noise array becomes the protected audio
     limit_to_source_range(protected, audio.samples)
@@ -193,7 +201,7 @@ def protect_audio_file(
     result = ProtectionResult(input_path, output_path, report)
     if write_report:
         result.report_path, result.picture_path = write_report_files(report, audio.samples, protected,
-                                                                     audio.sample_rate_hz, output_path)
+                                                                     audio.sample_rate_hz, output_path, picture)
     return result
 
 
@@ -220,6 +228,7 @@ def protect_stems(
     *,
     overwrite: bool = False,
     write_report: bool = True,
+    picture: bool = True,
     progress: ProgressCallback | None = None,
 ) -> list[ProtectionResult]:
     """Protect the stems of one song together: noise per stem, weighted by w^m, optimised on their mix.
@@ -259,6 +268,6 @@ def protect_stems(
         result = ProtectionResult(path, output, report)
         if write_report:
             result.report_path, result.picture_path = write_report_files(report, audio.samples, protected,
-                                                                         audio.sample_rate_hz, output)
+                                                                         audio.sample_rate_hz, output, picture)
         results.append(result)
     return results

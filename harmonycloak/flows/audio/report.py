@@ -45,9 +45,12 @@ def audio_report(input_path: Path, output_path: Path, settings: ProtectionSettin
 
 
 def write_report_files(report: dict, original: np.ndarray, protected: np.ndarray, sample_rate_hz: int,
-                       output_path: Path) -> tuple[Path, Path]:
-    """Write <output stem>.report.json and .report.png beside the output; returns both paths."""
+                       output_path: Path, picture: bool = True) -> tuple[Path, Path | None]:
+    """Write <output stem>.report.json and (if `picture`) .report.png beside the output; returns
+    their paths (None for a picture not drawn)."""
     json_path = write_json_report(report, output_path)
+    if not picture:
+        return json_path, None
     picture_path = report_paths(output_path)[1]
     plot_protection(original, protected, sample_rate_hz, picture_path, title=Path(report["output"]).name)
     return json_path, picture_path

@@ -18,6 +18,7 @@ import numpy as np
 from harmonycloak.cloak.model_input import audio_segments, working_rate_mono
 from harmonycloak.errors import AudioFileError
 from harmonycloak.flows.twins import format_twin_training, twin_training
+from harmonycloak.flows.verdict import audibility_verdict, format_verdict
 from harmonycloak.io.audio import read_audio, write_audio
 from harmonycloak.metrics.perceptual import (
     clipped_sample_count,
@@ -66,6 +67,8 @@ def verify_audio_files(original_path: str | Path, protected_path: str | Path, *,
         result["audibility"]["codec_alone"] = codec_alone(original, protected, protected_path)
     if protection_check:
         result["protection"] = learning_speed(clean, cloaked, rate, seed, training_steps, model_preset)
+    result["verdict"] = audibility_verdict(result["audibility"],
+                                           lossy=protected.format is not None and protected.format.is_lossy)
     return result
 
 
@@ -127,6 +130,7 @@ def format_audio_verification(result: dict) -> str:
     ]
     if "protection" in result:
         lines += format_twin_training(result["protection"], "surrogates", "audio")
+    lines.append(format_verdict(result["verdict"], result.get("protection")))
     return "\n".join(lines)
 
 

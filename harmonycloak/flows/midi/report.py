@@ -12,13 +12,16 @@ from harmonycloak.flows.results import report_paths, save_figure, write_json_rep
 
 
 def write_midi_report_files(report: dict, clean: np.ndarray, protected: np.ndarray, track_names: list[str],
-                            output_path: Path) -> tuple[Path, Path]:
-    """Write <output stem>.report.json and .report.png beside the output; returns both paths.
+                            output_path: Path, picture: bool = True) -> tuple[Path, Path | None]:
+    """Write <output stem>.report.json and (if `picture`) .report.png beside the output; returns
+    their paths (None for a picture not drawn).
 
     Args:
         clean, protected: rolls (tracks, steps, 128) of velocity / 127, as the models read them.
     """
     json_path = write_json_report(report, output_path)
+    if not picture:
+        return json_path, None
     picture_path = report_paths(output_path)[1]
     plot_piano_rolls(clean, protected, picture_path, title=f"{Path(report['output']).name}  "
                      f"({len(track_names)} tracks: {', '.join(track_names)})")
