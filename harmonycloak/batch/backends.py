@@ -24,8 +24,9 @@ from harmonycloak.batch.worker import (
     protect_on_ray,
     start_worker,
 )
-from harmonycloak.errors import HarmonyCloakError, SettingsError
+from harmonycloak.errors import SettingsError
 from harmonycloak.flows.results import ProgressCallback
+from harmonycloak.optional import import_optional
 
 Started = Callable[[FileJob], None]
 
@@ -64,10 +65,7 @@ def on_ray(jobs: Sequence[FileJob], options: BatchOptions, started: Started, add
     """One Ray task per file, one CPU each, on the cluster at `address` (this process's cluster
     if it is connected to one already). The files' paths must be the same on every node (a
     shared file system): the tasks read and write them where they are."""
-    try:
-        import ray
-    except ImportError as error:
-        raise HarmonyCloakError("the Ray backend needs Ray: pip install 'harmonycloak[cluster]'") from error
+    ray = import_optional("ray", "the Ray backend")
     if not ray.is_initialized():
         try:
             ray.init(address=address, logging_level="warning", log_to_driver=False)

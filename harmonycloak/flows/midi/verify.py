@@ -25,7 +25,7 @@ from harmonycloak.errors import MidiFileError
 from harmonycloak.flows.twins import format_twin_training, twin_training
 from harmonycloak.flows.verdict import audibility_verdict, format_verdict
 from harmonycloak.io.midi import read_midi
-from harmonycloak.io.render import can_render, render_midi
+from harmonycloak.io.render import RENDER_INSTALL_ADVICE, can_render, render_midi
 from harmonycloak.metrics.perceptual import loudness_change_lu, noise_to_mask_ratio_stats_db, snr_db
 from harmonycloak.models.registry import build_model
 from harmonycloak.models.symphonynet import SYMPHONYNET_LEARNING_RATE
@@ -134,7 +134,8 @@ def format_midi_verification(result: dict) -> str:
     ]
     audible = result["audibility"]
     if audible is None:
-        lines.append("How audible is the change?  (not measured: FluidSynth or a General MIDI soundfont is missing)")
+        lines.append("How audible is the change?  (not measured: FluidSynth or a General MIDI soundfont is missing; "
+                     f"{RENDER_INSTALL_ADVICE})")
     else:
         nmr = audible["noise_to_mask_ratio_db"]
         lines += [
