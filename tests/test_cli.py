@@ -117,7 +117,25 @@ def test_protect_writes_beside_the_input_by_default_and_verify_prints_both_sides
     printed = capsys.readouterr().out
     for words in ("ViSQOL", "SNR", "noise-to-mask", "loudness change", "How protected"):
         assert words in printed
+    assert printed.strip().splitlines()[-1].startswith("verdict: ")
     assert (tmp_path / "v.json").exists()
+
+
+def test_verify_ends_with_a_verdict_and_fails_if_audible_only_when_asked(tmp_path, capsys):
+    song = tone_wav(tmp_path / "song.wav", seconds=2.0, subtype="FLOAT")
+    samples, rate = soundfile.read(song)
+    noise = np.random.default_rng(0).standard_normal(samples.shape)
+    for name, level in (("loud", 0.1), ("quiet", 1e-5)):  # SNR about 6.5 dB and 86 dB against the 0.3 sine
+        soundfile.write(tmp_path / f"{name}.wav", samples + level * noise, rate, subtype="FLOAT")
+    quick = ["--no-protection-check", "--no-visqol"]
+    assert main(["verify", str(song), str(tmp_path / "loud.wav"), *quick]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("verdict: AUDIBLE by our checks")
+    assert main(["verify", str(song), str(tmp_path / "loud.wav"), *quick, "--fail-if-audible"]) == 1
+    capsys.readouterr()
+    assert main(["verify", str(song), str(tmp_path / "quiet.wav"), *quick, "--fail-if-audible", "-q"]) == 0
+    verdict = capsys.readouterr().out.strip().splitlines()
+    assert len(verdict) == 1 and verdict[0].startswith("verdict: inaudible by our checks")
+    assert verdict[0].endswith("not judged: ViSQOL")  # skipped on request: said, and not a failure
 
 
 def test_bad_settings_are_one_line_errors_with_exit_code_2(tmp_path, capsys):

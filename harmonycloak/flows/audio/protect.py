@@ -21,7 +21,7 @@ from harmonycloak.cloak.dominant import DominantToneCloak, DominantToneSettings
 from harmonycloak.cloak.masked import MaskedSpectrumCloak, MaskedSpectrumSettings
 from harmonycloak.cloak.problem import AudioCloak, AudioCloakProblem
 from harmonycloak.errors import AudioFileError, ModelError
-from harmonycloak.flows.audio.report import audio_report, write_report_files
+from harmonycloak.flows.audio.report import MaskingExcerpt, audio_report, write_report_files
 from harmonycloak.flows.results import ProgressCallback, ProtectionResult
 from harmonycloak.io.atomic import atomic_output
 from harmonycloak.io.audio import audio_format_for_path, check_output_path, read_audio, write_audio
@@ -196,12 +196,12 @@ def protect_audio_file(
     write_audio(replace(audio, samples=protected), output_path, tags_from=input_path)
     elapsed_s = time.perf_counter() - started
 
+    masking = MaskingExcerpt.of(audio.samples, protected, audio.sample_rate_hz)
     report = audio_report(input_path, output_path, settings, audio.samples, protected, audio.sample_rate_hz,
-                          outcome.summary, elapsed_s)
+                          outcome.summary, elapsed_s, masking)
     result = ProtectionResult(input_path, output_path, report)
     if write_report:
-        result.report_path, result.picture_path = write_report_files(report, audio.samples, protected,
-                                                                     audio.sample_rate_hz, output_path, picture)
+        result.report_path, result.picture_path = write_report_files(report, masking, output_path, picture)
     return result
 
 
@@ -263,11 +263,11 @@ def protect_stems(
     for path, output, audio, noise in zip(paths, outputs, audios, outcome.noises):
         protected = limit_to_source_range((audio.samples + noise).astype(np.float32), audio.samples)
         write_audio(replace(audio, samples=protected), output, tags_from=path)
+        masking = MaskingExcerpt.of(audio.samples, protected, audio.sample_rate_hz)
         report = audio_report(path, output, settings, audio.samples, protected, audio.sample_rate_hz,
-                              {**outcome.summary, "stems": [str(p) for p in paths]}, elapsed_s)
+                              {**outcome.summary, "stems": [str(p) for p in paths]}, elapsed_s, masking)
         result = ProtectionResult(path, output, report)
         if write_report:
-            result.report_path, result.picture_path = write_report_files(report, audio.samples, protected,
-                                                                         audio.sample_rate_hz, output, picture)
+            result.report_path, result.picture_path = write_report_files(report, masking, output, picture)
         results.append(result)
     return results
