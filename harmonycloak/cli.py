@@ -208,6 +208,19 @@ def _parser() -> argparse.ArgumentParser:
     unlearn.add_argument("--combine", type=Path, nargs="+", metavar="RESULTS_JSON",
                          help="write one report from earlier runs' results.json instead of running")
     unlearn.set_defaults(run=_run_bench_unlearnability)
+    catalogue = command(suites, "catalogue", "tracks per hour of a folder with --jobs 1 and N, and what a kill costs",
+                        "harmonycloak bench catalogue --folder /usr/share/games/wesnoth/1.16/data/core/music "
+                        "--tracks 6 --jobs 1 2")
+    catalogue.add_argument("--folder", type=Path, required=True, help="a folder of real tracks (the shortest are used)")
+    catalogue.add_argument("--tracks", type=_positive_int, default=6, help="how many tracks (default 6)")
+    catalogue.add_argument("--jobs", type=_positive_int, nargs="+", default=[1, 2],
+                           help="the --jobs values to time, the first also killed and resumed (default 1 2)")
+    catalogue.add_argument("--threads", type=_positive_int,
+                           help="torch threads of the whole run (OMP_NUM_THREADS; default: torch's own)")
+    catalogue.add_argument("--protect-args", default="",
+                           help="further options of protect, in quotes, e.g. \"--preview 20\" (default: none)")
+    catalogue.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    catalogue.set_defaults(run=_run_bench_catalogue)
     metrics = command(suites, "metrics", "the paper's symbolic metrics (EB, UPC, QN, TD) on a corpus",
                       "harmonycloak bench metrics --collection bach --limit 20")
     metrics.add_argument("--collection", default="bach", help="music21 corpus collection (default bach)")
@@ -343,6 +356,16 @@ def _run_bench_unlearnability(arguments: argparse.Namespace) -> int:
                        parts=tuple(arguments.parts) if arguments.parts else None, jobs=arguments.jobs,
                        methods=tuple(arguments.methods) if arguments.methods else None,
                        families=tuple(arguments.families) if arguments.families else None)
+    return EXIT_OK
+
+
+def _run_bench_catalogue(arguments: argparse.Namespace) -> int:
+    import shlex
+
+    from harmonycloak.bench.catalogue import run_catalogue_benchmark
+
+    run_catalogue_benchmark(arguments.folder, arguments.tracks, arguments.jobs, shlex.split(arguments.protect_args),
+                            arguments.threads, arguments.json)
     return EXIT_OK
 
 

@@ -213,3 +213,38 @@ def test_an_audio_only_objective_is_refused_for_midi_in_one_line(tmp_path, capsy
     assert main(["protect", str(chorale), "-o", str(tmp_path / "out.mid"), "--objective", "future-cue", *QUICK]) == 1
     error = capsys.readouterr().err
     assert error.startswith("error: the future-cue objective is for audio") and "Traceback" not in error
+
+
+def test_every_option_has_help_and_every_command_an_example_epilog():
+    import argparse
+
+    from harmonycloak.cli import _parser
+
+    def commands(parser, name="harmonycloak"):
+        yield name, parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub_name, sub in action.choices.items():
+                    yield from commands(sub, f"{name} {sub_name}")
+
+    found = dict(commands(_parser()))
+    assert {"harmonycloak protect", "harmonycloak verify", "harmonycloak bench catalogue", "harmonycloak zoo list"} <= set(found)
+    for name, parser in found.items():
+        assert parser.epilog and parser.epilog.startswith("examples:\n  harmonycloak "), name
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction) or action.help == argparse.SUPPRESS:
+                continue
+            assert action.help, f"{name} {action.option_strings or action.dest}"
+
+
+def test_quiet_prints_nothing_but_errors_and_verbose_says_why(tmp_path, capsys):
+    folder = tmp_path / "album"
+    folder.mkdir()
+    soundfile.write(folder / "a.wav", np.zeros((4_000, 1)), 22_050)  # silent: copied through at once
+    (folder / "b.wav").write_text("not audio")
+    assert main(["protect", str(folder), "-o", str(tmp_path / "out"), "-q", *QUICK]) == 1
+    printed = capsys.readouterr()
+    assert printed.out == "" and [line.split(":")[0] for line in printed.err.splitlines()] == ["error", "1 of 2 file(s) failed"]
+    assert main(["protect", str(folder), "-o", str(tmp_path / "out"), "-v", *QUICK]) == 1
+    printed = capsys.readouterr()
+    assert "skipped" in printed.out and "done already" in printed.out and "failed in an earlier run" in printed.out

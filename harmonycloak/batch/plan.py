@@ -23,6 +23,7 @@ from harmonycloak.io.paths import default_output_path
 from harmonycloak.settings import ProtectionSettings
 
 RUN, COMPLETE, EXISTS = "run", "complete", "exists"  # what the plan does with a file
+_ALLOW = "allow overwriting (--overwrite) to replace it"
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,14 @@ def plan_batch(pairs: Iterable[tuple[Path, Path | None]], settings: ProtectionSe
     """Decide for each (input, output file or folder or None) pair; see the module docstring."""
     fingerprint = settings_fingerprint(settings)
     planned = []
+    outputs_planned: set[Path] = set()
     for input_path, output in pairs:
         output_path = default_output_path(input_path, output, settings.preview_s is not None)
+        if output_path.resolve() in outputs_planned:  # the same file given twice, or two inputs of one name
+            planned.append(PlannedFile(FileJob(input_path, output_path, may_replace=False), EXISTS,
+                                       "is the output of an earlier input of this batch"))
+            continue
+        outputs_planned.add(output_path.resolve())
         record = manifest.record_for(input_path) if manifest is not None else None
         decision, reason, ours = _decide(input_path, output_path, record, fingerprint,
                                          manifest.key(output_path) if manifest is not None else None)
@@ -73,13 +80,13 @@ def _decide(input_path: Path, output_path: Path, record: dict | None, fingerprin
     if exists and input_path.exists() and output_path.resolve() == input_path.resolve():
         return RUN, "the output is the input", False  # the flow refuses it, unless overwriting is allowed
     if record is None or record["output"] != output_key:
-        return (EXISTS, "exists already", False) if exists else (RUN, "new", False)
+        return (EXISTS, f"exists already; {_ALLOW}", False) if exists else (RUN, "new", False)
     if record["status"] == "started":
         return RUN, "cut off in an earlier run", True
     output_hash = file_sha256(output_path) if exists and output_path.is_file() else None
     ours = record["status"] == "done" and output_hash == record["output_sha256"]
     if exists and not ours:
-        return EXISTS, "exists already and is not the output the manifest records", False
+        return EXISTS, f"exists already and is not the output the manifest records; {_ALLOW}", False
     if record["status"] == "failed":
         return RUN, "failed in an earlier run", ours
     if not exists:

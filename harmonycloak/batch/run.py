@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,6 +86,7 @@ def run_batch(pairs: list[tuple[Path, Path | None]], options: BatchOptions, *, m
     if backend not in BACKENDS:
         raise SettingsError(f"the backend must be one of {', '.join(BACKENDS)}, not '{backend}'")
     manifest = Manifest(manifest_folder) if manifest_folder is not None else None
+    manifest_is_new = manifest is not None and not manifest.path.exists()
     planned = plan_batch(pairs, options.settings, manifest, overwrite)
     summary = BatchSummary(manifest_path=manifest.path if manifest is not None else None)
     for item in planned:
@@ -93,8 +95,7 @@ def run_batch(pairs: list[tuple[Path, Path | None]], options: BatchOptions, *, m
             log("verbose", f"skipped {item.job.input_path}: {item.reason}")
         elif item.decision == EXISTS:
             summary.not_ours.append(item)
-            log("skipped", f"skipped {item.job.input_path}: {item.job.output_path} {item.reason}; "
-                           "allow overwriting (--overwrite) to replace it")
+            log("skipped", f"skipped {item.job.input_path}: {item.job.output_path} {item.reason}")
     to_run = [item for item in planned if item.decision == RUN]
     for item in to_run:
         log("verbose", f"to protect {item.job.input_path}: {item.reason}")
@@ -132,6 +133,8 @@ def run_batch(pairs: list[tuple[Path, Path | None]], options: BatchOptions, *, m
                 log("error", f"error: {outcome.error}")
     finally:
         progress.close()
+    if manifest_is_new and not summary.protected and manifest.path.exists():
+        manifest.path.unlink()  # every file failed: a failed run leaves nothing behind (a killed one does)
     summary.seconds = time.perf_counter() - started_at
     return summary
 
@@ -142,7 +145,7 @@ def _record(manifest: Manifest, job: FileJob, fingerprint: dict, status: str, ou
 
     record = {"input": manifest.key(job.input_path), "output": manifest.key(job.output_path), "status": status,
               "settings": fingerprint, "harmonycloak_version": __version__,
-              "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+              "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
     if outcome is not None:
         record |= {"seconds": round(outcome.seconds, 3), "input_sha256": outcome.input_sha256,
                    "output_sha256": outcome.output_sha256}

@@ -172,16 +172,20 @@ def noise_to_mask_ratio_stats_from_db(threshold_db: np.ndarray, noise_db: np.nda
     }
 
 
+BS1770_MAX_CHANNELS = 5
+
+
 def loudness_change_lu(original, protected, sample_rate_hz: float) -> float:
     """Change of integrated loudness, ``L(protected) - L(original)`` in LU (ITU-R BS.1770-4, via pyloudnorm).
 
     Integrated loudness gates 400 ms blocks, so clips shorter than 400 ms have none: NaN.
-    NaN as well when either signal is so quiet that every block is gated out (-inf LUFS).
+    NaN as well when either signal is so quiet that every block is gated out (-inf LUFS), and
+    for more than five channels (BS.1770 weighs L, R, C, Ls and Rs only).
     """
     import pyloudnorm
 
     original, protected = _pair(original, protected)
-    if original.shape[1] < 0.4 * sample_rate_hz:
+    if original.shape[1] < 0.4 * sample_rate_hz or original.shape[0] > BS1770_MAX_CHANNELS:
         return float("nan")
     meter = pyloudnorm.Meter(int(sample_rate_hz))
     with warnings.catch_warnings():
