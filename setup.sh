@@ -15,8 +15,9 @@ debian_packages="fluidsynth fluid-soundfont-gm"
 # Recorded music of the benchmark and of the model zoo (harmonycloak/zoo/sources.py); nexuiz-music and
 # ufoai-music keep their Ogg files in .pk3 (zip) archives. planetblupi-music-ogg is the benchmark's
 # reserved artist, never used by the zoo. The tests use them too (the zoo's held-out music, the benchmark).
+# chromium and chromium-driver: the app's page is tested in a real headless browser.
 [ -n "$extras" ] && debian_packages="$debian_packages wesnoth-1.16-music asc-music drascula-music \
-  hyperrogue-music nexuiz-music ufoai-music planetblupi-music-ogg"
+  hyperrogue-music nexuiz-music ufoai-music planetblupi-music-ogg chromium chromium-driver"
 missing=""
 for package in $debian_packages; do
   dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"

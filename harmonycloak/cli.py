@@ -100,9 +100,11 @@ def _parser() -> argparse.ArgumentParser:
                          help=f"how close the noise may come to what masks it (default {ProtectionSettings.strength})")
     protect.add_argument("--cloak", choices=defaults.CLOAKS, default=ProtectionSettings.cloak,
                          help="dominant: one tone per window at the dominant note (the paper); "
-                              "masked: every bin under the masking threshold")
+                              "masked: every bin under the masking threshold; gain: smooth level changes of at most "
+                              "±0.5/1/2 dB (low/medium/high) on the music itself, no added noise")
     protect.add_argument("--objective", choices=defaults.OBJECTIVES, default=ProtectionSettings.objective,
                          help="what the noise is optimised for (audio): minmin, the paper's error-minimising noise; "
+                              "maxloss, error-maximising noise against models fine-tuned on the song; "
                               "future-cue, energy that announces the next frame (needs no model, fast); "
                               "embedding-shift, the zoo's encoder hears a decoy style; gradient-matching, a "
                               "training step on the song moves a model toward a decoy of it (docs/objectives.md)")
@@ -182,6 +184,8 @@ def _parser() -> argparse.ArgumentParser:
     speed.add_argument("--modes", nargs="+", choices=defaults.MODES, default=list(defaults.MODES),
                        help="the modes to time (default both)")
     speed.add_argument("--cloak", choices=defaults.CLOAKS, default=ProtectionSettings.cloak, help="the cloak to time")
+    speed.add_argument("--objective", choices=defaults.OBJECTIVES, default=ProtectionSettings.objective,
+                       help="the objective to time (default: protect's)")
     speed.add_argument("--device", choices=defaults.DEVICES, default=ProtectionSettings.device,
                        help="where to compute (default auto)")
     speed.add_argument("--memory-duration-s", type=float, default=600.0,
@@ -205,6 +209,9 @@ def _parser() -> argparse.ArgumentParser:
                               "(each with its random control and 'none'; names in docs/benchmark.md)")
     unlearn.add_argument("--families", nargs="+", metavar="FAMILY",
                          help="attacker families of the threat models instead of the suite's, e.g. ar-transformer")
+    unlearn.add_argument("--strength", choices=defaults.STRENGTHS,
+                         help="the strength the threat models' releases run at instead of medium (the curve of "
+                              "protection against audibility)")
     unlearn.add_argument("--combine", type=Path, nargs="+", metavar="RESULTS_JSON",
                          help="write one report from earlier runs' results.json instead of running")
     unlearn.set_defaults(run=_run_bench_unlearnability)
@@ -229,9 +236,11 @@ def _parser() -> argparse.ArgumentParser:
     metrics.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     metrics.set_defaults(run=_run_bench_metrics)
 
+    from harmonycloak.app.cli import add_serve_command
     from harmonycloak.zoo.cli import add_zoo_commands
 
     add_zoo_commands(commands, command)
+    add_serve_command(commands, command)
     return parser
 
 
@@ -319,7 +328,7 @@ def _run_verify(arguments: argparse.Namespace) -> int:
     print(text.splitlines()[-1] if arguments.quiet else text)  # -q: the verdict line alone
     if arguments.json:
         write_text(arguments.json, json.dumps(result, indent=2) + "\n")
-    if arguments.fail_if_audible and result["verdict"]["audible"]:
+    if arguments.fail_if_audible and result["verdict"]["inaudible"] is False:
         return EXIT_SOME_FAILED
     return EXIT_OK
 
@@ -339,7 +348,7 @@ def _run_bench_speed(arguments: argparse.Namespace) -> int:
     from harmonycloak.bench.speed import run_speed_benchmark
 
     run_speed_benchmark(arguments.input, arguments.duration_s, arguments.modes, arguments.cloak, arguments.device,
-                        arguments.memory_duration_s, arguments.json)
+                        arguments.memory_duration_s, arguments.json, arguments.objective)
     return EXIT_OK
 
 
@@ -355,7 +364,8 @@ def _run_bench_unlearnability(arguments: argparse.Namespace) -> int:
     run_unlearnability(arguments.suite, out, tuple(arguments.seeds) if arguments.seeds else None,
                        parts=tuple(arguments.parts) if arguments.parts else None, jobs=arguments.jobs,
                        methods=tuple(arguments.methods) if arguments.methods else None,
-                       families=tuple(arguments.families) if arguments.families else None)
+                       families=tuple(arguments.families) if arguments.families else None,
+                       strength=arguments.strength)
     return EXIT_OK
 
 

@@ -17,6 +17,8 @@ EXTRAS = {  # module → the extra of pyproject.toml that installs it
     "muspy": "bench",
     "onnxruntime": "bench",
     "ray": "cluster",
+    "fastapi": "app",  # `harmonycloak serve` (harmonycloak.app imports these itself, when serve runs)
+    "uvicorn": "app",
 }
 
 

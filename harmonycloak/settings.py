@@ -25,7 +25,8 @@ WINDOW_MS_RANGE = (5.0, 100.0)  # allowed noise windows (paper §5.2.5, Table 6)
 DEFAULT_WINDOW_MS = 10.0  # the paper's noise window
 FULL_SCALE_DB_SPL = 96.0  # calibration: a digital full-scale sine is 96 dB SPL (MPEG-1 model 1's convention)
 
-CLOAKS = ("dominant", "masked")  # audio cloaks: one tone per window (the paper), or every bin under the mask
+CLOAKS = ("dominant", "masked", "gain")  # audio cloaks: one tone per window (the paper), every bin under the
+# mask, or small smooth gains on the music itself (`cloak.gain`)
 MODES = ("blackbox", "whitebox")  # a bag of surrogates (the default), or the one model given
 DEVICES = ("auto", "cpu", "cuda")  # "auto": CUDA when PyTorch sees a GPU
 MODEL_PRESETS = ("default", "tiny")  # surrogate sizes: the product's, or seconds-fast ones for tests
@@ -34,13 +35,14 @@ REPORTS = ("json", "png", "none")  # beside each output: the JSON report; the JS
 BACKENDS = ("local", "ray")  # where a batch runs its files: processes on this machine, or a Ray cluster
 # What the noise is optimised for (`optim.objectives`): the paper's error-minimising noise, a
 # cue to the next frame, a decoy style for an encoder, a training step toward a decoy.
-OBJECTIVES = ("minmin", "future-cue", "embedding-shift", "gradient-matching")
+OBJECTIVES = ("minmin", "maxloss", "future-cue", "embedding-shift", "gradient-matching")
 # Black-box surrogates: "random", the paper's bag of randomly initialised models (§4.2), or
 # "zoo", the zoo's pretrained public models (a real attacker starts from public weights too).
 # embedding-shift and gradient-matching always read the zoo's; future-cue reads the music alone.
 SURROGATE_KINDS = ("random", "zoo")
 ZOO_SURROGATES: dict[str, tuple[str, ...]] = {
     "minmin": ("ar-transformer", "ar-gru", "ar-tcn"),
+    "maxloss": ("ar-transformer", "ar-gru", "ar-tcn"),
     "embedding-shift": ("contrastive",),
     "gradient-matching": ("ar-transformer", "ar-gru", "ar-tcn"),
 }
@@ -59,6 +61,9 @@ _HEADROOM_DB: dict[str, dict[str, float]] = {
     "masked": {"low": 6.0, "medium": 3.0, "high": 0.0},
     "midi": {"low": 38.0, "medium": 32.0, "high": 26.0},
 }
+# The gain cloak changes the music's level instead of adding noise: its strength is the largest
+# gain, ± dB, at any frame and band (about the smallest level step a listener notices on music).
+_MAX_GAIN_DB: dict[str, float] = {"low": 0.5, "medium": 1.0, "high": 2.0}
 # Regulariser weight α of Eq. 5 (paper §5.1): 0.22 for the GAN, 0.30 for transformers and audio models.
 PAPER_ALPHA: dict[str, float] = {"gan": 0.22, "transformer": 0.30, "audio": 0.30}
 
@@ -70,6 +75,13 @@ def headroom_db(cloak: str, strength: str) -> float:
     if strength not in STRENGTHS:
         raise SettingsError(f"strength must be one of {', '.join(STRENGTHS)}, not '{strength}'")
     return _HEADROOM_DB[cloak][strength]
+
+
+def max_gain_db(strength: str) -> float:
+    """± dB the gain cloak may change the music's level by at a strength."""
+    if strength not in STRENGTHS:
+        raise SettingsError(f"strength must be one of {', '.join(STRENGTHS)}, not '{strength}'")
+    return _MAX_GAIN_DB[strength]
 
 
 def check_window_ms(window_ms: float) -> float:

@@ -57,12 +57,17 @@ def test_the_runtime_dependencies_are_what_the_package_imports():
     distributions = packages_distributions()
     runtime = {requirement_name(r) for r in pyproject()["project"]["dependencies"]}
     imported = imported_modules()
-    guarded = {"onnxruntime"}  # imported inside a try that raises the project's error (metrics.transcription)
-    needed = {requirement_name(distributions[module][0]) for module in imported if module not in guarded}
+    comes_with = {"starlette": "fastapi"}  # imported by the app, installed with fastapi
+    needed = {requirement_name(distributions[module][0]) for module in imported
+              if module not in EXTRAS and comes_with.get(module) not in EXTRAS}
     assert needed == runtime
     assert not {requirement_name(name) for name in MOVED_TO_EXTRAS} & runtime
-    for module in set(EXTRAS) - guarded:  # the optional ones are imported through import_optional only
-        assert module not in imported, imported.get(module)
+    # an optional module is imported through import_optional, or directly only where a command that
+    # needs it runs: the transcription measure (inside a try), the app (`serve` imports it on start)
+    allowed = {"onnxruntime": ("harmonycloak/metrics/transcription.py",), "fastapi": ("harmonycloak/app/",),
+               "uvicorn": ("harmonycloak/app/",), "starlette": ("harmonycloak/app/",)}
+    for module in (*EXTRAS, *comes_with):
+        assert all(path.startswith(allowed.get(module, ("nowhere",))) for path in imported.get(module, ())), module
 
 
 def test_every_optional_module_is_in_the_extra_its_error_names():
@@ -70,7 +75,7 @@ def test_every_optional_module_is_in_the_extra_its_error_names():
               for name, requirements in pyproject()["project"]["optional-dependencies"].items()}
     for module, extra in EXTRAS.items():
         assert requirement_name(packages_distributions().get(module, [module])[0]) in extras[extra], module
-    assert "harmonycloak[bench,cluster]" in pyproject()["project"]["optional-dependencies"]["test"]
+    assert "harmonycloak[bench,cluster,app]" in pyproject()["project"]["optional-dependencies"]["test"]
     for name in MOVED_TO_EXTRAS - set(EXTRAS):  # the tests' own comparison libraries
         assert requirement_name(name) in extras["test"]
 
@@ -119,6 +124,6 @@ def test_the_wheel_carries_the_examples_py_typed_and_the_zoo_and_asks_only_for_r
     requirements = metadata.get_all("Requires-Dist")
     unconditional = {requirement_name(r) for r in requirements if "extra ==" not in r}
     assert unconditional == {requirement_name(r) for r in pyproject()["project"]["dependencies"]}
-    assert not unconditional & ({requirement_name(n) for n in MOVED_TO_EXTRAS} | {"ray", "onnxruntime"})
-    assert {"bench", "cluster", "test"} <= set(metadata.get_all("Provides-Extra"))
+    assert not unconditional & ({requirement_name(n) for n in MOVED_TO_EXTRAS} | {"ray", "onnxruntime", "fastapi"})
+    assert {"bench", "cluster", "app", "test"} <= set(metadata.get_all("Provides-Extra"))
     assert "Typing :: Typed" in metadata.get_all("Classifier")

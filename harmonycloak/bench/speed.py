@@ -47,10 +47,10 @@ def looped_track(source: Path, duration_s: float, destination: Path) -> Path:
 
 
 def run_speed_benchmark(input_path: Path | None, duration_s: float, modes: list[str], cloak: str, device: str,
-                        memory_duration_s: float, json_path: Path | None) -> dict:
+                        memory_duration_s: float, json_path: Path | None, objective: str = "minmin") -> dict:
     from harmonycloak.flows.audio.train import train_audio_model
 
-    results: dict = {"cloak": cloak, "device": device, "runs": []}
+    results: dict = {"cloak": cloak, "objective": objective, "device": device, "runs": []}
     with tempfile.TemporaryDirectory(prefix="harmonycloak-bench-") as folder:
         folder = Path(folder)
         track = input_path or looped_track(EXAMPLE_SONG, duration_s, folder / "track.wav")
@@ -60,7 +60,8 @@ def run_speed_benchmark(input_path: Path | None, duration_s: float, modes: list[
             checkpoint, _ = train_audio_model([track], folder / "target.pt", steps=100)
         for mode in modes:
             for path, rounds, purpose in ((track, None, "speed"), (long_track, 1, "memory")):
-                run = _child_run(path, folder / f"out-{mode}-{purpose}.wav", mode, checkpoint, cloak, device, rounds)
+                run = _child_run(path, folder / f"out-{mode}-{purpose}.wav", mode, checkpoint, cloak, device, rounds,
+                                 objective)
                 run.update(mode=mode, purpose=purpose)
                 results["runs"].append(run)
                 print(_describe(run), flush=True)
@@ -77,9 +78,9 @@ def _describe(run: dict) -> str:
 
 
 def _child_run(track: Path, output: Path, mode: str, checkpoint: Path | None, cloak: str, device: str,
-               max_rounds: int | None) -> dict:
+               max_rounds: int | None, objective: str = "minmin") -> dict:
     request = {"track": str(track), "output": str(output), "mode": mode, "checkpoint": str(checkpoint) if checkpoint else None,
-               "cloak": cloak, "device": device, "max_rounds": max_rounds}
+               "cloak": cloak, "device": device, "max_rounds": max_rounds, "objective": objective}
     completed = subprocess.run([sys.executable, "-m", "harmonycloak.bench.speed", json.dumps(request)],
                                capture_output=True, text=True, check=False)
     if completed.returncode != 0:
@@ -94,7 +95,7 @@ def _child_main(request: dict) -> None:
     from harmonycloak.settings import ProtectionSettings
 
     settings = ProtectionSettings(mode=request["mode"], model_checkpoint=request["checkpoint"] and Path(request["checkpoint"]),
-                                  cloak=request["cloak"], device=request["device"])
+                                  cloak=request["cloak"], device=request["device"], objective=request["objective"])
     if request["max_rounds"]:
         settings = replace(settings, max_rounds=request["max_rounds"])
     started, cpu_started = time.perf_counter(), time.process_time()

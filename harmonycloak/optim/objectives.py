@@ -7,6 +7,7 @@ an objective says what it wants of x + δ, and whether the models learn the prot
 between rounds (the outer step of min-min). Objectives:
 
   minmin             the paper's error-minimising noise (this module)
+  maxloss            error-maximising noise against models fine-tuned on it between rounds (this module)
   future-cue         noise whose energy in frame t announces frame t + 1 (`optim.future_cue`)
   embedding-shift    an encoder reads x + δ as a decoy style (`optim.embedding_shift`)
   gradient-matching  a training step on x + δ moves the models toward a decoy (`optim.gradient_matching`)
@@ -74,10 +75,38 @@ class ErrorMinimising:
         return scale * (losses / reference).sum(dim=0)
 
 
+class ErrorMaximising:
+    """The models' loss on x + δ goes *up*: Σ_q L_q(x) / L_q(x + δ) over the models, per example.
+
+    The style-mimicry answer of image protection (Anti-DreamBooth's alternating surrogate
+    learning): the models are fine-tuned on the protected data between rounds, as an attacker
+    would, and the noise keeps what they find hardest in it. A fine-tune on x + δ then spends
+    its steps on the noise's errors instead of on the music. Each term reads 1 at δ = 0 and
+    falls as the loss rises; the quotient keeps it bounded below by 0. No meta-test step: the
+    black-box divergence step makes the output *match* the clean music, the opposite aim.
+    """
+
+    name = "maxloss"
+    trains_models = True
+    needs_models = True
+    meta_test = False
+    reads_model_gradients = False
+
+    def reference(self, models: Sequence[GenerativeModel], clean: Tensor, segment_ids: Tensor) -> Tensor:
+        with torch.no_grad():
+            return torch.stack(generative_losses(models, clean))  # (M, B)
+
+    def loss(self, models: Sequence[GenerativeModel], protected: Tensor, reference: Tensor) -> Tensor:
+        losses = torch.stack(generative_losses(models, protected)).clamp(min=1e-12)  # (M, B)
+        return (reference / losses).mean(dim=0)
+
+
 def build_objective(name: str, mode: str = "blackbox", seed: int = 0) -> Objective:
     """The objective `name` (one of OBJECTIVES); `seed` keys what an objective draws (cue keys, decoys)."""
     if name == "minmin":
         return ErrorMinimising(blackbox=mode == "blackbox")
+    if name == "maxloss":
+        return ErrorMaximising()
     if name == "future-cue":
         from harmonycloak.optim.future_cue import FutureCue
 

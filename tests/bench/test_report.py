@@ -70,3 +70,14 @@ def test_shortfall_says_when_black_box_fails():
 def test_saturated_loss_gives_one_note():
     notes = shortfalls(protection_scores([_seed(0, 1e-6, 2e-6, 1.5e-6, 1e-6)]), ("ar-gru",))
     assert len(notes) == 1 and "saturated" in notes[0]
+
+
+def test_a_threat_only_run_does_not_claim_zero_songs():
+    from types import SimpleNamespace
+
+    from harmonycloak.bench.unlearnability.report import _data_line
+
+    suite = SimpleNamespace(data=SimpleNamespace(song_s=5.12, sample_rate_hz=16000), protected_fraction=0.15)
+    assert "0 songs" not in _data_line(suite, {"songs": 0, "by_artist": {}})
+    line = _data_line(suite, {"songs": 26, "by_artist": {"bach": 26}, "midi_pieces": [1, 2]})
+    assert "26 songs of 5.12 s at 16000 Hz mono (bach: 26); 2 MIDI pieces" in line and "protected fraction 15%" in line

@@ -13,6 +13,7 @@ from harmonycloak.bench.unlearnability.releases import (
     release,
     release_key,
     split_method,
+    with_controls,
 )
 from harmonycloak.bench.unlearnability.threat_experiment import ThreatSeedResult, conditions, corpus_size
 from harmonycloak.bench.unlearnability.threat_report import checks, headline_threat_models, score_table
@@ -169,8 +170,6 @@ def test_a_seed_result_round_trips_through_json():
 
 
 def test_a_method_brings_its_random_control_and_none_with_it():
-    from harmonycloak.bench.unlearnability.releases import with_controls
-
     assert with_controls(("masked-cue", "cue-10db+mp3-128k")) == (
         "none", "random-masked", "masked-cue", "positive-white-10db", "cue-10db", "cue-10db+mp3-128k")
 
@@ -188,10 +187,36 @@ def test_the_future_cue_releases_are_model_free_and_at_their_levels():
     assert release_key("masked-cue", "ar-gru") == release_key("cue-10db", "codec-lm") == "any"
 
 
+def test_the_gain_releases_change_levels_within_their_bound_and_random_gain_is_their_control():
+    songs = [melody(seconds=1.28, seed=5), melody(seconds=1.28, seed=6)]
+    spec = ReleaseSpec(pgd_steps=3, max_rounds=1)
+    bound = 10 ** (1.0 / 20)  # medium strength: ±1 dB
+    for method in ("gain-cue", "random-gain"):
+        released = release(method, songs, "ar-gru", 0, spec).songs
+        for song, out in zip(songs, released):
+            # every bin's gain lies within ±1 dB, so the energy does too
+            ratio = np.sum(out.astype(np.float64) ** 2) / np.sum(song.astype(np.float64) ** 2)
+            assert 1 / bound ** 2 - 1e-3 <= ratio <= bound ** 2 + 1e-3 and not np.array_equal(out, song)
+    assert with_controls(("gain-cue",)) == ("none", "random-gain", "gain-cue")
+    assert release_key("gain-maxloss-whitebox", "codec-lm") == "codec-lm" and release_key("gain-cue", "ar-gru") == "any"
+
+
+def test_the_error_maximising_release_raises_the_known_model_s_loss():
+    from harmonycloak.bench.unlearnability.threats import song_losses
+
+    songs = [melody(seconds=1.28, seed=7), melody(seconds=1.28, seed=8)]
+    spec = ReleaseSpec(pgd_steps=4, max_rounds=1)
+    released = release("masked-maxloss-whitebox", songs, "ar-gru", 0, spec)
+    assert released.summary["surrogates"] == ["ar-gru"] and released.summary["objective"] == "maxloss"
+    base = load_zoo_model("ar-gru")  # the loop fine-tuned its own copy; the zoo's weights are untouched
+    assert np.mean(song_losses(base, released.songs, 1.28)) > np.mean(song_losses(base, songs, 1.28))
+    assert release_key("masked-maxloss-zoo", "ar-tcn") == "next-frame"
+
+
 def test_zoo_objectives_read_only_zoo_models_of_other_groups_than_the_attacker_s():
     from harmonycloak.bench.unlearnability.releases import heldout_zoo
 
-    for objective in ("gradient-matching", "minmin"):
+    for objective in ("gradient-matching", "minmin", "maxloss"):
         for family in ("ar-transformer", "codec-lm", "mel-diffusion"):
             models = heldout_zoo(family, objective)
             assert models and all(FAMILY_GROUP[m.family] != FAMILY_GROUP[family] for m in models)
@@ -207,3 +232,16 @@ def test_unknown_methods_and_families_are_refused_before_anything_runs(tmp_path)
     with pytest.raises(SettingsError, match="ar-lstm"):
         run_unlearnability("smoke", tmp_path, families=("ar-lstm",))
     assert not any(tmp_path.iterdir())
+
+
+def test_the_command_line_replaces_the_suite_s_methods_families_and_strength():
+    from harmonycloak.bench.unlearnability.benchmark import adjusted_suite
+    from harmonycloak.bench.unlearnability.suites import get_suite
+
+    standard = get_suite("standard")
+    suite = adjusted_suite(standard, jobs=1, methods=("masked-cue+mp3-128k",), families=("ar-transformer",),
+                           strength="low")
+    assert suite.jobs == 1 and suite.families_for_threats == ("ar-transformer",)
+    assert suite.threat_methods == ("none", "random-masked", "masked-cue", "masked-cue+mp3-128k")
+    assert suite.threat_cloak.strength == "low" and standard.threat_cloak.strength == "medium"
+    assert suite.threat_cloak.pgd_steps == standard.threat_cloak.pgd_steps  # the rest of the release effort is kept

@@ -221,24 +221,42 @@ def test_gradient_matching_reaches_the_decoy_direction():
 # --- the loop and the settings ------------------------------------------------------------
 
 
+class Quadratic(MeanLearner):
+    """Generative loss ‖θ − v‖² + 1 per example, trained by the loop's outer step."""
+
+    feature_key = "identity"
+
+    def features(self, inputs):
+        return inputs
+
+    def loss_from_features(self, features):
+        return (self.theta - features).square().sum(dim=-1) + 1.0
+
+    def training_step(self, inputs, optimiser):
+        optimiser.zero_grad()
+        self.loss_from_features(inputs).mean().backward()
+        optimiser.step()
+
+
 def test_the_loop_keeps_a_model_s_frozen_part_frozen_after_min_min():
-    class Quadratic(MeanLearner):
-        feature_key = "identity"
-
-        def features(self, inputs):
-            return inputs
-
-        def loss_from_features(self, features):
-            return (self.theta - features).square().sum(dim=-1) + 1.0
-
-        def training_step(self, inputs, optimiser):
-            optimiser.zero_grad()
-            self.loss_from_features(inputs).mean().backward()
-            optimiser.step()
-
     model = Quadratic(torch.zeros(3))
     run(FreeNoise(torch.ones(2, 3)), [model], ErrorMinimising())
     assert model.theta.requires_grad and not model.frozen_part.requires_grad
+
+
+def test_error_maximising_noise_steps_away_from_what_the_fine_tuned_model_predicts():
+    theta, x = torch.tensor([0.5, -1.0, 2.0]), torch.tensor([[1.0, 1.0, 1.0]])
+    model, problem = Quadratic(theta), FreeNoise(x)
+    objective = build_objective("maxloss")
+    reference = objective.reference([model], x, torch.tensor([0]))
+    assert objective.loss([model], x, reference).item() == pytest.approx(1.0)  # L(x) / L(x) at δ = 0
+    run(problem, [model], objective)
+    # The outer step fine-tunes θ toward x first (one SGD step of 0.025 on ‖θ − x‖²), as an attacker would ...
+    assert torch.allclose(model.theta.detach(), theta - 0.025 * 2 * (theta - x[0]))
+    # ... then ∂[L(x)/L(x+δ)]/∂δ = L(x)/L² · 2(θ' − x − δ): the step −STEP·sign of it moves x + δ away from θ'.
+    assert torch.equal(problem.parameter.detach()[0], -STEP * torch.sign(model.theta.detach() - x[0]))
+    reference_after = objective.reference([model], x, torch.tensor([0]))
+    assert objective.loss([model], x + problem.parameter.detach(), reference_after).item() < 1.0
 
 
 def test_every_named_objective_is_built_and_an_unknown_one_is_refused():

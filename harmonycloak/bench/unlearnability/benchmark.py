@@ -27,19 +27,11 @@ from harmonycloak.errors import SettingsError
 REFERENCE_CLIPS = 32  # other songs whose embeddings are a contrastive encoder's negatives when it is measured
 
 
-def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None = None, command: str | None = None,
-                       suite=None, parts: tuple[str, ...] | None = None, jobs: int | None = None,
-                       methods: tuple[str, ...] | None = None, families: tuple[str, ...] | None = None,
-                       log=print) -> dict:
-    """Run a suite (or the given `suite` object) and write its report folder; returns the JSON document.
-
-    `methods` and `families` replace the threat models' (a method's random control and "none"
-    are added: a score needs them)."""
-    import torch
-
+def adjusted_suite(suite, jobs: int | None = None, methods: tuple[str, ...] | None = None,
+                   families: tuple[str, ...] | None = None, strength: str | None = None):
+    """`suite` with the command line's replacements (see `run_unlearnability`)."""
     from harmonycloak.bench.unlearnability.releases import with_controls
 
-    suite = suite or get_suite(suite_name, seeds, parts)
     if jobs is not None:
         suite = replace(suite, jobs=jobs)
     if methods:
@@ -47,6 +39,23 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
                         attacked_methods=tuple(m for m in suite.attacked_methods if m in with_controls(methods)))
     if families:
         suite = replace(suite, families_for_threats=families)
+    if strength:
+        suite = replace(suite, threat_cloak=replace(suite.threat_cloak, strength=strength))
+    return suite
+
+
+def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None = None, command: str | None = None,
+                       suite=None, parts: tuple[str, ...] | None = None, jobs: int | None = None,
+                       methods: tuple[str, ...] | None = None, families: tuple[str, ...] | None = None,
+                       strength: str | None = None, log=print) -> dict:
+    """Run a suite (or the given `suite` object) and write its report folder; returns the JSON document.
+
+    `methods` and `families` replace the threat models' (a method's random control and "none"
+    are added: a score needs them); `strength` replaces the strength the threat models' releases
+    run at (a point on the curve of protection against audibility)."""
+    import torch
+
+    suite = adjusted_suite(suite or get_suite(suite_name, seeds, parts), jobs, methods, families, strength)
     command = command or " ".join(shlex.quote(a) for a in ["harmonycloak", *sys.argv[1:]])
     threads = torch.get_num_threads()
     if suite.torch_threads:

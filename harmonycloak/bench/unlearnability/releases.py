@@ -28,6 +28,14 @@ Candidate objectives (`optim.objectives`; not in a suite's methods unless it nam
                            pretrained models of other groups than the attacker's (`heldout_zoo`)
   masked-minmin-zoo        the paper's min-min against those pretrained models, fine-tuned on the
                            protected songs between noise updates (the alternating version)
+  masked-maxloss-whitebox  error-maximising noise against the zoo model of the attacker's family,
+                           fine-tuned on the protected songs between noise updates: the defender
+                           knows the public base model
+  masked-maxloss-zoo       the same against the pretrained models of other groups (`heldout_zoo`)
+  gain-cue                 the future cue written as smooth gains of at most ±1 dB on the music
+                           (`cloak.gain`) instead of added noise (bar: random-gain, random gains
+                           of the same bound)
+  gain-maxloss-whitebox    error-maximising gains against the zoo model of the attacker's family
 
 A release that depends on the attacker's family is made once per family; the others once per
 seed. All songs of a release are optimised together as one lane (an album is one training set).
@@ -57,13 +65,19 @@ OBJECTIVE_METHODS = {  # method → (cloak, objective)
     "masked-embedding-shift": ("masked", "embedding-shift"),
     "masked-gradient-matching": ("masked", "gradient-matching"),
     "masked-minmin-zoo": ("masked", "minmin"),
+    "masked-maxloss-whitebox": ("masked", "maxloss"),
+    "masked-maxloss-zoo": ("masked", "maxloss"),
+    "gain-cue": ("gain", "future-cue"),
+    "gain-maxloss-whitebox": ("gain", "maxloss"),
 }
-METHODS = PAPER_METHODS + tuple(OBJECTIVE_METHODS)
+METHODS = PAPER_METHODS + ("random-gain",) + tuple(OBJECTIVE_METHODS)
 RANDOM_CONTROL = {"dominant-whitebox": "random-dominant", "dominant-blackbox": "random-dominant",
                   "masked-whitebox": "random-masked", "masked-blackbox": "random-masked",
                   "cue-10db": "positive-white-10db", "masked-cue": "random-masked",
                   "masked-embedding-shift": "random-masked", "masked-gradient-matching": "random-masked",
-                  "masked-minmin-zoo": "random-masked"}
+                  "masked-minmin-zoo": "random-masked", "masked-maxloss-whitebox": "random-masked",
+                  "masked-maxloss-zoo": "random-masked", "gain-cue": "random-gain",
+                  "gain-maxloss-whitebox": "random-gain"}
 ATTACK_SEPARATOR = "+"
 
 
@@ -125,7 +139,8 @@ def release_key(method: str, family: str) -> str:
 
     if method.endswith("-whitebox") or method == "positive-linf-em":
         return family
-    if method.endswith("-blackbox") or method in ("masked-gradient-matching", "masked-minmin-zoo"):
+    if method.endswith("-blackbox") or method in ("masked-gradient-matching", "masked-minmin-zoo",
+                                                                   "masked-maxloss-zoo"):
         return FAMILY_GROUP[family]
     return "any"
 
@@ -213,8 +228,9 @@ def _optimised_noise(method: str, songs: list[np.ndarray], family: str, seed: in
                                cloak_factory=audible_ball)
     elif method in OBJECTIVE_METHODS:
         cloak, objective = OBJECTIVE_METHODS[method]
-        settings = _settings("masked", seed, spec, objective=objective)
-        reads_zoo = objective in ("gradient-matching", "minmin")
+        known = load_zoo_model(family) if method.endswith("-whitebox") else None
+        settings = _settings("masked" if cloak == "linf-10db" else cloak, seed, spec, known, objective=objective)
+        reads_zoo = known is None and objective in ("gradient-matching", "minmin", "maxloss")
         outcome = cloak_tracks([lane], WORKING_RATE_HZ, settings,
                                surrogates=heldout_zoo(family, objective) if reads_zoo else None,
                                cloak_factory=audible_ball if cloak == "linf-10db" else None)

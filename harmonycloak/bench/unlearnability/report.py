@@ -253,6 +253,17 @@ def shortfalls(rows: list[dict], families: tuple[str, ...]) -> list[str]:
     return notes
 
 
+def _data_line(suite, data_summary: dict) -> str:
+    """What the run read: the paper part's songs and MIDI pieces, or (threat models alone) where they are described."""
+    if not data_summary["songs"] and not data_summary.get("midi_pieces"):
+        return ("Data: the threat models' clips, described with their tables below. "
+                "Every number in results.json carries its seed.")
+    return (f"Data: {data_summary['songs']} songs of {suite.data.song_s} s at {suite.data.sample_rate_hz} Hz mono "
+            f"({', '.join(f'{k}: {v}' for k, v in data_summary['by_artist'].items())}); "
+            f"{len(data_summary.get('midi_pieces', []))} MIDI pieces for the MIDI families; "
+            f"protected fraction {suite.protected_fraction:.0%}. Every number in results.json carries its seed.")
+
+
 def write_report(out: Path, suite, seed_results: list[SeedResult], command: str, wall_s: float, data_summary: dict,
                  environment: dict | None = None, threat_results: list | None = None) -> dict:
     """Write results.json, summary.md, headline.json (when the threat models ran) and the plots into
@@ -282,10 +293,7 @@ def write_report(out: Path, suite, seed_results: list[SeedResult], command: str,
     md = [f"# Unlearnability benchmark — suite `{suite.name}`", "",
           f"Command: `{command}`  ", f"Commit: {document['environment']['git_commit']}; torch {document['environment']['torch']}, "
           f"CUDA {document['environment']['cuda']}, {document['environment']['torch_threads']} thread(s).  ", f"Seeds: {', '.join(map(str, suite.seeds))}; wall time {wall_s / 60:.1f} min.  ",
-          f"Data: {data_summary['songs']} songs of {suite.data.song_s} s at {suite.data.sample_rate_hz} Hz mono "
-          f"({', '.join(f'{k}: {v}' for k, v in data_summary['by_artist'].items())}); "
-          f"{len(data_summary.get('midi_pieces', []))} MIDI pieces for the MIDI families; "
-          f"protected fraction {suite.protected_fraction:.0%}. Every number in results.json carries its seed.", ""]
+          _data_line(suite, data_summary), ""]
     md += [f"> {note}" for note in suite.notes] + ([""] if suite.notes else [])
     if threat_results:
         md += threat_section(out, suite, threat_results, document["environment"]["git_commit"], data_summary)

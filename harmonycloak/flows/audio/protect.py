@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from harmonycloak.cloak.dominant import DominantToneCloak, DominantToneSettings
+from harmonycloak.cloak.gain import GainModulationCloak, GainModulationSettings
 from harmonycloak.cloak.masked import MaskedSpectrumCloak, MaskedSpectrumSettings
 from harmonycloak.cloak.problem import AudioCloak, AudioCloakProblem
 from harmonycloak.errors import AudioFileError, ModelError
@@ -34,7 +35,7 @@ from harmonycloak.optim.minmin import MinMinConfig, mean_generative_loss, optimi
 from harmonycloak.optim.objectives import build_objective
 from harmonycloak.resampling import to_working_rate
 from harmonycloak.safeguards import check_long_enough, limit_to_source_range
-from harmonycloak.settings import PAPER_ALPHA, ZOO_SURROGATES, ProtectionSettings, resolve_device
+from harmonycloak.settings import PAPER_ALPHA, ZOO_SURROGATES, ProtectionSettings, max_gain_db, resolve_device
 
 SILENCE_PEAK_DBFS = -90.0  # a file whose peak stays under this holds nothing to protect
 
@@ -76,6 +77,9 @@ CloakFactory = Callable[[torch.Tensor, int, torch.Generator], AudioCloak]
 
 def build_cloak(lanes: torch.Tensor, settings: ProtectionSettings, generator: torch.Generator) -> AudioCloak:
     """The cloak `settings.cloak` names, on clean lanes (L, N) at the working rate."""
+    if settings.cloak == "gain":
+        return GainModulationCloak(lanes, settings.working_rate_hz,
+                                   GainModulationSettings(max_gain_db=max_gain_db(settings.strength)), generator=generator)
     if settings.cloak == "dominant":
         return DominantToneCloak(lanes, settings.working_rate_hz,
                                  DominantToneSettings(window_ms=settings.window_ms, headroom_db=settings.headroom_db))

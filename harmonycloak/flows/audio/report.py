@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from harmonycloak.flows.results import figure_with_caption, report_paths, save_figure, write_json_report
-from harmonycloak.flows.verdict import audibility_verdict, format_verdict
+from harmonycloak.flows.verdict import audio_verdict, verdict_json
 from harmonycloak.metrics.perceptual import (
     clipped_sample_count,
     loudness_change_lu,
@@ -86,7 +86,8 @@ def audio_report(input_path: Path, output_path: Path, settings: ProtectionSettin
         "snr_db": snr_db(original, protected),
         **audibility,
         "excerpt_s": [masking.start_s, masking.start_s + masking.duration_s],
-        "verdict": audibility_verdict(audibility),
+        "verdict": verdict_json(audio_verdict(audibility["noise_to_mask_ratio_db"], audibility["loudness_change_lu"],
+                                              settings.cloak, clipped_samples=audibility["clipped_samples"])),
         **summary,
     }
 
@@ -150,6 +151,6 @@ def picture_caption(masking: MaskingExcerpt, verdict: dict | None) -> str:
         "Blue: the music hides the noise. Red: the noise stands above the masking threshold and could be heard.",
     ]
     if verdict is not None:
-        lines.append(format_verdict(verdict, None).replace("verdict: ", "Verdict on this excerpt: ", 1)
-                     + ". `harmonycloak verify` measures the whole song, with ViSQOL.")
+        lines.append(f"Verdict on this excerpt: {verdict['text']}. `harmonycloak verify` measures the whole song, "
+                     "with ViSQOL.")
     return "\n".join(lines)
