@@ -129,13 +129,13 @@ def test_verify_ends_with_a_verdict_and_fails_if_audible_only_when_asked(tmp_pat
         soundfile.write(tmp_path / f"{name}.wav", samples + level * noise, rate, subtype="FLOAT")
     quick = ["--no-protection-check", "--no-visqol"]
     assert main(["verify", str(song), str(tmp_path / "loud.wav"), *quick]) == 0
-    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("verdict: AUDIBLE by our checks")
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("verdict: inaudible by our checks: no")
     assert main(["verify", str(song), str(tmp_path / "loud.wav"), *quick, "--fail-if-audible"]) == 1
     capsys.readouterr()
     assert main(["verify", str(song), str(tmp_path / "quiet.wav"), *quick, "--fail-if-audible", "-q"]) == 0
     verdict = capsys.readouterr().out.strip().splitlines()
-    assert len(verdict) == 1 and verdict[0].startswith("verdict: inaudible by our checks")
-    assert verdict[0].endswith("not judged: ViSQOL")  # skipped on request: said, and not a failure
+    assert len(verdict) == 1 and verdict[0].startswith("verdict: inaudible by our checks: yes")
+    assert "ViSQOL" not in verdict[0]  # skipped on request: not judged
 
 
 def test_bad_settings_are_one_line_errors_with_exit_code_2(tmp_path, capsys):
