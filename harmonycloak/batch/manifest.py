@@ -51,8 +51,9 @@ class Manifest:
                 self.latest[record["input"]] = record
 
     def key(self, path: str | Path) -> str:
-        """A path as the manifest writes it: relative to the manifest's folder."""
-        return os.path.relpath(Path(path).resolve(), self.folder.resolve())
+        """A path as the manifest writes it: relative to the manifest's folder (links are not
+        followed: a linked input keeps the name it has in the batch)."""
+        return os.path.relpath(os.path.abspath(path), os.path.abspath(self.folder))
 
     def record_for(self, input_path: str | Path) -> dict | None:
         return self.latest.get(self.key(input_path))

@@ -13,6 +13,7 @@ one-job run's.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -47,8 +48,10 @@ def run_catalogue_benchmark(folder: Path, tracks: int, jobs: list[int], protect_
     """Time `protect` over the `tracks` shortest tracks of `folder` with each of `jobs`, then a
     killed and resumed one-job run; print and return the figures."""
     chosen = shortest_tracks(folder, tracks)
-    audio_s = sum(read_audio(path).duration_s for path in chosen)
-    log(f"{tracks} tracks, {audio_s:.1f} s of audio in all: {', '.join(p.name for p in chosen)}")
+    preview_s = float(protect_arguments[protect_arguments.index("--preview") + 1]) \
+        if "--preview" in protect_arguments else math.inf
+    audio_s = sum(min(read_audio(path).duration_s, preview_s) for path in chosen)  # what is protected
+    log(f"{tracks} tracks, {audio_s:.1f} s of audio to protect in all: {', '.join(p.name for p in chosen)}")
     log(f"settings: protect {' '.join(protect_arguments) or '(defaults)'}; torch threads in all: "
         f"{threads or 'torch default'}; load average before: {os.getloadavg()[0]:.2f}")
     environment = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
