@@ -5,6 +5,7 @@
     harmonycloak train AUDIO_OR_MIDI... -o MODEL.pt
     harmonycloak bench speed
     harmonycloak bench unlearnability --suite smoke|standard|full [--out DIR] [--seeds N...]
+    harmonycloak bench unlearning --suite smoke|standard|full [--out DIR] [--seeds N...]
     harmonycloak zoo train NAME [--out DIR] | harmonycloak zoo list
 
 Errors a user can cause are printed on one line (`error: FILE: problem`); with several
@@ -215,6 +216,22 @@ def _parser() -> argparse.ArgumentParser:
     unlearn.add_argument("--combine", type=Path, nargs="+", metavar="RESULTS_JSON",
                          help="write one report from earlier runs' results.json instead of running")
     unlearn.set_defaults(run=_run_bench_unlearnability)
+    forget = command(suites, "unlearning", "model-side forgetting of songs, measured beside the cloak",
+                     "harmonycloak bench unlearning --suite smoke",
+                     "harmonycloak bench unlearning --suite standard --methods npo masked-cue")
+    forget.add_argument("--suite", choices=["smoke", "standard", "full"], default="smoke",
+                        help="smoke: plumbing in minutes; standard: the reference machine's report; full: a GPU's")
+    forget.add_argument("--out", type=Path, default=None,
+                        help="report folder (default reports/unlearning-SUITE); writes unlearning.md and "
+                             "unlearning-headline.json")
+    forget.add_argument("--seeds", type=int, nargs="+", help="seeds to run instead of the suite's")
+    forget.add_argument("--jobs", type=int, default=None,
+                        help="run this many seeds at a time, one process each (default: the suite's)")
+    forget.add_argument("--methods", nargs="+", metavar="METHOD",
+                        help="unlearning methods and cloaks to run instead of the suite's, e.g. npo masked-cue")
+    forget.add_argument("--families", nargs="+", metavar="FAMILY",
+                        help="attacker families instead of the suite's, e.g. ar-transformer")
+    forget.set_defaults(run=_run_bench_unlearning)
     catalogue = command(suites, "catalogue", "tracks per hour of a folder with --jobs 1 and N, and what a kill costs",
                         "harmonycloak bench catalogue --folder /usr/share/games/wesnoth/1.16/data/core/music "
                         "--tracks 6 --jobs 1 2")
@@ -366,6 +383,16 @@ def _run_bench_unlearnability(arguments: argparse.Namespace) -> int:
                        methods=tuple(arguments.methods) if arguments.methods else None,
                        families=tuple(arguments.families) if arguments.families else None,
                        strength=arguments.strength)
+    return EXIT_OK
+
+
+def _run_bench_unlearning(arguments: argparse.Namespace) -> int:
+    from harmonycloak.bench.unlearning.benchmark import run_unlearning
+
+    run_unlearning(arguments.suite, arguments.out or Path("reports") / f"unlearning-{arguments.suite}",
+                   tuple(arguments.seeds) if arguments.seeds else None, jobs=arguments.jobs,
+                   methods=tuple(arguments.methods) if arguments.methods else None,
+                   families=tuple(arguments.families) if arguments.families else None)
     return EXIT_OK
 
 

@@ -117,15 +117,16 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
     return document
 
 
-def run_threat_seeds(suite, data: BenchData, log=print) -> list[ThreatSeedResult]:
-    """The threat models' seeds, `suite.jobs` at a time in worker processes of one thread each
-    (a seed's result does not depend on how many run beside it)."""
+def run_threat_seeds(suite, data: BenchData, log=print, run_seed=run_threat_seed) -> list[ThreatSeedResult]:
+    """`run_seed(suite, data, seed)` for every seed of the suite (the threat models' by default),
+    `suite.jobs` at a time in worker processes of one thread each (a seed's result does not
+    depend on how many run beside it). `run_seed` must be a module-level function."""
     if suite.jobs <= 1 or len(suite.seeds) == 1:
-        return [run_threat_seed(suite, data, seed, log=log) for seed in suite.seeds]
+        return [run_seed(suite, data, seed, log=log) for seed in suite.seeds]
     import multiprocessing
 
     with multiprocessing.get_context("spawn").Pool(min(suite.jobs, len(suite.seeds)), _one_thread) as pool:
-        return pool.starmap(run_threat_seed, [(suite, data, seed) for seed in suite.seeds])
+        return pool.starmap(run_seed, [(suite, data, seed) for seed in suite.seeds])
 
 
 def _one_thread() -> None:
@@ -136,7 +137,8 @@ def _one_thread() -> None:
 
 def load_threat_data(suite) -> BenchData:
     """The album of the suite's artist, a corpus of other songs making its released clips
-    `suite.protected_fraction` of the T1 training set, and the reference clips."""
+    `suite.protected_fraction` of the T1 training set, the reference clips, and the songs of the
+    same draw left out of the corpus (held-out music)."""
     import numpy as np
 
     album = load_album(suite.album, suite.data)
@@ -145,7 +147,7 @@ def load_threat_data(suite) -> BenchData:
     if len(others) < count:
         raise SettingsError(f"the threat models' corpus holds {len(others)} songs; the suite needs {count}")
     mixed = [others[i] for i in np.random.default_rng(0).permutation(len(others))]  # a fixed mix of composers and recordings
-    return BenchData(album, mixed[:count], reference_clips(mixed, REFERENCE_CLIPS))
+    return BenchData(album, mixed[:count], reference_clips(mixed, REFERENCE_CLIPS), mixed[count:])
 
 
 def combine_reports(suite_name: str, result_files: list[Path], out: Path, suite=None, log=print) -> dict:

@@ -46,6 +46,7 @@ class BenchData:
     album: Album  # the artist: released and unreleased songs
     corpus: list[Song]  # T1: the other music the released songs are mixed into (`corpus_size` of them)
     references: torch.Tensor  # (R, N) clips of other music: the contrastive encoder's negatives when measured
+    heldout: list[Song] = field(default_factory=list)  # the rest of the draw the corpus came from: in no training set
 
 
 @dataclass

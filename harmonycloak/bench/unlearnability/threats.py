@@ -76,6 +76,7 @@ class AttackerRun:
     song_losses: dict[str, list[float]]  # probe → the model's loss on each of its songs after training
     curve: list[float] = field(default_factory=list)  # training loss per step
     elapsed_s: float = 0.0
+    measures: dict = field(default_factory=dict)  # other measures of the trained model (e.g. of what it generates)
 
     def mean_loss(self, probe: str) -> float:
         values = self.song_losses.get(probe, [])
@@ -155,12 +156,20 @@ def train_attacker(threat: str, family: str, condition: str, training_songs: Seq
     untrained (T1) or base (T2) model is measured.
     """
     started = time.perf_counter()
+    model, curve = trained_attacker(threat, family, training_songs, spec, seed)
+    losses = {name: song_losses(model, songs, spec.probe_segment_s, references) for name, songs in probes.items()}
+    return AttackerRun(threat, family, condition, seed, losses, curve, time.perf_counter() - started)
+
+
+def trained_attacker(threat: str, family: str, training_songs: Sequence[np.ndarray], spec: ThreatSpec,
+                     seed: int) -> tuple[GenerativeModel, list[float]]:
+    """The attacker of `train_attacker` after training, and its training loss per step (no songs:
+    the untrained (T1) or base (T2) model and an empty curve)."""
     model = attacker_model(threat, family, seed, spec)
     curve: list[float] = []
     if training_songs:
         curve = finetune(model, training_songs, spec.recipe(threat), seed)
         if spec.recipe(threat).kind == "lora":
             merge_lora_adapters(model)
-    losses = {name: song_losses(model, songs, spec.probe_segment_s, references) for name, songs in probes.items()}
-    return AttackerRun(threat, family, condition, seed, losses, curve, time.perf_counter() - started)
+    return model, curve
 

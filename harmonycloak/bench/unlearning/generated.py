@@ -1,0 +1,102 @@
+"""What a model generates after unlearning, judged: the Fréchet distance between its music and
+held-out music in the zoo contrastive encoder's embedding (`metrics.audio.frechet_distance`).
+
+The families with a sampler generate log-mel frames of the zoo's shared front end, which the
+zoo encoder reads directly (no waveform inversion):
+
+  next-frame (ar-*)  continue the opening `prompt_s` of each held-out song for `generated_s`
+                     (`models.audio_generation.generate`, Gaussian sampling at `temperature`)
+  mel-diffusion      DDIM sampling (`MelDiffusionModel.sample`) conditioned on the encoder's
+                     embedding of each held-out song's first segment
+
+The codec LM's sampler produces codec tokens that would need the codec's decoder and the
+encoder's front end: not measured here (None); nor are models with another front end than the
+encoder's (the tiny presets of the smoke suite's T1).
+
+Every generated clip and every held-out song is cut into windows of `window_s`; each window is
+one embedding, pooled per set into a Gaussian; FD = ‖μ_g − μ_r‖² + Tr(Σ_g + Σ_r − 2(Σ_g Σ_r)^½).
+With a few dozen windows in 128 dimensions the FD is biased upwards; compare only FDs of one
+run's settings (the same clips, windows and seeds), as the report does against the original.
+
+Shapes: songs (N,) at the working rate; frames (B, T, F); embeddings (W, E).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from harmonycloak.bench.unlearnability.threats import FAMILY_GROUP
+from harmonycloak.models.interface import GenerativeModel
+from harmonycloak.settings import SEGMENT_S, WORKING_RATE_HZ
+
+
+@dataclass(frozen=True)
+class GeneratedSpec:
+    """How much music each measured model generates."""
+
+    clips: int = 8  # generated clips per model (one per held-out song, cycling)
+    prompt_s: float = 0.5  # next-frame models: the opening given as the prompt
+    generated_s: float = SEGMENT_S  # length of each generated clip
+    temperature: float = 0.1  # next-frame sampling noise (front-end units); 0 = greedy
+    diffusion_steps: int = 20  # DDIM steps
+    window_s: float = 0.64  # one embedding per window of this length
+
+
+def has_sampler(family: str) -> bool:
+    return FAMILY_GROUP.get(family) == "next-frame" or family == "mel-diffusion"
+
+
+def frontend(model: GenerativeModel):
+    """The front end whose frames the model generates."""
+    return model.config.conditioner.frontend if model.family == "mel-diffusion" else model.config.frontend
+
+
+def generated_frames(model: GenerativeModel, songs: list[np.ndarray], spec: GeneratedSpec,
+                     generator: torch.Generator) -> torch.Tensor:
+    """(clips, T, F) log-mel frames the model generates from (or conditioned on) `songs`."""
+    from harmonycloak.models.audio_generation import generate
+
+    count = round(spec.generated_s * WORKING_RATE_HZ / frontend(model).hop_length)
+    device = next(model.parameters()).device
+    picked = [songs[i % len(songs)] for i in range(spec.clips)]
+    with torch.no_grad():
+        if model.family == "mel-diffusion":
+            first = round(spec.window_s * WORKING_RATE_HZ)
+            condition = model.conditioner.embed(torch.from_numpy(np.stack([s[:first] for s in picked])).to(device))
+            return model.sample(condition, count, generator, steps=spec.diffusion_steps)
+        prompts = torch.from_numpy(np.stack([s[: round(spec.prompt_s * WORKING_RATE_HZ)] for s in picked])).to(device)
+        prompt_frames = model.features(prompts)
+        return generate(model, prompt_frames, count, generator, spec.temperature)[:, prompt_frames.shape[1]:]
+
+
+def window_embeddings(encoder: GenerativeModel, frames: torch.Tensor, window_frames: int) -> np.ndarray:
+    """(W, E): the encoder's embedding of every whole window of `window_frames` of frames (B, T, F)."""
+    windows = frames[:, : frames.shape[1] - frames.shape[1] % window_frames].unflatten(1, (-1, window_frames))
+    with torch.no_grad():
+        return encoder.embed_frames(windows.flatten(0, 1)).double().cpu().numpy()
+
+
+def generated_fd(model: GenerativeModel, encoder: GenerativeModel, songs: list[np.ndarray], spec: GeneratedSpec,
+                 seed: int) -> float | None:
+    """FD between what `model` generates (seeded) and `songs`, in the encoder's embedding; None
+    for a family without a sampler here, or a model whose frames the encoder does not read (the
+    tiny presets' front ends)."""
+    from harmonycloak.metrics.audio import frechet_distance, gaussian_statistics
+
+    if not has_sampler(model.family) or frontend(model) != encoder.config.frontend:
+        return None
+    window_frames = round(spec.window_s * WORKING_RATE_HZ / encoder.config.frontend.hop_length)
+    was_training = model.training
+    try:
+        frames = generated_frames(model.eval(), songs, spec, torch.Generator().manual_seed(seed))
+    finally:
+        model.train(was_training)
+    device = next(encoder.parameters()).device
+    with torch.no_grad():
+        real_frames = encoder.features(torch.from_numpy(np.stack(songs)).to(device))
+    generated = gaussian_statistics(window_embeddings(encoder, frames.to(device), window_frames))
+    real = gaussian_statistics(window_embeddings(encoder, real_frames, window_frames))
+    return frechet_distance(*generated, *real)
