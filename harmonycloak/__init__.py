@@ -14,6 +14,7 @@ adds the MIDI cloak's quiet notes, `verify` renders both files with FluidSynth.
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,7 +25,12 @@ if TYPE_CHECKING:
     from harmonycloak.flows.results import ProgressCallback, ProtectionResult
     from harmonycloak.music import Audio, Score
 
-__all__ = ["HarmonyCloakError", "ProtectionSettings", "load", "protect", "train", "verify"]
+__all__ = ["HarmonyCloakError", "ProtectionSettings", "__version__", "load", "protect", "train", "verify"]
+
+try:
+    __version__ = version("harmonycloak")  # the installed distribution's, from pyproject.toml
+except PackageNotFoundError:  # the source tree on sys.path without an installation
+    __version__ = "0+unknown"
 
 # The flows import torch and the models; they are imported on first use, so that
 # `import harmonycloak` (and the command line's --help) stays fast.
@@ -46,7 +52,8 @@ def load(path: str | Path) -> "Audio | Score":
 
 def protect(input_path: str | Path, output_path: str | Path | None = None,
             settings: ProtectionSettings = ProtectionSettings(), *, overwrite: bool = False,
-            write_report: bool = True, progress: "ProgressCallback | None" = None) -> "ProtectionResult":
+            write_report: bool = True, picture: bool = True,
+            progress: "ProgressCallback | None" = None) -> "ProtectionResult":
     """Protect one file (audio or MIDI) and write the protected version.
 
     Args:
@@ -54,13 +61,14 @@ def protect(input_path: str | Path, output_path: str | Path | None = None,
         output_path: the file to write, or a folder; default: song.protected.EXT beside it.
         settings: mode, strength, cloak, seed, ... (`ProtectionSettings`).
         overwrite: allow replacing an existing output (never the input unless this is set).
-        write_report: also write <output>.report.json and .report.png.
+        write_report: also write <output>.report.json;
+        picture: and <output>.report.png (with `write_report`).
         progress: called with (units done, units in total) as the optimisation runs.
     """
     from harmonycloak.flows.dispatch import flows_for
 
     return flows_for(input_path).protect(input_path, output_path, settings, overwrite=overwrite,
-                                         write_report=write_report, progress=progress)
+                                         write_report=write_report, picture=picture, progress=progress)
 
 
 def verify(original_path: str | Path, protected_path: str | Path, *, protection_check: bool = True,

@@ -1,7 +1,7 @@
 """The `harmonycloak` command: a thin shell over the public API.
 
-    harmonycloak protect INPUT... [-o OUT] [--mode blackbox|whitebox] [--model CKPT] ...
-    harmonycloak verify ORIGINAL PROTECTED
+    harmonycloak protect INPUT... [-o OUT] [--mode blackbox|whitebox] [--model CKPT] [--jobs N] [--json] ...
+    harmonycloak verify ORIGINAL PROTECTED [--fail-if-audible]
     harmonycloak train AUDIO_OR_MIDI... -o MODEL.pt
     harmonycloak bench speed
     harmonycloak bench unlearnability --suite smoke|standard|full [--out DIR] [--seeds N...]
@@ -9,7 +9,10 @@
     harmonycloak zoo train NAME [--out DIR] | harmonycloak zoo list
 
 Errors a user can cause are printed on one line (`error: FILE: problem`); with several
-inputs, one bad file does not stop the others and the exit code says some failed.
+inputs, one bad file does not stop the others. Exit codes: 0 done, 1 a file failed (or
+`verify --fail-if-audible` found the change audible), 2 a usage or settings error.
+A folder (or several inputs) is a batch (`harmonycloak.batch`): resumable through its
+manifest, in --jobs processes or on a Ray cluster, with one progress bar.
 """
 
 from __future__ import annotations
@@ -17,11 +20,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 from pathlib import Path
 
 from harmonycloak import settings as defaults
-from harmonycloak.errors import HarmonyCloakError, OutputExistsError
+from harmonycloak.errors import HarmonyCloakError, SettingsError
 from harmonycloak.settings import ProtectionSettings
 
 PARTS = ("scratch", "mimicry", "audio", "style", "midi")  # the parts of `bench unlearnability` (its suites check them)
@@ -34,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     try:
         return arguments.run(arguments)
+    except SettingsError as error:  # a setting the user gave: like a usage error
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except HarmonyCloakError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_SOME_FAILED
@@ -45,11 +50,48 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an integer ≥ 1 (anything else is a usage error, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _epilog(*examples: str) -> str:
+    return "examples:\n" + "\n".join(f"  {example}" for example in examples)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harmonycloak", description="Make music unlearnable for generative AI.")
+    from harmonycloak import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="harmonycloak", description="Make music unlearnable for generative AI.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_epilog("harmonycloak protect song.flac", "harmonycloak protect album/ -o protected/ --jobs 2",
+                       "harmonycloak verify song.flac song.protected.flac")
+               + f"\n\nexit codes: {EXIT_OK} done, {EXIT_SOME_FAILED} a file failed, {EXIT_USAGE} a usage or settings error")
+    parser.add_argument("--version", action="version", version=f"harmonycloak {__version__}",
+                        help="print the version and exit")
+    talk = argparse.ArgumentParser(add_help=False)  # -q / -v on every command
+    loudness = talk.add_mutually_exclusive_group()
+    loudness.add_argument("-q", "--quiet", action="store_true", help="print errors only (no progress, no per-file lines)")
+    loudness.add_argument("-v", "--verbose", action="store_true",
+                          help="also print what is skipped and why, and the reason each file is redone")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    protect = commands.add_parser("protect", help="protect audio files or folders of them")
+    def command(parent, name: str, help: str, *examples: str) -> argparse.ArgumentParser:
+        return parent.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".", parents=[talk],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_epilog(*examples))
+
+    protect = command(commands, "protect", "protect audio or MIDI files, or folders of them",
+                      "harmonycloak protect song.flac                 # → song.protected.flac + report",
+                      "harmonycloak protect album/ -o protected/ --jobs 2   # a catalogue: resumable, 2 processes",
+                      "harmonycloak protect song.wav --preview 20 --report png",
+                      "harmonycloak protect album/ -o protected/ --json > summary.json")
     protect.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="audio or MIDI files, or folders")
     protect.add_argument("-o", "--output", help="output file (one input) or folder (several inputs, or a name ending in /)")
     protect.add_argument("--mode", choices=defaults.MODES, default=ProtectionSettings.mode,
@@ -74,53 +116,88 @@ def _parser() -> argparse.ArgumentParser:
     protect.add_argument("--window-ms", type=float, default=ProtectionSettings.window_ms,
                          help=f"noise window, {low_ms:g} to {high_ms:g} ms (default {ProtectionSettings.window_ms:g})")
     protect.add_argument("--seed", type=int, default=ProtectionSettings.seed, help="same seed, same output (default 0)")
-    protect.add_argument("--device", choices=defaults.DEVICES, default=ProtectionSettings.device)
+    protect.add_argument("--device", choices=defaults.DEVICES, default=ProtectionSettings.device,
+                         help="where to compute: auto (a CUDA GPU when PyTorch sees one, default), cpu or cuda")
     protect.add_argument("--preview", type=float, metavar="SECONDS", help="protect only this many seconds from the middle")
     protect.add_argument("--stems", action="store_true",
                          help="the inputs are stems of one song (or one multichannel file of stems): noise per stem")
-    protect.add_argument("--overwrite", action="store_true", help="allow writing over an existing output or the input")
-    protect.add_argument("--no-report", action="store_true", help="skip the JSON report and picture")
+    protect.add_argument("--overwrite", action="store_true",
+                         help="replace outputs that exist already (also the input itself, if the output names it) "
+                              "and redo files a batch's manifest shows complete; without it an existing output "
+                              "is skipped, unless the manifest shows this batch wrote it for an input or settings "
+                              "that have changed since")
+    protect.add_argument("--report", choices=defaults.REPORTS, default=None,
+                         help="json: a JSON report beside each output; png: the JSON and a picture; none: "
+                              "neither (default: png for single files, json for a folder or several inputs)")
+    protect.add_argument("--no-report", dest="report", action="store_const", const="none",
+                         help="the same as --report none")
+    protect.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
+                         help="protect N files at a time in N processes, sharing this machine's threads "
+                              "(default 1; the outputs are the same bytes whatever N)")
+    protect.add_argument("--backend", choices=defaults.BACKENDS, default="local",
+                         help="local: this machine (default); ray: the Ray cluster at --address "
+                              "(pip install 'harmonycloak[cluster]'; the files must be on a file system every "
+                              "node sees, at the same paths)")
+    protect.add_argument("--address", metavar="ADDR",
+                         help="the Ray cluster's address, e.g. 10.0.0.5:6379 (default: RAY_ADDRESS, or a local Ray)")
+    protect.add_argument("--json", action="store_true",
+                         help="print one JSON summary object on stdout (counts, seconds, each file's outcome); "
+                              "the per-file lines go to stderr")
     protect.add_argument("--preset", choices=defaults.MODEL_PRESETS, default=ProtectionSettings.model_preset,
                          help=argparse.SUPPRESS)
     protect.add_argument("--rounds", type=int, default=ProtectionSettings.max_rounds,
                          help=f"min-min rounds at most (default {ProtectionSettings.max_rounds})")
     protect.set_defaults(run=_run_protect)
 
-    verify = commands.add_parser("verify", help="how audible and how protected a protected file is")
-    verify.add_argument("original", type=Path)
-    verify.add_argument("protected", type=Path)
+    verify = command(commands, "verify", "measure how audible and how protected a protected file is",
+                     "harmonycloak verify song.flac song.protected.flac",
+                     "harmonycloak verify song.wav song.protected.wav --no-protection-check --fail-if-audible")
+    verify.add_argument("original", type=Path, help="the original file")
+    verify.add_argument("protected", type=Path, help="its protected version")
     verify.add_argument("--json", type=Path, help="also write the measurements to this JSON file")
     verify.add_argument("--no-protection-check", action="store_true", help="skip training the twin surrogates")
     verify.add_argument("--no-visqol", action="store_true", help="skip ViSQOL (the slowest measure)")
-    verify.add_argument("--seed", type=int, default=0)
+    verify.add_argument("--fail-if-audible", action="store_true",
+                        help=f"exit {EXIT_SOME_FAILED} when the verdict is audible by these checks (for scripts)")
+    verify.add_argument("--seed", type=int, default=0, help="seed of the twin surrogates (default 0)")
     verify.add_argument("--steps", type=int, default=60, help="training steps of each twin surrogate (default 60)")
     verify.set_defaults(run=_run_verify)
 
-    train = commands.add_parser("train", help="train a generative model (a white-box target) on audio or MIDI files")
-    train.add_argument("inputs", nargs="+", type=Path, metavar="FILE")
+    train = command(commands, "train", "train a generative model (a white-box target) on audio or MIDI files",
+                    "harmonycloak train song.wav -o model.pt",
+                    "harmonycloak train chorales/*.mid -o gan.pt --family musegan --steps 500")
+    train.add_argument("inputs", nargs="+", type=Path, metavar="FILE", help="audio files, or MIDI files (not both)")
     train.add_argument("-o", "--output", type=Path, required=True, help="checkpoint file to write")
     train.add_argument("--family", help="model family (default ar-transformer for audio, musegan for MIDI; "
                                         "symphonynet for MIDI too)")
     train.add_argument("--preset", default="default", help="model size preset (default, tiny)")
-    train.add_argument("--steps", type=int, default=300)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
+    train.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the batches (default 0)")
     train.set_defaults(run=_run_train)
 
-    bench = commands.add_parser("bench", help="benchmarks that print figures")
+    bench = command(commands, "bench", "benchmarks that print figures",
+                    "harmonycloak bench speed", "harmonycloak bench unlearnability --suite smoke")
     suites = bench.add_subparsers(required=True, metavar="SUITE")
-    speed = suites.add_parser("speed", help="real-time factor and peak memory of protection")
+    speed = command(suites, "speed", "real-time factor and peak memory of protection",
+                    "harmonycloak bench speed --duration-s 60 --modes blackbox")
     speed.add_argument("--input", type=Path, help="audio to time (default: the example song looped to --duration-s)")
-    speed.add_argument("--duration-s", type=float, default=180.0)
-    speed.add_argument("--modes", nargs="+", choices=defaults.MODES, default=list(defaults.MODES))
-    speed.add_argument("--cloak", choices=defaults.CLOAKS, default=ProtectionSettings.cloak)
-    speed.add_argument("--objective", choices=defaults.OBJECTIVES, default=ProtectionSettings.objective)
-    speed.add_argument("--device", choices=defaults.DEVICES, default=ProtectionSettings.device)
+    speed.add_argument("--duration-s", type=float, default=180.0, help="length of the track to time (default 180)")
+    speed.add_argument("--modes", nargs="+", choices=defaults.MODES, default=list(defaults.MODES),
+                       help="the modes to time (default both)")
+    speed.add_argument("--cloak", choices=defaults.CLOAKS, default=ProtectionSettings.cloak, help="the cloak to time")
+    speed.add_argument("--objective", choices=defaults.OBJECTIVES, default=ProtectionSettings.objective,
+                       help="the objective to time (default: protect's)")
+    speed.add_argument("--device", choices=defaults.DEVICES, default=ProtectionSettings.device,
+                       help="where to compute (default auto)")
     speed.add_argument("--memory-duration-s", type=float, default=600.0,
                        help="length of the track whose peak memory is measured (default 600 = 10 minutes)")
-    speed.add_argument("--json", type=Path)
+    speed.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     speed.set_defaults(run=_run_bench_speed)
-    unlearn = suites.add_parser("unlearnability", help="how much attackers learn from protected songs (paper §5–7)")
-    unlearn.add_argument("--suite", choices=["smoke", "standard", "full"], default="smoke")
+    unlearn = command(suites, "unlearnability", "how much attackers learn from protected songs (paper §5–7)",
+                      "harmonycloak bench unlearnability --suite smoke",
+                      "harmonycloak bench unlearnability --suite standard --parts mimicry --methods masked-cue")
+    unlearn.add_argument("--suite", choices=["smoke", "standard", "full"], default="smoke",
+                         help="smoke: plumbing in minutes; standard: the reference machine's report; full: a GPU's")
     unlearn.add_argument("--out", type=Path, default=None, help="report folder (default reports/unlearnability-SUITE)")
     unlearn.add_argument("--seeds", type=int, nargs="+", help="seeds to run instead of the suite's")
     unlearn.add_argument("--parts", nargs="+", choices=PARTS,
@@ -139,8 +216,11 @@ def _parser() -> argparse.ArgumentParser:
     unlearn.add_argument("--combine", type=Path, nargs="+", metavar="RESULTS_JSON",
                          help="write one report from earlier runs' results.json instead of running")
     unlearn.set_defaults(run=_run_bench_unlearnability)
-    forget = suites.add_parser("unlearning", help="model-side forgetting of songs, measured beside the cloak")
-    forget.add_argument("--suite", choices=["smoke", "standard", "full"], default="smoke")
+    forget = command(suites, "unlearning", "model-side forgetting of songs, measured beside the cloak",
+                     "harmonycloak bench unlearning --suite smoke",
+                     "harmonycloak bench unlearning --suite standard --methods npo masked-cue")
+    forget.add_argument("--suite", choices=["smoke", "standard", "full"], default="smoke",
+                        help="smoke: plumbing in minutes; standard: the reference machine's report; full: a GPU's")
     forget.add_argument("--out", type=Path, default=None,
                         help="report folder (default reports/unlearning-SUITE); writes unlearning.md and "
                              "unlearning-headline.json")
@@ -152,26 +232,39 @@ def _parser() -> argparse.ArgumentParser:
     forget.add_argument("--families", nargs="+", metavar="FAMILY",
                         help="attacker families instead of the suite's, e.g. ar-transformer")
     forget.set_defaults(run=_run_bench_unlearning)
-    metrics = suites.add_parser("metrics", help="the paper's symbolic metrics (EB, UPC, QN, TD) on a corpus")
+    catalogue = command(suites, "catalogue", "tracks per hour of a folder with --jobs 1 and N, and what a kill costs",
+                        "harmonycloak bench catalogue --folder /usr/share/games/wesnoth/1.16/data/core/music "
+                        "--tracks 6 --jobs 1 2")
+    catalogue.add_argument("--folder", type=Path, required=True, help="a folder of real tracks (the shortest are used)")
+    catalogue.add_argument("--tracks", type=_positive_int, default=6, help="how many tracks (default 6)")
+    catalogue.add_argument("--jobs", type=_positive_int, nargs="+", default=[1, 2],
+                           help="the --jobs values to time, the first also killed and resumed (default 1 2)")
+    catalogue.add_argument("--threads", type=_positive_int,
+                           help="torch threads of the whole run (OMP_NUM_THREADS; default: torch's own)")
+    catalogue.add_argument("--protect-args", default="",
+                           help="further options of protect, in quotes, e.g. \"--preview 20\" (default: none)")
+    catalogue.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    catalogue.set_defaults(run=_run_bench_catalogue)
+    metrics = command(suites, "metrics", "the paper's symbolic metrics (EB, UPC, QN, TD) on a corpus",
+                      "harmonycloak bench metrics --collection bach --limit 20")
     metrics.add_argument("--collection", default="bach", help="music21 corpus collection (default bach)")
     metrics.add_argument("--limit", type=int, help="read only the first N source files")
     metrics.add_argument("--steps-per-beat", type=int, default=12, help="piano-roll resolution (default 12)")
-    metrics.add_argument("--json", type=Path)
+    metrics.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     metrics.set_defaults(run=_run_bench_metrics)
 
     from harmonycloak.app.cli import add_serve_command
     from harmonycloak.zoo.cli import add_zoo_commands
 
-    add_zoo_commands(commands)
-    add_serve_command(commands)
+    add_zoo_commands(commands, command)
+    add_serve_command(commands, command)
     return parser
 
 
 def _run_protect(arguments: argparse.Namespace) -> int:
-    from harmonycloak import protect
-    from harmonycloak.flows.audio.protect import protect_stems
-    from harmonycloak.io.paths import check_input, expand_inputs
-    from harmonycloak.progress import progress_bar
+    from harmonycloak.batch.run import run_batch
+    from harmonycloak.batch.worker import BatchOptions
+    from harmonycloak.io.paths import expand_inputs
 
     settings = ProtectionSettings(
         mode=arguments.mode, model_checkpoint=arguments.model, strength=arguments.strength, cloak=arguments.cloak,
@@ -180,41 +273,65 @@ def _run_protect(arguments: argparse.Namespace) -> int:
         stems=arguments.stems and len(arguments.inputs) == 1, model_preset=arguments.preset,
         max_rounds=arguments.rounds,
     )
+    batch = len(arguments.inputs) > 1 or any(path.is_dir() for path in arguments.inputs)
+    report = arguments.report or ("json" if batch else "png")
+    options = BatchOptions(settings, write_report=report != "none", picture=report == "png")
+    log = _printer(arguments)
     if arguments.stems and len(arguments.inputs) > 1:
-        with progress_bar("stems") as progress:
-            results = protect_stems(arguments.inputs, arguments.output and Path(arguments.output), settings,
-                                    overwrite=arguments.overwrite,
-                                    write_report=not arguments.no_report, progress=progress)
-        for result in results:
-            print(f"protected {result.input_path} → {result.output_path}")
-        return EXIT_OK
+        return _run_stems(arguments, options, log)
 
     output = Path(arguments.output) if arguments.output else None
-    if arguments.output and arguments.output.endswith(("/", "\\")):
-        output.mkdir(parents=True, exist_ok=True)  # an explicit folder
-    jobs = expand_inputs(arguments.inputs, output)
-    failures = 0
-    for input_path, output_path in jobs:
-        try:
-            check_input(input_path)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                with progress_bar(input_path.name) as progress:
-                    result = protect(input_path, output_path, settings, overwrite=arguments.overwrite,
-                                     write_report=not arguments.no_report, progress=progress)
-            for warning in caught:
-                print(f"warning: {warning.message}", file=sys.stderr)
-            print(f"protected {input_path} → {result.output_path}"
-                  + (f"  (report: {result.report_path})" if result.report_path else ""))
-        except OutputExistsError as error:  # a second run over a folder redoes nothing
-            print(f"skipped {input_path}: {error}")
-        except HarmonyCloakError as error:
-            failures += 1
-            print(f"error: {error}", file=sys.stderr)
-    if failures:
-        print(f"{failures} of {len(jobs)} file(s) failed", file=sys.stderr)
+    output_is_folder = output is not None and (batch or arguments.output.endswith(("/", "\\")) or output.is_dir())
+    if output_is_folder:
+        output.mkdir(parents=True, exist_ok=True)
+    pairs = expand_inputs(arguments.inputs, output)
+    manifest_folder = None
+    if batch and output_is_folder:
+        manifest_folder = output
+    elif batch and output is None and len(arguments.inputs) == 1:
+        manifest_folder = arguments.inputs[0]  # one folder, outputs beside its files
+    summary = run_batch(pairs, options, manifest_folder=manifest_folder, overwrite=arguments.overwrite,
+                        jobs=arguments.jobs, backend=arguments.backend, address=arguments.address, log=log,
+                        show_progress=not arguments.quiet)
+    if arguments.json:
+        print(json.dumps(summary.as_json(), indent=2))
+    if batch:
+        log("summary", f"{len(summary.protected)} protected, {len(summary.complete)} complete already, "
+                       f"{len(summary.not_ours)} left alone (output exists), {len(summary.failed)} failed in {summary.seconds:.1f} s"
+                       + (f" (manifest: {summary.manifest_path})" if summary.manifest_path else ""))
+    if summary.failed:
+        log("error", f"{len(summary.failed)} of {len(pairs)} file(s) failed")
         return EXIT_SOME_FAILED
     return EXIT_OK
+
+
+def _run_stems(arguments: argparse.Namespace, options, log) -> int:
+    from harmonycloak.flows.audio.protect import protect_stems
+    from harmonycloak.progress import progress_bar
+
+    with progress_bar("stems") as progress:
+        results = protect_stems(arguments.inputs, arguments.output and Path(arguments.output), options.settings,
+                                overwrite=arguments.overwrite, write_report=options.write_report,
+                                picture=options.picture, progress=None if arguments.quiet else progress)
+    for result in results:
+        log("protected", f"protected {result.input_path} → {result.output_path}")
+    return EXIT_OK
+
+
+def _printer(arguments: argparse.Namespace):
+    """log(level, line) as -q, -v and --json ask: errors always (stderr); per-file lines unless
+    quiet (stdout, or stderr under --json); "verbose" lines only with -v."""
+    from harmonycloak.progress import print_line
+
+    def log(level: str, line: str) -> None:
+        if level == "error":
+            print_line(line, sys.stderr)
+        elif arguments.quiet or (level == "verbose" and not arguments.verbose):
+            return
+        else:
+            print_line(line, sys.stderr if arguments.json or level == "warning" else sys.stdout)
+
+    return log
 
 
 def _run_verify(arguments: argparse.Namespace) -> int:
@@ -224,9 +341,12 @@ def _run_verify(arguments: argparse.Namespace) -> int:
 
     result = verify(arguments.original, arguments.protected, protection_check=not arguments.no_protection_check,
                     visqol=not arguments.no_visqol, seed=arguments.seed, training_steps=arguments.steps)
-    print(format_verification(result))
+    text = format_verification(result)
+    print(text.splitlines()[-1] if arguments.quiet else text)  # -q: the verdict line alone
     if arguments.json:
         write_text(arguments.json, json.dumps(result, indent=2) + "\n")
+    if arguments.fail_if_audible and result["verdict"]["inaudible"] is False:
+        return EXIT_SOME_FAILED
     return EXIT_OK
 
 
@@ -273,6 +393,16 @@ def _run_bench_unlearning(arguments: argparse.Namespace) -> int:
                    tuple(arguments.seeds) if arguments.seeds else None, jobs=arguments.jobs,
                    methods=tuple(arguments.methods) if arguments.methods else None,
                    families=tuple(arguments.families) if arguments.families else None)
+    return EXIT_OK
+
+
+def _run_bench_catalogue(arguments: argparse.Namespace) -> int:
+    import shlex
+
+    from harmonycloak.bench.catalogue import run_catalogue_benchmark
+
+    run_catalogue_benchmark(arguments.folder, arguments.tracks, arguments.jobs, shlex.split(arguments.protect_args),
+                            arguments.threads, arguments.json)
     return EXIT_OK
 
 

@@ -44,3 +44,8 @@ class OutputExistsError(HarmonyCloakError):
     """The output file exists already and overwriting was not allowed: the work is left undone
     (the command line reports the file as skipped, so that a second run over a folder redoes
     nothing)."""
+
+
+class MissingDependencyError(HarmonyCloakError):
+    """A package that only some commands need is not installed; the message names the extra
+    to install (`harmonycloak.optional`)."""

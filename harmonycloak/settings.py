@@ -31,6 +31,8 @@ MODES = ("blackbox", "whitebox")  # a bag of surrogates (the default), or the on
 DEVICES = ("auto", "cpu", "cuda")  # "auto": CUDA when PyTorch sees a GPU
 MODEL_PRESETS = ("default", "tiny")  # surrogate sizes: the product's, or seconds-fast ones for tests
 STRENGTHS = ("low", "medium", "high")
+REPORTS = ("json", "png", "none")  # beside each output: the JSON report; the JSON and its picture; nothing
+BACKENDS = ("local", "ray")  # where a batch runs its files: processes on this machine, or a Ray cluster
 # What the noise is optimised for (`optim.objectives`): the paper's error-minimising noise, a
 # cue to the next frame, a decoy style for an encoder, a training step toward a decoy.
 OBJECTIVES = ("minmin", "maxloss", "future-cue", "embedding-shift", "gradient-matching")

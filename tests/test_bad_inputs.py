@@ -7,8 +7,8 @@ and that nothing else appeared: no output of a refused file, no temporary file. 
 protect check what they wrote: no NaN, no clipping introduced, float samples beyond ±1 kept,
 the same length, sample rate, channels and bit depth (or bitrate) as the input.
 
-Exit codes: 0 done (or skipped because the output exists), 1 refused with a one-line error,
-2 a command line argparse rejects.
+Exit codes: 0 done (or skipped because the output exists), 1 a file refused with a one-line
+error, 2 a command line argparse rejects or a setting out of range (a one-line error too).
 """
 
 from __future__ import annotations
@@ -224,6 +224,10 @@ def refused(id: str, make: Maker, argv: tuple[str, ...], says: str) -> Row:
     return Row(id, make, argv, 1, says)
 
 
+def bad_setting(id: str, make: Maker, argv: tuple[str, ...], says: str) -> Row:
+    return Row(id, make, argv, 2, says)
+
+
 AUDIO_EXTENSIONS = ("wav", "flac", "ogg", "oga", "opus", "mp3", "m4a", "mp4", "aac")
 
 ROWS = [
@@ -310,19 +314,19 @@ ROWS = [
         "arguments are required"),
 
     # Options out of range, NaN and infinity included.
-    *[refused(f"protect-preview-{value}", SONG, ("protect", "song.wav", f"--preview={value}"),
+    *[bad_setting(f"protect-preview-{value}", SONG, ("protect", "song.wav", f"--preview={value}"),
               "positive number of seconds") for value in ("nan", "inf", "0", "-1")],
     refused("protect-preview-shorter-than-a-window", SONG, ("protect", "song.wav", "--preview", "0.001"),
             "shorter than one noise window"),
-    *[refused(f"protect-window-{value}", SONG, ("protect", "song.wav", "--window-ms", value), "5 to 100 ms")
+    *[bad_setting(f"protect-window-{value}", SONG, ("protect", "song.wav", "--window-ms", value), "5 to 100 ms")
       for value in ("nan", "inf", "4", "101")],
-    *[refused(f"protect-rounds-{value}", SONG, ("protect", "song.wav", f"--rounds={value}"), "at least 1")
+    *[bad_setting(f"protect-rounds-{value}", SONG, ("protect", "song.wav", f"--rounds={value}"), "at least 1")
       for value in ("0", "-1")],
-    *[refused(f"protect-seed-{value}", SONG, ("protect", "song.wav", f"--seed={value}"), "seed must be")
+    *[bad_setting(f"protect-seed-{value}", SONG, ("protect", "song.wav", f"--seed={value}"), "seed must be")
       for value in ("-1", str(2**64))],
     Row("protect-seed-nan", SONG, ("protect", "song.wav", "--seed", "nan"), 2, "invalid int value"),
     Row("protect-strength-extreme", SONG, ("protect", "song.wav", "--strength", "extreme"), 2, "invalid choice"),
-    refused("protect-whitebox-without-model", SONG, ("protect", "song.wav", "--mode", "whitebox"), "--model"),
+    bad_setting("protect-whitebox-without-model", SONG, ("protect", "song.wav", "--mode", "whitebox"), "--model"),
     refused("protect-model-missing", SONG, ("protect", "song.wav", "--mode", "whitebox", "--model", "gone.pt"),
             "does not exist"),
     refused("protect-model-not-a-checkpoint", SONG, ("protect", "song.wav", "--mode", "whitebox", "--model", "song.wav"),
@@ -384,7 +388,8 @@ ROWS = [
     Row("protect-symlink", files(sound("song.wav", SILENCE), link("link.wav", "song.wav")), ("protect", "link.wav"), 0,
         "silent", ("link.protected.wav",), (("link.wav", "link.protected.wav"),), untouched=True),
     Row("protect-same-file-twice", sound("song.wav", SILENCE), ("protect", "song.wav", "song.wav", "-o", "out/"), 0,
-        "skipped", ("out/song.protected.wav",), (("song.wav", "out/song.protected.wav"),), untouched=True),
+        "skipped", ("out/song.protected.wav", "out/harmonycloak-manifest.jsonl"),
+        (("song.wav", "out/song.protected.wav"),), untouched=True),
     Row("protect-midi-chorale", CHORALE, ("protect", "bwv.mid", "-o", "out.mid"), 0, "protected",
         ("out.mid",), (("bwv.mid", "out.mid"),)),
 
@@ -396,9 +401,9 @@ ROWS = [
             ("verify", "song.wav", "out.wav", *FAST_VERIFY), "channels but the original has 1"),
     refused("verify-empty-protected", files(SONG, raw("out.wav", b"")), ("verify", "song.wav", "out.wav", *FAST_VERIFY),
             "empty"),
-    refused("verify-steps-0", files(SONG, sound("out.wav")), ("verify", "song.wav", "out.wav", "--steps", "0"),
+    bad_setting("verify-steps-0", files(SONG, sound("out.wav")), ("verify", "song.wav", "out.wav", "--steps", "0"),
             "at least 1"),
-    refused("verify-seed-negative", files(SONG, sound("out.wav")), ("verify", "song.wav", "out.wav", "--seed=-1"),
+    bad_setting("verify-seed-negative", files(SONG, sound("out.wav")), ("verify", "song.wav", "out.wav", "--seed=-1"),
             "seed must be"),
     Row("verify-steps-nan", files(SONG, sound("out.wav")), ("verify", "song.wav", "out.wav", "--steps", "nan"), 2,
         "invalid int value"),
@@ -418,17 +423,17 @@ ROWS = [
     refused("train-empty-wav", raw("song.wav", b""), ("train", "song.wav", "-o", "model.pt", "--preset", "tiny"), "empty"),
     refused("train-text-as-mid", text("song.mid"), ("train", "song.mid", "-o", "gan.pt", "--preset", "tiny"),
             "not a MIDI file"),
-    refused("train-steps-0", SONG, ("train", "song.wav", "-o", "model.pt", "--steps", "0"), "at least one step"),
-    refused("train-steps-negative", SONG, ("train", "song.wav", "-o", "model.pt", "--steps=-5"), "at least one step"),
+    bad_setting("train-steps-0", SONG, ("train", "song.wav", "-o", "model.pt", "--steps", "0"), "at least one step"),
+    bad_setting("train-steps-negative", SONG, ("train", "song.wav", "-o", "model.pt", "--steps=-5"), "at least one step"),
     Row("train-steps-inf", SONG, ("train", "song.wav", "-o", "model.pt", "--steps", "inf"), 2, "invalid int value"),
-    refused("train-seed-negative", SONG, ("train", "song.wav", "-o", "model.pt", "--preset", "tiny", "--seed=-1"),
+    bad_setting("train-seed-negative", SONG, ("train", "song.wav", "-o", "model.pt", "--preset", "tiny", "--seed=-1"),
             "seed must be"),
-    refused("train-unknown-family", SONG, ("train", "song.wav", "-o", "model.pt", "--family", "wavenet"),
+    bad_setting("train-unknown-family", SONG, ("train", "song.wav", "-o", "model.pt", "--family", "wavenet"),
             "unknown model family"),
-    refused("train-midi-family-on-audio", SONG, ("train", "song.wav", "-o", "model.pt", "--family", "musegan",
+    bad_setting("train-midi-family-on-audio", SONG, ("train", "song.wav", "-o", "model.pt", "--family", "musegan",
                                                  "--preset", "tiny"), "train it on MIDI files"),
-    refused("train-unknown-preset", SONG, ("train", "song.wav", "-o", "model.pt", "--preset", "huge"), "no preset"),
-    refused("train-audio-and-midi", files(SONG, midi("song.mid")), ("train", "song.wav", "song.mid", "-o", "model.pt"),
+    bad_setting("train-unknown-preset", SONG, ("train", "song.wav", "-o", "model.pt", "--preset", "huge"), "no preset"),
+    bad_setting("train-audio-and-midi", files(SONG, midi("song.mid")), ("train", "song.wav", "song.mid", "-o", "model.pt"),
             "either audio or MIDI"),
     refused("train-output-in-missing-folder", SONG,
             ("train", "song.wav", "-o", "no/such/model.pt", "--preset", "tiny", "--steps", "1"), "does not exist"),

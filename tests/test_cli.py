@@ -75,6 +75,24 @@ def test_output_equal_to_input_is_refused_without_overwrite(tmp_path, capsys):
     assert song.read_bytes() == before
 
 
+def test_overwrite_does_what_its_help_says_it_replaces_the_input_itself_and_an_existing_output(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["protect", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--overwrite replace outputs that exist already (also the input itself" in help_text
+    song = tone_wav(tmp_path / "song.wav")
+    before = song.read_bytes()
+    assert main(["protect", str(song), "-o", str(song), "--overwrite", *QUICK]) == 0
+    after = song.read_bytes()
+    assert after != before and soundfile.info(str(song)).frames == 22_050  # protected in place, whole
+    other = tmp_path / "other.wav"
+    other.write_bytes(b"an existing file of the user's")
+    assert main(["protect", str(song), "-o", str(other), *QUICK]) == 0
+    assert "exists already" in capsys.readouterr().out and other.read_bytes() == b"an existing file of the user's"
+    assert main(["protect", str(song), "-o", str(other), "--overwrite", *QUICK]) == 0
+    assert soundfile.info(str(other)).frames == 22_050
+
+
 def test_a_folder_with_one_bad_file_protects_the_others_and_says_some_failed(tmp_path, capsys):
     folder = tmp_path / "album"
     folder.mkdir()
@@ -99,15 +117,37 @@ def test_protect_writes_beside_the_input_by_default_and_verify_prints_both_sides
     printed = capsys.readouterr().out
     for words in ("ViSQOL", "SNR", "noise-to-mask", "loudness change", "How protected"):
         assert words in printed
+    assert printed.strip().splitlines()[-1].startswith("verdict: ")
     assert (tmp_path / "v.json").exists()
 
 
-def test_bad_settings_are_one_line_errors(tmp_path, capsys):
+def test_verify_ends_with_a_verdict_and_fails_if_audible_only_when_asked(tmp_path, capsys):
+    song = tone_wav(tmp_path / "song.wav", seconds=2.0, subtype="FLOAT")
+    samples, rate = soundfile.read(song)
+    noise = np.random.default_rng(0).standard_normal(samples.shape)
+    for name, level in (("loud", 0.1), ("quiet", 1e-5)):  # SNR about 6.5 dB and 86 dB against the 0.3 sine
+        soundfile.write(tmp_path / f"{name}.wav", samples + level * noise, rate, subtype="FLOAT")
+    quick = ["--no-protection-check", "--no-visqol"]
+    assert main(["verify", str(song), str(tmp_path / "loud.wav"), *quick]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("verdict: inaudible by our checks: no")
+    assert main(["verify", str(song), str(tmp_path / "loud.wav"), *quick, "--fail-if-audible"]) == 1
+    capsys.readouterr()
+    assert main(["verify", str(song), str(tmp_path / "quiet.wav"), *quick, "--fail-if-audible", "-q"]) == 0
+    verdict = capsys.readouterr().out.strip().splitlines()
+    assert len(verdict) == 1 and verdict[0].startswith("verdict: inaudible by our checks: yes")
+    assert "ViSQOL" not in verdict[0]  # skipped on request: not judged
+
+
+def test_bad_settings_are_one_line_errors_with_exit_code_2(tmp_path, capsys):
     song = tone_wav(tmp_path / "song.wav")
-    assert main(["protect", str(song), "--mode", "whitebox", *QUICK]) == 1
+    assert main(["protect", str(song), "--mode", "whitebox", *QUICK]) == 2
     assert "--model" in capsys.readouterr().err
-    assert main(["protect", str(song), "--window-ms", "500", *QUICK]) == 1
+    assert main(["protect", str(song), "--window-ms", "500", *QUICK]) == 2
     assert "5 to 100 ms" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:  # argparse: a usage error
+        main(["protect", str(song), "--jobs", "0"])
+    assert usage.value.code == 2 and "at least 1" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [song]
 
 
 def test_a_second_run_over_a_folder_skips_what_exists_and_says_so(tmp_path, capsys):
@@ -117,16 +157,25 @@ def test_a_second_run_over_a_folder_skips_what_exists_and_says_so(tmp_path, caps
         soundfile.write(folder / name, np.zeros((4_000, 2)), 22_050)
     out = tmp_path / "protected"
     assert main(["protect", str(folder), "-o", str(out), *QUICK]) == 0
-    outputs = sorted(out.iterdir())
+    outputs = sorted(p for p in out.iterdir() if p.suffix != ".jsonl")
     assert [p.name for p in outputs] == ["01 intro.protected.wav", "02 outro.protected.flac"]
     written = {p: (p.stat().st_mtime_ns, p.stat().st_ino) for p in outputs}  # a rewrite changes both
     capsys.readouterr()
 
+    assert main(["protect", str(folder), "-o", str(out), "-v", *QUICK]) == 0
+    printed = capsys.readouterr()
+    assert printed.out.count("skipped") == 2 and "done already" in printed.out
+    assert "0 protected, 2 complete already" in printed.out
+    assert {p: (p.stat().st_mtime_ns, p.stat().st_ino) for p in outputs} == written
+    manifest = out / "harmonycloak-manifest.jsonl"
+    assert sorted(out.iterdir()) == sorted([*outputs, manifest])
+
+    # an output the manifest does not know (the user's own file) is left alone and said so
+    manifest.unlink()
     assert main(["protect", str(folder), "-o", str(out), *QUICK]) == 0
     printed = capsys.readouterr()
     assert printed.out.count("skipped") == 2 and "exists already" in printed.out and "--overwrite" in printed.out
     assert {p: (p.stat().st_mtime_ns, p.stat().st_ino) for p in outputs} == written
-    assert sorted(out.iterdir()) == outputs
 
     assert main(["protect", str(folder), "-o", str(out), "--overwrite", *QUICK]) == 0
     assert "skipped" not in capsys.readouterr().out
@@ -164,3 +213,38 @@ def test_an_audio_only_objective_is_refused_for_midi_in_one_line(tmp_path, capsy
     assert main(["protect", str(chorale), "-o", str(tmp_path / "out.mid"), "--objective", "future-cue", *QUICK]) == 1
     error = capsys.readouterr().err
     assert error.startswith("error: the future-cue objective is for audio") and "Traceback" not in error
+
+
+def test_every_option_has_help_and_every_command_an_example_epilog():
+    import argparse
+
+    from harmonycloak.cli import _parser
+
+    def commands(parser, name="harmonycloak"):
+        yield name, parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub_name, sub in action.choices.items():
+                    yield from commands(sub, f"{name} {sub_name}")
+
+    found = dict(commands(_parser()))
+    assert {"harmonycloak protect", "harmonycloak verify", "harmonycloak bench catalogue", "harmonycloak zoo list"} <= set(found)
+    for name, parser in found.items():
+        assert parser.epilog and parser.epilog.startswith("examples:\n  harmonycloak "), name
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction) or action.help == argparse.SUPPRESS:
+                continue
+            assert action.help, f"{name} {action.option_strings or action.dest}"
+
+
+def test_quiet_prints_nothing_but_errors_and_verbose_says_why(tmp_path, capsys):
+    folder = tmp_path / "album"
+    folder.mkdir()
+    soundfile.write(folder / "a.wav", np.zeros((4_000, 1)), 22_050)  # silent: copied through at once
+    (folder / "b.wav").write_text("not audio")
+    assert main(["protect", str(folder), "-o", str(tmp_path / "out"), "-q", *QUICK]) == 1
+    printed = capsys.readouterr()
+    assert printed.out == "" and [line.split(":")[0] for line in printed.err.splitlines()] == ["error", "1 of 2 file(s) failed"]
+    assert main(["protect", str(folder), "-o", str(tmp_path / "out"), "-v", *QUICK]) == 1
+    printed = capsys.readouterr()
+    assert "skipped" in printed.out and "done already" in printed.out and "failed in an earlier run" in printed.out

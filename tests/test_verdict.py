@@ -46,3 +46,18 @@ def test_every_figure_of_the_measured_protection_is_one_the_readme_reports():
 
 def test_every_cloak_and_midi_has_its_sentence():
     assert set(MEASURED_PROTECTION) == {*CLOAKS, "midi"}
+
+
+def test_verifys_further_checks_visqol_new_clipping_and_the_codecs_own_noise():
+    from harmonycloak.flows.verdict import CODEC_MARGIN_DB, VISQOL_MIN_MOS
+
+    quiet = {"band_p95_db": -10.0}
+    assert audio_verdict(quiet, 0.0, "dominant", visqol_mos=VISQOL_MIN_MOS).inaudible is True
+    assert audio_verdict(quiet, 0.0, "dominant", visqol_mos=VISQOL_MIN_MOS - 0.01).inaudible is False
+    assert audio_verdict(quiet, 0.0, "dominant", clipped_samples={"original": 3, "protected": 3}).inaudible is True
+    assert audio_verdict(quiet, 0.0, "dominant", clipped_samples={"original": 3, "protected": 4}).inaudible is False
+    above = {"band_p95_db": 4.0}  # above the mask, but a lossy file's codec alone reads 3.5 dB
+    assert audio_verdict(above, 0.0, "dominant").inaudible is False
+    assert audio_verdict(above, 0.0, "dominant", codec_band_p95_db=4.0 - CODEC_MARGIN_DB).inaudible is True
+    assert audio_verdict(above, 0.0, "dominant", codec_band_p95_db=2.9 - CODEC_MARGIN_DB).inaudible is False
+    assert audio_verdict(quiet, 0.0, "dominant", kind="midi").protection == MEASURED_PROTECTION["midi"]

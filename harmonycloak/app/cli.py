@@ -22,9 +22,11 @@ LOOPBACK_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 
 
-def add_serve_command(commands: argparse._SubParsersAction) -> None:
-    serve = commands.add_parser("serve", help="a web page to protect music in your browser (this computer only)",
-                                epilog="example: harmonycloak serve   (then open the address it prints)")
+def add_serve_command(commands: argparse._SubParsersAction, command) -> None:
+    """Add `serve`, made by the main parser's ``command(subparsers, name, help, *examples)``."""
+    serve = command(commands, "serve", "a web page to protect music in your browser (this computer only)",
+                    "harmonycloak serve                 # then open the address it prints",
+                    "harmonycloak serve --port 0 --max-upload-mb 200")
     serve.add_argument("--host", default=LOOPBACK_HOST,
                        help=f"address to listen on (default {LOOPBACK_HOST}: this computer only; "
                             "0.0.0.0 lets anyone on your network use it, with no password)")

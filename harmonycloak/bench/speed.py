@@ -29,7 +29,9 @@ import numpy as np
 import soundfile
 import torch
 
-EXAMPLE_SONG = Path(__file__).resolve().parents[2] / "examples" / "elf-land.ogg"
+from harmonycloak.examples import example_path
+
+EXAMPLE_SONG = example_path()
 
 
 def looped_track(source: Path, duration_s: float, destination: Path) -> Path:

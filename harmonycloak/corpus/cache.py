@@ -27,6 +27,7 @@ import numpy as np
 from harmonycloak.errors import HarmonyCloakError
 from harmonycloak.io.atomic import atomic_output
 from harmonycloak.music import Notes, Score, TempoMap, TimeSignature, Track
+from harmonycloak.optional import import_optional
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,8 @@ def default_cache_dir() -> Path:
 
 def cache_key(source: Path, collection_spec: str) -> str:
     """What must match for a cached entry of ``source`` to be used."""
-    import muspy
-    import music21
+    muspy = import_optional("muspy", "reading the music21 corpus")
+    music21 = import_optional("music21", "reading the music21 corpus")
 
     stat = source.stat()
     return json.dumps(

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from harmonycloak.optional import import_optional
+
 
 @dataclass(frozen=True)
 class Collection:
@@ -66,7 +68,7 @@ COLLECTIONS: dict[str, Collection] = {
 
 def corpus_folder() -> Path:
     """The folder of the music21 corpus installed with the music21 package."""
-    import music21
+    music21 = import_optional("music21", "the music21 corpus")
 
     return Path(music21.__file__).parent / "corpus"
 

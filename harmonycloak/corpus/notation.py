@@ -22,6 +22,7 @@ import numpy as np
 from harmonycloak.errors import MidiFileError
 from harmonycloak.io.midi import bar_lines_from_measures, check_timing, sorted_time_signatures
 from harmonycloak.music import Notes, Score, TempoMap, Track
+from harmonycloak.optional import import_optional
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def read_with_music21(path: str | Path) -> list[tuple[str, Score]]:
     Raises:
         MidiFileError: music21 cannot parse the file at all.
     """
-    import music21
+    music21 = import_optional("music21", "reading the music21 corpus")
 
     path = Path(path)
     source_format = MUSIC21_FORMATS.get(path.suffix.lower())
@@ -63,7 +64,7 @@ def read_with_music21(path: str | Path) -> list[tuple[str, Score]]:
 
 def score_from_music21(stream, path: Path | None, source_format: str) -> Score:
     """A `Score` from a music21 Score (or Part) stream."""
-    import music21
+    music21 = import_optional("music21", "reading the music21 corpus")
 
     try:
         stream = stream.expandRepeats()

@@ -21,7 +21,7 @@ from harmonycloak.io.midi import MIDI_SUFFIXES
 class Flows:
     """The flows of one kind of music."""
 
-    protect: Callable  # (input, output, settings, *, overwrite, write_report, progress) → ProtectionResult
+    protect: Callable  # (input, output, settings, *, overwrite, write_report, picture, progress) → ProtectionResult
     verify: Callable  # (original, protected, *, protection_check, visqol, seed, training_steps, model_preset) → dict
     format_verification: Callable[[dict], str]
     train: Callable  # (paths, output, family, preset, steps, seed) → (checkpoint path, loss curve)

@@ -40,6 +40,30 @@ def write_json_report(report: dict, output_path: Path) -> Path:
     return json_path
 
 
+def figure_with_caption(rows: int, figsize: tuple[float, float], caption_lines: int):
+    """A matplotlib figure of `rows` panels sharing their time axis, above a strip that holds a
+    caption of about `caption_lines` lines; returns (figure, panel axes, write_caption(text))."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure = plt.figure(figsize=figsize, constrained_layout=True)
+    grid = figure.add_gridspec(rows + 1, 1, height_ratios=[1.0] * rows + [0.12 * caption_lines])
+    axes = [figure.add_subplot(grid[0])]
+    axes += [figure.add_subplot(grid[row], sharex=axes[0]) for row in range(1, rows)]
+    for axis in axes[:-1]:
+        axis.tick_params(labelbottom=False)
+    strip = figure.add_subplot(grid[rows])
+    strip.axis("off")
+
+    def write_caption(text: str) -> None:
+        label = strip.text(0.0, 1.0, text, ha="left", va="top", fontsize=9, wrap=True, transform=strip.transAxes)
+        label.set_in_layout(False)  # wrapped to the figure's width, not widening the layout
+
+    return figure, axes, write_caption
+
+
 def save_figure(figure, path: Path) -> Path:
     """Write a matplotlib figure as PNG atomically, and close it whatever happens."""
     import matplotlib.pyplot as plt

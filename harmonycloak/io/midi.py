@@ -622,11 +622,12 @@ def read_musicxml(path: str | Path) -> Score:
     Raises:
         MidiFileError: the file cannot be read as MusicXML or holds no notes.
     """
-    import muspy
+    from harmonycloak.optional import import_optional
 
     path = Path(path)
     if not path.exists():
         raise MidiFileError("does not exist", path)
+    muspy = import_optional("muspy", "reading MusicXML")
     try:
         music = muspy.read_musicxml(path, compressed=path.suffix.lower() == ".mxl")
         part_names = _musicxml_part_names(path)

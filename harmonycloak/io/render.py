@@ -23,6 +23,10 @@ SOUNDFONT_CANDIDATES = (
     Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),  # Debian fluid-soundfont-gm
     Path("/usr/share/sounds/sf2/default-GM.sf2"),
 )
+# pip cannot install these: a program and data of the operating system
+RENDER_INSTALL_ADVICE = ("install the FluidSynth program and a General MIDI soundfont (Debian/Ubuntu: "
+                         "apt install fluidsynth fluid-soundfont-gm; the soundfont is looked for at "
+                         + " or ".join(str(path) for path in SOUNDFONT_CANDIDATES) + ")")
 
 
 def find_soundfont() -> Path | None:
@@ -45,8 +49,7 @@ def render_midi(path: str | Path, sample_rate_hz: int = 44_100, gain: float = 1.
     path = Path(path)
     soundfont = find_soundfont()
     if shutil.which("fluidsynth") is None or soundfont is None:
-        raise MidiFileError("cannot be rendered to audio: install FluidSynth and a General MIDI soundfont "
-                            "(Debian: apt install fluidsynth fluid-soundfont-gm)", path)
+        raise MidiFileError(f"cannot be rendered to audio: {RENDER_INSTALL_ADVICE}", path)
     with tempfile.TemporaryDirectory() as folder:
         wav = Path(folder) / "render.wav"
         command = ["fluidsynth", "-ni", "-q", "-R", "0", "-C", "0", "-g", str(gain), "-r", str(sample_rate_hz),

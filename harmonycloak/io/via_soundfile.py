@@ -114,6 +114,9 @@ def read(path: Path) -> tuple[np.ndarray, str | None]:
     return samples, error
 
 
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050  # sndfile.h: whether float WAV/AIFF files get a PEAK chunk
+
+
 def write(samples: np.ndarray, sample_rate_hz: int, fmt: AudioFormat, path: Path) -> None:
     """Write (channels, frames) float32 samples as WAV/FLAC (fmt.subtype) or Ogg Vorbis."""
     num_channels = samples.shape[0]
@@ -125,6 +128,9 @@ def write(samples: np.ndarray, sample_rate_hz: int, fmt: AudioFormat, path: Path
                         compression_level=vorbis_compression_level(fmt.bitrate_bps, sample_rate_hz, num_channels))
     try:
         with soundfile.SoundFile(str(path), "w", sample_rate_hz, num_channels, **settings) as file:
+            # No PEAK chunk: libsndfile stamps it with the time of writing, so a float WAV written
+            # twice from the same samples would differ in bytes (same seed, same bytes).
+            soundfile._snd.sf_command(file._file, _SFC_SET_ADD_PEAK_CHUNK, soundfile._ffi.NULL, 0)
             # In blocks: libsndfile 1.2.2's Vorbis writer crashes on one call with minutes of audio.
             for start in range(0, samples.shape[1], _WRITE_BLOCK_FRAMES):
                 file.write(samples[:, start:start + _WRITE_BLOCK_FRAMES].T)

@@ -120,9 +120,17 @@ def noise_to_mask_ratio_stats_db(
     """
     original, protected = _pair(original, protected)
     model = model if model is not None else PsychoacousticModel(sample_rate_hz)
-    in_band = ((model.frequency_hz >= band_hz[0]) & (model.frequency_hz <= band_hz[1])).cpu().numpy()
-    if original.shape[1] == 0 or not in_band.any():
-        return {**_summary_db(np.zeros(0)), "num_bins": 0, **_summary_db(np.zeros(0), "band_"), "num_bands": 0}
+    return noise_to_mask_ratio_stats_from_db(*masking_spectra_db(original, protected, model), model, band_hz)
+
+
+def masking_spectra_db(original, protected, model: PsychoacousticModel) -> tuple[np.ndarray, np.ndarray]:
+    """(masking threshold of the original, level of the noise ``protected - original``), each
+    (channels, frames, bins) in dB SPL: the one masking computation that the NMR statistics
+    and the report's picture both read. The noise has no floor (an exactly zero bin is -inf)."""
+    original, protected = _pair(original, protected)
+    if original.shape[1] == 0:
+        empty = np.zeros((original.shape[0], 0, model.n_fft // 2 + 1))
+        return empty, empty.copy()
     music = torch.from_numpy(original).to(torch.float32)
     noise = torch.from_numpy(protected - original).to(torch.float32)
     with torch.no_grad():
@@ -130,8 +138,17 @@ def noise_to_mask_ratio_stats_db(
         noise_db = PF.spectrum_db_spl(
             noise, model.n_fft, model.hop_length, model.full_scale_db_spl, amplitude_floor=0.0
         )
-    threshold_db = threshold_db.numpy()[..., in_band].astype(np.float64)
-    noise_db = noise_db.numpy()[..., in_band].astype(np.float64)
+    return threshold_db.numpy().astype(np.float64), noise_db.numpy().astype(np.float64)
+
+
+def noise_to_mask_ratio_stats_from_db(threshold_db: np.ndarray, noise_db: np.ndarray, model: PsychoacousticModel,
+                                      band_hz: tuple[float, float] = (50.0, 14000.0)) -> dict[str, float]:
+    """`noise_to_mask_ratio_stats_db` from `masking_spectra_db`'s arrays (channels, frames, bins)."""
+    in_band = ((model.frequency_hz >= band_hz[0]) & (model.frequency_hz <= band_hz[1])).cpu().numpy()
+    if threshold_db.shape[1] == 0 or not in_band.any():
+        return {**_summary_db(np.zeros(0)), "num_bins": 0, **_summary_db(np.zeros(0), "band_"), "num_bands": 0}
+    threshold_db = threshold_db[..., in_band]
+    noise_db = noise_db[..., in_band]
     nmr_db = PF.noise_to_mask_ratio_db(noise_db, threshold_db).ravel()
 
     # Per critical band: 1-Bark bands as in the masking model.
@@ -155,16 +172,20 @@ def noise_to_mask_ratio_stats_db(
     }
 
 
+BS1770_MAX_CHANNELS = 5
+
+
 def loudness_change_lu(original, protected, sample_rate_hz: float) -> float:
     """Change of integrated loudness, ``L(protected) - L(original)`` in LU (ITU-R BS.1770-4, via pyloudnorm).
 
     Integrated loudness gates 400 ms blocks, so clips shorter than 400 ms have none: NaN.
-    NaN as well when either signal is so quiet that every block is gated out (-inf LUFS).
+    NaN as well when either signal is so quiet that every block is gated out (-inf LUFS), and
+    for more than five channels (BS.1770 weighs L, R, C, Ls and Rs only).
     """
     import pyloudnorm
 
     original, protected = _pair(original, protected)
-    if original.shape[1] < 0.4 * sample_rate_hz:
+    if original.shape[1] < 0.4 * sample_rate_hz or original.shape[0] > BS1770_MAX_CHANNELS:
         return float("nan")
     meter = pyloudnorm.Meter(int(sample_rate_hz))
     with warnings.catch_warnings():

@@ -122,7 +122,7 @@ class BasicPitchTranscriber:
         try:
             import onnxruntime
         except ImportError:
-            raise ModelError("transcription needs onnxruntime: pip install onnxruntime (the 'bench' extra)") from None
+            raise ModelError("transcription needs onnxruntime: pip install 'harmonycloak[bench]'") from None
         path = default_model_path() if model_path is None else Path(model_path)
         if not path.is_file():
             raise ModelError("no such ONNX model file", path)

@@ -10,19 +10,24 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 
-def add_zoo_commands(commands: argparse._SubParsersAction) -> None:
-    """Add ``zoo train`` and ``zoo list`` to the main command's subparsers."""
-    zoo = commands.add_parser("zoo", help="pretrained attacker models: train one, list them")
+def add_zoo_commands(commands: argparse._SubParsersAction, command: Callable[..., argparse.ArgumentParser]) -> None:
+    """Add ``zoo train`` and ``zoo list`` to the main command's subparsers, each made by
+    ``command(subparsers, name, help, *examples)`` (the main parser's shared options and epilog)."""
+    zoo = command(commands, "zoo", "pretrained attacker models: train one, list them",
+                  "harmonycloak zoo list", "harmonycloak zoo train ar-gru --out my-zoo/")
     verbs = zoo.add_subparsers(required=True, metavar="VERB")
-    train = verbs.add_parser("train", help="train one zoo model exactly as its registry entry says")
+    train = command(verbs, "train", "train one zoo model exactly as its registry entry says",
+                    "harmonycloak zoo train ar-transformer --out my-zoo/")
     train.add_argument("name", help="zoo entry (see `harmonycloak zoo list`)")
     train.add_argument("--out", type=Path, help="folder for NAME.pt, NAME.json and the manifest "
                                                 "(default: the package's committed weights)")
     train.set_defaults(run=run_zoo_train)
-    listing = verbs.add_parser("list", help="the zoo's models with their size and held-out loss")
+    listing = command(verbs, "list", "the zoo's models with their size and held-out loss",
+                      "harmonycloak zoo list", "harmonycloak zoo list --dir my-zoo/")
     listing.add_argument("--dir", type=Path, help="folder of weights and cards (default: the committed ones)")
     listing.set_defaults(run=run_zoo_list)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from harmonycloak.errors import SettingsError
+from harmonycloak.examples import example_path
 from harmonycloak.io.render import find_soundfont, render_midi
 from harmonycloak.resampling import to_working_rate
 from harmonycloak.settings import WORKING_RATE_HZ
@@ -31,7 +32,7 @@ WESNOTH_MUSIC_FOLDERS = (Path("/usr/share/games/wesnoth/1.16/data/core/music"),)
 # The recorded artist whose album the style-mimicry threat protects: Debian's planetblupi-music-ogg,
 # reserved for the benchmark (the zoo never trains on it).
 ALBUM_FOLDERS = {"planetblupi": (Path("/usr/share/planetblupi/music"),)}
-EXAMPLE_SONG = Path(__file__).resolve().parents[3] / "examples" / "elf-land.ogg"
+EXAMPLE_SONG = example_path()
 PEAK_LEVEL = 0.5  # songs are scaled to this peak (−6 dBFS): room for noise, no clipping
 SILENCE_LEVEL = 0.01  # a rendered piece starts at its first sample above this (skips FluidSynth's lead-in)
 RENDER_GAIN = 0.5  # FluidSynth's gain: dense four-part pieces stay under full scale (songs are peak-normalised after)

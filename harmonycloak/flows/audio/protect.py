@@ -22,7 +22,7 @@ from harmonycloak.cloak.gain import GainModulationCloak, GainModulationSettings
 from harmonycloak.cloak.masked import MaskedSpectrumCloak, MaskedSpectrumSettings
 from harmonycloak.cloak.problem import AudioCloak, AudioCloakProblem
 from harmonycloak.errors import AudioFileError, ModelError
-from harmonycloak.flows.audio.report import audio_report, write_report_files
+from harmonycloak.flows.audio.report import MaskingExcerpt, audio_report, write_report_files
 from harmonycloak.flows.results import ProgressCallback, ProtectionResult
 from harmonycloak.io.atomic import atomic_output
 from harmonycloak.io.audio import audio_format_for_path, check_output_path, read_audio, write_audio
@@ -162,9 +162,16 @@ def protect_audio_file(
     *,
     overwrite: bool = False,
     write_report: bool = True,
+    picture: bool = True,
     progress: ProgressCallback | None = None,
+    surrogates: Callable[[], list[GenerativeModel]] | None = None,
 ) -> ProtectionResult:
-    """Protect one audio file; the output keeps its format, rate, channels, length and tags."""
+    """Protect one audio file; the output keeps its format, rate, channels, length and tags.
+
+    `write_report` writes the JSON report beside the output, and `picture` its picture too.
+    `surrogates()`, when given, returns the models the settings name, untrained (a batch
+    builds them once and hands each file a copy); by default they are built here.
+    """
     started = time.perf_counter()
     input_path = Path(input_path)
     output_path = default_output_path(input_path, Path(output_path) if output_path else None, settings.preview_s is not None)
@@ -185,19 +192,20 @@ def protect_audio_file(
 
     check_long_enough(audio, settings.window_ms)
     tracks = [audio.samples[c : c + 1] for c in range(audio.num_channels)] if settings.stems else [audio.samples]
-    outcome = cloak_tracks(tracks, audio.sample_rate_hz, settings, progress)
+    outcome = cloak_tracks(tracks, audio.sample_rate_hz, settings, progress,
+                           surrogates=surrogates() if surrogates is not None else None)
     protected = outcome.noises[0] if len(outcome.noises) == 1 else np.concatenate(outcome.noises, axis=0)
     protected += audio.samples  # in place: the noise array becomes the protected audio
     limit_to_source_range(protected, audio.samples)
     write_audio(replace(audio, samples=protected), output_path, tags_from=input_path)
     elapsed_s = time.perf_counter() - started
 
+    masking = MaskingExcerpt.of(audio.samples, protected, audio.sample_rate_hz)
     report = audio_report(input_path, output_path, settings, audio.samples, protected, audio.sample_rate_hz,
-                          outcome.summary, elapsed_s)
+                          outcome.summary, elapsed_s, masking)
     result = ProtectionResult(input_path, output_path, report)
     if write_report:
-        result.report_path, result.picture_path = write_report_files(report, audio.samples, protected,
-                                                                     audio.sample_rate_hz, output_path)
+        result.report_path, result.picture_path = write_report_files(report, masking, output_path, picture)
     return result
 
 
@@ -224,6 +232,7 @@ def protect_stems(
     *,
     overwrite: bool = False,
     write_report: bool = True,
+    picture: bool = True,
     progress: ProgressCallback | None = None,
 ) -> list[ProtectionResult]:
     """Protect the stems of one song together: noise per stem, weighted by w^m, optimised on their mix.
@@ -258,11 +267,11 @@ def protect_stems(
     for path, output, audio, noise in zip(paths, outputs, audios, outcome.noises):
         protected = limit_to_source_range((audio.samples + noise).astype(np.float32), audio.samples)
         write_audio(replace(audio, samples=protected), output, tags_from=path)
+        masking = MaskingExcerpt.of(audio.samples, protected, audio.sample_rate_hz)
         report = audio_report(path, output, settings, audio.samples, protected, audio.sample_rate_hz,
-                              {**outcome.summary, "stems": [str(p) for p in paths]}, elapsed_s)
+                              {**outcome.summary, "stems": [str(p) for p in paths]}, elapsed_s, masking)
         result = ProtectionResult(path, output, report)
         if write_report:
-            result.report_path, result.picture_path = write_report_files(report, audio.samples, protected,
-                                                                         audio.sample_rate_hz, output)
+            result.report_path, result.picture_path = write_report_files(report, masking, output, picture)
         results.append(result)
     return results

@@ -10,6 +10,7 @@ the working rate.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -18,6 +19,8 @@ import numpy as np
 from harmonycloak.cloak.model_input import audio_segments, working_rate_mono
 from harmonycloak.errors import AudioFileError
 from harmonycloak.flows.twins import format_twin_training, twin_training
+from harmonycloak.flows.results import report_paths
+from harmonycloak.flows.verdict import audio_verdict, verdict_json, verdict_line
 from harmonycloak.io.audio import read_audio, write_audio
 from harmonycloak.metrics.perceptual import (
     clipped_sample_count,
@@ -30,7 +33,7 @@ from harmonycloak.metrics.perceptual import (
 from harmonycloak.models.registry import build_model
 from harmonycloak.music import Audio
 from harmonycloak.resampling import to_working_rate
-from harmonycloak.settings import SEGMENT_S, WORKING_RATE_HZ
+from harmonycloak.settings import SEGMENT_S, WORKING_RATE_HZ, ProtectionSettings
 
 VISQOL_SECONDS = 30.0  # ViSQOL takes about a second per second of audio: score the middle 30 s
 
@@ -66,7 +69,22 @@ def verify_audio_files(original_path: str | Path, protected_path: str | Path, *,
         result["audibility"]["codec_alone"] = codec_alone(original, protected, protected_path)
     if protection_check:
         result["protection"] = learning_speed(clean, cloaked, rate, seed, training_steps, model_preset)
+    audibility, lossy = result["audibility"], protected.format is not None and protected.format.is_lossy
+    result["verdict"] = verdict_json(audio_verdict(
+        audibility["noise_to_mask_ratio_db"], audibility["loudness_change_lu"], cloak_of(protected_path),
+        visqol_mos=None if lossy else audibility["visqol_mos"], clipped_samples=audibility["clipped_samples"],
+        codec_band_p95_db=audibility["codec_alone"]["noise_to_mask_ratio_db"]["band_p95_db"] if lossy else None))
     return result
+
+
+def cloak_of(protected_path: str | Path) -> str:
+    """The cloak that made a protected file, from the report beside it (the default cloak when
+    there is none): the measured-protection sentence depends on it."""
+    report_path = report_paths(Path(protected_path))[0]
+    try:
+        return json.loads(report_path.read_text())["settings"]["cloak"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ProtectionSettings.cloak
 
 
 def codec_alone(original: Audio, protected: Audio, protected_path: str | Path) -> dict:
@@ -127,6 +145,7 @@ def format_audio_verification(result: dict) -> str:
     ]
     if "protection" in result:
         lines += format_twin_training(result["protection"], "surrogates", "audio")
+    lines.append(verdict_line(result["verdict"], result.get("protection")))
     return "\n".join(lines)
 
 

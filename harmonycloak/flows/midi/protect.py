@@ -157,8 +157,10 @@ def check_midi_output(input_path: Path, output_path: Path, overwrite: bool) -> N
 
 def protect_midi_file(input_path: str | Path, output_path: str | Path | None = None,
                       settings: ProtectionSettings = ProtectionSettings(), *, overwrite: bool = False,
-                      write_report: bool = True, progress: ProgressCallback | None = None) -> ProtectionResult:
-    """Protect one MIDI file: the original's events kept, cloak layers added; a report beside it."""
+                      write_report: bool = True, picture: bool = True,
+                      progress: ProgressCallback | None = None) -> ProtectionResult:
+    """Protect one MIDI file: the original's events kept, cloak layers added; a report beside it
+    (`write_report`), with its picture (`picture`)."""
     started = time.perf_counter()
     input_path = Path(input_path)
     output_path = default_output_path(input_path, Path(output_path) if output_path else None)
@@ -194,5 +196,5 @@ def protect_midi_file(input_path: str | Path, output_path: str | Path | None = N
         clean = outcome.problem.clean_roll.cpu().numpy()
         cloaked = outcome.problem.written_roll().cpu().numpy()
         result.report_path, result.picture_path = write_midi_report_files(
-            report, clean, cloaked, outcome.problem.track_names, output_path)
+            report, clean, cloaked, outcome.problem.track_names, output_path, picture)
     return result

@@ -23,8 +23,9 @@ from harmonycloak.cloak.midi import is_cloak_layer
 from harmonycloak.cloak.model_input import score_phrases
 from harmonycloak.errors import MidiFileError
 from harmonycloak.flows.twins import format_twin_training, twin_training
+from harmonycloak.flows.verdict import Verdict, audio_verdict, measured_protection, verdict_json, verdict_line
 from harmonycloak.io.midi import read_midi
-from harmonycloak.io.render import can_render, render_midi
+from harmonycloak.io.render import RENDER_INSTALL_ADVICE, can_render, render_midi
 from harmonycloak.metrics.perceptual import loudness_change_lu, noise_to_mask_ratio_stats_db, snr_db
 from harmonycloak.models.registry import build_model
 from harmonycloak.models.symphonynet import SYMPHONYNET_LEARNING_RATE
@@ -56,6 +57,13 @@ def verify_midi_files(original_path: str | Path, protected_path: str | Path, *, 
     }
     if protection_check:
         result["protection"] = learning_speed(original, protected, seed, training_steps, model_preset)
+    audibility = result["audibility"]
+    if audibility is None:
+        verdict = Verdict(None, (f"not rendered: {RENDER_INSTALL_ADVICE}",), measured_protection("midi", "dominant"))
+    else:
+        verdict = audio_verdict(audibility["noise_to_mask_ratio_db"], audibility["loudness_change_lu"], "dominant",
+                                kind="midi")
+    result["verdict"] = verdict_json(verdict)
     return result
 
 
@@ -132,7 +140,8 @@ def format_midi_verification(result: dict) -> str:
     ]
     audible = result["audibility"]
     if audible is None:
-        lines.append("How audible is the change?  (not measured: FluidSynth or a General MIDI soundfont is missing)")
+        lines.append("How audible is the change?  (not measured: FluidSynth or a General MIDI soundfont is missing; "
+                     f"{RENDER_INSTALL_ADVICE})")
     else:
         nmr = audible["noise_to_mask_ratio_db"]
         lines += [
@@ -145,4 +154,5 @@ def format_midi_verification(result: dict) -> str:
         ]
     if "protection" in result:
         lines += format_twin_training(result["protection"], result["protection"]["model"], "MIDI")
+    lines.append(verdict_line(result["verdict"], result.get("protection")))
     return "\n".join(lines)
