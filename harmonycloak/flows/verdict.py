@@ -35,10 +35,14 @@ MEASURED_PROTECTION: dict[str, str] = {
     "dominant": "none measurable so far: on the standard benchmark (the zoo's models fine-tuned on one artist's "
                 "album) this cloak's protection score is 0.00 in every family (1 would be full protection), no "
                 "better than random tones under the same bounds",
-    "masked": "small so far: on the standard benchmark the masked cloak beats its random control only white-box "
-              "against the next-frame transformer (protection score 0.11, where 1 is full protection), "
-              "black-box 0.03 at most",
-    "gain": "not measured yet: the gain cloak has no run on the standard benchmark so far",
+    "masked": "small so far: on the standard benchmark the masked cloak beats its random control white-box against "
+              "the next-frame transformer (protection score 0.11, where 1 is full protection; black-box 0.03 at "
+              "most); with --objective future-cue 0.06, 0.13 and 0.21 at low, medium and high strength against "
+              "that model, whatever the model, and with --objective maxloss knowing the model 0.18; its noise is "
+              "above the masking threshold in some critical bands, so no setting yet protects while passing "
+              "every audibility check",
+    "gain": "next to none: on the standard benchmark the gain cloak carrying --objective future-cue reaches a "
+            "protection score of 0.06 at high strength (±2 dB), where 1 is full protection",
     "midi": "not measured yet: the benchmark's threat models measure audio; see the README's Limitations",
 }
 
