@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from harmonycloak.cloak.problem import render_whole_noise
 from harmonycloak.errors import SettingsError
-from harmonycloak.resampling import resample
 
 
 @dataclass(frozen=True)
@@ -128,14 +128,6 @@ class GainModulationCloak(nn.Module):
         waveform = torch.nn.functional.fold(columns, (1, length), (1, self.n_fft), stride=(1, hop))
         return waveform.reshape(batch, lanes, length)[..., hop : hop + num_samples]
 
-    @torch.no_grad()
     def render(self, sample_rate_hz: int, num_frames: int) -> np.ndarray:
         """The whole δ at any sample rate, (L, num_frames) float32 (band-limited resampling)."""
-        working_samples = math.ceil(num_frames * self.sample_rate_hz / sample_rate_hz)
-        aligned = -(-working_samples // self.hop_length) * self.hop_length
-        start = torch.zeros(1, dtype=torch.long, device=self.gains.device)
-        noise = self.noise(start, aligned)[0].double().cpu().numpy()
-        noise = resample(noise, self.sample_rate_hz, sample_rate_hz)
-        out = np.zeros((noise.shape[0], num_frames), np.float32)
-        out[:, : min(num_frames, noise.shape[1])] = noise[:, :num_frames]
-        return out
+        return render_whole_noise(self, sample_rate_hz, num_frames)

@@ -29,8 +29,8 @@ import torch
 from torch import Tensor, nn
 
 from harmonycloak.cloak.bounds import bounded_complex, neighbour_minimum
+from harmonycloak.cloak.problem import render_whole_noise
 from harmonycloak.psycho.functional import bin_frequencies_hz, db_spl_to_amplitude, hz_to_bark, masking_threshold_db_spl
-from harmonycloak.resampling import resample
 from harmonycloak.settings import FULL_SCALE_DB_SPL
 
 
@@ -109,17 +109,9 @@ class MaskedSpectrumCloak(nn.Module):
         waveform = self._overlap_add(spectrum.transpose(0, 1), frame_index)  # (B, L, (F + 1) hop)
         return waveform[..., hop : hop + num_samples]
 
-    @torch.no_grad()
     def render(self, sample_rate_hz: int, num_frames: int) -> np.ndarray:
         """The whole noise at any sample rate, (L, num_frames) float32 (band-limited resampling)."""
-        working_samples = math.ceil(num_frames * self.sample_rate_hz / sample_rate_hz)
-        aligned = -(-working_samples // self.hop_length) * self.hop_length
-        start = torch.zeros(1, dtype=torch.long, device=self.coefficients.device)
-        noise = self.noise(start, aligned)[0].double().cpu().numpy()
-        noise = resample(noise, self.sample_rate_hz, sample_rate_hz)
-        out = np.zeros((noise.shape[0], num_frames), np.float32)
-        out[:, : min(num_frames, noise.shape[1])] = noise[:, :num_frames]
-        return out
+        return render_whole_noise(self, sample_rate_hz, num_frames)
 
     def _overlap_add(self, spectrum: Tensor, frame_index: Tensor) -> Tensor:
         """(B, L, F, K) sine-amplitude coefficients of frames `frame_index` (B, F) → (B, L, (F + 1)·hop).

@@ -24,6 +24,7 @@ regulariser off, which the paper cannot mean.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -33,6 +34,7 @@ from torch import Tensor, nn
 
 from harmonycloak.cloak.model_input import segment_starts
 from harmonycloak.errors import SettingsError
+from harmonycloak.resampling import resample
 from harmonycloak.settings import SEGMENT_S
 
 
@@ -81,6 +83,20 @@ class AudioCloak(Protocol):
 
     def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
     def to(self, *args, **kwargs) -> "AudioCloak": ...
+
+
+@torch.no_grad()
+def render_whole_noise(cloak: "AudioCloak", sample_rate_hz: int, num_frames: int) -> np.ndarray:
+    """A cloak's whole noise from its first sample, (L, num_frames) float32 at any sample rate
+    (band-limited resampling), for cloaks whose `noise` works on segments aligned to their hop."""
+    working_samples = math.ceil(num_frames * cloak.sample_rate_hz / sample_rate_hz)
+    align = cloak.alignment_samples
+    start = torch.zeros(1, dtype=torch.long, device=next(cloak.parameters()).device)
+    noise = cloak.noise(start, -(-working_samples // align) * align)[0].double().cpu().numpy()
+    noise = resample(noise, cloak.sample_rate_hz, sample_rate_hz)
+    out = np.zeros((noise.shape[0], num_frames), np.float32)
+    out[:, : min(num_frames, noise.shape[1])] = noise[:, :num_frames]
+    return out
 
 
 class AudioCloakProblem:
