@@ -258,9 +258,9 @@ def test_the_smoke_suite_runs_end_to_end(tmp_path):
 def test_unknown_methods_and_families_are_refused_before_anything_runs(tmp_path, capsys):
     from harmonycloak.cli import main
 
-    assert main(["bench", "unlearning", "--methods", "forget-harder", "--out", str(tmp_path)]) == 1
+    assert main(["bench", "unlearning", "--methods", "forget-harder", "--out", str(tmp_path)]) == 2  # a settings error
     assert "forget-harder" in capsys.readouterr().err
-    assert main(["bench", "unlearning", "--families", "contrastive", "--out", str(tmp_path)]) == 1
+    assert main(["bench", "unlearning", "--families", "contrastive", "--out", str(tmp_path)]) == 2
     assert "no per-song likelihood" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 

@@ -26,5 +26,5 @@ def test_zoo_train_writes_weights_manifest_and_card_and_is_reproducible(tmp_path
 
 
 def test_unknown_zoo_entry_is_a_one_line_error(tmp_path, capsys):
-    assert main(["zoo", "train", "no-such-model", "--out", str(tmp_path)]) == 1
+    assert main(["zoo", "train", "no-such-model", "--out", str(tmp_path)]) == 2  # a settings error
     assert "unknown zoo model" in capsys.readouterr().err
