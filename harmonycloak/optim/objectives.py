@@ -78,8 +78,8 @@ class ErrorMinimising:
 class ErrorMaximising:
     """The models' loss on x + δ goes *up*: Σ_q L_q(x) / L_q(x + δ) over the models, per example.
 
-    The style-mimicry answer of image protection (Anti-DreamBooth's alternating surrogate
-    learning): the models are fine-tuned on the protected data between rounds, as an attacker
+    The style-mimicry answer of image protection (alternating surrogate learning): the
+    models are fine-tuned on the protected data between rounds, as an attacker
     would, and the noise keeps what they find hardest in it. A fine-tune on x + δ then spends
     its steps on the noise's errors instead of on the music. Each term reads 1 at δ = 0 and
     falls as the loss rises; the quotient keeps it bounded below by 0. No meta-test step: the
