@@ -32,8 +32,8 @@ Candidate objectives (`optim.objectives`; not in a suite's methods unless it nam
                            fine-tuned on the protected songs between noise updates: the defender
                            knows the public base model
   masked-maxloss-zoo       the same against the pretrained models of other groups (`heldout_zoo`)
-  gain-cue                 the future cue written as smooth gains of at most ±1 dB on the music
-                           (`cloak.gain`) instead of added noise (bar: random-gain, random gains
+  gain-cue                 the future cue written as smooth gains on the music (±0.5/1/2 dB by
+                           strength, `cloak.gain`) instead of added noise (bar: random-gain, random gains
                            of the same bound)
   gain-maxloss-whitebox    error-maximising gains against the zoo model of the attacker's family
 
@@ -139,8 +139,7 @@ def release_key(method: str, family: str) -> str:
 
     if method.endswith("-whitebox") or method == "positive-linf-em":
         return family
-    if method.endswith("-blackbox") or method in ("masked-gradient-matching", "masked-minmin-zoo",
-                                                                   "masked-maxloss-zoo"):
+    if method.endswith("-blackbox") or method in ("masked-gradient-matching", "masked-minmin-zoo", "masked-maxloss-zoo"):
         return FAMILY_GROUP[family]
     return "any"
 
