@@ -139,7 +139,8 @@ def release_key(method: str, family: str) -> str:
 
     if method.endswith("-whitebox") or method == "positive-linf-em":
         return family
-    if method.endswith("-blackbox") or method in ("masked-gradient-matching", "masked-minmin-zoo", "masked-maxloss-zoo"):
+    if method.endswith("-blackbox") or method in ("masked-gradient-matching", "masked-minmin-zoo",
+                                                  "masked-maxloss-zoo"):
         return FAMILY_GROUP[family]
     return "any"
 
