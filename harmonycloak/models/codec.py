@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from harmonycloak.models.frontend import FrontendConfig, LogMelFrontend
-from harmonycloak.models.interface import GenerativeTraining
+from harmonycloak.models.interface import AudioModelIdentity, GenerativeTraining
 from harmonycloak.settings import WORKING_RATE_HZ
 
 
@@ -165,7 +165,7 @@ def multi_resolution_stft_loss(estimate: Tensor, target: Tensor, sizes: tuple[in
     return total
 
 
-class CodecModel(GenerativeTraining, nn.Module):
+class CodecModel(AudioModelIdentity, GenerativeTraining, nn.Module):
     """Encoder + RVQ + decoder; see the module docstring."""
 
     LOSS_DESCRIPTION = "multi-resolution STFT reconstruction loss + commitment, per example"
@@ -196,12 +196,6 @@ class CodecModel(GenerativeTraining, nn.Module):
         for module in self.modules():
             if isinstance(module, _ResidualUnit):
                 module.mix.weight.data.mul_(0.1)
-
-    kind = "audio"
-
-    @property
-    def family(self) -> str:
-        return self.config.family
 
     @property
     def sample_rate_hz(self) -> int:

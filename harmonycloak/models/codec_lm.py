@@ -33,7 +33,7 @@ from torch.nn import functional as F
 
 from harmonycloak.errors import SettingsError
 from harmonycloak.models.audio_ar import _sinusoidal_positions
-from harmonycloak.models.interface import FrozenPretrainedPart, GenerativeTraining
+from harmonycloak.models.interface import AudioModelIdentity, FrozenPretrainedPart, GenerativeTraining
 from harmonycloak.models.codec import CodecConfig, CodecModel
 
 
@@ -47,7 +47,7 @@ class CodecLMConfig:
     assignment_temperature: float = 1.0  # τ of the soft code assignment (squared latent distance units)
 
 
-class CodecLanguageModel(FrozenPretrainedPart, GenerativeTraining, nn.Module):
+class CodecLanguageModel(AudioModelIdentity, FrozenPretrainedPart, GenerativeTraining, nn.Module):
     """Frozen codec + summed codebook embeddings + causal transformer + one head per codebook."""
 
     FROZEN_PART = "codec"
@@ -67,12 +67,6 @@ class CodecLanguageModel(FrozenPretrainedPart, GenerativeTraining, nn.Module):
         self.blocks = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
         self.output_norm = nn.LayerNorm(config.width)
         self.heads = nn.Linear(config.width, codec.codebooks * codec.codebook_size)
-
-    kind = "audio"
-
-    @property
-    def family(self) -> str:
-        return self.config.family
 
     @property
     def sample_rate_hz(self) -> int:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from harmonycloak.models.interface import AudioModelIdentity
 from harmonycloak.settings import WORKING_RATE_HZ
 
 
@@ -79,17 +80,11 @@ class LogMelFrontend(nn.Module):
         return (torch.log10(mel * scale + self.config.log_floor) + half_range) / half_range
 
 
-class LogMelAudioModel:
+class LogMelAudioModel(AudioModelIdentity):
     """What every model that reads audio through its own `LogMelFrontend` offers alike.
 
     Needs `self.config` with `family` and `frontend` (a `FrontendConfig`), and `self.frontend`.
     """
-
-    kind = "audio"
-
-    @property
-    def family(self) -> str:
-        return self.config.family
 
     @property
     def sample_rate_hz(self) -> int:

@@ -110,6 +110,17 @@ class GenerativeTraining:
         return loss.item()
 
 
+class AudioModelIdentity:
+    """What every audio model says of itself alike: its kind, and its family from `self.config`.
+    Each model adds `sample_rate_hz` and `feature_key` from where its own config keeps them."""
+
+    kind = "audio"
+
+    @property
+    def family(self) -> str:
+        return self.config.family
+
+
 class FrozenPretrainedPart:
     """A model that reads through a pretrained part it never trains (the codec of a codec LM,
     the encoder a diffusion model is conditioned on): the part stays in eval mode and frozen,

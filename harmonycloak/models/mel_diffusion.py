@@ -48,7 +48,7 @@ from torch.nn import functional as F
 
 from harmonycloak.errors import SettingsError
 from harmonycloak.models.contrastive import ContrastiveConfig, ContrastiveEncoder
-from harmonycloak.models.interface import FrozenPretrainedPart, GenerativeTraining
+from harmonycloak.models.interface import AudioModelIdentity, FrozenPretrainedPart, GenerativeTraining
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ class UNet1d(nn.Module):
         return self.output(h)
 
 
-class MelDiffusionModel(FrozenPretrainedPart, GenerativeTraining, nn.Module):
+class MelDiffusionModel(AudioModelIdentity, FrozenPretrainedPart, GenerativeTraining, nn.Module):
     """Conditional DDPM over log-mel frames; see the module docstring."""
 
     FROZEN_PART = "conditioner"
@@ -156,12 +156,6 @@ class MelDiffusionModel(FrozenPretrainedPart, GenerativeTraining, nn.Module):
     def multiple(self) -> int:
         """The U-Net reads a whole number of this many frames."""
         return 2 ** (len(self.config.channels) - 1)
-
-    kind = "audio"
-
-    @property
-    def family(self) -> str:
-        return self.config.family
 
     @property
     def sample_rate_hz(self) -> int:
