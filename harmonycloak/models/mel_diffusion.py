@@ -181,10 +181,14 @@ class MelDiffusionModel(AudioModelIdentity, FrozenPretrainedPart, GenerativeTrai
         alpha = self.alphas_cumprod[t].view(-1, *([1] * (x0.ndim - 1)))
         return alpha.sqrt() * x0 + (1 - alpha).sqrt() * noise
 
+    def velocities(self, x0: Tensor, condition: Tensor, t: Tensor, noise: Tensor) -> tuple[Tensor, Tensor]:
+        """(v_θ(x_t, t, c), the target v), both (B, F, T'), for x_0 and ε (B, F, T'), t (B,)."""
+        return self.denoiser(self.diffuse(x0, t, noise), t, condition), self.velocity(x0, t, noise)
+
     def _noise_loss(self, x0: Tensor, condition: Tensor, t: Tensor, noise: Tensor) -> Tensor:
         """‖v − v_θ(x_t, t, c)‖² averaged over bands and frames: (B,)."""
-        predicted = self.denoiser(self.diffuse(x0, t, noise), t, condition)
-        return (predicted - self.velocity(x0, t, noise)).square().mean(dim=(1, 2))
+        predicted, target = self.velocities(x0, condition, t, noise)
+        return (predicted - target).square().mean(dim=(1, 2))
 
     def velocity(self, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
         """The target v = √ᾱ_t ε − √(1 − ᾱ_t) x_0, for x_0 and ε (B, ...), t (B,)."""
@@ -222,8 +226,8 @@ class MelDiffusionModel(AudioModelIdentity, FrozenPretrainedPart, GenerativeTrai
         condition = self.conditioner.embed_frames(frames)
         x0 = self.normalise(frames)
         t, noise = self._draws(x0)
-        predicted = self.denoiser(self.diffuse(x0, t[0], noise[0]), t[0], condition)
-        return predicted.transpose(1, 2), self.velocity(x0, t[0], noise[0]).transpose(1, 2)
+        predicted, target = self.velocities(x0, condition, t[0], noise[0])
+        return predicted.transpose(1, 2), target.transpose(1, 2)
 
     def training_loss(self, waveform: Tensor, generator: torch.Generator) -> Tensor:
         """The v-prediction loss at one random (t, ε) per example, condition dropped for `condition_dropout` of them."""
