@@ -134,6 +134,11 @@ def _parser() -> argparse.ArgumentParser:
     protect.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
                          help="protect N files at a time in N processes, sharing this machine's threads "
                               "(default 1; the outputs are the same bytes whatever N)")
+    protect.add_argument("--songs-per-batch", type=_positive_int, default=ProtectionSettings.songs_per_batch,
+                         metavar="N",
+                         help="optimise the audio files of a batch N at a time, their segments in one batch: on a "
+                              "GPU about the time of one song for N; on a CPU no faster. A song's noise then "
+                              "depends on the songs beside it (default 1: each song alone)")
     protect.add_argument("--backend", choices=defaults.BACKENDS, default="local",
                          help="local: this machine (default); ray: the Ray cluster at --address "
                               "(pip install 'harmonycloak[cluster]'; the files must be on a file system every "
@@ -271,7 +276,7 @@ def _run_protect(arguments: argparse.Namespace) -> int:
         objective=arguments.objective, surrogates=arguments.surrogates,
         window_ms=arguments.window_ms, seed=arguments.seed, device=arguments.device, preview_s=arguments.preview,
         stems=arguments.stems and len(arguments.inputs) == 1, model_preset=arguments.preset,
-        max_rounds=arguments.rounds,
+        max_rounds=arguments.rounds, songs_per_batch=arguments.songs_per_batch,
     )
     batch = len(arguments.inputs) > 1 or any(path.is_dir() for path in arguments.inputs)
     report = arguments.report or ("json" if batch else "png")

@@ -128,6 +128,9 @@ class ProtectionSettings:
     # Regulariser weight; None takes the paper's value for the model family (§5.1): 0.22 for the
     # GAN (MuseGAN, and the MIDI black-box bag of MuseGANs), 0.30 for transformers and audio models.
     alpha: float | None = None
+    # Audio files of a batch optimised together, this many at a time (`flows.audio.protect.cloak_songs`):
+    # on a GPU, several songs for about the time of one; a song's noise then depends on the songs beside it.
+    songs_per_batch: int = 1
     # White-box: the model itself, in memory, instead of `model_checkpoint` (the benchmark's
     # attackers; a program that trained its own). Not part of equality or the report.
     model: Any = field(default=None, compare=False, repr=False)
@@ -154,7 +157,7 @@ class ProtectionSettings:
         if self.model_preset not in MODEL_PRESETS:
             raise SettingsError(f"model preset must be one of {', '.join(MODEL_PRESETS)}, not '{self.model_preset}'")
         check_count("the number of rounds (--rounds)", self.max_rounds)
-        for name in ("bag_size", "models_per_round", "pgd_steps"):
+        for name in ("bag_size", "models_per_round", "pgd_steps", "songs_per_batch"):
             check_count(f"the {name.replace('_', ' ')}", getattr(self, name))
         if self.alpha is not None and not (math.isfinite(self.alpha) and self.alpha >= 0):
             raise SettingsError(f"alpha must be a finite number ≥ 0, not {self.alpha}")

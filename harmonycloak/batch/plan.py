@@ -96,3 +96,24 @@ def _decide(input_path: Path, output_path: Path, record: dict | None, fingerprin
     if not input_path.is_file() or file_sha256(input_path) != record["input_sha256"]:
         return RUN, "the input changed", ours
     return COMPLETE, "done already (same input, settings and output)", ours
+
+
+def song_groups(jobs: list[FileJob], settings: ProtectionSettings) -> list[list[FileJob]]:
+    """The units a batch hands out: audio files in groups of `settings.songs_per_batch`, in the
+    order given (optimised together, `flows.audio.protect.protect_songs`); every other file
+    (MIDI, a folder with nothing to protect) and every file of a stems run alone."""
+    from harmonycloak.flows.dispatch import file_kind
+
+    size = 1 if settings.stems else settings.songs_per_batch
+    groups: list[list[FileJob]] = []
+    open_group: list[FileJob] = []
+    for job in jobs:
+        if size > 1 and job.input_path.is_file() and file_kind(job.input_path) == "audio":
+            open_group.append(job)
+            if len(open_group) == size:
+                groups.append(open_group)
+                open_group = []
+        else:
+            groups.append([job])
+    return groups + ([open_group] if open_group else [])
+

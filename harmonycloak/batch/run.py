@@ -19,7 +19,16 @@ from pathlib import Path
 
 from harmonycloak.batch.backends import in_processes, in_this_process, on_ray
 from harmonycloak.batch.manifest import Manifest
-from harmonycloak.batch.plan import COMPLETE, EXISTS, RUN, FileJob, PlannedFile, plan_batch, settings_fingerprint
+from harmonycloak.batch.plan import (
+    COMPLETE,
+    EXISTS,
+    RUN,
+    FileJob,
+    PlannedFile,
+    plan_batch,
+    settings_fingerprint,
+    song_groups,
+)
 from harmonycloak.batch.worker import BatchOptions, FileOutcome
 from harmonycloak.errors import SettingsError
 from harmonycloak.progress import BatchProgress
@@ -111,13 +120,13 @@ def run_batch(pairs: list[tuple[Path, Path | None]], options: BatchOptions, *, m
         if recorded(job):
             manifest.append(_record(manifest, job, fingerprint, "started"))
 
-    jobs_to_run = [item.job for item in to_run]
+    groups = song_groups([item.job for item in to_run], options.settings)
     if backend == "ray":
-        outcomes = on_ray(jobs_to_run, options, started, address)
-    elif jobs == 1 or len(jobs_to_run) <= 1:
-        outcomes = in_this_process(jobs_to_run, options, started, progress.file_progress)
+        outcomes = on_ray(groups, options, started, address)
+    elif jobs == 1 or len(groups) <= 1:
+        outcomes = in_this_process(groups, options, started, progress.file_progress)
     else:
-        outcomes = in_processes(jobs_to_run, options, started, min(jobs, len(jobs_to_run)))
+        outcomes = in_processes(groups, options, started, min(jobs, len(groups)))
     try:
         for outcome in outcomes:
             if recorded(outcome.job):

@@ -98,12 +98,68 @@ class FileProtector:
                         job.input_path, job.output_path, settings, overwrite=job.may_replace,
                         write_report=self.options.write_report, picture=self.options.picture, progress=progress)
         except (HarmonyCloakError, OSError) as error:
-            if isinstance(error, OSError) and not isinstance(error, HarmonyCloakError):
-                error = HarmonyCloakError(error.strerror or str(error), error.filename)
-            return FileOutcome(job, "failed", time.perf_counter() - started, error=str(error))
-        return FileOutcome(job, "done", time.perf_counter() - started, input_sha256=input_sha256,
-                           output_sha256=file_sha256(result.output_path), report_path=result.report_path,
-                           picture_path=result.picture_path, warnings=[str(w.message) for w in caught])
+            return _failed(job, time.perf_counter() - started, error)
+        return _done(job, time.perf_counter() - started, input_sha256, result, caught)
+
+    def protect_group(self, jobs: list[FileJob], progress: ProgressCallback | None = None) -> list[FileOutcome]:
+        """Protect a group of files (`plan.song_groups`): one file as `__call__` does; several
+        audio files read one by one, then cloaked in one optimisation (`protect_songs`). A file
+        that cannot be read fails alone; an error while the group is optimised or written fails
+        each file still in it. A file's seconds: its reading, and an equal share of the rest."""
+        if len(jobs) == 1:
+            return [self(jobs[0], progress)]
+        from harmonycloak.flows.audio.protect import protect_songs, read_song_to_protect
+        from harmonycloak.flows.results import ProtectionResult
+        from harmonycloak.io.paths import check_input
+
+        settings = self.options.settings
+        outcomes: dict[FileJob, FileOutcome] = {}
+        ready = []  # (job, song, input hash, seconds reading it, its warnings)
+        for job in jobs:
+            started = time.perf_counter()
+            try:
+                check_input(job.input_path)
+                input_sha256 = file_sha256(job.input_path)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    song = read_song_to_protect(job.input_path, job.output_path, settings, job.may_replace)
+            except (HarmonyCloakError, OSError) as error:
+                outcomes[job] = _failed(job, time.perf_counter() - started, error)
+                continue
+            if isinstance(song, ProtectionResult):  # silent: passed through already
+                outcomes[job] = _done(job, time.perf_counter() - started, input_sha256, song, caught)
+            else:
+                ready.append((job, song, input_sha256, time.perf_counter() - started, caught))
+        if ready:
+            started = time.perf_counter()
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    results = protect_songs([song for _, song, *_ in ready], settings,
+                                            write_report=self.options.write_report, picture=self.options.picture,
+                                            progress=progress, surrogates=self.audio_surrogates)
+            except (HarmonyCloakError, OSError) as error:
+                share_s = (time.perf_counter() - started) / len(ready)
+                for job, _, _, reading_s, _ in ready:
+                    outcomes[job] = _failed(job, reading_s + share_s, error)
+            else:
+                share_s = (time.perf_counter() - started) / len(ready)
+                for (job, _, input_sha256, reading_s, read_warnings), result in zip(ready, results):
+                    outcomes[job] = _done(job, reading_s + share_s, input_sha256, result, [*read_warnings, *caught])
+        return [outcomes[job] for job in jobs]
+
+
+def _failed(job: FileJob, seconds: float, error: Exception) -> FileOutcome:
+    """A `failed` outcome with the error's one-line message (an OSError said as a musician reads it)."""
+    if isinstance(error, OSError) and not isinstance(error, HarmonyCloakError):
+        error = HarmonyCloakError(error.strerror or str(error), error.filename)
+    return FileOutcome(job, "failed", seconds, error=str(error))
+
+
+def _done(job: FileJob, seconds: float, input_sha256: str | None, result, caught: list) -> FileOutcome:
+    return FileOutcome(job, "done", seconds, input_sha256=input_sha256, output_sha256=file_sha256(result.output_path),
+                       report_path=result.report_path, picture_path=result.picture_path,
+                       warnings=[str(w.message) for w in caught])
 
 
 # One protector per worker process (set by `start_worker`, the process pool's initializer, or
@@ -116,14 +172,14 @@ def start_worker(options: BatchOptions, threads: int | None) -> None:
     _protector = FileProtector(options, threads)
 
 
-def protect_in_worker(job: FileJob) -> FileOutcome:
-    """The task a worker process runs (after `start_worker`)."""
+def protect_in_worker(group: list[FileJob]) -> list[FileOutcome]:
+    """The task a worker process runs (after `start_worker`): one group of `plan.song_groups`."""
     assert _protector is not None, "start_worker was not called in this process"
-    return _protector(job)
+    return _protector.protect_group(group)
 
 
-def protect_on_ray(options: BatchOptions, threads: int, job: FileJob) -> FileOutcome:
+def protect_on_ray(options: BatchOptions, threads: int, group: list[FileJob]) -> list[FileOutcome]:
     """The task a Ray worker runs: its process keeps one protector per batch's options."""
     if _protector is None or _protector.options != options:
         start_worker(options, threads)
-    return protect_in_worker(job)
+    return protect_in_worker(group)

@@ -148,3 +148,55 @@ class AudioCloakProblem:
         clean = self.clean_lanes(segment_ids)
         noise = self.cloak.noise(self.starts[segment_ids.to(self.starts.device)], self.segment_samples)  # (B, L, S)
         return self.mix(clean + noise), noise_power_ratio(noise, clean, (-1,), MUSIC_NORM_FLOOR) @ self.weights
+
+
+class SongsProblem:
+    """Several songs' problems as one, so that one optimisation batch holds segments of several songs.
+
+    Segment i of the whole is segment i − offsets[s] of song s (songs in order). Each song keeps its
+    own cloak and noise parameters; the models read batches that mix songs, and in the outer step
+    they learn every song of the group, as the paper's min over θ runs over the whole protected
+    set. On a GPU one batch of G songs' segments costs about what one song's does.
+
+    Args:
+        problems: one `AudioCloakProblem` per song, with segments of one length.
+    """
+
+    def __init__(self, problems: list[AudioCloakProblem]) -> None:
+        if not problems:
+            raise SettingsError("optimising songs together needs at least one song")
+        if len({problem.segment_samples for problem in problems}) > 1:
+            raise SettingsError("songs optimised together need segments of one length (one cloak, one rate)")
+        self.problems = problems
+        self.segment_samples = problems[0].segment_samples
+        counts = torch.tensor([problem.num_segments for problem in problems])
+        self.offsets = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])  # (G + 1,)
+
+    @property
+    def num_segments(self) -> int:
+        return int(self.offsets[-1])
+
+    def noise_parameters(self) -> list[Tensor]:
+        return [parameter for problem in self.problems for parameter in problem.noise_parameters()]
+
+    def clean_batch(self, segment_ids: Tensor) -> Tensor:
+        return self._gathered(segment_ids, lambda problem, ids: (problem.clean_batch(ids),))[0]
+
+    def protected_batch(self, segment_ids: Tensor) -> tuple[Tensor, Tensor]:
+        inputs, regulariser = self._gathered(segment_ids, lambda problem, ids: problem.protected_batch(ids))
+        return inputs, regulariser
+
+    def _gathered(self, segment_ids: Tensor, part) -> tuple[Tensor, ...]:
+        """`part(song's problem, its local segment ids)` for every song the batch touches, the
+        pieces put back in the order of `segment_ids` (B,)."""
+        segment_ids = segment_ids.cpu()
+        songs = torch.bucketize(segment_ids, self.offsets[1:], right=True)  # (B,) the song of each segment
+        positions, pieces = [], []
+        for song in songs.unique().tolist():
+            where = (songs == song).nonzero().squeeze(1)
+            positions.append(where)
+            pieces.append(part(self.problems[song], segment_ids[where] - self.offsets[song]))
+        order = torch.cat(positions)
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(len(order))
+        return tuple(torch.cat(outputs)[inverse.to(outputs[0].device)] for outputs in zip(*pieces))

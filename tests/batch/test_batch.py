@@ -228,3 +228,38 @@ def test_a_local_ray_cluster_writes_the_same_bytes_and_the_same_manifest(tmp_pat
     assert json.loads(capsys.readouterr().out)["protected"] == 2
     assert outputs_of(tmp_path / "ray") == outputs_of(tmp_path / "local") and len(outputs_of(tmp_path / "ray")) == 2
     assert [r["status"] for r in read_records(tmp_path / "ray" / MANIFEST_NAME)].count("done") == 2
+
+
+# --- several songs per optimisation ------------------------------------------------------------
+
+def test_song_groups_hold_audio_files_in_order_and_leave_midi_and_stems_alone(tmp_path):
+    from harmonycloak.batch.plan import FileJob, song_groups
+    from harmonycloak.settings import ProtectionSettings
+
+    names = ["a.wav", "b.flac", "c.mid", "d.ogg", "e.wav", "f.mp3"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    jobs = [FileJob(tmp_path / name, tmp_path / f"out-{name}", False) for name in names]
+    grouped = song_groups(jobs, ProtectionSettings(songs_per_batch=2))
+    assert [[job.input_path.name for job in group] for group in grouped] == [
+        ["a.wav", "b.flac"], ["c.mid"], ["d.ogg", "e.wav"], ["f.mp3"]]
+    assert song_groups(jobs, ProtectionSettings(songs_per_batch=2, stems=True)) == [[job] for job in jobs]
+    assert song_groups(jobs, ProtectionSettings()) == [[job] for job in jobs]
+
+
+def test_songs_optimised_together_are_recorded_resumed_and_a_bad_file_fails_alone(tmp_path, capsys):
+    album = tone_album(tmp_path / "album", frequencies_hz=(440.0, 550.0, 660.0, 770.0))
+    (album / "03 track.wav").write_bytes(b"RIFF not really a wave file")  # the second group: a bad file and a good one
+    out = tmp_path / "out"
+    code = main(["protect", str(album), "-o", str(out), *QUICK, "--songs-per-batch", "2", "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 1 and summary["protected"] == 3 and summary["failed"] == 1
+    assert [f["input"].endswith("03 track.wav") for f in summary["files"] if f["status"] == "failed"] == [True]
+    reports = {p.name: json.loads(p.read_text()) for p in out.glob("*.json") if p.name != MANIFEST_NAME}
+    together = {name.split(".")[0]: report.get("songs_optimised_together") for name, report in reports.items()}
+    assert together == {"01 track": 2, "02 track": 2, "04 track": None}  # the bad file's partner ran alone
+    assert all(r["settings"]["songs_per_batch"] == 2 for r in done_records(out))
+    before = stamps(out)
+    (album / "03 track.wav").unlink()
+    assert main(["protect", str(album), "-o", str(out), *QUICK, "--songs-per-batch", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["protected"] == 0 and stamps(out) == before

@@ -48,3 +48,56 @@ def test_regulariser_is_the_weighted_noise_to_music_power_ratio_and_the_models_h
     assert torch.allclose(regulariser, torch.tensor([0.8 * 0.01 + 0.2 * 0.04] * 2), rtol=1e-5)
     # Models hear the mono sum of the tracks: 0.55 + 1.2.
     assert inputs.shape == (2, 50) and torch.allclose(inputs, torch.tensor(1.75))
+
+
+class RampNoise(torch.nn.Module):
+    """Test cloak: δ = gain · (sample index), one learnable gain per song, so gradients show which song moved."""
+
+    sample_rate_hz, alignment_samples = 100, 10
+
+    def __init__(self):
+        super().__init__()
+        self.gain = torch.nn.Parameter(torch.tensor(0.01))
+
+    def noise(self, starts, num_samples):
+        index = (starts[:, None] + torch.arange(num_samples)).float()
+        return (self.gain * index)[:, None, :]
+
+
+def two_songs():
+    from harmonycloak.cloak.problem import AudioCloakProblem, SongsProblem
+
+    songs = [torch.linspace(0.1, 1.0, 100)[None], torch.linspace(-1.0, -0.2, 70)[None]]  # 2 and 2 segments of 50
+    problems = [AudioCloakProblem(lanes, torch.tensor([0]), RampNoise(), segment_s=0.5) for lanes in songs]
+    return problems, SongsProblem(problems)
+
+
+def test_songs_problem_numbers_the_segments_song_after_song_and_keeps_the_batch_order():
+    problems, together = two_songs()
+    assert together.num_segments == problems[0].num_segments + problems[1].num_segments == 4
+    # Segment ids 3, 0, 2: song 1's second segment, song 0's first, song 1's first.
+    inputs, regulariser = together.protected_batch(torch.tensor([3, 0, 2]))
+    parts = [problems[1].protected_batch(torch.tensor([1])), problems[0].protected_batch(torch.tensor([0])),
+             problems[1].protected_batch(torch.tensor([0]))]
+    assert torch.equal(inputs, torch.cat([part[0] for part in parts]))
+    assert torch.equal(regulariser, torch.cat([part[1] for part in parts]))
+    assert torch.equal(together.clean_batch(torch.tensor([1, 2])),
+                       torch.cat([problems[0].clean_batch(torch.tensor([1])), problems[1].clean_batch(torch.tensor([0]))]))
+    assert together.noise_parameters() == problems[0].noise_parameters() + problems[1].noise_parameters()
+
+
+def test_a_segment_of_one_song_moves_only_that_songs_noise():
+    _, together = two_songs()
+    inputs, _ = together.protected_batch(torch.tensor([2, 3]))  # song 1 only
+    gradients = torch.autograd.grad(inputs.sum(), together.noise_parameters(), allow_unused=True)
+    assert gradients[0] is None and gradients[1] is not None and float(gradients[1]) != 0.0
+
+
+def test_songs_optimised_together_need_segments_of_one_length():
+    from harmonycloak.cloak.problem import AudioCloakProblem, SongsProblem
+    from harmonycloak.errors import SettingsError
+
+    lanes = torch.ones(1, 100)
+    problems = [AudioCloakProblem(lanes, torch.tensor([0]), RampNoise(), segment_s=seconds) for seconds in (0.5, 0.3)]
+    with pytest.raises(SettingsError, match="one length"):
+        SongsProblem(problems)

@@ -20,7 +20,7 @@ import torch
 from harmonycloak.cloak.dominant import DominantToneCloak, DominantToneSettings
 from harmonycloak.cloak.gain import GainModulationCloak, GainModulationSettings
 from harmonycloak.cloak.masked import MaskedSpectrumCloak, MaskedSpectrumSettings
-from harmonycloak.cloak.problem import AudioCloak, AudioCloakProblem
+from harmonycloak.cloak.problem import AudioCloak, AudioCloakProblem, SongsProblem
 from harmonycloak.errors import AudioFileError, ModelError
 from harmonycloak.flows.audio.report import MaskingExcerpt, audio_report, write_report_files
 from harmonycloak.flows.results import ProgressCallback, ProtectionResult
@@ -97,51 +97,75 @@ def cloak_tracks(
     attacker's family out); `cloak_factory(lanes (L, N), working_rate_hz, generator)` replaces
     the cloak `settings.cloak` names (the benchmark's unshaped L2/L∞ baselines).
     """
+    return cloak_songs([tracks], [sample_rate_hz], settings, progress, surrogates=surrogates,
+                       cloak_factory=cloak_factory)[0]
+
+
+def cloak_songs(
+    songs: list[list[np.ndarray]], sample_rates_hz: list[int], settings: ProtectionSettings,
+    progress: ProgressCallback | None = None, *, surrogates: list[GenerativeModel] | None = None,
+    cloak_factory: CloakFactory | None = None,
+) -> list[CloakOutcome]:
+    """Optimise the noise of several songs in one optimisation (`cloak_tracks` per song, batched).
+
+    `songs[g]` holds song g's clean tracks (each (channels, frames), one rate, one length) at
+    `sample_rates_hz[g]`. With one song this is `cloak_tracks`. With G songs every PGD batch holds
+    G times the segments of one song's, mixed across the songs (`cloak.problem.SongsProblem`), so
+    each song gets about as many steps as alone while a GPU does the G songs' work at once; the
+    surrogates learn all G songs between rounds, and a song's noise depends on the songs beside it.
+    """
     device = resolve_device(settings.device)
     generator = torch.Generator().manual_seed(settings.seed)
-    lanes_in = tracks[0] if len(tracks) == 1 else np.concatenate(tracks, axis=0)
-    lane_track = torch.tensor([t for t, track in enumerate(tracks) for _ in range(track.shape[0])], device=device)
-    lanes = torch.from_numpy(to_working_rate(lanes_in, sample_rate_hz, settings.working_rate_hz)).to(device)
-
     factory = cloak_factory or (lambda clean, _rate, random: build_cloak(clean, settings, random))
-    cloak = factory(lanes, settings.working_rate_hz, generator).to(device)
-    problem = AudioCloakProblem(lanes, lane_track, cloak, settings.segment_s)
+    lanes_in, cloaks, problems = [], [], []
+    for tracks, sample_rate_hz in zip(songs, sample_rates_hz, strict=True):
+        lanes_in.append(tracks[0] if len(tracks) == 1 else np.concatenate(tracks, axis=0))
+        lane_track = torch.tensor([t for t, track in enumerate(tracks) for _ in range(track.shape[0])], device=device)
+        lanes = torch.from_numpy(to_working_rate(lanes_in[-1], sample_rate_hz, settings.working_rate_hz)).to(device)
+        cloaks.append(factory(lanes, settings.working_rate_hz, generator).to(device))
+        problems.append(AudioCloakProblem(lanes, lane_track, cloaks[-1], settings.segment_s))
+    problem = problems[0] if len(problems) == 1 else SongsProblem(problems)
     surrogates = build_surrogates(settings, device) if surrogates is None else [m.to(device) for m in surrogates]
     alpha = PAPER_ALPHA["audio"] if settings.alpha is None else settings.alpha
     config = MinMinConfig(mode=settings.mode, pgd_steps=settings.pgd_steps, alpha=alpha,
-                          max_rounds=settings.max_rounds, models_per_round=settings.models_per_round)
+                          max_rounds=settings.max_rounds, models_per_round=settings.models_per_round,
+                          batch_segments=MinMinConfig.batch_segments * len(songs))
 
     objective = build_objective(settings.objective, settings.mode, settings.seed)
 
-    def losses() -> dict[str, float]:
+    def losses(song: AudioCloakProblem) -> dict[str, float]:
         if settings.objective != "minmin":
             return {}  # the objective's own loss is in the rounds (`protected_loss`)
         return {
-            "clean": mean_generative_loss(surrogates, problem.clean_batch, problem.num_segments),
-            "protected": mean_generative_loss(surrogates, lambda ids: problem.protected_batch(ids)[0],
-                                              problem.num_segments),
+            "clean": mean_generative_loss(surrogates, song.clean_batch, song.num_segments),
+            "protected": mean_generative_loss(surrogates, lambda ids: song.protected_batch(ids)[0], song.num_segments),
         }
 
-    before = losses()
+    before = [losses(song) for song in problems]
     history = optimise_noise(problem, surrogates, config, generator, progress, objective)
-    after = losses()
-    with torch.no_grad():
-        noise = cloak.render(sample_rate_hz, lanes_in.shape[-1])
-    noises, first = [], 0
-    for track in tracks:
-        noises.append(noise[first : first + track.shape[0]])
-        first += track.shape[0]
-    summary = {
-        "device": str(device),
-        "objective": settings.objective,
-        "surrogates": [m.family for m in surrogates],
-        "surrogate_loss_before": before,
-        "surrogate_loss_after": after,
-        "rounds": asdict(history),
-        "segments": problem.num_segments,
-        "windows_with_noise_share": cloak.active_share(),
-    }
-    return CloakOutcome(noises, summary)
+    outcomes = []
+    for tracks, sample_rate_hz, lanes, cloak, song, loss_before in zip(songs, sample_rates_hz, lanes_in, cloaks,
+                                                                        problems, before):
+        with torch.no_grad():
+            noise = cloak.render(sample_rate_hz, lanes.shape[-1])
+        noises, first = [], 0
+        for track in tracks:
+            noises.append(noise[first : first + track.shape[0]])
+            first += track.shape[0]
+        summary = {
+            "device": str(device),
+            "objective": settings.objective,
+            "surrogates": [m.family for m in surrogates],
+            "surrogate_loss_before": loss_before,
+            "surrogate_loss_after": losses(song),
+            "rounds": asdict(history),
+            "segments": song.num_segments,
+            "windows_with_noise_share": cloak.active_share(),
+        }
+        if len(songs) > 1:
+            summary["songs_optimised_together"] = len(songs)
+        outcomes.append(CloakOutcome(noises, summary))
+    return outcomes
 
 
 def is_silent(samples: np.ndarray) -> bool:
@@ -153,6 +177,79 @@ def preview_excerpt(audio: Audio, preview_s: float) -> Audio:
     length = min(round(preview_s * audio.sample_rate_hz), audio.num_frames)
     first = (audio.num_frames - length) // 2
     return replace(audio, samples=audio.samples[:, first : first + length])
+
+
+@dataclass
+class SongToProtect:
+    """An audio file read and checked, ready to be cloaked (`read_song_to_protect`)."""
+
+    input_path: Path
+    output_path: Path
+    audio: Audio  # the whole song, or its preview excerpt
+    started_s: float  # time.perf_counter() when its reading began
+
+
+def read_song_to_protect(input_path: str | Path, output_path: str | Path | None, settings: ProtectionSettings,
+                         overwrite: bool = False) -> SongToProtect | ProtectionResult:
+    """Check the paths, read the song (its preview excerpt with `preview_s`) and check its length;
+    a silent file has nothing to protect: it is passed through here and its result comes back."""
+    started = time.perf_counter()
+    input_path = Path(input_path)
+    output_path = default_output_path(input_path, Path(output_path) if output_path else None, settings.preview_s is not None)
+    _check_paths(input_path, output_path, overwrite)
+    audio = read_audio(input_path)
+    if settings.preview_s is not None:
+        audio = preview_excerpt(audio, settings.preview_s)
+    if is_silent(audio.samples):
+        warnings.warn(f"{input_path}: the file is silent; nothing needed protecting, it was copied unchanged",
+                      stacklevel=2)
+        if settings.preview_s is None:
+            _copy_atomically(input_path, output_path)
+        else:
+            write_audio(audio, output_path, tags_from=input_path)
+        return ProtectionResult(input_path, output_path, {"input": str(input_path), "output": str(output_path),
+                                                          "silent": True})
+    check_long_enough(audio, settings.window_ms)
+    return SongToProtect(input_path, output_path, audio, started)
+
+
+def protect_songs(
+    songs: list[SongToProtect],
+    settings: ProtectionSettings,
+    *,
+    write_report: bool = True,
+    picture: bool = True,
+    progress: ProgressCallback | None = None,
+    surrogates: Callable[[], list[GenerativeModel]] | None = None,
+) -> list[ProtectionResult]:
+    """Cloak songs in one optimisation (`cloak_songs`), then write each with its report.
+
+    A song's `elapsed_s` is the group's time from the first reading on, shared equally.
+    """
+    tracks = [[song.audio.samples[c : c + 1] for c in range(song.audio.num_channels)] if settings.stems
+              else [song.audio.samples] for song in songs]
+    outcomes = cloak_songs(tracks, [song.audio.sample_rate_hz for song in songs], settings, progress,
+                           surrogates=surrogates() if surrogates is not None else None)
+    protected_songs = []
+    for song, outcome in zip(songs, outcomes):
+        protected = outcome.noises[0] if len(outcome.noises) == 1 else np.concatenate(outcome.noises, axis=0)
+        protected += song.audio.samples  # in place: the noise array becomes the protected audio
+        limit_to_source_range(protected, song.audio.samples)
+        write_audio(replace(song.audio, samples=protected), song.output_path, tags_from=song.input_path)
+        protected_songs.append(protected)
+    elapsed_s = (time.perf_counter() - min(song.started_s for song in songs)) / len(songs)
+
+    results = []
+    for song, outcome, protected in zip(songs, outcomes, protected_songs):
+        audio = song.audio
+        masking = MaskingExcerpt.of(audio.samples, protected, audio.sample_rate_hz)
+        report = audio_report(song.input_path, song.output_path, settings, audio.samples, protected,
+                              audio.sample_rate_hz, outcome.summary, elapsed_s, masking)
+        result = ProtectionResult(song.input_path, song.output_path, report)
+        if write_report:
+            result.report_path, result.picture_path = write_report_files(report, masking, song.output_path, picture)
+        results.append(result)
+    return results
 
 
 def protect_audio_file(
@@ -172,41 +269,11 @@ def protect_audio_file(
     `surrogates()`, when given, returns the models the settings name, untrained (a batch
     builds them once and hands each file a copy); by default they are built here.
     """
-    started = time.perf_counter()
-    input_path = Path(input_path)
-    output_path = default_output_path(input_path, Path(output_path) if output_path else None, settings.preview_s is not None)
-    _check_paths(input_path, output_path, overwrite)
-    audio = read_audio(input_path)
-    if settings.preview_s is not None:
-        audio = preview_excerpt(audio, settings.preview_s)
-
-    if is_silent(audio.samples):
-        warnings.warn(f"{input_path}: the file is silent; nothing needed protecting, it was copied unchanged",
-                      stacklevel=2)
-        if settings.preview_s is None:
-            _copy_atomically(input_path, output_path)
-        else:
-            write_audio(audio, output_path, tags_from=input_path)
-        report = {"input": str(input_path), "output": str(output_path), "silent": True}
-        return ProtectionResult(input_path, output_path, report)
-
-    check_long_enough(audio, settings.window_ms)
-    tracks = [audio.samples[c : c + 1] for c in range(audio.num_channels)] if settings.stems else [audio.samples]
-    outcome = cloak_tracks(tracks, audio.sample_rate_hz, settings, progress,
-                           surrogates=surrogates() if surrogates is not None else None)
-    protected = outcome.noises[0] if len(outcome.noises) == 1 else np.concatenate(outcome.noises, axis=0)
-    protected += audio.samples  # in place: the noise array becomes the protected audio
-    limit_to_source_range(protected, audio.samples)
-    write_audio(replace(audio, samples=protected), output_path, tags_from=input_path)
-    elapsed_s = time.perf_counter() - started
-
-    masking = MaskingExcerpt.of(audio.samples, protected, audio.sample_rate_hz)
-    report = audio_report(input_path, output_path, settings, audio.samples, protected, audio.sample_rate_hz,
-                          outcome.summary, elapsed_s, masking)
-    result = ProtectionResult(input_path, output_path, report)
-    if write_report:
-        result.report_path, result.picture_path = write_report_files(report, masking, output_path, picture)
-    return result
+    song = read_song_to_protect(input_path, output_path, settings, overwrite)
+    if isinstance(song, ProtectionResult):
+        return song
+    return protect_songs([song], settings, write_report=write_report, picture=picture, progress=progress,
+                         surrogates=surrogates)[0]
 
 
 def _check_paths(input_path: Path, output_path: Path, overwrite: bool) -> None:
