@@ -129,7 +129,7 @@ class ProtectionSettings:
     # GAN (MuseGAN, and the MIDI black-box bag of MuseGANs), 0.30 for transformers and audio models.
     alpha: float | None = None
     # Audio files of a batch optimised together, this many at a time (`flows.audio.protect.cloak_songs`):
-    # on a GPU, several songs for about the time of one; a song's noise then depends on the songs beside it.
+    # for a GPU that one song's batches leave idle; a song's noise then depends on the songs beside it.
     songs_per_batch: int = 1
     # White-box: the model itself, in memory, instead of `model_checkpoint` (the benchmark's
     # attackers; a program that trained its own). Not part of equality or the report.

@@ -156,7 +156,7 @@ class SongsProblem:
     Segment i of the whole is segment i − offsets[s] of song s (songs in order). Each song keeps its
     own cloak and noise parameters; the models read batches that mix songs, and in the outer step
     they learn every song of the group, as the paper's min over θ runs over the whole protected
-    set. On a GPU one batch of G songs' segments costs about what one song's does.
+    set. A GPU that one song's batches leave idle does G songs' work in one pass.
 
     Args:
         problems: one `AudioCloakProblem` per song, with segments of one length.

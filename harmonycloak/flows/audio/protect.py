@@ -111,7 +111,7 @@ def cloak_songs(
     `songs[g]` holds song g's clean tracks (each (channels, frames), one rate, one length) at
     `sample_rates_hz[g]`. With one song this is `cloak_tracks`. With G songs every PGD batch holds
     G times the segments of one song's, mixed across the songs (`cloak.problem.SongsProblem`), so
-    each song gets about as many steps as alone while a GPU does the G songs' work at once; the
+    each song gets about as many steps as alone while the models run once for the G songs; the
     surrogates learn all G songs between rounds, and a song's noise depends on the songs beside it.
     """
     device = resolve_device(settings.device)
