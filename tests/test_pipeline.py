@@ -9,6 +9,7 @@ import mutagen
 import numpy as np
 import pytest
 import soundfile
+import torch
 
 import harmonycloak
 from harmonycloak.errors import AudioFileError, ModelError
@@ -127,9 +128,12 @@ def test_masked_cloak_and_preview(tmp_path, song_wav):
     assert audio.num_frames == round(1.5 * audio.sample_rate_hz)
 
 
-def test_songs_optimised_together_each_get_noise_of_their_own_within_the_budget(tmp_path, example_song):
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU"))])
+def test_songs_optimised_together_each_get_noise_of_their_own_within_the_budget(tmp_path, example_song, device):
     from harmonycloak.flows.audio.protect import protect_songs, read_song_to_protect
 
+    settings = replace(QUICK, device=device)
     audio = read_audio(example_song)
     rate = audio.sample_rate_hz
     paths = []
@@ -137,13 +141,13 @@ def test_songs_optimised_together_each_get_noise_of_their_own_within_the_budget(
         excerpt = replace(audio, samples=audio.samples[:, round(start_s * rate) : round((start_s + seconds) * rate)],
                           format=None)
         paths.append(write_audio(excerpt, tmp_path / f"song{index}.wav"))
-    songs = [read_song_to_protect(path, tmp_path / f"out{index}.wav", QUICK) for index, path in enumerate(paths)]
-    results = protect_songs(songs, QUICK, picture=False)
+    songs = [read_song_to_protect(path, tmp_path / f"out{index}.wav", settings) for index, path in enumerate(paths)]
+    results = protect_songs(songs, settings, picture=False)
     for path, result in zip(paths, results):
         original, protected = read_audio(path).samples, read_audio(result.output_path).samples
         assert protected.shape == original.shape and np.abs(protected - original).max() > 0
         assert result.report["noise_to_mask_ratio_db"]["fraction_above_0db"] < 0.01
-        assert result.report["songs_optimised_together"] == 2
+        assert result.report["songs_optimised_together"] == 2 and result.report["device"].startswith(device)
         # min-min lowered each song's own loss under the surrogates that learnt both songs
         loss = result.report["surrogate_loss_after"]
         assert loss["protected"] < loss["clean"]
