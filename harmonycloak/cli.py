@@ -218,6 +218,11 @@ def _parser() -> argparse.ArgumentParser:
     unlearn.add_argument("--strength", choices=defaults.STRENGTHS,
                          help="the strength the threat models' releases run at instead of medium (the curve of "
                               "protection against audibility)")
+    unlearn.add_argument("--scratch-preset", choices=("small", "zoo"),
+                         help="the size of T1's attackers trained from scratch instead of the suite's (zoo: the "
+                              "zoo's pretrained size, which memorises its corpus)")
+    unlearn.add_argument("--scratch-steps", type=_positive_int, metavar="N",
+                         help="T1's training steps instead of the suite's")
     unlearn.add_argument("--combine", type=Path, nargs="+", metavar="RESULTS_JSON",
                          help="write one report from earlier runs' results.json instead of running")
     unlearn.set_defaults(run=_run_bench_unlearnability)
@@ -387,7 +392,8 @@ def _run_bench_unlearnability(arguments: argparse.Namespace) -> int:
                        parts=tuple(arguments.parts) if arguments.parts else None, jobs=arguments.jobs,
                        methods=tuple(arguments.methods) if arguments.methods else None,
                        families=tuple(arguments.families) if arguments.families else None,
-                       strength=arguments.strength)
+                       strength=arguments.strength, scratch_preset=arguments.scratch_preset,
+                       scratch_steps=arguments.scratch_steps)
     return EXIT_OK
 
 

@@ -245,3 +245,7 @@ def test_the_command_line_replaces_the_suite_s_methods_families_and_strength():
     assert suite.threat_methods == ("none", "random-masked", "masked-cue", "masked-cue+mp3-128k")
     assert suite.threat_cloak.strength == "low" and standard.threat_cloak.strength == "medium"
     assert suite.threat_cloak.pgd_steps == standard.threat_cloak.pgd_steps  # the rest of the release effort is kept
+    larger = adjusted_suite(standard, scratch_preset="zoo", scratch_steps=1500)
+    assert larger.threats.scratch_preset == "zoo" and larger.threats.scratch.steps == 1500
+    assert larger.threats.scratch.learning_rate == standard.threats.scratch.learning_rate
+    assert larger.threats.mimicry == standard.threats.mimicry and standard.threats.scratch_preset == "small"

@@ -28,7 +28,8 @@ REFERENCE_CLIPS = 32  # other songs whose embeddings are a contrastive encoder's
 
 
 def adjusted_suite(suite, jobs: int | None = None, methods: tuple[str, ...] | None = None,
-                   families: tuple[str, ...] | None = None, strength: str | None = None):
+                   families: tuple[str, ...] | None = None, strength: str | None = None,
+                   scratch_preset: str | None = None, scratch_steps: int | None = None):
     """`suite` with the command line's replacements (see `run_unlearnability`)."""
     from harmonycloak.bench.unlearnability.releases import with_controls
 
@@ -41,21 +42,29 @@ def adjusted_suite(suite, jobs: int | None = None, methods: tuple[str, ...] | No
         suite = replace(suite, families_for_threats=families)
     if strength:
         suite = replace(suite, threat_cloak=replace(suite.threat_cloak, strength=strength))
+    if scratch_preset:
+        suite = replace(suite, threats=replace(suite.threats, scratch_preset=scratch_preset))
+    if scratch_steps:
+        suite = replace(suite, threats=replace(suite.threats, scratch=replace(suite.threats.scratch, steps=scratch_steps)))
     return suite
 
 
 def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None = None, command: str | None = None,
                        suite=None, parts: tuple[str, ...] | None = None, jobs: int | None = None,
                        methods: tuple[str, ...] | None = None, families: tuple[str, ...] | None = None,
-                       strength: str | None = None, log=print) -> dict:
+                       strength: str | None = None, scratch_preset: str | None = None,
+                       scratch_steps: int | None = None, log=print) -> dict:
     """Run a suite (or the given `suite` object) and write its report folder; returns the JSON document.
 
     `methods` and `families` replace the threat models' (a method's random control and "none"
     are added: a score needs them); `strength` replaces the strength the threat models' releases
-    run at (a point on the curve of protection against audibility)."""
+    run at (a point on the curve of protection against audibility); `scratch_preset` and
+    `scratch_steps` replace T1's attacker size and training length (larger models trained
+    longer memorise their corpus: a wider seen/unseen gap)."""
     import torch
 
-    suite = adjusted_suite(suite or get_suite(suite_name, seeds, parts), jobs, methods, families, strength)
+    suite = adjusted_suite(suite or get_suite(suite_name, seeds, parts), jobs, methods, families, strength,
+                           scratch_preset, scratch_steps)
     command = command or " ".join(shlex.quote(a) for a in ["harmonycloak", *sys.argv[1:]])
     threads = torch.get_num_threads()
     if suite.torch_threads:
