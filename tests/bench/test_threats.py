@@ -161,6 +161,31 @@ def test_scores_follow_the_formulas_and_the_random_control_decides():
     assert "positive control was not run" in text and "mimicry / ar-gru: beats" in text and "not seen" not in text
 
 
+def test_the_style_score_is_the_share_of_the_fine_tune_s_move_toward_the_artist_that_a_method_undid():
+    from harmonycloak.bench.unlearnability.threat_report import markdown_tables
+
+    results = []
+    for seed, (base, none, cloaked) in enumerate(((10.0, 4.0, 7.0), (12.0, 6.0, 6.0))):
+        runs = []
+        for condition, fd in (("base", base), ("none", none), ("dominant-blackbox", cloaked),
+                              ("random-dominant", none)):
+            run = _run("mimicry", "ar-gru", condition, seed, [1.0 if condition == "base" else 0.5])
+            run.measures["fd_artist"] = fd
+            runs.append(run)
+        results.append(ThreatSeedResult(seed, ["a"], [], 0.15, {}, runs))
+    methods = ("none", "random-dominant", "dominant-blackbox")
+    table = score_table(results, ("mimicry",), ("ar-gru",), lambda threat: methods, n_resamples=50)
+    cloaked = table["mimicry"]["ar-gru"]["dominant-blackbox"]
+    # means over seeds: base 11, none 5, cloaked 6.5 → (6.5 − 5) / (11 − 5) = 0.25
+    assert cloaked.fd_artist == pytest.approx(6.5) and cloaked.fd_ps == pytest.approx(0.25)
+    assert table["mimicry"]["ar-gru"]["none"].fd_ps == pytest.approx(0.0)
+    assert "| 6.500 (+0.25) |" in "\n".join(markdown_tables(table))
+    for result in results:  # where the base model's music was not measured the score is undefined, not wrong
+        result.run("mimicry", "ar-gru", "base").measures.clear()
+    assert np.isnan(score_table(results, ("mimicry",), ("ar-gru",), lambda threat: methods,
+                                n_resamples=50)["mimicry"]["ar-gru"]["dominant-blackbox"].fd_ps)
+
+
 def test_a_seed_result_round_trips_through_json():
     import json
 
@@ -249,3 +274,16 @@ def test_the_command_line_replaces_the_suite_s_methods_families_and_strength():
     assert larger.threats.scratch_preset == "zoo" and larger.threats.scratch.steps == 1500
     assert larger.threats.scratch.learning_rate == standard.threats.scratch.learning_rate
     assert larger.threats.mimicry == standard.threats.mimicry and standard.threats.scratch_preset == "small"
+
+
+def test_the_mimicry_runs_measure_how_close_the_generated_music_comes_to_the_artist():
+    from harmonycloak.bench.unlearnability.benchmark import adjusted_suite, load_threat_data
+    from harmonycloak.bench.unlearnability.suites import get_suite
+    from harmonycloak.bench.unlearnability.threat_experiment import run_threat_seed
+
+    suite = adjusted_suite(get_suite("smoke", parts=("mimicry",)), methods=("positive-white-10db",),
+                           families=("ar-transformer",))
+    result = run_threat_seed(suite, load_threat_data(suite), 0, log=lambda *_: None)
+    fds = {run.condition: run.measures.get("fd_artist") for run in result.runs}
+    assert {"base", "none", "positive-white-10db"} <= set(fds)
+    assert all(fd is not None and np.isfinite(fd) and fd > 0 for fd in fds.values())

@@ -267,7 +267,7 @@ def test_unknown_methods_and_families_are_refused_before_anything_runs(tmp_path,
 
 @pytest.mark.parametrize("family", ("ar-transformer", "mel-diffusion"))
 def test_generated_music_is_seeded_and_its_fd_is_a_distance(family):
-    from harmonycloak.bench.unlearning.generated import GeneratedSpec, generated_fd, generated_frames
+    from harmonycloak.bench.generated import GeneratedSpec, generated_fd, generated_frames
     from harmonycloak.zoo import load_zoo_model
 
     model, encoder = load_zoo_model(family), load_zoo_model("contrastive")
@@ -281,7 +281,7 @@ def test_generated_music_is_seeded_and_its_fd_is_a_distance(family):
 
 
 def test_a_family_without_a_sampler_here_has_no_fd():
-    from harmonycloak.bench.unlearning.generated import GeneratedSpec, generated_fd
+    from harmonycloak.bench.generated import GeneratedSpec, generated_fd
     from harmonycloak.models.registry import build_model
 
     assert generated_fd(build_model("codec-lm", "tiny", seed=0), None, [], GeneratedSpec(), seed=0) is None

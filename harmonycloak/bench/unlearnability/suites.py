@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from harmonycloak.bench.generated import GeneratedSpec
 from harmonycloak.bench.unlearnability.baselines import CloakSpec
 from harmonycloak.bench.unlearnability.baselines import check_method as check_paper_method
 from harmonycloak.bench.unlearnability.data import AlbumSpec, DataSpec
@@ -67,6 +68,8 @@ class Suite:
     attacks: tuple[str, ...] = ()  # purifications applied, each to `attacked_methods`, in T2 ...
     scratch_attacks: tuple[str, ...] = ()  # ... and these in T1 (each also retrains the unseen reference)
     attacked_methods: tuple[str, ...] = ("none", "random-dominant", "dominant-blackbox")
+    # T2: the FD of what each fine-tuned model generates to the artist's unreleased songs; None: not measured
+    threat_generated: GeneratedSpec | None = None
     jobs: int = 1  # seeds of the threat models run this many at a time, each in a process of its own
 
     def __post_init__(self) -> None:
@@ -125,6 +128,7 @@ def _suites() -> dict[str, Suite]:
                                                   segment_s=0.64)),
         threat_cloak=ReleaseSpec(pgd_steps=2, max_rounds=1, bag_size=2, models_per_round=2, bag_preset="tiny"),
         attacks=("mp3-128k",), scratch_attacks=("mp3-128k",),
+        threat_generated=GeneratedSpec(clips=2, generated_s=0.64, window_s=0.32, diffusion_steps=2),
     )
     standard = Suite(
         name="standard",
@@ -152,6 +156,7 @@ def _suites() -> dict[str, Suite]:
         # product's effort the black-box releases alone take ~6 minutes each and the suite ~2.7 hours on 2 cores.
         threat_cloak=ReleaseSpec(pgd_steps=6, max_rounds=1, bag_size=4, models_per_round=3),
         attacks=("mp3-128k",), scratch_attacks=("mp3-128k",),
+        threat_generated=GeneratedSpec(clips=8, generated_s=2.56),
         jobs=3,  # the three seeds at once: 3 processes on 2 cores take ~1.5 seeds of time, two at a time take 2
     )
     full = Suite(
@@ -184,6 +189,7 @@ def _suites() -> dict[str, Suite]:
                          "purify-noise-lowpass"),
         attacked_methods=("none", "positive-white-10db", "random-dominant", "dominant-whitebox", "dominant-blackbox",
                           "random-masked", "masked-whitebox", "masked-blackbox"),
+        threat_generated=GeneratedSpec(clips=32, generated_s=5.12),
     )
     return {suite.name: suite for suite in (smoke, standard, full)}
 

@@ -155,6 +155,24 @@ def run_threat_seed(suite, data: BenchData, seed: int, log=print) -> ThreatSeedR
             purified[f"corpus|{attack}"] = attacked(corpus, attack, seed + 10_000)
         return purified[f"corpus|{attack}"]
 
+    encoder: list = []  # the zoo's contrastive encoder, loaded when first needed
+
+    def style_measure(threat: str, family: str):
+        """T2: the FD of what the fine-tuned model generates to the artist's unreleased songs."""
+        from harmonycloak.bench.generated import generated_fd, has_sampler
+        from harmonycloak.zoo import load_zoo_model
+
+        if threat != "mimicry" or suite.threat_generated is None or not has_sampler(family):
+            return None
+
+        def measure(model) -> dict:
+            if not encoder:
+                encoder.append(load_zoo_model("contrastive").to(next(model.parameters()).device).eval())
+            fd = generated_fd(model, encoder[0], unreleased, suite.threat_generated, seed)
+            return {} if fd is None else {"fd_artist": fd}
+
+        return measure
+
     for family in suite.families_for_threats:
         for threat in suite.threat_models:
             mine = released_clean if threat == "mimicry" else released_clean[:scratch_count]
@@ -174,7 +192,7 @@ def run_threat_seed(suite, data: BenchData, seed: int, log=print) -> ThreatSeedR
                 else:
                     training = released(condition, family)
                 run = train_attacker(threat, family, condition, training, probes, suite.threats, seed,
-                                     data.references)
+                                     data.references, style_measure(threat, family))
                 result.runs.append(run)
                 log(f"  seed {seed} {threat} {family} {condition}: released {run.mean_loss('released'):.4f} "
                     f"({run.elapsed_s:.0f} s)")

@@ -43,6 +43,8 @@ class Score:
     beats_random_control: bool
     audibility: dict  # mean over seeds: snr_db, nmr_p95_db, loudness_change_lu, visqol_mos (when measured)
     unreleased: ScoreInterval | None = None  # mimicry: the score on the artist's unreleased songs
+    fd_artist: float = math.nan  # mimicry: mean over seeds of the FD of the model's music to the artist's unreleased songs
+    fd_ps: float = math.nan  # mimicry: (FD_method − FD_none) / (FD_base − FD_none), of those means
 
 
 def losses(results: list[ThreatSeedResult], threat: str, family: str, condition: str, probe: str) -> np.ndarray | None:
@@ -85,6 +87,28 @@ def relative_gap(results: list[ThreatSeedResult], threat: str, family: str, atta
     return float(np.mean((reference.mean(axis=1) - clean.mean(axis=1)) / clean.mean(axis=1)))
 
 
+def style_scores(results: list[ThreatSeedResult], family: str, method: str) -> tuple[float, float]:
+    """(mean FD of what the fine-tuned model generates to the artist's unreleased songs, style PS)
+    for a T2 method, the means over the seeds that measured all three runs; NaN where not measured.
+
+    Style PS = (FD_method − FD_none) / (FD_base − FD_none): the share of what fine-tuning on the
+    clean album moved the model's music toward the artist that the method undid.
+    """
+    _, attack = split_method(method)
+    clean_name, base_name = references("mimicry", attack)
+    triples = []
+    for result in results:
+        runs = [result.run("mimicry", family, condition) for condition in (method, clean_name, base_name)]
+        values = [run.measures.get("fd_artist") if run is not None else None for run in runs]
+        if all(value is not None for value in values):
+            triples.append(values)
+    if not triples:
+        return math.nan, math.nan
+    fd_method, fd_none, fd_base = np.mean(np.asarray(triples, dtype=np.float64), axis=0)
+    learnt = fd_base - fd_none
+    return float(fd_method), float((fd_method - fd_none) / learnt) if learnt != 0 else math.nan
+
+
 def mean_audibility(results: list[ThreatSeedResult], method: str, family: str) -> dict:
     """The release's audibility measures for this family's key, averaged over seeds."""
     name, attack = split_method(method)
@@ -115,10 +139,11 @@ def score_table(results: list[ThreatSeedResult], threat_models: tuple[str, ...],
                 control_interval = cells.get(f"{control}+{attack}" if attack else control) if control else None
                 unreleased = (score_cell(results, threat, family, method, "unreleased", n_resamples)
                               if threat == "mimicry" else None)
+                fd_artist, fd_ps = style_scores(results, family, method) if threat == "mimicry" else (math.nan,) * 2
                 table.setdefault(threat, {}).setdefault(family, {})[method] = Score(
                     interval, relative_gap(results, threat, family, attack),
                     control_interval is not None and beats(control_interval, interval),
-                    mean_audibility(results, method, family), unreleased)
+                    mean_audibility(results, method, family), unreleased, fd_artist, fd_ps)
     return table
 
 
@@ -178,17 +203,28 @@ def markdown_tables(table: dict[str, dict[str, dict[str, Score]]]) -> list[str]:
               "mimicry": "T2 — style mimicry (fine-tune of the zoo model): PS = (L_ft,method − L_ft,none) / "
                          "(L_base − L_ft,none); also on the artist's unreleased songs"}
     for threat, families in table.items():
+        styled = any(math.isfinite(score.fd_artist) for scores in families.values() for score in scores.values())
         out += [f"### {titles.get(threat, threat)}", "",
                 "| family | gap | method | PS [95 % CI] | unreleased PS | beats random control | SNR dB | "
-                "NMR p95 dB | ΔLUFS | ViSQOL |", "|---|---|---|---|---|---|---|---|---|---|"]
+                "NMR p95 dB | ΔLUFS | ViSQOL |" + (" FD to the artist (style PS) |" if styled else ""),
+                "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if styled else "")]
         for family, scores in families.items():
             for method, score in scores.items():
                 sound = score.audibility
+                style = (f" {_num(score.fd_artist, '.3f')} ({_num(score.fd_ps, '+.2f')}) |"
+                         if math.isfinite(score.fd_artist) else " — |") if styled else ""
                 out.append(f"| {family} | {_pct(score.gap)} | {method} | {score.interval.text()} | "
                            f"{score.unreleased.text() if score.unreleased else '—'} | "
                            f"{'yes' if score.beats_random_control else ('—' if method not in _scored(method) else 'no')} | "
                            f"{_num(sound.get('snr_db'))} | {_num(sound.get('nmr_p95_db'))} | "
-                           f"{_num(sound.get('loudness_change_lu'), '+.2f')} | {_num(sound.get('visqol_mos'), '.2f')} |")
+                           f"{_num(sound.get('loudness_change_lu'), '+.2f')} | {_num(sound.get('visqol_mos'), '.2f')} |"
+                           + style)
+        if styled:
+            out += ["", "FD to the artist: the Fréchet distance, in the zoo encoder's embedding, between what the "
+                        "fine-tuned model generates and the artist's unreleased songs (mean over seeds; lower: closer "
+                        "to the artist). Style PS = (FD_method − FD_none) / (FD_base − FD_none): 0 for the clean "
+                        "album, 1 where the fine-tune moved the model's music no closer to the artist than the base "
+                        "model's."]
         out.append("")
     return out
 

@@ -22,7 +22,7 @@ Shapes: a song is (N,) float32 mono at the working rate; a probe is a list of so
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -147,18 +147,21 @@ def contrastive_song_losses(model: GenerativeModel, songs: Sequence[np.ndarray],
 
 def train_attacker(threat: str, family: str, condition: str, training_songs: Sequence[np.ndarray],
                    probes: dict[str, Sequence[np.ndarray]], spec: ThreatSpec, seed: int,
-                   references: torch.Tensor | None = None) -> AttackerRun:
+                   references: torch.Tensor | None = None,
+                   measure: Callable[[GenerativeModel], dict] | None = None) -> AttackerRun:
     """Train (T1) or fine-tune (T2) an attacker of `family` on `training_songs`, then measure every probe.
 
     Paired runs: for one seed every condition starts from the same weights and draws its crops
     from the same generator (the songs differ, their number and lengths do not, except T1's
     "unseen", which trains without the released songs). With no training songs, the
-    untrained (T1) or base (T2) model is measured.
+    untrained (T1) or base (T2) model is measured. `measure(model)`, when given, adds other
+    measures of the trained model (what it generates) to the run's `measures`.
     """
     started = time.perf_counter()
     model, curve = trained_attacker(threat, family, training_songs, spec, seed)
     losses = {name: song_losses(model, songs, spec.probe_segment_s, references) for name, songs in probes.items()}
-    return AttackerRun(threat, family, condition, seed, losses, curve, time.perf_counter() - started)
+    measures = measure(model) if measure is not None else {}
+    return AttackerRun(threat, family, condition, seed, losses, curve, time.perf_counter() - started, measures)
 
 
 def trained_attacker(threat: str, family: str, training_songs: Sequence[np.ndarray], spec: ThreatSpec,

@@ -42,7 +42,7 @@ import numpy as np
 from harmonycloak.bench.unlearnability.releases import Release, release, release_key
 from harmonycloak.bench.unlearnability.threat_experiment import BenchData, ReleaseRecord, ThreatSeedResult
 from harmonycloak.bench.unlearnability.threats import AttackerRun, song_losses, trained_attacker
-from harmonycloak.bench.unlearning.generated import generated_fd, has_sampler
+from harmonycloak.bench.generated import generated_fd, has_sampler
 from harmonycloak.bench.unlearning.methods import unlearn
 from harmonycloak.optim.finetune import finetune
 from harmonycloak.settings import WORKING_RATE_HZ

@@ -17,7 +17,7 @@ from harmonycloak.bench.unlearnability.data import AlbumSpec
 from harmonycloak.bench.unlearnability.releases import check_method as check_release_method
 from harmonycloak.bench.unlearnability.suites import Suite, get_suite
 from harmonycloak.bench.unlearnability.threats import FAMILY_GROUP
-from harmonycloak.bench.unlearning.generated import GeneratedSpec
+from harmonycloak.bench.generated import GeneratedSpec
 from harmonycloak.bench.unlearning.losses import check_unlearnable_family
 from harmonycloak.bench.unlearning.methods import METHODS, UnlearningRecipe
 from harmonycloak.errors import SettingsError

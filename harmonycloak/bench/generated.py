@@ -1,5 +1,6 @@
-"""What a model generates after unlearning, judged: the Fréchet distance between its music and
-held-out music in the zoo contrastive encoder's embedding (`metrics.audio.frechet_distance`).
+"""What a model generates, judged: the Fréchet distance between its music and reference music
+(held-out songs after unlearning; the artist's unreleased songs after a style-mimicry fine-tune)
+in the zoo contrastive encoder's embedding (`metrics.audio.frechet_distance`).
 
 The families with a sampler generate log-mel frames of the zoo's shared front end, which the
 zoo encoder reads directly (no waveform inversion):
