@@ -13,7 +13,6 @@ import pytest
 
 import harmonycloak
 from harmonycloak.cli import main
-from harmonycloak.cloak.midi import is_cloak_layer
 from harmonycloak.errors import ModelError
 from harmonycloak.io.midi import read_midi
 from harmonycloak.models.checkpoint import save_checkpoint
@@ -36,7 +35,8 @@ def test_black_box_protects_a_chorale_with_a_report_and_a_picture(tmp_path, chor
     assert set(report["surrogate_loss_after"]) == {"clean", "protected"}
     assert result.picture_path.stat().st_size > 10_000
     back = harmonycloak.load(result.output_path)  # a Score, read as any MIDI file
-    assert [is_cloak_layer(track.name) for track in back.tracks] == [False] * 4 + [True] * 4
+    # each layer is named and voiced as its part: no name tells an attacker which tracks to drop
+    assert [(t.name, t.program) for t in back.tracks] == [(t.name, t.program) for t in back.tracks[:4]] * 2
     assert back.num_notes == read_midi(chorale_midi).num_notes + report["notes_added"]
 
 
@@ -182,3 +182,19 @@ def test_tracks_beyond_the_free_channels_are_named_in_the_report(tmp_path):
     assert result.report["tracks_cloaked"] == ["part 5"]
     assert len(result.report["tracks_without_noise"]) == 13
     assert len(mido.MidiFile(tmp_path / "out.mid").tracks) == 15
+
+
+def test_verify_refuses_a_file_whose_extra_tracks_are_not_parts_of_the_original_s_instruments(tmp_path, chorale_midi):
+    from harmonycloak.errors import MidiFileError
+    from harmonycloak.flows.midi.verify import split_layers
+    from harmonycloak.music import Notes, Track
+
+    original = read_midi(chorale_midi)
+    protected = harmonycloak.load(harmonycloak.protect(chorale_midi, tmp_path / "out.mid", QUICK,
+                                                       write_report=False).output_path)
+    base, layers = split_layers(original, protected, tmp_path / "out.mid")
+    assert len(base) == 4 and len(layers) == 4
+    stranger = Track("flute", 73, False, Notes.from_arrays([72], [40], [0], [480]))
+    protected.tracks = protected.tracks + [stranger]
+    with pytest.raises(MidiFileError, match="protected version"):
+        split_layers(original, protected, tmp_path / "out.mid")

@@ -38,10 +38,11 @@ nothing the models never saw. Each piece has its own velocity inside its run's b
 
 A note cannot be added at a pitch its own channel is already playing (readers would pair
 the messages differently), so each cloaked track gets a **cloak layer**: a new track chunk on
-a free channel with the track's program, named ``cloak of track N``. Readers (pretty_midi,
-symusic, miditok) see it as one more instrument of the same program; the models read the
-track and its layer summed into one track of the roll (as the Lakh Pianoroll Dataset merges
-instruments of one family, by sum, clipped at 1). Drum tracks get no noise (a pitch there is
+a free channel, with the track's name and program. Readers (pretty_midi, symusic, miditok) see
+one more part of that instrument, and nothing in its name sets it apart: an attacker who drops
+tracks by name drops the instrument's own part with it. The models read the parts of one
+instrument (one name and program) summed into one row of the roll, clipped at 1
+(`model_input.track_instruments`), as the Lakh Pianoroll Dataset merges an instrument family's. Drum tracks get no noise (a pitch there is
 a drum, not a frequency). With more pitched tracks than free channels, the tracks with the
 most cumulative velocity are cloaked first and the rest are named in the report.
 
@@ -54,7 +55,6 @@ Shapes: R added notes (pieces of runs), M tracks, S roll steps, T windows.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,8 +67,6 @@ from harmonycloak.music import Notes, Score, Track, note_steps, ticks_to_steps
 from harmonycloak.psycho.functional import absolute_threshold_db_spl, db_spl_to_velocity
 from harmonycloak.settings import DEFAULT_WINDOW_MS, check_window_ms
 
-CLOAK_LAYER_NAME = "cloak of track {number}"
-_CLOAK_LAYER_PATTERN = re.compile(r"^cloak of track (\d+)$")
 MELODIC_CHANNELS = 15  # 16 MIDI channels, channel 10 kept for drums
 LEAD, BODY, TAIL = 0, 1, 2  # where an added note sits against its dominant note
 
@@ -316,8 +314,8 @@ class MidiDominantCloak(nn.Module):
             source = score.tracks[track_index]
             notes = Notes.from_arrays(self.runs.pitch[mine], velocity[mine], self.runs.start_tick[mine],
                                       self.runs.end_tick[mine])
-            layers.append(Track(name=CLOAK_LAYER_NAME.format(number=track_index + 1), program=source.program,
-                                is_drum=False, notes=notes, port=source.port))
+            layers.append(Track(name=source.name, program=source.program, is_drum=False, notes=notes,
+                                port=source.port))
         return layers
 
 
@@ -326,29 +324,3 @@ def protected_score(score: Score, cloak: MidiDominantCloak) -> Score:
     protected = score.copy()
     protected.tracks = protected.tracks + cloak.layer_tracks(score)
     return protected
-
-
-def is_cloak_layer(track_name: str) -> bool:
-    """True for the name of a track the cloak added (``cloak of track N``)."""
-    return _CLOAK_LAYER_PATTERN.match(track_name) is not None
-
-
-def fold_cloak_layers(velocities: np.ndarray, track_names: list[str]) -> np.ndarray:
-    """The roll the models read: each cloak layer summed into its track, clipped at 1.
-
-    Args:
-        velocities: (tracks, steps, 128) roll of a score read back from a protected file.
-        track_names: one per track; layers are recognised by `CLOAK_LAYER_NAME`.
-
-    Returns:
-        (tracks without layers, steps, 128) float32.
-    """
-    base = [index for index, name in enumerate(track_names) if not _CLOAK_LAYER_PATTERN.match(name)]
-    out = velocities[base].copy()
-    for index, name in enumerate(track_names):
-        match = _CLOAK_LAYER_PATTERN.match(name)
-        if match:
-            target = int(match.group(1)) - 1
-            if target in base:
-                out[base.index(target)] += velocities[index]
-    return np.minimum(out, 1.0)

@@ -4,13 +4,16 @@ Audio: mono segments of `segment_samples` at the working rate, tiling each song;
 segment ends at the song's end, and a song shorter than one segment is padded with silence.
 MIDI: phrases of `bars` bars, each bar a slot of `steps_per_bar` steps (a pickup
 right-aligned, a short bar padded, see `PianoRoll.bars`), tiling the score's multi-track
-piano roll, the last ending at its last bar; cloak layers are folded into their tracks, as an
-attacker reading a protected file would hear them.
+piano roll, the last ending at its last bar. The roll has one row per *instrument*: the
+tracks of one name, program and drum flag are parts of one instrument and are summed (as the
+Lakh Pianoroll Dataset merges the tracks of an instrument family), clipped at 1. A cloak layer
+is named and voiced as its track, so it is read as a part of that instrument: no name sets it
+apart for an attacker to drop.
 
 Protection (the cloak problems), training (`harmonycloak train`), verification (the twin
 surrogates) and the benchmark all cut music here.
 
-Shapes: N samples, S segments, M tracks, T = bars × steps_per_bar steps, 128 pitches.
+Shapes: N samples, S segments, M tracks, I instruments, T = bars × steps_per_bar steps, 128 pitches.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from harmonycloak.cloak.midi import fold_cloak_layers
 from harmonycloak.models.interface import PhraseLayout
 from harmonycloak.music import PianoRoll, Score, ticks_to_steps
 from harmonycloak.resampling import to_working_rate
@@ -97,12 +99,34 @@ def phrases_of(velocities: Tensor, segment_steps: Tensor) -> Tensor:
     return padded[:, segment_steps].transpose(0, 1)
 
 
+def track_instruments(names: Sequence[str], programs: Sequence[int], is_drum: Sequence[bool]) -> Tensor:
+    """The instrument of each track (M,) int64: tracks of one name, program and drum flag are
+    parts of one instrument, numbered in the order their first part comes."""
+    first: dict[tuple[str, int, bool], int] = {}
+    return torch.tensor([first.setdefault((name, int(program), bool(drum)), len(first))
+                         for name, program, drum in zip(names, programs, is_drum, strict=True)], dtype=torch.long)
+
+
+def instrument_rolls(velocities: Tensor, instrument: Tensor) -> Tensor:
+    """Track rolls (M, S, 128) → instrument rolls (I, S, 128): the parts of each instrument summed
+    (not clipped: the caller clips once everything is added)."""
+    count = int(instrument.max()) + 1 if len(instrument) else 0
+    return velocities.new_zeros((count, *velocities.shape[1:])).index_add(0, instrument.to(velocities.device),
+                                                                          velocities)
+
+
+def score_instruments(score: Score) -> Tensor:
+    """`track_instruments` of a score's tracks, (M,) int64."""
+    return track_instruments([t.name for t in score.tracks], [t.program for t in score.tracks],
+                             [t.is_drum for t in score.tracks])
+
+
 def score_phrases(score: Score, layout: PhraseLayout) -> Tensor:
-    """Phrases (B, M, T, 128) of velocity / 127 tiling a score, its cloak layers folded into their tracks."""
+    """Phrases (B, I, T, 128) of velocity / 127 tiling a score, one row per instrument (cloak
+    layers are parts of their track's instrument)."""
     roll = score.piano_roll(layout.steps_per_beat)
-    velocities = fold_cloak_layers(roll.velocities, roll.track_names)
-    roll = replace(roll, velocities=velocities)
-    return phrases_of(torch.from_numpy(velocities), phrase_steps(roll, layout.steps_per_bar, layout.bars))
+    velocities = instrument_rolls(torch.from_numpy(roll.velocities), score_instruments(score)).clamp(max=1.0)
+    return phrases_of(velocities, phrase_steps(roll, layout.steps_per_bar, layout.bars))
 
 
 def scores_phrases(scores: Sequence[Score], layout: PhraseLayout) -> Tensor:

@@ -19,11 +19,11 @@ from harmonycloak.cloak.midi import (
     MidiCloakSettings,
     MidiDominantCloak,
     dominant_notes,
-    fold_cloak_layers,
     hearing_threshold_velocity,
     protected_score,
 )
 from harmonycloak.cloak.midi_problem import MidiCloakProblem, velocity_weights
+from harmonycloak.cloak.model_input import instrument_rolls, track_instruments
 from harmonycloak.io.midi import as_type_1, read_midi, write_midi
 from harmonycloak.io.render import can_render, render_midi
 from harmonycloak.metrics.perceptual import noise_to_mask_ratio_stats_db
@@ -210,7 +210,9 @@ def test_protect_write_read_gives_back_the_optimised_roll(tmp_path, chorale_midi
     score, cloak, problem = protect_at_random_velocities(source, tmp_path / "protected.mid")
     back = read_midi(tmp_path / "protected.mid")
     roll = back.piano_roll(12)
-    folded = fold_cloak_layers(roll.velocities, roll.track_names)
+    instrument = track_instruments(roll.track_names, roll.programs, roll.is_drum)
+    assert instrument.tolist() == list(range(len(score.tracks))) + [t for t in cloak.tracks_cloaked]  # layers last
+    folded = instrument_rolls(torch.from_numpy(roll.velocities), instrument).clamp(max=1.0).numpy()
     expected = problem.written_roll().numpy()
     assert folded.shape == expected.shape
     np.testing.assert_allclose(folded, expected, atol=1e-6)  # velocities are integers: exact
@@ -232,19 +234,27 @@ def test_pretty_midi_symusic_and_miditok_read_the_added_notes(tmp_path, chorale_
     score, cloak, _ = protect_at_random_velocities(chorale_midi, tmp_path / "protected.mid", seed=3)
     path = tmp_path / "protected.mid"
     expected = layer_notes_by_hand(score, cloak)
-    # pretty_midi: seconds; ticks through its own tick scale
-    midi = pretty_midi.PrettyMIDI(str(path))
-    layers = [inst for inst in midi.instruments if inst.name.startswith("cloak of track")]
+    # pretty_midi: seconds; ticks through its own tick scale. A layer bears its part's name and
+    # program: it is told apart here only by what it plays (not in the clean file)
+    midi, clean = pretty_midi.PrettyMIDI(str(path)), pretty_midi.PrettyMIDI(str(chorale_midi))
+
+    def played(instrument):
+        return tuple(sorted((n.pitch, n.velocity, n.start, n.end) for n in instrument.notes))
+
+    layers = [inst for inst in midi.instruments if played(inst) not in {played(c) for c in clean.instruments}]
     assert len(layers) == 4 and all(inst.program == 0 for inst in layers)
+    assert sorted(inst.name for inst in layers) == sorted(inst.name for inst in clean.instruments)
     got = sorted((n.pitch, n.velocity, midi.time_to_tick(n.start), midi.time_to_tick(n.end))
                  for inst in layers for n in inst.notes)
     assert [g[:2] for g in got] == [e[:2] for e in expected]
     assert max(max(abs(g[2] - e[2]), abs(g[3] - e[3])) for g, e in zip(got, expected)) <= 1  # float seconds
     # symusic: ticks, exactly
-    song = symusic.Score(str(path))
+    song, clean_song = symusic.Score(str(path)), symusic.Score(str(chorale_midi))
+    assert len(song.tracks) == 2 * len(clean_song.tracks)
     got = sorted((n.pitch, n.velocity, n.time, n.time + n.duration)
-                 for track in song.tracks if track.name.startswith("cloak of track") for n in track.notes)
+                 for track in song.tracks[len(clean_song.tracks):] for n in track.notes)
     assert got == expected
+    assert [t.name for t in song.tracks[len(clean_song.tracks):]] == [t.name for t in clean_song.tracks]
     # miditok: the added notes are tokens of their own, with their quiet velocities
     import miditok
 

@@ -23,7 +23,7 @@ import torch
 
 from harmonycloak.cloak.midi import MidiCloakSettings, MidiDominantCloak, protected_score
 from harmonycloak.cloak.midi_problem import MidiCloakProblem
-from harmonycloak.cloak.model_input import longest_bar_steps
+from harmonycloak.cloak.model_input import longest_bar_steps, score_instruments
 from harmonycloak.errors import MidiFileError, ModelError, SettingsError
 from harmonycloak.flows.midi.report import write_midi_report_files
 from harmonycloak.flows.results import ProgressCallback, ProtectionResult
@@ -59,7 +59,7 @@ def blackbox_layout(score: Score, tiny: bool) -> PhraseLayout:
 
 def build_midi_surrogates(score: Score, settings: ProtectionSettings, device: torch.device) -> MidiSurrogates:
     """White-box: the model, checked against the score; black-box: the MuseGAN bag for its tracks."""
-    num_tracks = len(score.tracks)
+    num_tracks = int(score_instruments(score).max()) + 1  # the models' rows: one per instrument
     if settings.mode == "whitebox":
         model = settings.model if settings.model is not None else load_checkpoint(settings.model_checkpoint)[0]
         source = settings.model_checkpoint if settings.model is None else None

@@ -9,8 +9,8 @@ the audio path compares audio: SNR, noise-to-mask ratio of the difference agains
 original's masking threshold, loudness change.
 
 Protection: twin fresh surrogates (`flows.twins`): SymphonyNets (the autoregressive family,
-whose NLL falls as it learns) on the protected phrases (each cloak layer folded into its
-track) and on the original's.
+whose NLL falls as it learns) on the protected phrases (each cloak layer read as a part of its
+track's instrument) and on the original's.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from harmonycloak.cloak.midi import is_cloak_layer
 from harmonycloak.cloak.model_input import score_phrases
 from harmonycloak.errors import MidiFileError
 from harmonycloak.flows.twins import format_twin_training, twin_training
@@ -42,11 +41,7 @@ def verify_midi_files(original_path: str | Path, protected_path: str | Path, *, 
     `visqol` is for audio files and has no effect here (the renderings are measured without it).
     """
     original, protected = read_midi(original_path), read_midi(protected_path)
-    base = [track for track in protected.tracks if not is_cloak_layer(track.name)]
-    layers = [track for track in protected.tracks if is_cloak_layer(track.name)]
-    if len(base) != len(original.tracks):
-        raise MidiFileError(f"has {len(base)} tracks besides its cloak layers but the original has "
-                            f"{len(original.tracks)}; is it a protected version of that file?", protected_path)
+    base, layers = split_layers(original, protected, Path(protected_path))
     result = {
         "kind": "midi",
         "original": str(original_path),
@@ -67,6 +62,19 @@ def verify_midi_files(original_path: str | Path, protected_path: str | Path, *, 
     return result
 
 
+def split_layers(original: Score, protected: Score, protected_path: Path) -> tuple[list, list]:
+    """(the protected file's own tracks, its cloak layers): the original's tracks come first, in
+    their order, and every track after them must be a part of one of the original's instruments
+    (its name and program): the cloak adds nothing else."""
+    count = len(original.tracks)
+    instruments = {(track.name, track.program) for track in original.tracks if not track.is_drum}
+    base, layers = protected.tracks[:count], protected.tracks[count:]
+    if len(base) < count or any((layer.name, layer.program) not in instruments for layer in layers):
+        raise MidiFileError(f"has {len(protected.tracks)} tracks, which are not the original's {count} followed by "
+                            "parts of its instruments; is it a protected version of that file?", protected_path)
+    return base, layers
+
+
 def note_changes(original: Score, base: list, layers: list) -> dict:
     """Notes kept, changed and added, and the level of each added note under its masker (DLS dB)."""
     unchanged, velocity_changed, moved = 0, 0, 0
@@ -81,15 +89,13 @@ def note_changes(original: Score, base: list, layers: list) -> dict:
             moved += abs(len(a) - len(b)) + int(min(len(a), len(b)))
     below_db = []
     for layer in layers:
-        number = int(layer.name.rsplit(" ", 1)[-1]) - 1
-        if not 0 <= number < len(original.tracks):
-            continue
-        notes = original.tracks[number].notes
-        for pitch, velocity, start in zip(layer.notes.pitch, layer.notes.velocity, layer.notes.start_tick):
-            # the masker: the note of this pitch sounding at the added note's start, or ending there (a tail)
-            touching = (notes.pitch == pitch) & (notes.start_tick <= start) & (notes.end_tick >= start)
-            if touching.any():
-                below_db.append(40.0 * np.log10(notes.velocity[touching].max() / velocity))
+        for part in (track for track in original.tracks if (track.name, track.program) == (layer.name, layer.program)):
+            notes = part.notes
+            for pitch, velocity, start in zip(layer.notes.pitch, layer.notes.velocity, layer.notes.start_tick):
+                # the masker: the note of this pitch sounding at the added note's start, or ending there (a tail)
+                touching = (notes.pitch == pitch) & (notes.start_tick <= start) & (notes.end_tick >= start)
+                if touching.any():
+                    below_db.append(40.0 * np.log10(notes.velocity[touching].max() / velocity))
     below = np.asarray(below_db)
     return {
         "original_notes_unchanged": unchanged,
