@@ -65,9 +65,14 @@ def info_nce_with_negatives(anchor: Tensor, positive: Tensor, negatives: Tensor,
 
 def symmetric_info_nce(a: Tensor, b: Tensor, temperature: float) -> Tensor:
     """CLIP's batch loss (scalar): mean cross-entropy of a_i against all b (and b_i against all a), pairs (i, i) positive."""
+    return symmetric_info_nce_per_item(a, b, temperature).mean()
+
+
+def symmetric_info_nce_per_item(a: Tensor, b: Tensor, temperature: float) -> Tensor:
+    """CLIP's loss of each pair (B,): the mean of a_i picking b_i among all b and b_i picking a_i among all a."""
     logits = a @ b.T / temperature
     labels = torch.arange(a.shape[0], device=a.device)
-    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+    return 0.5 * (F.cross_entropy(logits, labels, reduction="none") + F.cross_entropy(logits.T, labels, reduction="none"))
 
 
 class ContrastiveEncoder(LogMelAudioModel, GenerativeTraining, nn.Module):
@@ -122,17 +127,23 @@ class ContrastiveEncoder(LogMelAudioModel, GenerativeTraining, nn.Module):
         """Per-example loss (B,) of a waveform batch (B, N); deterministic, differentiable in the waveform."""
         return self.loss_from_features(self.features(waveform))
 
-    def training_loss(self, waveform: Tensor, generator: torch.Generator) -> Tensor:
-        """Symmetric in-batch InfoNCE of two random crops (each `view_fraction` long) with random gains."""
+    def training_views(self, waveform: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """The two random views training reads of each waveform (B, N): crops of `view_fraction`,
+        each with a random gain, as log-mel frames (B, T, F) each; drawn from `generator`."""
         frames = []
         batch, samples = waveform.shape
         length = round(self.config.view_fraction * samples)
         for _ in range(2):
             offsets = torch.randint(samples - length + 1, (batch,), generator=generator)
-            gains_db = (torch.rand(batch, 1, generator=generator) * 2 - 1) * self.config.max_gain_db
+            gains_db = ((torch.rand(batch, 1, generator=generator) * 2 - 1) * self.config.max_gain_db).to(waveform.device)
             crops = torch.stack([waveform[i, o:o + length] for i, o in enumerate(offsets.tolist())])
             frames.append(self.features(crops * 10 ** (gains_db / 20)))
-        return symmetric_info_nce(self.embed_frames(frames[0]), self.embed_frames(frames[1]), self.config.temperature)
+        return frames[0], frames[1]
+
+    def training_loss(self, waveform: Tensor, generator: torch.Generator) -> Tensor:
+        """Symmetric in-batch InfoNCE of two random crops (each `view_fraction` long) with random gains."""
+        first, second = self.training_views(waveform, generator)
+        return symmetric_info_nce(self.embed_frames(first), self.embed_frames(second), self.config.temperature)
 
     @torch.no_grad()
     def set_negatives(self, waveform: Tensor) -> None:

@@ -287,3 +287,33 @@ def test_the_mimicry_runs_measure_how_close_the_generated_music_comes_to_the_art
     fds = {run.condition: run.measures.get("fd_artist") for run in result.runs}
     assert {"base", "none", "positive-white-10db"} <= set(fds)
     assert all(fd is not None and np.isfinite(fd) and fd > 0 for fd in fds.values())
+
+
+def test_a_contrastive_encoder_is_measured_on_training_s_views_the_same_for_every_model():
+    from harmonycloak.bench.unlearnability.threats import song_losses
+    from harmonycloak.models.contrastive import symmetric_info_nce_per_item
+    from harmonycloak.models.registry import build_model
+
+    generator = torch.Generator().manual_seed(5)
+    # 0.75 s and 1.5 s: 2 and 3 segments of 0.5 s
+    songs = [0.1 * torch.randn(12_000, generator=generator).numpy() for _ in range(2)]
+    songs[1] = np.concatenate([songs[1], songs[1]])
+    references = 0.1 * torch.randn(3, 8000, generator=generator)
+    model = build_model("contrastive", "tiny", seed=0).eval()
+    measured = song_losses(model, songs, 0.5, references)
+    assert measured == song_losses(model, songs, 0.5, references)  # the same views every time
+    # by hand: the first draw of the views, the pairs' symmetric InfoNCE among items and references
+    from harmonycloak.bench.unlearnability.threats import CONTRASTIVE_DRAW_SEED, CONTRASTIVE_DRAWS
+    from harmonycloak.cloak.model_input import audio_segments
+
+    items = torch.cat([audio_segments(song, 8000) for song in songs])
+    batch = torch.cat([items, references])
+    draw = torch.Generator().manual_seed(CONTRASTIVE_DRAW_SEED)
+    total = torch.zeros(len(items))
+    with torch.no_grad():
+        for _ in range(CONTRASTIVE_DRAWS):
+            first, second = model.training_views(batch, draw)
+            total += symmetric_info_nce_per_item(model.embed_frames(first), model.embed_frames(second),
+                                                 model.config.temperature)[: len(items)] / CONTRASTIVE_DRAWS
+    assert len(items) == 5
+    assert measured == pytest.approx([float(total[:2].mean()), float(total[2:].mean())], rel=1e-5)

@@ -5,7 +5,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from harmonycloak.models.contrastive import info_nce_with_negatives, symmetric_info_nce
+from harmonycloak.models.contrastive import info_nce_with_negatives, symmetric_info_nce, symmetric_info_nce_per_item
 from harmonycloak.models.registry import build_model
 
 
@@ -16,6 +16,20 @@ def test_info_nce_by_hand():
     tau = 0.5
     expected = -math.log(math.exp(1 / tau) / (math.exp(1 / tau) + math.exp(0.0) + math.exp(-1 / tau)))
     assert abs(info_nce_with_negatives(anchor, positive, negatives, tau).item() - expected) < 1e-6
+
+
+def test_symmetric_info_nce_per_pair_by_hand():
+    a = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    b = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
+    tau = 0.5
+    logits = [[1 / tau, 0.6 / tau], [0.0, 0.8 / tau]]  # a_i · b_j / τ
+
+    def picks(row, right):
+        return -(row[right] - math.log(sum(math.exp(v) for v in row)))
+
+    expected = [0.5 * (picks(logits[i], i) + picks([logits[0][i], logits[1][i]], i)) for i in range(2)]
+    torch.testing.assert_close(symmetric_info_nce_per_item(a, b, tau), torch.tensor(expected))
+    torch.testing.assert_close(symmetric_info_nce(a, b, tau), torch.tensor(sum(expected) / 2))
 
 
 def test_identical_pairs_score_lower_than_shuffled_pairs():

@@ -42,6 +42,8 @@ FAMILY_GROUP = {
     "ar-transformer": "next-frame", "ar-gru": "next-frame", "ar-tcn": "next-frame",
     "codec-lm": "codec-lm", "mel-diffusion": "diffusion", "contrastive": "contrastive",
 }
+CONTRASTIVE_DRAWS = 4  # random view pairs a contrastive encoder is measured on (their mean)
+CONTRASTIVE_DRAW_SEED = 0  # the same views for every model measured: paired conditions
 FROZEN_PARTS = {"codec-lm": ("codec",), "mel-diffusion": ("contrastive",)}  # zoo models an attacker reuses as they are
 
 
@@ -124,25 +126,33 @@ def song_losses(model: GenerativeModel, songs: Sequence[np.ndarray], segment_s: 
 
 
 def contrastive_song_losses(model: GenerativeModel, songs: Sequence[np.ndarray], segment_samples: int,
-                            references: torch.Tensor | None) -> list[float]:
-    """What a contrastive encoder learned of each song: the InfoNCE it trains on, made deterministic.
+                            references: torch.Tensor | None, draws: int = CONTRASTIVE_DRAWS) -> list[float]:
+    """What a contrastive encoder learned of each song, measured as it trains.
 
-    Every segment of every song is an item: its first fixed view must pick its own last view
-    among the last views of every item of the probe and of the reference clips (cross-entropy
-    of cosine similarities over the temperature). Per song: the mean over its segments.
-    Shapes: items I, references R, embeddings E.
+    Every segment of every song is an item, beside the reference clips (other artists). Each of
+    `draws` draws takes two views of every item and reference as training does
+    (`training_views`: random crops with random gains, from a generator seeded alike for every
+    model, so that paired runs see the same views), and scores each item by the symmetric
+    InfoNCE it trains on: its first view must pick its second among the second views of all
+    items and references, and the other way round. Per song: the mean over its segments and
+    the draws. Shapes: items I, references R, embeddings E.
     """
+    from harmonycloak.models.contrastive import symmetric_info_nce_per_item
+
     if references is None:
         raise SettingsError("measuring a contrastive encoder needs reference clips for its negatives")
     device = next(model.parameters()).device
     pieces = [audio_segments(song, segment_samples) for song in songs]
     owner = torch.cat([torch.full((len(piece),), index) for index, piece in enumerate(pieces)])
-    first, last = model.predict(model.features(torch.cat(pieces).to(device)))  # (I, 1, E) each
-    _, reference_last = model.predict(model.features(references[:, :segment_samples].to(device)))  # (R, 1, E)
-    candidates = torch.cat([last[:, 0], reference_last[:, 0]])  # (I + R, E)
-    logits = first[:, 0] @ candidates.T / model.config.temperature  # (I, I + R)
-    item_losses = torch.nn.functional.cross_entropy(logits, torch.arange(len(owner), device=device), reduction="none")
-    return [float(item_losses[owner == index].mean()) for index in range(len(songs))]
+    batch = torch.cat([torch.cat(pieces), references[:, :segment_samples]]).to(device)  # (I + R, N)
+    generator = torch.Generator().manual_seed(CONTRASTIVE_DRAW_SEED)
+    item_losses = torch.zeros(len(owner), device=device)
+    for _ in range(draws):
+        first, second = model.training_views(batch, generator)
+        losses = symmetric_info_nce_per_item(model.embed_frames(first), model.embed_frames(second),
+                                             model.config.temperature)
+        item_losses += losses[: len(owner)] / draws
+    return [float(item_losses[owner.to(device) == index].mean()) for index in range(len(songs))]
 
 
 def train_attacker(threat: str, family: str, condition: str, training_songs: Sequence[np.ndarray],
