@@ -116,4 +116,3 @@ def song_groups(jobs: list[FileJob], settings: ProtectionSettings) -> list[list[
         else:
             groups.append([job])
     return groups + ([open_group] if open_group else [])
-
