@@ -24,6 +24,8 @@ Shapes: songs (N,) at the working rate; frames (B, T, F); embeddings (W, E).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +46,14 @@ class GeneratedSpec:
     temperature: float = 0.1  # next-frame sampling noise (front-end units); 0 = greedy
     diffusion_steps: int = 20  # DDIM steps
     window_s: float = 0.64  # one embedding per window of this length
+
+
+def lazy_zoo_encoder() -> Callable[[], GenerativeModel]:
+    """A function that loads the zoo's contrastive encoder (the judge of `generated_fd`) on its
+    first call and returns that one model on every later call."""
+    from harmonycloak.zoo import load_zoo_model
+
+    return functools.cache(lambda: load_zoo_model("contrastive").eval())
 
 
 def has_sampler(family: str) -> bool:

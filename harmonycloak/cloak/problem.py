@@ -168,7 +168,6 @@ class SongsProblem:
         if len({problem.segment_samples for problem in problems}) > 1:
             raise SettingsError("songs optimised together need segments of one length (one cloak, one rate)")
         self.problems = problems
-        self.segment_samples = problems[0].segment_samples
         counts = torch.tensor([problem.num_segments for problem in problems])
         self.offsets = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])  # (G + 1,)
 

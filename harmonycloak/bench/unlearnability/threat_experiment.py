@@ -155,20 +155,17 @@ def run_threat_seed(suite, data: BenchData, seed: int, log=print) -> ThreatSeedR
             purified[f"corpus|{attack}"] = attacked(corpus, attack, seed + 10_000)
         return purified[f"corpus|{attack}"]
 
-    encoder: list = []  # the zoo's contrastive encoder, loaded when first needed
+    from harmonycloak.bench.generated import generated_fd, has_sampler, lazy_zoo_encoder
+
+    zoo_encoder = lazy_zoo_encoder()
 
     def style_measure(threat: str, family: str):
         """T2: the FD of what the fine-tuned model generates to the artist's unreleased songs."""
-        from harmonycloak.bench.generated import generated_fd, has_sampler
-        from harmonycloak.zoo import load_zoo_model
-
         if threat != "mimicry" or suite.threat_generated is None or not has_sampler(family):
             return None
 
         def measure(model) -> dict:
-            if not encoder:
-                encoder.append(load_zoo_model("contrastive").to(next(model.parameters()).device).eval())
-            fd = generated_fd(model, encoder[0], unreleased, suite.threat_generated, seed)
+            fd = generated_fd(model, zoo_encoder(), unreleased, suite.threat_generated, seed)
             return {} if fd is None else {"fd_artist": fd}
 
         return measure
@@ -181,6 +178,7 @@ def run_threat_seed(suite, data: BenchData, seed: int, log=print) -> ThreatSeedR
                 probes["unreleased"] = unreleased
             else:
                 probes["others"] = corpus[:OTHERS_PROBED]
+            measure = style_measure(threat, family)
             for condition in conditions(threat, suite.methods_for(threat)):
                 name, attack = split_method(condition)
                 if name == "base":
@@ -192,7 +190,7 @@ def run_threat_seed(suite, data: BenchData, seed: int, log=print) -> ThreatSeedR
                 else:
                     training = released(condition, family)
                 run = train_attacker(threat, family, condition, training, probes, suite.threats, seed,
-                                     data.references, style_measure(threat, family))
+                                     data.references, measure)
                 result.runs.append(run)
                 log(f"  seed {seed} {threat} {family} {condition}: released {run.mean_loss('released'):.4f} "
                     f"({run.elapsed_s:.0f} s)")

@@ -143,7 +143,7 @@ def contrastive_song_losses(model: GenerativeModel, songs: Sequence[np.ndarray],
         raise SettingsError("measuring a contrastive encoder needs reference clips for its negatives")
     device = next(model.parameters()).device
     pieces = [audio_segments(song, segment_samples) for song in songs]
-    owner = torch.cat([torch.full((len(piece),), index) for index, piece in enumerate(pieces)])
+    owner = torch.cat([torch.full((len(piece),), index) for index, piece in enumerate(pieces)]).to(device)
     batch = torch.cat([torch.cat(pieces), references[:, :segment_samples]]).to(device)  # (I + R, N)
     generator = torch.Generator().manual_seed(CONTRASTIVE_DRAW_SEED)
     item_losses = torch.zeros(len(owner), device=device)
@@ -152,7 +152,7 @@ def contrastive_song_losses(model: GenerativeModel, songs: Sequence[np.ndarray],
         losses = symmetric_info_nce_per_item(model.embed_frames(first), model.embed_frames(second),
                                              model.config.temperature)
         item_losses += losses[: len(owner)] / draws
-    return [float(item_losses[owner.to(device) == index].mean()) for index in range(len(songs))]
+    return [float(item_losses[owner == index].mean()) for index in range(len(songs))]
 
 
 def train_attacker(threat: str, family: str, condition: str, training_songs: Sequence[np.ndarray],

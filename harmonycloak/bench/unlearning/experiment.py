@@ -42,7 +42,7 @@ import numpy as np
 from harmonycloak.bench.unlearnability.releases import Release, release, release_key
 from harmonycloak.bench.unlearnability.threat_experiment import BenchData, ReleaseRecord, ThreatSeedResult
 from harmonycloak.bench.unlearnability.threats import AttackerRun, song_losses, trained_attacker
-from harmonycloak.bench.generated import generated_fd, has_sampler
+from harmonycloak.bench.generated import generated_fd, has_sampler, lazy_zoo_encoder
 from harmonycloak.bench.unlearning.methods import unlearn
 from harmonycloak.optim.finetune import finetune
 from harmonycloak.settings import WORKING_RATE_HZ
@@ -82,14 +82,7 @@ def run_unlearning_seed(suite, data: BenchData, seed: int, log=print) -> ThreatS
                               forget_count / (forget_count + len(data.corpus)))
     heldout = [song.samples for song in data.heldout[: suite.heldout_songs]]
     releases: dict[str, Release] = {}
-    encoders: list = []
-
-    def zoo_encoder():
-        if not encoders:
-            from harmonycloak.zoo import load_zoo_model
-
-            encoders.append(load_zoo_model("contrastive"))
-        return encoders[0]
+    zoo_encoder = lazy_zoo_encoder()
 
     def released(method: str, family: str, forget: list[np.ndarray]) -> list[np.ndarray]:
         key = release_key(method, family)

@@ -117,13 +117,13 @@ def cloak_songs(
     device = resolve_device(settings.device)
     generator = torch.Generator().manual_seed(settings.seed)
     factory = cloak_factory or (lambda clean, _rate, random: build_cloak(clean, settings, random))
-    lanes_in, cloaks, problems = [], [], []
+    problems = []
     for tracks, sample_rate_hz in zip(songs, sample_rates_hz, strict=True):
-        lanes_in.append(tracks[0] if len(tracks) == 1 else np.concatenate(tracks, axis=0))
+        lanes_in = tracks[0] if len(tracks) == 1 else np.concatenate(tracks, axis=0)
         lane_track = torch.tensor([t for t, track in enumerate(tracks) for _ in range(track.shape[0])], device=device)
-        lanes = torch.from_numpy(to_working_rate(lanes_in[-1], sample_rate_hz, settings.working_rate_hz)).to(device)
-        cloaks.append(factory(lanes, settings.working_rate_hz, generator).to(device))
-        problems.append(AudioCloakProblem(lanes, lane_track, cloaks[-1], settings.segment_s))
+        lanes = torch.from_numpy(to_working_rate(lanes_in, sample_rate_hz, settings.working_rate_hz)).to(device)
+        cloak = factory(lanes, settings.working_rate_hz, generator).to(device)
+        problems.append(AudioCloakProblem(lanes, lane_track, cloak, settings.segment_s))
     problem = problems[0] if len(problems) == 1 else SongsProblem(problems)
     surrogates = build_surrogates(settings, device) if surrogates is None else [m.to(device) for m in surrogates]
     alpha = PAPER_ALPHA["audio"] if settings.alpha is None else settings.alpha
@@ -144,10 +144,9 @@ def cloak_songs(
     before = [losses(song) for song in problems]
     history = optimise_noise(problem, surrogates, config, generator, progress, objective)
     outcomes = []
-    for tracks, sample_rate_hz, lanes, cloak, song, loss_before in zip(songs, sample_rates_hz, lanes_in, cloaks,
-                                                                        problems, before):
+    for tracks, sample_rate_hz, song, loss_before in zip(songs, sample_rates_hz, problems, before):
         with torch.no_grad():
-            noise = cloak.render(sample_rate_hz, lanes.shape[-1])
+            noise = song.cloak.render(sample_rate_hz, tracks[0].shape[-1])
         noises, first = [], 0
         for track in tracks:
             noises.append(noise[first : first + track.shape[0]])
@@ -160,7 +159,7 @@ def cloak_songs(
             "surrogate_loss_after": losses(song),
             "rounds": asdict(history),
             "segments": song.num_segments,
-            "windows_with_noise_share": cloak.active_share(),
+            "windows_with_noise_share": song.cloak.active_share(),
         }
         if len(songs) > 1:
             summary["songs_optimised_together"] = len(songs)
