@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from harmonycloak.bench.unlearnability.threats import FAMILY_GROUP
+from harmonycloak.metrics.style import StyleClassifier
 from harmonycloak.models.interface import GenerativeModel
 from harmonycloak.settings import SEGMENT_S, WORKING_RATE_HZ
 
@@ -90,13 +91,24 @@ def window_embeddings(encoder: GenerativeModel, frames: torch.Tensor, window_fra
         return encoder.embed_frames(windows.flatten(0, 1)).double().cpu().numpy()
 
 
-def generated_fd(model: GenerativeModel, encoder: GenerativeModel, songs: list[np.ndarray], spec: GeneratedSpec,
-                 seed: int) -> float | None:
-    """FD between what `model` generates (seeded) and `songs`, in the encoder's embedding; None
-    for a family without a sampler here, or a model whose frames the encoder does not read (the
-    tiny presets' front ends)."""
-    from harmonycloak.metrics.audio import frechet_distance, gaussian_statistics
+def song_embeddings(encoder: GenerativeModel, songs: list[np.ndarray], window_s: float) -> np.ndarray:
+    """(W, E): the encoder's embedding of every whole window of `window_s` of every song (songs of
+    any lengths)."""
+    window_frames = round(window_s * WORKING_RATE_HZ / encoder.config.frontend.hop_length)
+    device = next(encoder.parameters()).device
+    rows = []
+    with torch.no_grad():
+        for song in songs:
+            frames = encoder.features(torch.from_numpy(np.ascontiguousarray(song, dtype=np.float32))[None].to(device))
+            rows.append(window_embeddings(encoder, frames, window_frames))
+    return np.concatenate(rows)
 
+
+def generated_embeddings(model: GenerativeModel, encoder: GenerativeModel, songs: list[np.ndarray],
+                         spec: GeneratedSpec, seed: int) -> np.ndarray | None:
+    """(W, E): the encoder's window embeddings of what `model` generates (seeded) from `songs`;
+    None for a family without a sampler here, or a model whose frames the encoder does not read
+    (the tiny presets' front ends)."""
     if not has_sampler(model.family) or frontend(model) != encoder.config.frontend:
         return None
     window_frames = round(spec.window_s * WORKING_RATE_HZ / encoder.config.frontend.hop_length)
@@ -105,9 +117,83 @@ def generated_fd(model: GenerativeModel, encoder: GenerativeModel, songs: list[n
         frames = generated_frames(model.eval(), songs, spec, torch.Generator().manual_seed(seed))
     finally:
         model.train(was_training)
-    device = next(encoder.parameters()).device
-    with torch.no_grad():
-        real_frames = encoder.features(torch.from_numpy(np.stack(songs)).to(device))
-    generated = gaussian_statistics(window_embeddings(encoder, frames.to(device), window_frames))
-    real = gaussian_statistics(window_embeddings(encoder, real_frames, window_frames))
-    return frechet_distance(*generated, *real)
+    return window_embeddings(encoder, frames.to(next(encoder.parameters()).device), window_frames)
+
+
+def generated_fd(model: GenerativeModel, encoder: GenerativeModel, songs: list[np.ndarray], spec: GeneratedSpec,
+                 seed: int) -> float | None:
+    """FD between what `model` generates (seeded) and `songs`, in the encoder's embedding; None
+    where `generated_embeddings` is None."""
+    generated = generated_embeddings(model, encoder, songs, spec, seed)
+    return None if generated is None else embedding_fd(generated, song_embeddings(encoder, songs, spec.window_s))
+
+
+def embedding_fd(embeddings_a: np.ndarray, embeddings_b: np.ndarray) -> float:
+    """FD between two sets of embeddings (W, E), each pooled into a Gaussian."""
+    from harmonycloak.metrics.audio import frechet_distance, gaussian_statistics
+
+    return frechet_distance(*gaussian_statistics(embeddings_a), *gaussian_statistics(embeddings_b))
+
+
+@dataclass
+class ArtistClassifier:
+    """Who made a window of music, read from the zoo encoder's embedding: a multinomial logistic
+    regression (`metrics.style.StyleClassifier` on embeddings, classes balanced) trained on clean
+    windows of the artist and of the other artists at hand.
+
+    `share` is the fraction of windows it gives the artist: of what a model generates, how much
+    sounds like the artist to a judge that knows the artist and the others.
+    """
+
+    classifier: StyleClassifier  # over (W, E) embeddings
+    artist: str
+    report: dict  # "classes", training "windows" per class; on held-out windows: "accuracy",
+    # "balanced_accuracy", "artist_recall" (the artist's windows labelled the artist), "others_as_artist"
+    # (other artists' windows labelled the artist), "held_out_windows"
+
+    def share(self, embeddings: np.ndarray) -> float:
+        """Fraction of the windows (W, E) labelled the artist."""
+        predicted = self.classifier.predict_proba_features(embeddings.astype(np.float32)).argmax(axis=1)
+        return float(np.mean(predicted == self.classifier.classes.index(self.artist)))
+
+
+def train_artist_classifier(encoder: GenerativeModel, artist: str, training: dict[str, list[np.ndarray]],
+                            held_out: dict[str, list[np.ndarray]], window_s: float, seed: int) -> ArtistClassifier:
+    """An `ArtistClassifier` trained on the windows of `training` (artist name → songs; must hold
+    `artist` and at least one other) and measured on the windows of `held_out` (songs of artists
+    it knows; others are ignored).
+
+    Raises:
+        SettingsError: `artist` missing from `training`, or no other artist beside it.
+    """
+    from harmonycloak.errors import SettingsError
+    from harmonycloak.metrics.style import StyleClassifierConfig, confusion_matrix
+
+    if artist not in training or len([name for name, songs in training.items() if songs]) < 2:
+        raise SettingsError(f"the artist classifier needs songs of '{artist}' and of at least one other artist")
+    classes = tuple(name for name, songs in training.items() if songs)
+
+    def windows(by_artist: dict[str, list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        rows = [(song_embeddings(encoder, songs, window_s), classes.index(name))
+                for name, songs in by_artist.items() if songs and name in classes]
+        if not rows:
+            return np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
+        return (np.concatenate([r[0] for r in rows]).astype(np.float32),
+                np.concatenate([np.full(len(r[0]), r[1]) for r in rows]))
+
+    features, labels = windows(training)
+    classifier = StyleClassifier.fit_features(features, labels, classes, StyleClassifierConfig(hidden=0, seed=seed))
+    test_features, test_labels = windows(held_out)
+    report: dict = {"classes": list(classes), "windows": {name: int(np.sum(labels == i)) for i, name in enumerate(classes)}}
+    if len(test_labels):
+        predicted = classifier.predict_proba_features(test_features).argmax(axis=1)
+        confusion = confusion_matrix(test_labels, predicted, len(classes))
+        present = confusion.sum(axis=1) > 0
+        recall = np.diag(confusion)[present] / confusion.sum(axis=1)[present]
+        mine = classes.index(artist)
+        report |= {"accuracy": float(np.mean(predicted == test_labels)), "balanced_accuracy": float(recall.mean()),
+                   "artist_recall": float(confusion[mine, mine] / confusion[mine].sum()) if confusion[mine].sum() else None,
+                   "others_as_artist": (float(np.delete(confusion[:, mine], mine).sum() / np.delete(confusion, mine, 0).sum())
+                                        if np.delete(confusion, mine, 0).sum() else None),
+                   "held_out_windows": int(len(test_labels))}
+    return ArtistClassifier(classifier, artist, report)

@@ -171,6 +171,7 @@ def test_the_style_score_is_the_share_of_the_fine_tune_s_move_toward_the_artist_
                               ("random-dominant", none)):
             run = _run("mimicry", "ar-gru", condition, seed, [1.0 if condition == "base" else 0.5])
             run.measures["fd_artist"] = fd
+            run.measures["artist_share"] = 1.0 - fd / 20.0  # closer to the artist: more of it sounds like the artist
             runs.append(run)
         results.append(ThreatSeedResult(seed, ["a"], [], 0.15, {}, runs))
     methods = ("none", "random-dominant", "dominant-blackbox")
@@ -179,7 +180,12 @@ def test_the_style_score_is_the_share_of_the_fine_tune_s_move_toward_the_artist_
     # means over seeds: base 11, none 5, cloaked 6.5 → (6.5 − 5) / (11 − 5) = 0.25
     assert cloaked.fd_artist == pytest.approx(6.5) and cloaked.fd_ps == pytest.approx(0.25)
     assert table["mimicry"]["ar-gru"]["none"].fd_ps == pytest.approx(0.0)
-    assert "| 6.500 (+0.25) |" in "\n".join(markdown_tables(table))
+    # the share moves the other way, and its score is the same share of the move: (0.675 − 0.75) / (0.45 − 0.75) = 0.25
+    assert cloaked.artist_share == pytest.approx(0.675) and cloaked.share_ps == pytest.approx(0.25)
+    judge = {"classes": ["a", "b"], "artist_recall": 0.8, "others_as_artist": 0.1, "balanced_accuracy": 0.7,
+             "held_out_windows": 40}
+    text = "\n".join(markdown_tables(table, judge))
+    assert "| 6.500 (+0.25) | 0.68 (+0.25) |" in text and "80 % of the artist's unreleased windows" in text
     for result in results:  # where the base model's music was not measured the score is undefined, not wrong
         result.run("mimicry", "ar-gru", "base").measures.clear()
     assert np.isnan(score_table(results, ("mimicry",), ("ar-gru",), lambda threat: methods,
@@ -287,6 +293,9 @@ def test_the_mimicry_runs_measure_how_close_the_generated_music_comes_to_the_art
     fds = {run.condition: run.measures.get("fd_artist") for run in result.runs}
     assert {"base", "none", "positive-white-10db"} <= set(fds)
     assert all(fd is not None and np.isfinite(fd) and fd > 0 for fd in fds.values())
+    shares = [run.measures["artist_share"] for run in result.runs]
+    assert all(0.0 <= share <= 1.0 for share in shares)
+    assert result.artist_classifier["classes"][0] == "planetblupi" and result.artist_classifier["held_out_windows"] > 0
 
 
 def test_a_contrastive_encoder_is_measured_on_training_s_views_the_same_for_every_model():

@@ -26,6 +26,7 @@ Probes, each a list of songs whose per-song losses are kept:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,6 +38,7 @@ from harmonycloak.bench.unlearnability.threats import AttackerRun, train_attacke
 from harmonycloak.settings import SEGMENT_S, WORKING_RATE_HZ
 
 OTHERS_PROBED = 8  # T1: corpus songs measured beside the released ones
+ARTIST_CLASSIFIER_SEED = 0  # the style judge's initial weights: one judge for every seed
 
 
 @dataclass
@@ -68,6 +70,7 @@ class ThreatSeedResult:
     fraction: float  # T1: the released songs' share of the corpus
     releases: dict[str, ReleaseRecord] = field(default_factory=dict)
     runs: list[AttackerRun] = field(default_factory=list)
+    artist_classifier: dict = field(default_factory=dict)  # T2's style judge, how well it knows the artist
 
     def to_json(self) -> dict:
         from dataclasses import asdict
@@ -94,6 +97,21 @@ def reference_clips(songs: list[Song], count: int) -> torch.Tensor:
     """(count, segment) the first segment of the first `count` songs: the contrastive negatives."""
     length = round(SEGMENT_S * WORKING_RATE_HZ)
     return torch.from_numpy(np.stack([song.samples[:length] for song in songs[:count]]))
+
+
+def artist_classifier(encoder, data: BenchData, window_s: float):
+    """T2's style judge (`bench.generated.ArtistClassifier`): trained on the artist's released clips
+    (clean) and the T1 corpus, by artist; measured on the artist's unreleased songs and the held-out
+    songs of the same draw. The same judge for every seed (its own seed is fixed)."""
+    from harmonycloak.bench.generated import train_artist_classifier
+
+    artist = data.album.released[0].artist
+    training = {artist: [song.samples for song in data.album.released]}
+    held_out = {artist: [song.samples for song in data.album.unreleased]}
+    for songs, by_artist in ((data.corpus, training), (data.heldout, held_out)):
+        for song in songs:
+            by_artist.setdefault(song.artist, []).append(song.samples)
+    return train_artist_classifier(encoder, artist, training, held_out, window_s, seed=ARTIST_CLASSIFIER_SEED)
 
 
 def conditions(threat: str, methods: tuple[str, ...]) -> list[str]:
@@ -155,18 +173,31 @@ def run_threat_seed(suite, data: BenchData, seed: int, log=print) -> ThreatSeedR
             purified[f"corpus|{attack}"] = attacked(corpus, attack, seed + 10_000)
         return purified[f"corpus|{attack}"]
 
-    from harmonycloak.bench.generated import generated_fd, has_sampler, lazy_zoo_encoder
+    from harmonycloak.bench.generated import embedding_fd, generated_embeddings, has_sampler, lazy_zoo_encoder, song_embeddings
 
     zoo_encoder = lazy_zoo_encoder()
 
+    @functools.cache
+    def unreleased_embeddings() -> np.ndarray:
+        return song_embeddings(zoo_encoder(), unreleased, suite.threat_generated.window_s)
+
+    @functools.cache
+    def judge():
+        classifier = artist_classifier(zoo_encoder(), data, suite.threat_generated.window_s)
+        result.artist_classifier = classifier.report
+        return classifier
+
     def style_measure(threat: str, family: str):
-        """T2: the FD of what the fine-tuned model generates to the artist's unreleased songs."""
+        """T2: what the fine-tuned model generates, judged against the artist's unreleased songs:
+        its FD to them, and the share of it the artist classifier gives the artist."""
         if threat != "mimicry" or suite.threat_generated is None or not has_sampler(family):
             return None
 
         def measure(model) -> dict:
-            fd = generated_fd(model, zoo_encoder(), unreleased, suite.threat_generated, seed)
-            return {} if fd is None else {"fd_artist": fd}
+            generated = generated_embeddings(model, zoo_encoder(), unreleased, suite.threat_generated, seed)
+            if generated is None:
+                return {}
+            return {"fd_artist": embedding_fd(generated, unreleased_embeddings()), "artist_share": judge().share(generated)}
 
         return measure
 

@@ -45,6 +45,8 @@ class Score:
     unreleased: ScoreInterval | None = None  # mimicry: the score on the artist's unreleased songs
     fd_artist: float = math.nan  # mimicry: mean over seeds of the FD of the model's music to the artist's unreleased songs
     fd_ps: float = math.nan  # mimicry: (FD_method − FD_none) / (FD_base − FD_none), of those means
+    artist_share: float = math.nan  # mimicry: mean over seeds of the share of that music the artist classifier gives the artist
+    share_ps: float = math.nan  # mimicry: (share_method − share_none) / (share_base − share_none)
 
 
 def losses(results: list[ThreatSeedResult], threat: str, family: str, condition: str, probe: str) -> np.ndarray | None:
@@ -87,26 +89,30 @@ def relative_gap(results: list[ThreatSeedResult], threat: str, family: str, atta
     return float(np.mean((reference.mean(axis=1) - clean.mean(axis=1)) / clean.mean(axis=1)))
 
 
-def style_scores(results: list[ThreatSeedResult], family: str, method: str) -> tuple[float, float]:
-    """(mean FD of what the fine-tuned model generates to the artist's unreleased songs, style PS)
-    for a T2 method, the means over the seeds that measured all three runs; NaN where not measured.
+def style_scores(results: list[ThreatSeedResult], family: str, method: str,
+                 measure: str = "fd_artist") -> tuple[float, float]:
+    """(mean of a T2 run's style `measure`, style PS) for a T2 method, the means over the seeds that
+    measured all three runs; NaN where not measured.
 
-    Style PS = (FD_method − FD_none) / (FD_base − FD_none): the share of what fine-tuning on the
-    clean album moved the model's music toward the artist that the method undid.
+    The measures: "fd_artist", the FD of what the fine-tuned model generates to the artist's
+    unreleased songs; "artist_share", the share of it the artist classifier gives the artist.
+    Style PS = (M_method − M_none) / (M_base − M_none): the share of what fine-tuning on the
+    clean album moved the model's music toward the artist that the method undid (for either
+    measure, whichever way it moves).
     """
     _, attack = split_method(method)
     clean_name, base_name = references("mimicry", attack)
     triples = []
     for result in results:
         runs = [result.run("mimicry", family, condition) for condition in (method, clean_name, base_name)]
-        values = [run.measures.get("fd_artist") if run is not None else None for run in runs]
+        values = [run.measures.get(measure) if run is not None else None for run in runs]
         if all(value is not None for value in values):
             triples.append(values)
     if not triples:
         return math.nan, math.nan
-    fd_method, fd_none, fd_base = np.mean(np.asarray(triples, dtype=np.float64), axis=0)
-    learnt = fd_base - fd_none
-    return float(fd_method), float((fd_method - fd_none) / learnt) if learnt != 0 else math.nan
+    value_method, value_none, value_base = np.mean(np.asarray(triples, dtype=np.float64), axis=0)
+    learnt = value_base - value_none
+    return float(value_method), float((value_method - value_none) / learnt) if learnt != 0 else math.nan
 
 
 def mean_audibility(results: list[ThreatSeedResult], method: str, family: str) -> dict:
@@ -139,11 +145,12 @@ def score_table(results: list[ThreatSeedResult], threat_models: tuple[str, ...],
                 control_interval = cells.get(f"{control}+{attack}" if attack else control) if control else None
                 unreleased = (score_cell(results, threat, family, method, "unreleased", n_resamples)
                               if threat == "mimicry" else None)
-                fd_artist, fd_ps = style_scores(results, family, method) if threat == "mimicry" else (math.nan,) * 2
+                styles = ((*style_scores(results, family, method), *style_scores(results, family, method, "artist_share"))
+                          if threat == "mimicry" else (math.nan,) * 4)
                 table.setdefault(threat, {}).setdefault(family, {})[method] = Score(
                     interval, relative_gap(results, threat, family, attack),
                     control_interval is not None and beats(control_interval, interval),
-                    mean_audibility(results, method, family), unreleased, fd_artist, fd_ps)
+                    mean_audibility(results, method, family), unreleased, *styles)
     return table
 
 
@@ -196,23 +203,28 @@ def checks(table: dict[str, dict[str, dict[str, Score]]]) -> list[str]:
     return lines
 
 
-def markdown_tables(table: dict[str, dict[str, dict[str, Score]]]) -> list[str]:
-    """One Markdown table per threat model: every family and method with its score and audibility."""
+def markdown_tables(table: dict[str, dict[str, dict[str, Score]]], judge: dict | None = None) -> list[str]:
+    """One Markdown table per threat model: every family and method with its score and audibility;
+    `judge` is the artist classifier's report (`ThreatSeedResult.artist_classifier`)."""
     out = []
     titles = {"scratch": "T1 — from scratch (the paper's threat): PS = (L_method − L_none) / (L_unseen − L_none)",
               "mimicry": "T2 — style mimicry (fine-tune of the zoo model): PS = (L_ft,method − L_ft,none) / "
                          "(L_base − L_ft,none); also on the artist's unreleased songs"}
     for threat, families in table.items():
         styled = any(math.isfinite(score.fd_artist) for scores in families.values() for score in scores.values())
+        shared = any(math.isfinite(score.artist_share) for scores in families.values() for score in scores.values())
         out += [f"### {titles.get(threat, threat)}", "",
                 "| family | gap | method | PS [95 % CI] | unreleased PS | beats random control | SNR dB | "
-                "NMR p95 dB | ΔLUFS | ViSQOL |" + (" FD to the artist (style PS) |" if styled else ""),
-                "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if styled else "")]
+                "NMR p95 dB | ΔLUFS | ViSQOL |" + (" FD to the artist (style PS) |" if styled else "")
+                + (" artist share (style PS) |" if shared else ""),
+                "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if styled else "") + ("---|" if shared else "")]
         for family, scores in families.items():
             for method, score in scores.items():
                 sound = score.audibility
                 style = (f" {_num(score.fd_artist, '.3f')} ({_num(score.fd_ps, '+.2f')}) |"
                          if math.isfinite(score.fd_artist) else " — |") if styled else ""
+                style += (f" {_num(score.artist_share, '.2f')} ({_num(score.share_ps, '+.2f')}) |"
+                          if math.isfinite(score.artist_share) else " — |") if shared else ""
                 out.append(f"| {family} | {_pct(score.gap)} | {method} | {score.interval.text()} | "
                            f"{score.unreleased.text() if score.unreleased else '—'} | "
                            f"{'yes' if score.beats_random_control else ('—' if method not in _scored(method) else 'no')} | "
@@ -225,6 +237,11 @@ def markdown_tables(table: dict[str, dict[str, dict[str, Score]]]) -> list[str]:
                         "to the artist). Style PS = (FD_method − FD_none) / (FD_base − FD_none): 0 for the clean "
                         "album, 1 where the fine-tune moved the model's music no closer to the artist than the base "
                         "model's."]
+        if shared:
+            out += ["", "Artist share: the share of the generated windows (0.64 s) that a classifier of the zoo "
+                        "encoder's embedding, trained on clean music of the artist and of the corpus's other artists, "
+                        "gives the artist (mean over seeds; higher: more like the artist). Style PS as for the FD: "
+                        "(share_method − share_none) / (share_base − share_none)." + _judge_text(judge or {})]
         out.append("")
     return out
 
@@ -232,6 +249,16 @@ def markdown_tables(table: dict[str, dict[str, dict[str, Score]]]) -> list[str]:
 def _scored(method: str) -> tuple[str, ...]:
     """The methods that have a random control (a "no" in that column means something)."""
     return (method,) if split_method(method)[0] in RANDOM_CONTROL else ()
+
+
+def _judge_text(judge: dict) -> str:
+    """How well the artist classifier knows the artist, on held-out clean music."""
+    if judge.get("artist_recall") is None:
+        return ""
+    return (f" On clean music it never trained on, it gives the artist {100 * judge['artist_recall']:.0f} % of the "
+            f"artist's unreleased windows and {100 * (judge.get('others_as_artist') or 0.0):.0f} % of other artists' "
+            f"({len(judge.get('classes', []))} artists, balanced accuracy {judge.get('balanced_accuracy', math.nan):.2f} "
+            f"over {judge.get('held_out_windows', 0)} windows).")
 
 
 def _pct(value: float) -> str:
@@ -262,7 +289,7 @@ def threat_section(out, suite, results: list[ThreatSeedResult], commit: str, dat
           "bags hold no model of the attacker's family group; white-box methods optimise against the zoo model of "
           "the attacker's family (the public base model, known to the defender).", "",
           "headline.json holds every number below in the shape other tools read.", ""]
-    md += markdown_tables(table)
+    md += markdown_tables(table, next((r.artist_classifier for r in results if r.artist_classifier), None))
     md += ["### What the suite can see, and what the cloaks did", ""]
     md += [f"- {line}" for line in checks(table)] or ["- (nothing to report)"]
     md.append("")
