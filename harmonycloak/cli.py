@@ -67,6 +67,7 @@ def _epilog(*examples: str) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     from harmonycloak import __version__
+    from harmonycloak.purification import ATTACKS
 
     parser = argparse.ArgumentParser(
         prog="harmonycloak", description="Make music unlearnable for generative AI.",
@@ -139,6 +140,10 @@ def _parser() -> argparse.ArgumentParser:
                          help="optimise the audio files of a batch N at a time, their segments in one batch, for a "
                               "GPU that one song leaves idle (on a 2-core CPU 4 songs took a fifth less CPU time). "
                               "A song's noise then depends on the songs beside it (default 1: each song alone)")
+    protect.add_argument("--eot", nargs="+", choices=tuple(ATTACKS), default=(), metavar="PURIFICATION",
+                         help="optimise the noise for what survives these purifications too (audio; each batch "
+                              f"goes through one of them or none): {', '.join(ATTACKS)}. Slower: every codec "
+                              "draw encodes and decodes the batch")
     protect.add_argument("--backend", choices=defaults.BACKENDS, default="local",
                          help="local: this machine (default); ray: the Ray cluster at --address "
                               "(pip install 'harmonycloak[cluster]'; the files must be on a file system every "
@@ -223,6 +228,8 @@ def _parser() -> argparse.ArgumentParser:
                               "zoo's pretrained size, which memorises its corpus)")
     unlearn.add_argument("--scratch-steps", type=_positive_int, metavar="N",
                          help="T1's training steps instead of the suite's")
+    unlearn.add_argument("--eot", nargs="+", choices=tuple(ATTACKS), metavar="PURIFICATION",
+                         help="the optimised releases are made to survive these purifications too (protect --eot)")
     unlearn.add_argument("--combine", type=Path, nargs="+", metavar="RESULTS_JSON",
                          help="write one report from earlier runs' results.json instead of running")
     unlearn.set_defaults(run=_run_bench_unlearnability)
@@ -281,7 +288,7 @@ def _run_protect(arguments: argparse.Namespace) -> int:
         objective=arguments.objective, surrogates=arguments.surrogates,
         window_ms=arguments.window_ms, seed=arguments.seed, device=arguments.device, preview_s=arguments.preview,
         stems=arguments.stems and len(arguments.inputs) == 1, model_preset=arguments.preset,
-        max_rounds=arguments.rounds, songs_per_batch=arguments.songs_per_batch,
+        max_rounds=arguments.rounds, songs_per_batch=arguments.songs_per_batch, eot=tuple(arguments.eot),
     )
     batch = len(arguments.inputs) > 1 or any(path.is_dir() for path in arguments.inputs)
     report = arguments.report or ("json" if batch else "png")
@@ -393,7 +400,7 @@ def _run_bench_unlearnability(arguments: argparse.Namespace) -> int:
                        methods=tuple(arguments.methods) if arguments.methods else None,
                        families=tuple(arguments.families) if arguments.families else None,
                        strength=arguments.strength, scratch_preset=arguments.scratch_preset,
-                       scratch_steps=arguments.scratch_steps)
+                       scratch_steps=arguments.scratch_steps, eot=tuple(arguments.eot or ()))
     return EXIT_OK
 
 

@@ -131,6 +131,9 @@ class ProtectionSettings:
     # Audio files of a batch optimised together, this many at a time (`flows.audio.protect.cloak_songs`):
     # for a GPU that one song's batches leave idle; a song's noise then depends on the songs beside it.
     songs_per_batch: int = 1
+    # Purifications the noise is optimised to survive (`optim.eot`: each batch drawn through one of
+    # them or none), names of `harmonycloak.purification.ATTACKS`, e.g. ("mp3-128k",); () for none.
+    eot: tuple[str, ...] = ()
     # White-box: the model itself, in memory, instead of `model_checkpoint` (the benchmark's
     # attackers; a program that trained its own). Not part of equality or the report.
     model: Any = field(default=None, compare=False, repr=False)
@@ -161,6 +164,8 @@ class ProtectionSettings:
             check_count(f"the {name.replace('_', ' ')}", getattr(self, name))
         if self.alpha is not None and not (math.isfinite(self.alpha) and self.alpha >= 0):
             raise SettingsError(f"alpha must be a finite number ≥ 0, not {self.alpha}")
+        if isinstance(self.eot, str) or not all(isinstance(name, str) for name in self.eot):
+            raise SettingsError(f"eot must be a list of purification names, not {self.eot!r}")
 
     @property
     def headroom_db(self) -> float:

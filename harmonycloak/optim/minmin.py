@@ -108,9 +108,14 @@ def optimise_noise(
     generator: torch.Generator,
     progress: ProgressCallback | None = None,
     objective: Objective | None = None,
+    transform: Callable[[Tensor], Tensor] | None = None,
 ) -> MinMinHistory:
     """Run the loop for `objective` (the paper's error-minimising one when None); the problem's
-    noise parameters and, when the objective trains them, the models are updated in place."""
+    noise parameters and, when the objective trains them, the models are updated in place.
+
+    `transform` (`optim.eot.Transformations`) replaces every protected batch before a model reads
+    it, in the outer and the inner steps: the noise is optimised for what survives it."""
+    heard = transform or (lambda inputs: inputs)
     objective = objective or ErrorMinimising(blackbox=config.mode == "blackbox")
     if objective.needs_models and not bag:
         raise SettingsError(f"the objective '{objective.name}' needs at least one model")
@@ -135,7 +140,7 @@ def optimise_noise(
         for _ in range(config.outer_epochs_per_round if objective.trains_models else 0):
             for segment_ids in _batches(problem.num_segments, config.batch_segments, generator):
                 with torch.no_grad():
-                    inputs, _ = problem.protected_batch(segment_ids)
+                    inputs = heard(problem.protected_batch(segment_ids)[0])
                 for index in sampled:
                     bag[index].training_step(inputs, optimisers[index])
 
@@ -149,7 +154,7 @@ def optimise_noise(
             reference = objective.reference(meta_train, clean, segment_ids)
             for _ in range(config.pgd_steps):
                 inputs, regulariser = problem.protected_batch(segment_ids)
-                loss = objective.loss(meta_train, inputs, reference)  # (B,)
+                loss = objective.loss(meta_train, heard(inputs), reference)  # (B,)
                 _signed_step(parameters, (loss + config.alpha * regulariser).mean(), config.pgd_step_size)
                 done_units += 1
                 if progress:
@@ -160,7 +165,7 @@ def optimise_noise(
                     clean_divergence = output_divergence(meta_test, clean, clean).clamp(min=1e-12)
                 for _ in range(config.meta_test_steps):
                     inputs, regulariser = problem.protected_batch(segment_ids)
-                    divergence = output_divergence(meta_test, inputs, clean)
+                    divergence = output_divergence(meta_test, heard(inputs), clean)
                     objective_value = divergence / clean_divergence + config.alpha * regulariser
                     _signed_step(parameters, objective_value.mean(), config.pgd_step_size)
                     done_units += 1

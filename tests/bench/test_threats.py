@@ -280,6 +280,11 @@ def test_the_command_line_replaces_the_suite_s_methods_families_and_strength():
     assert larger.threats.scratch_preset == "zoo" and larger.threats.scratch.steps == 1500
     assert larger.threats.scratch.learning_rate == standard.threats.scratch.learning_rate
     assert larger.threats.mimicry == standard.threats.mimicry and standard.threats.scratch_preset == "small"
+    surviving = adjusted_suite(standard, eot=("mp3-128k",))
+    assert surviving.threat_cloak.eot == ("mp3-128k",) and standard.threat_cloak.eot == ()
+    from harmonycloak.bench.unlearnability.releases import _settings
+
+    assert _settings("masked", 0, surviving.threat_cloak).eot == ("mp3-128k",)  # what the releases are made with
 
 
 def test_the_mimicry_runs_measure_how_close_the_generated_music_comes_to_the_artist():

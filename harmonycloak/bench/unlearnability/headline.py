@@ -18,7 +18,7 @@
                         false for the controls themselves
 
 METHOD is "none", "positive-white-10db", "random-<cloak>", a cloak's name, or
-"<method>+<attack>" with <attack> a name in `harmonycloak.bench.attacks.ATTACKS`. A number that
+"<method>+<attack>" with <attack> a name in `harmonycloak.purification.ATTACKS`. A number that
 is not finite (NaN, ±inf) is written as null: the file is strict JSON (json.dumps never writes
 NaN here), and `validate_headline` refuses a NaN in memory so that one never slips through.
 """
@@ -30,7 +30,7 @@ import math
 import re
 from pathlib import Path
 
-from harmonycloak.bench.attacks import ATTACKS
+from harmonycloak.purification import ATTACKS
 from harmonycloak.bench.unlearnability.score import ScoreInterval
 from harmonycloak.errors import HarmonyCloakError
 from harmonycloak.io.atomic import atomic_output

@@ -93,6 +93,7 @@ class ReleaseSpec:
     models_per_round: int = 4  # Q
     bag_preset: str = "default"  # the surrogates' sizes: the product's ("default") or "tiny" (tests)
     device: str = "auto"  # "auto": CUDA when present
+    eot: tuple[str, ...] = ()  # purifications the optimised releases are made to survive (`optim.eot`)
 
 
 @dataclass
@@ -111,7 +112,7 @@ def split_method(method: str) -> tuple[str, str | None]:
 
 
 def check_method(method: str) -> None:
-    from harmonycloak.bench.attacks import ATTACKS
+    from harmonycloak.purification import ATTACKS
 
     name, attack = split_method(method)
     if name not in METHODS:
@@ -163,8 +164,8 @@ def release(method: str, songs: list[np.ndarray], family: str, seed: int, spec: 
 
 
 def attacked(songs: list[np.ndarray], attack: str, seed: int) -> list[np.ndarray]:
-    """Every song after the attacker's purification `attack` (`bench.attacks`)."""
-    from harmonycloak.bench.attacks import apply_attack
+    """Every song after the attacker's purification `attack` (`harmonycloak.purification`)."""
+    from harmonycloak.purification import apply_attack
 
     return [apply_attack(attack, song, WORKING_RATE_HZ, seed=seed + index) for index, song in enumerate(songs)]
 
@@ -251,7 +252,8 @@ def _settings(cloak: str, seed: int, spec: ReleaseSpec, model=None, objective: s
     return ProtectionSettings(mode="blackbox" if model is None else "whitebox", model=model, strength=spec.strength,
                               cloak=cloak, objective=objective, window_ms=spec.window_ms, seed=seed, device=spec.device,
                               bag_size=max(spec.bag_size, 2), models_per_round=spec.models_per_round,
-                              model_preset=spec.bag_preset, pgd_steps=spec.pgd_steps, max_rounds=spec.max_rounds)
+                              model_preset=spec.bag_preset, pgd_steps=spec.pgd_steps, max_rounds=spec.max_rounds,
+                              eot=spec.eot)
 
 
 def _split_lane(noise: np.ndarray, songs: list[np.ndarray]) -> list[np.ndarray]:

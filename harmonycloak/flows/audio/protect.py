@@ -31,6 +31,7 @@ from harmonycloak.models.bag import build_audio_bag
 from harmonycloak.models.checkpoint import load_checkpoint
 from harmonycloak.models.interface import GenerativeModel, is_audio_model
 from harmonycloak.music import Audio
+from harmonycloak.optim.eot import Transformations
 from harmonycloak.optim.minmin import MinMinConfig, mean_generative_loss, optimise_noise
 from harmonycloak.optim.objectives import build_objective
 from harmonycloak.resampling import to_working_rate
@@ -132,6 +133,7 @@ def cloak_songs(
                           batch_segments=MinMinConfig.batch_segments * len(songs))
 
     objective = build_objective(settings.objective, settings.mode, settings.seed)
+    transform = Transformations(settings.eot, settings.working_rate_hz, settings.seed) if settings.eot else None
 
     def losses(song: AudioCloakProblem) -> dict[str, float]:
         if settings.objective != "minmin":
@@ -142,7 +144,7 @@ def cloak_songs(
         }
 
     before = [losses(song) for song in problems]
-    history = optimise_noise(problem, surrogates, config, generator, progress, objective)
+    history = optimise_noise(problem, surrogates, config, generator, progress, objective, transform)
     outcomes = []
     for tracks, sample_rate_hz, song, loss_before in zip(songs, sample_rates_hz, problems, before):
         with torch.no_grad():
@@ -161,6 +163,8 @@ def cloak_songs(
             "segments": song.num_segments,
             "windows_with_noise_share": song.cloak.active_share(),
         }
+        if transform is not None:
+            summary["eot_draws"] = dict(transform.draws)  # batches each purification (or none) stood in for
         if len(songs) > 1:
             summary["songs_optimised_together"] = len(songs)
         outcomes.append(CloakOutcome(noises, summary))

@@ -174,6 +174,8 @@ def protect_midi_file(input_path: str | Path, output_path: str | Path | None = N
                             "error-minimising noise (--objective minmin)")
     if settings.stems:
         raise SettingsError("stems are for audio; the tracks of a MIDI file are protected each with its own noise")
+    if settings.eot:
+        raise SettingsError("optimising against audio purifications (--eot) is for audio; a MIDI file has no codec")
     score = read_midi(input_path)
     outcome = cloak_score(score, settings, progress)
     protected = outcome.protected

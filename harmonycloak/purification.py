@@ -20,9 +20,9 @@ file), and every change of rate through `harmonycloak.resampling`, so an attack 
 what a file released by the product would give. Samples beyond ±1 are clipped before encoding,
 as a file would store them.
 
-Hönig et al., "Adversarial perturbations cannot reliably protect artists from generative AI"
-(ICLR 2025), found that such simple purifications defeat most protections for images; the
-benchmark measures every protection after each of these.
+Simple purifications like these defeat most protections for images (docs/benchmark.md); the
+benchmark measures every protection after each of these, and the optimiser can make the noise
+for what survives them (`optim.eot`).
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from harmonycloak.bench import attacks
-from harmonycloak.bench.attacks import ATTACKS, apply_attack
+from harmonycloak import purification as attacks
+from harmonycloak.purification import ATTACKS, apply_attack
 from harmonycloak.errors import AudioFileError, SettingsError
 
 RATE = 16_000  # the benchmark's rate
