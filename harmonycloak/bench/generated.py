@@ -19,6 +19,10 @@ one embedding, pooled per set into a Gaussian; FD = ‖μ_g − μ_r‖² + Tr(�
 With a few dozen windows in 128 dimensions the FD is biased upwards; compare only FDs of one
 run's settings (the same clips, windows and seeds), as the report does against the original.
 
+The same windows are also judged one by one by an artist classifier (`ArtistClassifier`, a
+logistic regression on the embedding trained on clean music of the artist and of others): the
+share of them it gives the artist.
+
 Shapes: songs (N,) at the working rate; frames (B, T, F); embeddings (W, E).
 """
 
@@ -191,9 +195,10 @@ def train_artist_classifier(encoder: GenerativeModel, artist: str, training: dic
         present = confusion.sum(axis=1) > 0
         recall = np.diag(confusion)[present] / confusion.sum(axis=1)[present]
         mine = classes.index(artist)
+        others = np.arange(len(classes)) != mine
+        mine_total, others_total = confusion[mine].sum(), confusion[others].sum()
         report |= {"accuracy": float(np.mean(predicted == test_labels)), "balanced_accuracy": float(recall.mean()),
-                   "artist_recall": float(confusion[mine, mine] / confusion[mine].sum()) if confusion[mine].sum() else None,
-                   "others_as_artist": (float(np.delete(confusion[:, mine], mine).sum() / np.delete(confusion, mine, 0).sum())
-                                        if np.delete(confusion, mine, 0).sum() else None),
+                   "artist_recall": float(confusion[mine, mine] / mine_total) if mine_total else None,
+                   "others_as_artist": float(confusion[others, mine].sum() / others_total) if others_total else None,
                    "held_out_windows": int(len(test_labels))}
     return ArtistClassifier(classifier, artist, report)
