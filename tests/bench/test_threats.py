@@ -192,6 +192,27 @@ def test_the_style_score_is_the_share_of_the_fine_tune_s_move_toward_the_artist_
                                 n_resamples=50)["mimicry"]["ar-gru"]["dominant-blackbox"].fd_ps)
 
 
+def test_runs_of_different_parts_merge_into_one_result_per_seed_and_duplicates_are_refused():
+    from harmonycloak.bench.unlearnability.threat_experiment import ReleaseRecord, merge_seed_results
+    from harmonycloak.errors import SettingsError
+
+    def result(seed, threat, key):
+        record = ReleaseRecord({key: {"snr_db": 10.0}}, {key: 1.0}, {key: {}})
+        return ThreatSeedResult(seed, ["a"], ["b"], 0.15, {"masked-blackbox": record},
+                                [_run(threat, "ar-gru", "none", seed, [0.5])],
+                                {"artist_recall": 0.8} if threat == "mimicry" else {})
+
+    merged = merge_seed_results([result(1, "scratch", "next-frame"), result(0, "mimicry", "codec"),
+                                 result(1, "mimicry", "codec"), result(0, "scratch", "next-frame")])
+    assert [r.seed for r in merged] == [0, 1]
+    for seed_result in merged:
+        assert {run.threat for run in seed_result.runs} == {"scratch", "mimicry"}
+        assert set(seed_result.releases["masked-blackbox"].audibility) == {"next-frame", "codec"}
+        assert seed_result.artist_classifier == {"artist_recall": 0.8}
+    with pytest.raises(SettingsError, match="two runs of scratch / ar-gru / none"):
+        merge_seed_results([result(0, "scratch", "x"), result(0, "scratch", "y")])
+
+
 def test_a_seed_result_round_trips_through_json():
     import json
 

@@ -19,6 +19,7 @@ from harmonycloak.bench.unlearnability.threat_experiment import (
     BenchData,
     ThreatSeedResult,
     corpus_size,
+    merge_seed_results,
     reference_clips,
     run_threat_seed,
 )
@@ -178,8 +179,8 @@ def combine_reports(suite_name: str, result_files: list[Path], out: Path, suite=
     if any(d["suite"] != suite_name for d in documents):
         raise SettingsError(f"every results file must come from the suite '{suite_name}'")
     results = [SeedResult.from_json(r) for d in documents for r in d["seed_results"]]
-    threat_results = sorted((ThreatSeedResult.from_json(r) for d in documents for r in d.get("threat_seed_results", [])),
-                            key=lambda result: result.seed)
+    threat_results = merge_seed_results([ThreatSeedResult.from_json(r) for d in documents
+                                         for r in d.get("threat_seed_results", [])])
     kinds = {r.kind for r in results}
     threat_parts = tuple(threat for threat in ("scratch", "mimicry")
                          if any(run.threat == threat for result in threat_results for run in result.runs))

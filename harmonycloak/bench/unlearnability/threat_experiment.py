@@ -88,6 +88,39 @@ class ThreatSeedResult:
         return next((r for r in self.runs if (r.threat, r.family, r.condition) == (threat, family, condition)), None)
 
 
+def merge_seed_results(results: list[ThreatSeedResult]) -> list[ThreatSeedResult]:
+    """One result per seed, in seed order, from the results of several runs (e.g. one of T1 and
+    one of T2): their runs and releases together.
+
+    Raises:
+        SettingsError: two runs of one seed measured the same threat, family and condition, or
+            released different songs.
+    """
+    from harmonycloak.errors import SettingsError
+
+    merged: dict[int, ThreatSeedResult] = {}
+    for result in results:
+        into = merged.get(result.seed)
+        if into is None:
+            merged[result.seed] = ThreatSeedResult(result.seed, result.released_songs, result.unreleased_songs,
+                                                   result.fraction, dict(result.releases), list(result.runs),
+                                                   dict(result.artist_classifier))
+            continue
+        if (into.released_songs, into.unreleased_songs) != (result.released_songs, result.unreleased_songs):
+            raise SettingsError(f"the runs of seed {result.seed} released different songs; they cannot be combined")
+        for run in result.runs:
+            if into.run(run.threat, run.family, run.condition) is not None:
+                raise SettingsError(f"seed {result.seed} has two runs of {run.threat} / {run.family} / "
+                                    f"{run.condition}; combine runs of different parts or families")
+            into.runs.append(run)
+        for method, record in result.releases.items():
+            kept = into.releases.setdefault(method, ReleaseRecord())
+            for measured in ("audibility", "cost_s_per_song", "summary"):
+                getattr(kept, measured).update(getattr(record, measured))
+        into.artist_classifier = into.artist_classifier or dict(result.artist_classifier)
+    return [merged[seed] for seed in sorted(merged)]
+
+
 def corpus_size(released: int, fraction: float) -> int:
     """How many other songs make the released ones `fraction` of the T1 corpus: round(r (1 − p) / p)."""
     return max(1, round(released * (1.0 - fraction) / fraction))
