@@ -89,13 +89,14 @@ def test_release_keys_follow_what_the_release_depends_on():
     assert split_method("dominant-blackbox+mp3-128k") == ("dominant-blackbox", "mp3-128k")
 
 
-def test_positive_white_noise_is_at_10_db_snr_and_none_is_the_song_itself():
-    songs = [melody(seconds=2.0, seed=2)]
+@pytest.mark.parametrize(("method", "expected_snr_db"), (("positive-white-10db", 10.0), ("positive-white-0db", 0.0)))
+def test_positive_white_noise_is_at_its_snr_and_none_is_the_song_itself(method, expected_snr_db):
+    songs = [0.1 * melody(seconds=2.0, seed=2)]  # quiet enough that 0 dB noise is not clipped
     spec = ReleaseSpec()
     assert np.array_equal(release("none", songs, "ar-gru", 0, spec).songs[0], songs[0])
-    noisy = release("positive-white-10db", songs, "ar-gru", 0, spec).songs[0]
+    noisy = release(method, songs, "ar-gru", 0, spec).songs[0]
     snr_db = 10 * math.log10(np.sum(songs[0].astype(np.float64) ** 2) / np.sum((noisy - songs[0]) ** 2))
-    assert snr_db == pytest.approx(10.0, abs=0.2)
+    assert snr_db == pytest.approx(expected_snr_db, abs=0.2)
 
 
 def test_random_controls_are_deterministic_real_noise_under_their_bounds():
@@ -159,6 +160,23 @@ def test_scores_follow_the_formulas_and_the_random_control_decides():
                           lambda threat: ("none", "random-dominant", "dominant-blackbox"), n_resamples=200)
     text = "\n".join(checks(without))
     assert "positive control was not run" in text and "mimicry / ar-gru: beats" in text and "not seen" not in text
+
+
+def test_a_loud_positive_control_lets_the_suite_compare_where_10_db_is_not_seen():
+    from harmonycloak.bench.unlearnability.score import ScoreInterval
+    from harmonycloak.bench.unlearnability.threat_report import Score
+
+    def score(ps, low, high, beats=False):
+        return Score(ScoreInterval(ps, low, high, 3, 4), 0.8, beats, {})
+
+    scores = {"none": score(0.0, 0.0, 0.0), "positive-white-10db": score(0.3, 0.2, 0.4),
+              "positive-white-0db": score(0.9, 0.8, 1.0), "random-masked": score(0.1, 0.0, 0.2),
+              "masked-cue": score(0.5, 0.3, 0.7, beats=True)}
+    text = "\n".join(checks({"scratch": {"ar-gru": scores}}))
+    assert "at 0 dB it is (PS 0.90 [0.80, 1.00])" in text and "beats its random control: masked-cue" in text
+    scores["positive-white-0db"] = score(0.45, 0.3, 0.6)  # under 0.5: neither control is seen
+    text = "\n".join(checks({"scratch": {"ar-gru": scores}}))
+    assert "at 0 dB SNR 0.45 [0.30, 0.60]" in text and "too weak" in text and "beats" not in text
 
 
 def test_the_style_score_is_the_share_of_the_fine_tune_s_move_toward_the_artist_that_a_method_undid():

@@ -3,6 +3,8 @@
   none                 the songs as they are
   positive-white-10db  white Gaussian noise at 10 dB SNR: plainly audible, the positive control
                        (a benchmark that cannot see it cannot see anything)
+  positive-white-0db   white Gaussian noise as loud as the music (0 dB SNR): the louder positive
+                       control, for T1, where models learn the songs through noise at 10 dB
   positive-linf-em     error-minimising noise in an L∞ ball of the same budget (10 dB SNR per
                        block), no psychoacoustic bound, optimised white-box against the zoo model
                        of the attacker's family: the strongest noise of that power we make
@@ -56,6 +58,7 @@ from harmonycloak.errors import SettingsError
 from harmonycloak.settings import WORKING_RATE_HZ
 
 POSITIVE_POWER_RATIO = 0.1  # 10 dB SNR: the positive controls' noise power, a tenth of the music's
+LOUD_POSITIVE_POWER_RATIO = 1.0  # 0 dB SNR: positive-white-0db's noise, as strong as the music
 CLOAKS = ("dominant", "masked")
 PAPER_METHODS = ("none", "positive-white-10db", "positive-linf-em", "random-dominant", "random-masked",
                  "dominant-whitebox", "dominant-blackbox", "masked-whitebox", "masked-blackbox")
@@ -70,7 +73,7 @@ OBJECTIVE_METHODS = {  # method → (cloak, objective)
     "gain-cue": ("gain", "future-cue"),
     "gain-maxloss-whitebox": ("gain", "maxloss"),
 }
-METHODS = PAPER_METHODS + ("random-gain",) + tuple(OBJECTIVE_METHODS)
+METHODS = PAPER_METHODS + ("positive-white-0db", "random-gain") + tuple(OBJECTIVE_METHODS)
 RANDOM_CONTROL = {"dominant-whitebox": "random-dominant", "dominant-blackbox": "random-dominant",
                   "masked-whitebox": "random-masked", "masked-blackbox": "random-masked",
                   "cue-10db": "positive-white-10db", "masked-cue": "random-masked",
@@ -155,6 +158,8 @@ def release(method: str, songs: list[np.ndarray], family: str, seed: int, spec: 
         released = [song.copy() for song in songs]
     elif method == "positive-white-10db":
         released = gaussian_noise(songs, POSITIVE_POWER_RATIO, seed)
+    elif method == "positive-white-0db":
+        released = gaussian_noise(songs, LOUD_POSITIVE_POWER_RATIO, seed)
     elif method.startswith("random-"):
         released = _add(songs, random_cloak_noise(method.removeprefix("random-"), songs, seed, spec))
     else:

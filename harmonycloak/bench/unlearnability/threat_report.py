@@ -15,7 +15,10 @@ interval lies wholly above the interval of the random noise under the same bound
 
 The suite can see an effect in a family and threat when its positive control (white noise at
 10 dB SNR) scores PS ≥ 0.5 with an interval above 0; where it does not, the report says the
-suite is too weak there instead of drawing conclusions.
+suite is too weak there instead of drawing conclusions. Where the louder control (white noise
+at 0 dB SNR, `positive-white-0db`) ran and is seen though 10 dB is not, the report says so
+and still compares the cloaks with their random controls: T1's next-frame attackers learn the
+songs through noise at 10 dB (docs/benchmark.md).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from harmonycloak.bench.unlearnability.score import ScoreInterval, beats, bootst
 from harmonycloak.bench.unlearnability.threat_experiment import ThreatSeedResult
 
 POSITIVE = "positive-white-10db"
+LOUD_POSITIVE = "positive-white-0db"  # when run: the louder control, for where 10 dB is not seen
 POSITIVE_SEEN_PS = 0.5  # the positive control must reach this PS, its interval above 0, for a cell to count
 SCRATCH_GAP_TARGET = 0.30  # T1 attackers must learn seen songs this much better than unseen ones
 
@@ -168,9 +172,9 @@ def headline_threat_models(table: dict[str, dict[str, dict[str, Score]]]) -> dic
             for threat, families in table.items()}
 
 
-def positive_seen(scores: dict[str, Score]) -> bool:
-    """Whether a family's positive control is seen: PS ≥ 0.5 with its interval above 0."""
-    score = scores.get(POSITIVE)
+def positive_seen(scores: dict[str, Score], control: str = POSITIVE) -> bool:
+    """Whether a family's positive `control` is seen: PS ≥ 0.5 with its interval above 0."""
+    score = scores.get(control)
     return (score is not None and score.interval.defined and score.interval.ps >= POSITIVE_SEEN_PS
             and score.interval.low > 0)
 
@@ -190,9 +194,16 @@ def checks(table: dict[str, dict[str, dict[str, Score]]]) -> list[str]:
                 lines.append(f"{where}: the positive control was not run, so nothing here says whether the suite "
                              "could see an effect; the comparisons below stand only against their random controls.")
             elif not positive_seen(scores):
-                lines.append(f"{where}: the positive control is not seen (PS {positive.interval.text()}): the suite "
-                             "is too weak here, and nothing below is a conclusion about protection.")
-                continue
+                loud = scores.get(LOUD_POSITIVE)
+                if not positive_seen(scores, LOUD_POSITIVE):
+                    lines.append(f"{where}: the positive control is not seen (PS {positive.interval.text()}"
+                                 + (f"; at 0 dB SNR {loud.interval.text()}" if loud else "")
+                                 + "): the suite is too weak here, and nothing below is a conclusion about protection.")
+                    continue
+                lines.append(f"{where}: white noise at 10 dB SNR is not seen (PS {positive.interval.text()}), at 0 dB "
+                             f"it is (PS {loud.interval.text()}): the attacker learns the songs through noise a tenth "
+                             "as strong as the music, so only a large effect shows here; the comparisons below stand "
+                             "against their random controls.")
             winners = [m for m, s in scores.items() if s.beats_random_control]
             cloaks = [m for m in scores if split_method(m)[0] in RANDOM_CONTROL]
             losers = [m for m in cloaks if m not in winners]
