@@ -231,6 +231,18 @@ def test_runs_of_different_parts_merge_into_one_result_per_seed_and_duplicates_a
         merge_seed_results([result(0, "scratch", "x"), result(0, "scratch", "y")])
 
 
+def test_a_combined_report_keeps_the_methods_its_runs_named_beyond_the_suite_s():
+    from harmonycloak.bench.unlearnability.benchmark import with_methods_ran
+    from harmonycloak.bench.unlearnability.suites import get_suite
+
+    standard = get_suite("standard")
+    runs = [_run("mimicry", "ar-gru", condition, 0, [0.5])
+            for condition in ("base", "none", "masked-embedding-shift", "none+mp3-128k", "random-masked")]
+    suite = with_methods_ran(standard, [ThreatSeedResult(0, ["a"], [], 0.15, {}, runs)])
+    assert suite.threat_methods == standard.threat_methods + ("masked-embedding-shift",)
+    assert with_methods_ran(standard, [ThreatSeedResult(0, ["a"], [], 0.15, {}, runs[:2])]) is standard
+
+
 def test_a_seed_result_round_trips_through_json():
     import json
 

@@ -163,6 +163,17 @@ def load_threat_data(suite) -> BenchData:
     return BenchData(album, mixed[:count], reference_clips(mixed, REFERENCE_CLIPS), mixed[count:])
 
 
+def with_methods_ran(suite, threat_results: list[ThreatSeedResult]):
+    """`suite` with every method its threat-model runs measured (a run's `--methods` beyond the
+    suite's own) added after its own, so that a combined report keeps them."""
+    from harmonycloak.bench.unlearnability.releases import split_method
+
+    ran = [run.condition for result in threat_results for run in result.runs
+           if run.condition not in ("base", "unseen") and split_method(run.condition)[1] is None]
+    extra = tuple(dict.fromkeys(method for method in ran if method not in suite.threat_methods))
+    return replace(suite, threat_methods=suite.threat_methods + extra) if extra else suite
+
+
 def combine_reports(suite_name: str, result_files: list[Path], out: Path, suite=None, log=print) -> dict:
     """One report from several runs of one suite's parts (e.g. `--parts audio` and `--parts style midi`).
 
@@ -188,7 +199,7 @@ def combine_reports(suite_name: str, result_files: list[Path], out: Path, suite=
                   if (p == "audio" and any(r.tag == "main" and r.kind == "audio" for r in results))
                   or (p == "style" and any(r.tag.startswith("style=") for r in results))
                   or (p == "midi" and "midi" in kinds))
-    suite = replace(suite or get_suite(suite_name), parts=parts)
+    suite = with_methods_ran(replace(suite or get_suite(suite_name), parts=parts), threat_results)
     data: dict = {}
     for d in documents:
         for key, value in d["data"].items():
