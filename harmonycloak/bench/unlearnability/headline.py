@@ -30,10 +30,10 @@ import math
 import re
 from pathlib import Path
 
-from harmonycloak.purification import ATTACKS
 from harmonycloak.bench.unlearnability.score import ScoreInterval
 from harmonycloak.errors import HarmonyCloakError
 from harmonycloak.io.atomic import atomic_output
+from harmonycloak.purification import ATTACKS
 
 THREAT_MODELS = ("scratch", "mimicry")
 TOP_KEYS = ("suite", "commit", "threat_models")
