@@ -184,6 +184,8 @@ def _suites() -> dict[str, Suite]:
                            mimicry=FinetuneRecipe(kind="full", steps=500, learning_rate=1e-4, batch_segments=16),
                            device="auto"),
         threat_cloak=ReleaseSpec(pgd_steps=20, max_rounds=3, bag_size=10, models_per_round=7),
+        # the louder positive control too: T1's zoo-size attackers learn the songs through 10 dB noise
+        threat_methods=THREAT_METHODS + ("positive-white-0db",),
         attacks=("mp3-128k", "aac-128k", "opus-96k", "resample-22k", "denoise-spectral", "purify-noise-lowpass"),
         scratch_attacks=("mp3-128k", "aac-128k", "opus-96k", "resample-22k", "denoise-spectral",
                          "purify-noise-lowpass"),
