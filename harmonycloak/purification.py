@@ -237,6 +237,16 @@ ATTACKS: dict[str, Attack] = {
 }
 
 
+def check_attack(name: str) -> None:
+    """Refuse a purification the project does not have, naming the ones it has.
+
+    Raises:
+        SettingsError: no attack has this name.
+    """
+    if name not in ATTACKS:
+        raise SettingsError(f"unknown purification attack '{name}'; known: {', '.join(ATTACKS)}")
+
+
 def apply_attack(name: str, samples: np.ndarray, sample_rate_hz: int, seed: int = 0) -> np.ndarray:
     """Run the attack called ``name`` (a key of `ATTACKS`) on (N,) samples; (N,) float32.
 
@@ -244,8 +254,7 @@ def apply_attack(name: str, samples: np.ndarray, sample_rate_hz: int, seed: int 
         SettingsError: no attack has this name.
         AudioFileError: the samples are not a non-empty finite mono signal, or a codec is missing.
     """
-    if name not in ATTACKS:
-        raise SettingsError(f"unknown purification attack '{name}'; known: {', '.join(ATTACKS)}")
+    check_attack(name)
     return ATTACKS[name](samples, sample_rate_hz, seed=seed)
 
 

@@ -27,8 +27,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from harmonycloak.errors import SettingsError
-
 IDENTITY = "none"  # the file as released, among the draws
 
 
@@ -43,7 +41,10 @@ class Transformations:
     """
 
     def __init__(self, names: tuple[str, ...], sample_rate_hz: int, seed: int) -> None:
-        check_names(names)
+        from harmonycloak.purification import check_attack
+
+        for name in names:
+            check_attack(name)
         self.choices = (IDENTITY,) + tuple(dict.fromkeys(names))
         self.sample_rate_hz = sample_rate_hz
         self.generator = torch.Generator().manual_seed(seed)
@@ -62,17 +63,3 @@ class Transformations:
         purified = np.stack([apply_attack(name, row, self.sample_rate_hz, seed=seed + index)
                              for index, row in enumerate(rows)])
         return inputs + (torch.from_numpy(purified).to(inputs) - inputs).detach()
-
-
-def check_names(names: tuple[str, ...]) -> None:
-    """Refuse a purification the project does not have, with the names it does.
-
-    Raises:
-        SettingsError: an unknown name.
-    """
-    from harmonycloak.purification import ATTACKS
-
-    unknown = [name for name in names if name not in ATTACKS]
-    if unknown:
-        raise SettingsError(f"unknown purification '{unknown[0]}' to optimise against "
-                            f"(known: {', '.join(ATTACKS)})")

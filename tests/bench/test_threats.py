@@ -313,6 +313,8 @@ def test_unknown_methods_and_families_are_refused_before_anything_runs(tmp_path)
         run_unlearnability("smoke", tmp_path, methods=("louder",))
     with pytest.raises(SettingsError, match="ar-lstm"):
         run_unlearnability("smoke", tmp_path, families=("ar-lstm",))
+    with pytest.raises(SettingsError, match="unknown purification attack 'mp3-64k'; known: mp3-128k"):
+        run_unlearnability("smoke", tmp_path, methods=("masked-cue+mp3-64k",))
     assert not any(tmp_path.iterdir())
 
 

@@ -115,13 +115,13 @@ def split_method(method: str) -> tuple[str, str | None]:
 
 
 def check_method(method: str) -> None:
-    from harmonycloak.purification import ATTACKS
+    from harmonycloak.purification import check_attack
 
     name, attack = split_method(method)
     if name not in METHODS:
         raise SettingsError(f"unknown protection method '{name}' (known: {', '.join(METHODS)})")
-    if attack is not None and attack not in ATTACKS:
-        raise SettingsError(f"unknown attack '{attack}' (known: {', '.join(ATTACKS)})")
+    if attack is not None:
+        check_attack(attack)
 
 
 def with_controls(methods: tuple[str, ...]) -> tuple[str, ...]:
