@@ -12,6 +12,7 @@ from pathlib import Path
 from harmonycloak.bench.unlearnability.data import load_album, load_songs
 from harmonycloak.bench.unlearnability.experiment import run_ablations, run_seed, run_style
 from harmonycloak.bench.unlearnability.midi import load_scores, run_midi_seed
+from harmonycloak.bench.unlearnability.midi_mimicry import MIDI_MIMICRY_FAMILIES, load_midi_album
 from harmonycloak.bench.unlearnability.report import current_environment, headline_table, protection_scores, write_report
 from harmonycloak.bench.unlearnability.results import SeedResult
 from harmonycloak.bench.unlearnability.suites import get_suite
@@ -87,6 +88,9 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
         if bench_data is not None:
             log(f"threat models: {len(bench_data.album.released)} released and {len(bench_data.album.unreleased)} "
                 f"unreleased clips of {suite.album.artist}; a corpus of {len(bench_data.corpus)} other songs")
+            if bench_data.midi_album is not None:
+                log(f"MIDI mimicry: {len(bench_data.midi_album.released)} released and "
+                    f"{len(bench_data.midi_album.unreleased)} unreleased Bach pieces")
         judge = None
         if (audio or style) and suite.measures is not None:
             from harmonycloak.bench.unlearnability.measures import GeneratedMeasures
@@ -114,6 +118,10 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
                                      "unreleased": [s.name for s in bench_data.album.unreleased]}
             data_summary["corpus_songs"] = len(bench_data.corpus)
             data_summary["corpus"] = [s.name for s in bench_data.corpus]
+            if bench_data.midi_album is not None:
+                data_summary["midi_album"] = {"composer": "bach",
+                                              "released": [name for name, _ in bench_data.midi_album.released],
+                                              "unreleased": [name for name, _ in bench_data.midi_album.unreleased]}
         if judge is not None:
             data_summary["style_classifier"] = {k: v for k, v in judge.classifier_report.items()
                                                 if k in ("held_out_accuracy", "balanced_accuracy", "classes")}
@@ -160,7 +168,9 @@ def load_threat_data(suite) -> BenchData:
     if len(others) < count:
         raise SettingsError(f"the threat models' corpus holds {len(others)} songs; the suite needs {count}")
     mixed = [others[i] for i in np.random.default_rng(0).permutation(len(others))]  # a fixed mix of composers and recordings
-    return BenchData(album, mixed[:count], reference_clips(mixed, REFERENCE_CLIPS), mixed[count:])
+    midi_album = (load_midi_album(suite.midi_mimicry) if "mimicry" in suite.threat_models
+                  and any(family in MIDI_MIMICRY_FAMILIES for family in suite.families_for_threats) else None)
+    return BenchData(album, mixed[:count], reference_clips(mixed, REFERENCE_CLIPS), mixed[count:], midi_album)
 
 
 def with_methods_ran(suite, threat_results: list[ThreatSeedResult]):

@@ -138,14 +138,14 @@ def with_controls(methods: tuple[str, ...]) -> tuple[str, ...]:
 
 def release_key(method: str, family: str) -> str:
     """What a release depends on: the attacker's family (white-box, the L∞ control), its group
-    (black-box bags), or nothing ("any")."""
+    (black-box bags; a MIDI family is a group of its own), or nothing ("any")."""
     from harmonycloak.bench.unlearnability.threats import FAMILY_GROUP
 
     if method.endswith("-whitebox") or method == "positive-linf-em":
         return family
     if method.endswith("-blackbox") or method in ("masked-gradient-matching", "masked-minmin-zoo",
                                                   "masked-maxloss-zoo"):
-        return FAMILY_GROUP[family]
+        return FAMILY_GROUP.get(family, family)
     return "any"
 
 

@@ -3,7 +3,8 @@
   smoke     CI, < 10 minutes on a 2-core CPU: tiny models, few songs, one seed, every
             part, method and family once (checks the plumbing, not the method)
   standard  ≤ 2 hours on a 2-core CPU: the threat models (T1 from scratch, T2 style mimicry)
-            for the zoo's four families, three seeds at once, MP3 as the attack
+            for the zoo's four audio families (and T2 for its two MIDI ones), three seeds at
+            once, MP3 as the attack
   full      sized for a GPU (uses it when present): zoo-size attackers trained long, every
             attack, the product's optimisation effort, five seeds, and the paper's setting
 """
@@ -18,6 +19,7 @@ from harmonycloak.bench.unlearnability.baselines import check_method as check_pa
 from harmonycloak.bench.unlearnability.data import AlbumSpec, DataSpec
 from harmonycloak.bench.unlearnability.measures import MeasureSpec
 from harmonycloak.bench.unlearnability.midi import MidiSpec
+from harmonycloak.bench.unlearnability.midi_mimicry import MIDI_MIMICRY_FAMILIES, MidiMimicrySpec
 from harmonycloak.bench.unlearnability.releases import PAPER_METHODS as THREAT_METHODS
 from harmonycloak.bench.unlearnability.releases import ReleaseSpec, check_method
 from harmonycloak.bench.unlearnability.threats import FAMILY_GROUP, ThreatSpec
@@ -34,6 +36,8 @@ STANDARD_METHODS = tuple(m for m in ALL_METHODS if m not in ("gaussian-0.2+mp3",
 HEADLINE_METHODS = ("cloak-whitebox", "cloak-blackbox")  # the paper's white-box and black-box cloaks
 PARTS = ("scratch", "mimicry", "audio", "style", "midi")  # threat models T1 and T2; the paper's tiny setting; MIDI
 THREAT_FAMILIES = ("ar-transformer", "codec-lm", "mel-diffusion", "contrastive")  # one of each zoo group
+# T2 for MIDI too: the zoo's symbolic models fine-tuned on one composer (T1 for MIDI is the part "midi")
+THREAT_FAMILIES_WITH_MIDI = THREAT_FAMILIES + MIDI_MIMICRY_FAMILIES
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,7 @@ class Suite:
     attacked_methods: tuple[str, ...] = ("none", "random-dominant", "dominant-blackbox")
     # T2: the FD of what each fine-tuned model generates to the artist's unreleased songs; None: not measured
     threat_generated: GeneratedSpec | None = None
+    midi_mimicry: MidiMimicrySpec = field(default_factory=MidiMimicrySpec)  # T2 of the MIDI families
     jobs: int = 1  # seeds of the threat models run this many at a time, each in a process of its own
 
     def __post_init__(self) -> None:
@@ -78,9 +83,10 @@ class Suite:
         for threat in ("scratch", "mimicry"):
             for method in self.methods_for(threat):
                 check_method(method)
-        unknown = [family for family in self.families_for_threats if family not in FAMILY_GROUP]
+        known = tuple(FAMILY_GROUP) + MIDI_MIMICRY_FAMILIES
+        unknown = [family for family in self.families_for_threats if family not in known]
         if unknown:
-            raise SettingsError(f"unknown attacker family '{unknown[0]}' (known: {', '.join(FAMILY_GROUP)})")
+            raise SettingsError(f"unknown attacker family '{unknown[0]}' (known: {', '.join(known)})")
         if not 0 < self.protected_fraction <= 1:
             raise SettingsError("the protected fraction must be in (0, 1]")
         if not set(self.parts) <= set(PARTS):
@@ -92,9 +98,15 @@ class Suite:
         return tuple(part for part in ("scratch", "mimicry") if part in self.parts)
 
     def methods_for(self, threat: str) -> tuple[str, ...]:
-        """The methods of a threat: every release method, then the attacked ones."""
+        """The methods of a threat: every release method, then the attacked ones (audio)."""
         attacks = self.scratch_attacks if threat == "scratch" else self.attacks
         return self.threat_methods + tuple(f"{m}+{a}" for a in attacks for m in self.attacked_methods)
+
+    def methods_of(self, threat: str, family: str) -> tuple[str, ...]:
+        """The methods a family runs in a threat: MIDI families run T2 with the MIDI methods alone."""
+        if family in MIDI_MIMICRY_FAMILIES:
+            return self.midi_mimicry.methods if threat == "mimicry" else ()
+        return self.methods_for(threat)
 
     @property
     def all_families(self) -> tuple[str, ...]:
@@ -129,6 +141,9 @@ def _suites() -> dict[str, Suite]:
         threat_cloak=ReleaseSpec(pgd_steps=2, max_rounds=1, bag_size=2, models_per_round=2, bag_preset="tiny"),
         attacks=("mp3-128k",), scratch_attacks=("mp3-128k",),
         threat_generated=GeneratedSpec(clips=2, generated_s=0.64, window_s=0.32, diffusion_steps=2),
+        families_for_threats=THREAT_FAMILIES_WITH_MIDI,
+        midi_mimicry=MidiMimicrySpec(released=2, unreleased=1, max_bars=4, steps=3, batch_segments=2, pgd_steps=1,
+                                     bag_size=2, models_per_round=2),
     )
     standard = Suite(
         name="standard",
@@ -157,6 +172,7 @@ def _suites() -> dict[str, Suite]:
         threat_cloak=ReleaseSpec(pgd_steps=6, max_rounds=1, bag_size=4, models_per_round=3),
         attacks=("mp3-128k",), scratch_attacks=("mp3-128k",),
         threat_generated=GeneratedSpec(clips=8),  # clips of one segment
+        families_for_threats=THREAT_FAMILIES_WITH_MIDI,
         jobs=3,  # the three seeds at once: 3 processes on 2 cores take ~1.5 seeds of time, two at a time take 2
     )
     full = Suite(
@@ -192,6 +208,9 @@ def _suites() -> dict[str, Suite]:
         attacked_methods=("none", "positive-white-10db", "random-dominant", "dominant-whitebox", "dominant-blackbox",
                           "random-masked", "masked-whitebox", "masked-blackbox"),
         threat_generated=GeneratedSpec(clips=32, generated_s=5.12),
+        families_for_threats=THREAT_FAMILIES_WITH_MIDI,
+        midi_mimicry=MidiMimicrySpec(released=20, unreleased=20, max_bars=16, steps=500, batch_segments=16,
+                                     pgd_steps=20, max_rounds=3, bag_size=9, models_per_round=7, bag_preset="default"),
     )
     return {suite.name: suite for suite in (smoke, standard, full)}
 

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from harmonycloak.bench.unlearnability.data import Album, Song
+from harmonycloak.bench.unlearnability.midi_mimicry import MIDI_MIMICRY_FAMILIES, MidiAlbum, run_midi_mimicry
 from harmonycloak.bench.unlearnability.releases import Release, attacked, release, release_key, split_method
 from harmonycloak.bench.unlearnability.threats import AttackerRun, train_attacker
 from harmonycloak.settings import SEGMENT_S, WORKING_RATE_HZ
@@ -49,6 +50,7 @@ class BenchData:
     corpus: list[Song]  # T1: the other music the released songs are mixed into (`corpus_size` of them)
     references: torch.Tensor  # (R, N) clips of other music: the contrastive encoder's negatives when measured
     heldout: list[Song] = field(default_factory=list)  # the rest of the draw the corpus came from: in no training set
+    midi_album: MidiAlbum | None = None  # T2 of the MIDI families: the composer's pieces
 
 
 @dataclass
@@ -235,6 +237,16 @@ def run_threat_seed(suite, data: BenchData, seed: int, log=print) -> ThreatSeedR
         return measure
 
     for family in suite.families_for_threats:
+        if family in MIDI_MIMICRY_FAMILIES:
+            if "mimicry" in suite.threat_models:
+                runs, records = run_midi_mimicry(family, data.midi_album, suite.midi_mimicry, seed,
+                                                 suite.threat_cloak.strength, log)
+                result.runs.extend(runs)
+                for method, record in records.items():
+                    kept = result.releases.setdefault(method, ReleaseRecord())
+                    for measured, value in record.items():
+                        getattr(kept, measured)[release_key(method, family)] = value
+            continue
         for threat in suite.threat_models:
             mine = released_clean if threat == "mimicry" else released_clean[:scratch_count]
             probes = {"released": mine}

@@ -28,7 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harmonycloak.bench.unlearnability.releases import RANDOM_CONTROL, release_key, split_method
+from harmonycloak.bench.unlearnability.midi_mimicry import MIDI_MIMICRY_FAMILIES, MIDI_RANDOM_CONTROL, POSITIVE_WRONG_NOTES
+from harmonycloak.bench.unlearnability.releases import RANDOM_CONTROL as AUDIO_RANDOM_CONTROL
+from harmonycloak.bench.unlearnability.releases import release_key, split_method
 from harmonycloak.bench.unlearnability.score import ScoreInterval, beats, bootstrap_interval
 from harmonycloak.bench.unlearnability.threat_experiment import ThreatSeedResult
 
@@ -36,6 +38,12 @@ POSITIVE = "positive-white-10db"
 LOUD_POSITIVE = "positive-white-0db"  # when run: the louder control, for where 10 dB is not seen
 POSITIVE_SEEN_PS = 0.5  # the positive control must reach this PS, its interval above 0, for a cell to count
 SCRATCH_GAP_TARGET = 0.30  # T1 attackers must learn seen songs this much better than unseen ones
+RANDOM_CONTROL = AUDIO_RANDOM_CONTROL | MIDI_RANDOM_CONTROL  # each cloak → the random noise under its bounds
+
+
+def positive_control(family: str) -> str:
+    """The audible control a family's cells must see: white noise for audio, wrong notes for MIDI."""
+    return POSITIVE_WRONG_NOTES if family in MIDI_MIMICRY_FAMILIES else POSITIVE
 
 
 @dataclass
@@ -133,13 +141,14 @@ def mean_audibility(results: list[ThreatSeedResult], method: str, family: str) -
 
 
 def score_table(results: list[ThreatSeedResult], threat_models: tuple[str, ...], families: tuple[str, ...],
-                methods_for, n_resamples: int = 2000) -> dict[str, dict[str, dict[str, Score]]]:
-    """threat → family → method → `Score`, for every condition that ran."""
+                methods_of, n_resamples: int = 2000) -> dict[str, dict[str, dict[str, Score]]]:
+    """threat → family → method → `Score`, for every condition that ran; `methods_of(threat, family)`
+    names a cell's methods."""
     table: dict[str, dict[str, dict[str, Score]]] = {}
     for threat in threat_models:
         for family in families:
             cells: dict[str, ScoreInterval] = {}
-            for method in ("none",) + tuple(m for m in methods_for(threat) if m != "none"):
+            for method in ("none",) + tuple(m for m in methods_of(threat, family) if m != "none"):
                 interval = score_cell(results, threat, family, method, n_resamples=n_resamples)
                 if interval is not None:
                     cells[method] = interval
@@ -189,11 +198,11 @@ def checks(table: dict[str, dict[str, dict[str, Score]]]) -> list[str]:
             if threat == "scratch" and not gap >= SCRATCH_GAP_TARGET:
                 lines.append(f"{where}: the seen/unseen gap is {100 * gap:.0f} %, under the {100 * SCRATCH_GAP_TARGET:.0f} % "
                              "this threat needs; its scores carry wide intervals.")
-            positive = scores.get(POSITIVE)
+            positive = scores.get(positive_control(family))
             if positive is None:
                 lines.append(f"{where}: the positive control was not run, so nothing here says whether the suite "
                              "could see an effect; the comparisons below stand only against their random controls.")
-            elif not positive_seen(scores):
+            elif not positive_seen(scores, positive_control(family)):
                 loud = scores.get(LOUD_POSITIVE)
                 if not positive_seen(scores, LOUD_POSITIVE):
                     lines.append(f"{where}: the positive control is not seen (PS {positive.interval.text()}"
@@ -253,7 +262,24 @@ def markdown_tables(table: dict[str, dict[str, dict[str, Score]]], judge: dict |
                         "encoder's embedding, trained on clean music of the artist and of the corpus's other artists, "
                         "gives the artist (mean over seeds; higher: more like the artist). Style PS as for the FD: "
                         "(share_method − share_none) / (share_base − share_none)." + _judge_text(judge or {})]
+        out += _midi_release_text(families)
         out.append("")
+    return out
+
+
+def _midi_release_text(families: dict[str, dict[str, Score]]) -> list[str]:
+    """What each MIDI release added (MIDI has no SNR): added notes per note of the pieces, and how
+    far under the pieces' own velocity they sit (DLS dB, median)."""
+    out = []
+    for family, scores in families.items():
+        if family not in MIDI_MIMICRY_FAMILIES:
+            continue
+        added = [f"{method} adds {score.audibility['added_notes_per_note']:.2f} notes per note, "
+                 f"{_num(score.audibility.get('added_below_own_db'))} dB under the pieces' own velocity"
+                 for method, score in scores.items()
+                 if score.audibility.get("added_notes_per_note") and split_method(method)[1] is None]
+        if added:
+            out += ["", f"MIDI releases for {family} (the audio columns do not apply): " + "; ".join(added) + "."]
     return out
 
 
@@ -284,7 +310,7 @@ def threat_section(out, suite, results: list[ThreatSeedResult], commit: str, dat
     """Write headline.json into `out` and return the summary's Markdown for the threat models."""
     from harmonycloak.bench.unlearnability.headline import build_headline, write_headline
 
-    table = score_table(results, suite.threat_models, suite.families_for_threats, suite.methods_for)
+    table = score_table(results, suite.threat_models, suite.families_for_threats, suite.methods_of)
     write_headline(build_headline(suite.name, commit, headline_threat_models(table)), out / "headline.json")
     album = data_summary.get("album", {})
     md = ["## Protection against attackers of four families, two threat models", "",
