@@ -105,11 +105,12 @@ def _parser() -> argparse.ArgumentParser:
                               "masked: every bin under the masking threshold; gain: smooth level changes of at most "
                               "±0.5/1/2 dB (low/medium/high) on the music itself, no added noise")
     protect.add_argument("--objective", choices=defaults.OBJECTIVES, default=ProtectionSettings.objective,
-                         help="what the noise is optimised for (audio): minmin, the paper's error-minimising noise; "
+                         help="what the noise is optimised for: minmin, the paper's error-minimising noise; "
                               "maxloss, error-maximising noise against models fine-tuned on the song; "
                               "future-cue, energy that announces the next frame (needs no model, fast); "
                               "embedding-shift, the zoo's encoder hears a decoy style; gradient-matching, a "
-                              "training step on the song moves a model toward a decoy of it (docs/objectives.md)")
+                              "training step on the song moves a model toward a decoy of it (docs/objectives.md); "
+                              "MIDI takes minmin or maxloss")
     protect.add_argument("--surrogates", choices=defaults.SURROGATE_KINDS, default=ProtectionSettings.surrogates,
                          help="black-box min-min: random, the paper's bag of randomly initialised models; zoo, the "
                               "pretrained models that ship with harmonycloak (the other objectives always use the zoo)")
@@ -217,9 +218,11 @@ def _parser() -> argparse.ArgumentParser:
                          help="run this many seeds of the threat models at a time, one process each (default: the suite's)")
     unlearn.add_argument("--methods", nargs="+", metavar="METHOD",
                          help="threat-model methods to run instead of the suite's, e.g. masked-cue cue-10db "
-                              "(each with its random control and 'none'; names in docs/benchmark.md)")
+                              "(each with its random control and 'none'; names in docs/benchmark.md); MIDI "
+                              "methods (midi-maxloss-whitebox, ...) replace the MIDI families' own")
     unlearn.add_argument("--families", nargs="+", metavar="FAMILY",
-                         help="attacker families of the threat models instead of the suite's, e.g. ar-transformer")
+                         help="attacker families of the threat models instead of the suite's, e.g. ar-transformer "
+                              "or symphonynet (MIDI: T2 only)")
     unlearn.add_argument("--strength", choices=defaults.STRENGTHS,
                          help="the strength the threat models' releases run at instead of medium (the curve of "
                               "protection against audibility)")

@@ -36,6 +36,7 @@ BACKENDS = ("local", "ray")  # where a batch runs its files: processes on this m
 # What the noise is optimised for (`optim.objectives`): the paper's error-minimising noise, a
 # cue to the next frame, a decoy style for an encoder, a training step toward a decoy.
 OBJECTIVES = ("minmin", "maxloss", "future-cue", "embedding-shift", "gradient-matching")
+MIDI_OBJECTIVES = ("minmin", "maxloss")  # those that read nothing of audio (the others need its frames or decoys)
 # Black-box surrogates: "random", the paper's bag of randomly initialised models (§4.2), or
 # "zoo", the zoo's pretrained public models (a real attacker starts from public weights too).
 # embedding-shift and gradient-matching always read the zoo's; future-cue reads the music alone.

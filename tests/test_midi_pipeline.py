@@ -58,6 +58,17 @@ def test_white_box_protects_against_a_named_checkpoint_of_each_family(tmp_path, 
     assert math.isfinite(loss["clean"]) and math.isfinite(loss["protected"])
 
 
+def test_error_maximising_notes_raise_the_model_s_loss_above_what_error_minimising_ones_leave(tmp_path, chorale_midi):
+    checkpoint, _ = train_midi_model([chorale_midi], tmp_path / "symphonynet.pt", "symphonynet", "tiny", steps=2)
+    ratios = {}
+    for objective in ("minmin", "maxloss"):
+        settings = replace(QUICK, mode="whitebox", model_checkpoint=checkpoint, objective=objective, pgd_steps=4)
+        report = harmonycloak.protect(chorale_midi, tmp_path / f"{objective}.mid", settings, write_report=False).report
+        assert report["objective"] == objective
+        ratios[objective] = report["surrogate_loss_after"]["protected"] / report["surrogate_loss_after"]["clean"]
+    assert ratios["maxloss"] > 1 and ratios["maxloss"] > ratios["minmin"]
+
+
 def test_a_checkpoint_for_other_tracks_or_for_audio_is_refused_and_nothing_is_written(tmp_path, chorale_midi):
     two_tracks = save_checkpoint(build_model("musegan", "tiny"), "musegan", tmp_path / "two.pt")  # tiny: 2 tracks
     audio = save_checkpoint(build_model("ar-gru", "tiny"), "ar-gru", tmp_path / "audio.pt")

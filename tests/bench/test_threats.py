@@ -138,7 +138,7 @@ def test_scores_follow_the_formulas_and_the_random_control_decides():
                 _run("scratch", "ar-gru", "dominant-blackbox", seed, [0.35 + offset, 0.55 + offset])]
         results.append(ThreatSeedResult(seed, ["a", "b"], [], 0.15, {}, runs))
     methods = ("none", "positive-white-10db", "random-dominant", "dominant-blackbox")
-    table = score_table(results, ("scratch", "mimicry"), ("ar-gru",), lambda threat: methods, n_resamples=200)
+    table = score_table(results, ("scratch", "mimicry"), ("ar-gru",), lambda threat, family: methods, n_resamples=200)
     mimicry, scratch = table["mimicry"]["ar-gru"], table["scratch"]["ar-gru"]
     # T2: (L_ft,m − L_ft,none) / (L_base − L_ft,none) = 0.4 / 0.8, 0.6 / 0.8; gap (1.1 − 0.3) / 0.3
     assert mimicry["dominant-blackbox"].interval.ps == pytest.approx(0.5)
@@ -157,7 +157,7 @@ def test_scores_follow_the_formulas_and_the_random_control_decides():
     assert "scratch / ar-gru: within its random control" in text and "mimicry / ar-gru: beats" in text
     # without the positive control the report says it was not run, and still compares with the random control
     without = score_table(results, ("mimicry",), ("ar-gru",),
-                          lambda threat: ("none", "random-dominant", "dominant-blackbox"), n_resamples=200)
+                          lambda threat, family: ("none", "random-dominant", "dominant-blackbox"), n_resamples=200)
     text = "\n".join(checks(without))
     assert "positive control was not run" in text and "mimicry / ar-gru: beats" in text and "not seen" not in text
 
@@ -193,7 +193,7 @@ def test_the_style_score_is_the_share_of_the_fine_tune_s_move_toward_the_artist_
             runs.append(run)
         results.append(ThreatSeedResult(seed, ["a"], [], 0.15, {}, runs))
     methods = ("none", "random-dominant", "dominant-blackbox")
-    table = score_table(results, ("mimicry",), ("ar-gru",), lambda threat: methods, n_resamples=50)
+    table = score_table(results, ("mimicry",), ("ar-gru",), lambda threat, family: methods, n_resamples=50)
     cloaked = table["mimicry"]["ar-gru"]["dominant-blackbox"]
     # means over seeds: base 11, none 5, cloaked 6.5 → (6.5 − 5) / (11 − 5) = 0.25
     assert cloaked.fd_artist == pytest.approx(6.5) and cloaked.fd_ps == pytest.approx(0.25)
@@ -206,7 +206,7 @@ def test_the_style_score_is_the_share_of_the_fine_tune_s_move_toward_the_artist_
     assert "| 6.500 (+0.25) | 0.68 (+0.25) |" in text and "80 % of the artist's unreleased windows" in text
     for result in results:  # where the base model's music was not measured the score is undefined, not wrong
         result.run("mimicry", "ar-gru", "base").measures.clear()
-    assert np.isnan(score_table(results, ("mimicry",), ("ar-gru",), lambda threat: methods,
+    assert np.isnan(score_table(results, ("mimicry",), ("ar-gru",), lambda threat, family: methods,
                                 n_resamples=50)["mimicry"]["ar-gru"]["dominant-blackbox"].fd_ps)
 
 

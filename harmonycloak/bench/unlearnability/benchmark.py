@@ -12,7 +12,12 @@ from pathlib import Path
 from harmonycloak.bench.unlearnability.data import load_album, load_songs
 from harmonycloak.bench.unlearnability.experiment import run_ablations, run_seed, run_style
 from harmonycloak.bench.unlearnability.midi import load_scores, run_midi_seed
-from harmonycloak.bench.unlearnability.midi_mimicry import MIDI_MIMICRY_FAMILIES, load_midi_album
+from harmonycloak.bench.unlearnability.midi_mimicry import (
+    MIDI_MIMICRY_FAMILIES,
+    MIDI_MIMICRY_METHODS,
+    load_midi_album,
+    with_midi_controls,
+)
 from harmonycloak.bench.unlearnability.report import current_environment, headline_table, protection_scores, write_report
 from harmonycloak.bench.unlearnability.results import SeedResult
 from harmonycloak.bench.unlearnability.suites import get_suite
@@ -37,9 +42,14 @@ def adjusted_suite(suite, jobs: int | None = None, methods: tuple[str, ...] | No
 
     if jobs is not None:
         suite = replace(suite, jobs=jobs)
-    if methods:
-        suite = replace(suite, threat_methods=with_controls(methods),
-                        attacked_methods=tuple(m for m in suite.attacked_methods if m in with_controls(methods)))
+    if methods:  # MIDI methods go to the MIDI families, the others to the audio ones
+        midi = with_midi_controls(methods)
+        audio = tuple(m for m in methods if m not in MIDI_MIMICRY_METHODS)
+        if midi:
+            suite = replace(suite, midi_mimicry=replace(suite.midi_mimicry, methods=midi))
+        if audio or not midi:
+            suite = replace(suite, threat_methods=with_controls(audio),
+                            attacked_methods=tuple(m for m in suite.attacked_methods if m in with_controls(audio)))
     if families:
         suite = replace(suite, families_for_threats=families)
     if strength:

@@ -22,6 +22,8 @@ Methods, each a layer of added notes beside the piece (its own notes are untouch
   midi-cloak-blackbox    the MIDI cloak optimised against the paper's bag of MuseGAN variants
                          with random weights (held out by family for SymphonyNet; for MuseGAN
                          only its weights are unknown to the defender)
+  midi-maxloss-whitebox  the same notes, their velocities chosen to raise the zoo model's loss
+                         while it is fine-tuned on the protected piece (`--objective maxloss`)
 
 The attacker's recipe for a small album: `steps` Adam steps at `learning_rate` on random
 phrases of the training pieces, each phrase transposed by a random whole number of semitones
@@ -44,8 +46,11 @@ from harmonycloak.bench.unlearnability.threats import AttackerRun
 MIDI_MIMICRY_FAMILIES = ("musegan", "symphonynet")
 POSITIVE_WRONG_NOTES = "positive-wrong-notes"
 RANDOM_MIDI_CLOAK = "random-midi-cloak"
-MIDI_MIMICRY_METHODS = ("none", POSITIVE_WRONG_NOTES, RANDOM_MIDI_CLOAK, "midi-cloak-whitebox", "midi-cloak-blackbox")
-MIDI_RANDOM_CONTROL = {"midi-cloak-whitebox": RANDOM_MIDI_CLOAK, "midi-cloak-blackbox": RANDOM_MIDI_CLOAK}
+MIDI_MIMICRY_METHODS = ("none", POSITIVE_WRONG_NOTES, RANDOM_MIDI_CLOAK, "midi-cloak-whitebox", "midi-cloak-blackbox",
+                        "midi-maxloss-whitebox")
+MIDI_RANDOM_CONTROL = {"midi-cloak-whitebox": RANDOM_MIDI_CLOAK, "midi-cloak-blackbox": RANDOM_MIDI_CLOAK,
+                       "midi-maxloss-whitebox": RANDOM_MIDI_CLOAK}
+WHITEBOX_OBJECTIVE = {"midi-cloak-whitebox": "minmin", "midi-maxloss-whitebox": "maxloss"}
 WRONG_NOTE_MAX_SEMITONES = 11  # the positive control's notes sit 1 to this many semitones off
 
 
@@ -77,6 +82,19 @@ class MidiMimicrySpec:
                                 f"(known: {', '.join(MIDI_MIMICRY_METHODS)})")
         if self.released < 1 or self.unreleased < 1:
             raise SettingsError("the MIDI album needs at least one released and one unreleased piece")
+
+
+def with_midi_controls(methods: tuple[str, ...]) -> tuple[str, ...]:
+    """The MIDI methods among `methods`, after "none" and each one's random control; () when none is MIDI."""
+    chosen = [method for method in methods if method in MIDI_MIMICRY_METHODS]
+    if not chosen:
+        return ()
+    ordered = ["none"]
+    for method in chosen:
+        for needed in (MIDI_RANDOM_CONTROL.get(method), method):
+            if needed is not None and needed not in ordered:
+                ordered.append(needed)
+    return tuple(ordered)
 
 
 @dataclass
@@ -168,7 +186,7 @@ def release_pieces(method: str, scores: list, family: str, spec: MidiMimicrySpec
     out, summaries = [], []
     for score in scores:  # white-box: a fresh copy of the public base model for every piece
         settings = ProtectionSettings(mode="whitebox", model=load_zoo_model(family), seed=seed, device="cpu",
-                                      strength=strength, **effort)
+                                      strength=strength, objective=WHITEBOX_OBJECTIVE[method], **effort)
         outcome = cloak_score(score, settings)
         out.append(outcome.protected)
         summaries.append(outcome.summary["surrogate_loss_after"])
@@ -246,12 +264,10 @@ def run_midi_mimicry(family: str, album: MidiAlbum, spec: MidiMimicrySpec, seed:
                      log=print) -> tuple[list[AttackerRun], dict[str, dict]]:
     """Every condition of one family and seed: the runs, and per method what its release added
     and cost (`{"audibility": ..., "cost_s_per_song": ..., "summary": ...}`)."""
-    from harmonycloak.bench.unlearnability.threat_experiment import conditions
-
     released_clean = [score for _, score in album.released]
     probes = {"released": released_clean, "unreleased": [score for _, score in album.unreleased]}
     runs, records = [], {}
-    for condition in conditions("mimicry", spec.methods):
+    for condition in ("base",) + tuple(dict.fromkeys(("none",) + spec.methods)):  # references first
         started = time.perf_counter()
         if condition == "base":
             training = []

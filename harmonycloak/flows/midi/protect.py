@@ -35,7 +35,8 @@ from harmonycloak.models.checkpoint import load_checkpoint
 from harmonycloak.models.interface import PhraseLayout, SymbolicModel, is_symbolic_model
 from harmonycloak.music import Score
 from harmonycloak.optim.minmin import MinMinConfig, mean_generative_loss, optimise_noise
-from harmonycloak.settings import PAPER_ALPHA, ProtectionSettings, headroom_db, resolve_device
+from harmonycloak.optim.objectives import build_objective
+from harmonycloak.settings import MIDI_OBJECTIVES, PAPER_ALPHA, ProtectionSettings, headroom_db, resolve_device
 
 FAMILY_KIND = {"musegan": "gan", "symphonynet": "transformer"}  # which of the paper's α each family takes
 
@@ -116,13 +117,15 @@ def cloak_score(score: Score, settings: ProtectionSettings, progress: ProgressCa
         }
 
     before = losses()
-    history = optimise_noise(problem, models, config, generator, progress)
+    objective = build_objective(settings.objective, settings.mode, settings.seed)
+    history = optimise_noise(problem, models, config, generator, progress, objective)
     after = losses()
     velocity = cloak.quantised_velocity()
     below_db = 40.0 * np.log10(cloak.runs.note_velocity / np.maximum(velocity, 1))
     names = [track.name or f"track {index + 1}" for index, track in enumerate(score.tracks)]
     summary = {
         "kind": "midi",
+        "objective": objective.name,
         "device": str(device),
         "surrogates": [surrogates.family] * len(models),
         "alpha": alpha,
@@ -169,9 +172,9 @@ def protect_midi_file(input_path: str | Path, output_path: str | Path | None = N
         raise SettingsError("a preview is for audio; a MIDI file is protected whole")
     if settings.cloak != "dominant":
         raise SettingsError(f"the {settings.cloak} cloak is for audio; a MIDI file gets the dominant-note cloak")
-    if settings.objective != "minmin":
-        raise SettingsError(f"the {settings.objective} objective is for audio; a MIDI file gets the paper's "
-                            "error-minimising noise (--objective minmin)")
+    if settings.objective not in MIDI_OBJECTIVES:
+        raise SettingsError(f"the {settings.objective} objective is for audio; a MIDI file takes "
+                            f"{' or '.join(f'--objective {name}' for name in MIDI_OBJECTIVES)}")
     if settings.stems:
         raise SettingsError("stems are for audio; the tracks of a MIDI file are protected each with its own noise")
     if settings.eot:

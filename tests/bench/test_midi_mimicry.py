@@ -1,0 +1,167 @@
+"""MIDI style mimicry (T2 for the zoo's symbolic models): the releases, the attacker's fine-tune,
+and how the report reads the MIDI cells."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from harmonycloak.bench.unlearnability.midi_mimicry import (
+    MidiAlbum,
+    MidiMimicrySpec,
+    added_notes,
+    finetuned,
+    piece_losses,
+    random_midi_cloak,
+    run_midi_mimicry,
+    transposed,
+    wrong_notes,
+)
+from harmonycloak.music import Notes, Score, TempoMap, TimeSignature, Track
+
+TICKS_PER_BEAT = 480
+
+
+def _four_parts(bars: int = 4, shift: int = 0) -> Score:
+    """Four parts of quarter notes at velocity 64 (a chorale's texture): bass, tenor, alto, soprano."""
+    tracks = []
+    for part, (name, low) in enumerate((("Bass", 43), ("Tenor", 52), ("Alto", 57), ("Soprano", 64))):
+        starts = np.arange(4 * bars) * TICKS_PER_BEAT
+        pitch = low + shift + (np.arange(4 * bars) * (part + 1)) % 7
+        tracks.append(Track(name, 52, False, Notes.from_arrays(pitch, np.full(len(starts), 64), starts,
+                                                               starts + TICKS_PER_BEAT)))
+    tempo = TempoMap.from_changes(TICKS_PER_BEAT, [(0, 600_000)])
+    return Score(tracks, tempo, [TimeSignature(0, 4, 4)], np.arange(bars + 1) * 4 * TICKS_PER_BEAT)
+
+
+def test_the_positive_control_doubles_every_note_off_pitch_at_its_own_loudness():
+    score = _four_parts()
+    released = wrong_notes(score, seed=3)
+    assert len(released.tracks) == 8
+    for source, original, layer in zip(score.tracks, released.tracks[:4], released.tracks[4:]):
+        assert np.array_equal(original.notes.pitch, source.notes.pitch)  # the piece's own notes untouched
+        assert (layer.name, layer.program) == (source.name, source.program)  # nothing marks the layer to drop
+        assert np.array_equal(layer.notes.velocity, source.notes.velocity)
+        assert np.array_equal(layer.notes.start_tick, source.notes.start_tick)
+        off = np.abs(layer.notes.pitch.astype(int) - source.notes.pitch.astype(int))
+        assert off.min() >= 1 and off.max() <= 11
+    again = wrong_notes(score, seed=3)
+    assert all(np.array_equal(a.notes.pitch, b.notes.pitch) for a, b in zip(released.tracks, again.tracks))
+    assert added_notes([score], [released]) == {"added_notes_per_note": 1.0, "added_below_own_db": 0.0}
+
+
+def test_the_random_control_draws_the_cloak_s_notes_uniformly_inside_their_bounds():
+    from harmonycloak.cloak.midi import MidiCloakSettings, MidiDominantCloak
+    from harmonycloak.settings import headroom_db
+
+    score = _four_parts(bars=8)
+    cloak = MidiDominantCloak(score, 12, MidiCloakSettings(headroom_db=headroom_db("midi", "medium")))
+    lower, upper = cloak.lower_velocity.numpy(), cloak.upper_velocity.numpy()
+    released = random_midi_cloak(score, 12, "medium", seed=0)
+    layers = released.tracks[len(score.tracks):]
+    # Each added note is one of the cloak's runs: same track, pitch and start.
+    run_at = {(int(t), int(p), int(s)): i for i, (t, p, s) in
+              enumerate(zip(cloak.runs.track, cloak.runs.pitch, cloak.runs.start_tick))}
+    order = np.array([run_at[(track, int(p), int(s))] for track, layer in zip(cloak.tracks_cloaked, layers)
+                      for p, s in zip(layer.notes.pitch, layer.notes.start_tick)])
+    assert sorted(order) == list(range(cloak.num_runs))
+    velocity = np.concatenate([layer.notes.velocity for layer in layers]).astype(float)
+    assert np.all(velocity >= lower[order]) and np.all(velocity <= upper[order])
+    # Uniform inside its bounds: the mean position is 1/2 (± 4 standard errors, 1/√(12 n));
+    # rounding to whole velocities keeps the mean (the ends get half a step each).
+    width = upper[order] - lower[order]
+    position = ((velocity - lower[order]) / np.where(width > 0, width, 1))[width > 0]
+    assert len(position) > 50 and abs(position.mean() - 0.5) < 4 / np.sqrt(12 * len(position))
+    again = random_midi_cloak(score, 12, "medium", seed=1)
+    assert not np.array_equal(velocity, np.concatenate([layer.notes.velocity for layer in again.tracks[4:]]))
+
+
+def test_transposition_moves_every_note_by_its_shift_and_drops_what_leaves_the_keyboard():
+    phrases = torch.zeros(3, 1, 2, 128)
+    phrases[:, 0, 0, 60] = 1.0
+    phrases[:, 0, 1, 127] = 0.5
+    moved = transposed(phrases, torch.tensor([2, -3, 0]))
+    assert moved[0, 0, 0, 62] == 1 and moved[1, 0, 0, 57] == 1 and moved[2, 0, 0, 60] == 1
+    assert moved[0, 0, 1].sum() == 0  # 127 + 2 is off the keyboard
+    assert moved[1, 0, 1, 124] == 0.5 and torch.equal(moved[2], phrases[2])
+
+
+def test_the_fine_tune_starts_from_the_zoo_weights_and_is_paired_by_seed():
+    from harmonycloak.zoo import load_zoo_model
+
+    zoo = load_zoo_model("symphonynet").state_dict()
+    scores = [_four_parts(), _four_parts(shift=2)]
+    base, curve = finetuned("symphonynet", [], MidiMimicrySpec(), seed=0)
+    assert curve == [] and all(torch.equal(base.state_dict()[k], zoo[k]) for k in zoo)
+    frozen, _ = finetuned("symphonynet", scores, MidiMimicrySpec(steps=2, learning_rate=0.0), seed=0)
+    assert all(torch.equal(frozen.state_dict()[k], zoo[k]) for k in zoo)  # lr 0: the zoo weights, exactly
+    spec = MidiMimicrySpec(steps=3, batch_segments=2)
+    first, curve_a = finetuned("symphonynet", scores, spec, seed=5)
+    second, curve_b = finetuned("symphonynet", scores, spec, seed=5)
+    assert len(curve_a) == 3 and curve_a == curve_b
+    assert all(torch.equal(first.state_dict()[k], second.state_dict()[k]) for k in zoo)
+    moved = [k for k in zoo if not torch.equal(first.state_dict()[k], zoo[k])]
+    assert moved  # three steps at 1e-4 changed the weights
+    # Training on the pieces lowers the model's loss on them.
+    assert np.mean(piece_losses(first, scores)) < np.mean(piece_losses(base, scores))
+
+
+def test_every_condition_of_a_family_is_measured_piece_by_piece():
+    album = MidiAlbum([("a", _four_parts()), ("b", _four_parts(shift=1))], [("c", _four_parts(shift=3))])
+    spec = MidiMimicrySpec(released=2, unreleased=1, steps=2, batch_segments=2, pgd_steps=1, bag_size=2,
+                           models_per_round=2)
+    logged = []
+    runs, records = run_midi_mimicry("symphonynet", album, spec, seed=0, log=logged.append)
+    assert [run.condition for run in runs] == ["base", *spec.methods]
+    assert all(len(run.song_losses["released"]) == 2 and len(run.song_losses["unreleased"]) == 1 for run in runs)
+    assert records["positive-wrong-notes"]["audibility"]["added_notes_per_note"] == 1.0
+    cloaked = records["midi-cloak-whitebox"]["audibility"]
+    assert cloaked["added_notes_per_note"] > 0 and cloaked["added_below_own_db"] > 0  # quieter than the music
+    assert len(logged) == len(runs)
+
+
+def test_the_report_reads_midi_cells_against_the_wrong_notes_control_and_the_random_cloak():
+    from harmonycloak.bench.unlearnability.score import ScoreInterval
+    from harmonycloak.bench.unlearnability.threat_report import Score as Cell
+    from harmonycloak.bench.unlearnability.threat_report import checks
+
+    def cell(ps, low, high, beats=False):
+        return Cell(ScoreInterval(ps, low, high, 3, 8), 0.15, beats, {})
+
+    seen = {"none": cell(0, 0, 0), "positive-wrong-notes": cell(0.7, 0.6, 0.8),
+            "random-midi-cloak": cell(0.05, 0.02, 0.08), "midi-cloak-whitebox": cell(0.15, 0.1, 0.2, beats=True),
+            "midi-cloak-blackbox": cell(0.06, 0.03, 0.09)}
+    text = "\n".join(checks({"mimicry": {"symphonynet": seen}}))
+    assert "positive control" not in text
+    assert "beats its random control: midi-cloak-whitebox" in text
+    assert "within its random control (no measurable protection): midi-cloak-blackbox" in text
+    weak = dict(seen, **{"positive-wrong-notes": cell(0.1, -0.1, 0.3)})
+    assert "too weak" in "\n".join(checks({"mimicry": {"musegan": weak}}))
+
+
+def test_suites_run_the_midi_families_in_t2_only():
+    from harmonycloak.bench.unlearnability.suites import get_suite
+
+    smoke = get_suite("smoke")
+    assert {"symphonynet", "musegan"} <= set(smoke.families_for_threats)
+    assert smoke.methods_of("mimicry", "symphonynet") == smoke.midi_mimicry.methods
+    assert smoke.methods_of("scratch", "symphonynet") == ()
+    assert smoke.methods_of("mimicry", "ar-transformer") == smoke.methods_for("mimicry")
+    from harmonycloak.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="unknown MIDI protection method 'louder'"):
+        MidiMimicrySpec(methods=("none", "louder"))
+
+
+def test_the_command_line_s_midi_methods_replace_the_midi_families_own_with_their_controls():
+    from harmonycloak.bench.unlearnability.benchmark import adjusted_suite
+    from harmonycloak.bench.unlearnability.suites import get_suite
+
+    smoke = get_suite("smoke")
+    suite = adjusted_suite(smoke, methods=("midi-maxloss-whitebox", "masked-cue"))
+    assert suite.midi_mimicry.methods == ("none", "random-midi-cloak", "midi-maxloss-whitebox")
+    assert suite.threat_methods == ("none", "random-masked", "masked-cue")
+    only_midi = adjusted_suite(smoke, methods=("positive-wrong-notes",))
+    assert only_midi.midi_mimicry.methods == ("none", "positive-wrong-notes")
+    assert only_midi.threat_methods == smoke.threat_methods  # audio keeps the suite's
