@@ -8,7 +8,8 @@ For a seed and a family, as for audio (`threat_experiment`):
   none      fine-tuned on the released pieces as they are (L_ft_none)
   METHOD    fine-tuned on their protected versions
 
-Each run keeps its loss on every clean released piece and every unreleased piece, in the
+Each run keeps its loss on every clean released piece and every unreleased piece (for MuseGAN,
+whose loss saturates, its discriminator's negative realness logit: `piece_losses`), in the
 audio threat models' `AttackerRun`, so `threat_report` scores MIDI and audio alike.
 
 Methods, each a layer of added notes beside the piece (its own notes are untouched):
@@ -206,14 +207,27 @@ def added_notes(clean: list, released: list) -> dict:
 
 
 def piece_losses(model, scores: list) -> list[float]:
-    """The model's loss on each piece: the mean over the phrases tiling it, eval mode, no gradients."""
+    """What the model learned of each piece, the mean over the phrases tiling it (eval mode, no
+    gradients): SymphonyNet's loss; for MuseGAN the discriminator's negative realness logit −z.
+
+    MuseGAN's loss is −log D = softplus(−z), and the zoo's discriminator calls Bach real with
+    z ≈ 22, where softplus(−z) ≈ e^(−z) ≈ 10⁻¹⁰: every difference between conditions falls under
+    what a score can resolve. −z orders pieces the same way (softplus is increasing) without
+    saturating."""
     from harmonycloak.cloak.model_input import score_phrases
 
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            return [float(model.generative_loss(score_phrases(score, model.phrase_layout)).mean()) for score in scores]
+            out = []
+            for score in scores:
+                phrases = score_phrases(score, model.phrase_layout)
+                if model.family == "musegan":
+                    out.append(float(-model.discriminator_logits(model.features(phrases)).mean()))
+                else:
+                    out.append(float(model.generative_loss(phrases).mean()))
+            return out
     finally:
         model.train(was_training)
 
