@@ -165,3 +165,20 @@ def test_the_command_line_s_midi_methods_replace_the_midi_families_own_with_thei
     only_midi = adjusted_suite(smoke, methods=("positive-wrong-notes",))
     assert only_midi.midi_mimicry.methods == ("none", "positive-wrong-notes")
     assert only_midi.threat_methods == smoke.threat_methods  # audio keeps the suite's
+
+
+def test_musegan_is_measured_by_its_discriminator_s_logit_which_orders_pieces_as_its_loss_does():
+    from harmonycloak.cloak.model_input import score_phrases
+    from harmonycloak.zoo import load_zoo_model
+
+    model = load_zoo_model("musegan").eval()
+    scores = [_four_parts(), wrong_notes(_four_parts(), seed=0), _four_parts(shift=5)]
+    measured = piece_losses(model, scores)
+    with torch.no_grad():
+        logits = [float(model.discriminator_logits(model.features(score_phrases(s, model.phrase_layout))).mean())
+                  for s in scores]
+        losses = [float(model.generative_loss(score_phrases(s, model.phrase_layout)).mean()) for s in scores]
+    assert measured == pytest.approx([-z for z in logits])
+    # −log D = softplus(−z): per phrase the same order; with one phrase per piece, the pieces' order too
+    assert all(len(score_phrases(s, model.phrase_layout)) == 1 for s in scores)
+    assert np.argsort(measured).tolist() == np.argsort(losses).tolist()

@@ -210,7 +210,7 @@ def test_the_style_score_is_the_share_of_the_fine_tune_s_move_toward_the_artist_
                                 n_resamples=50)["mimicry"]["ar-gru"]["dominant-blackbox"].fd_ps)
 
 
-def test_runs_of_different_parts_merge_into_one_result_per_seed_and_duplicates_are_refused():
+def test_runs_of_different_parts_merge_into_one_result_per_seed_and_disagreeing_duplicates_are_refused():
     from harmonycloak.bench.unlearnability.threat_experiment import ReleaseRecord, merge_seed_results
     from harmonycloak.errors import SettingsError
 
@@ -227,8 +227,15 @@ def test_runs_of_different_parts_merge_into_one_result_per_seed_and_duplicates_a
         assert {run.threat for run in seed_result.runs} == {"scratch", "mimicry"}
         assert set(seed_result.releases["masked-blackbox"].audibility) == {"next-frame", "codec"}
         assert seed_result.artist_classifier == {"artist_recall": 0.8}
-    with pytest.raises(SettingsError, match="two runs of scratch / ar-gru / none"):
-        merge_seed_results([result(0, "scratch", "x"), result(0, "scratch", "y")])
+    # a cell both runs measured alike is kept once, with the measures of both
+    first, second = result(0, "mimicry", "x"), result(0, "mimicry", "y")
+    first.runs[0].measures, second.runs[0].measures = {"fd_artist": 0.2}, {"artist_share": 0.7}
+    (both,) = merge_seed_results([first, second])
+    assert len(both.runs) == 1 and both.runs[0].measures == {"fd_artist": 0.2, "artist_share": 0.7}
+    other = result(0, "scratch", "y")
+    other.runs[0].song_losses = {"released": [0.6]}
+    with pytest.raises(SettingsError, match="two runs of scratch / ar-gru / none with different losses"):
+        merge_seed_results([result(0, "scratch", "x"), other])
 
 
 def test_a_combined_report_keeps_the_methods_its_runs_named_beyond_the_suite_s():

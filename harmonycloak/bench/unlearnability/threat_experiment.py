@@ -92,11 +92,13 @@ class ThreatSeedResult:
 
 def merge_seed_results(results: list[ThreatSeedResult]) -> list[ThreatSeedResult]:
     """One result per seed, in seed order, from the results of several runs (e.g. one of T1 and
-    one of T2): their runs and releases together.
+    one of T2, or of the candidates named in separate runs): their runs and releases together.
+    A cell two runs both measured is kept once when their losses agree to the last digit (the
+    runs are deterministic for a seed), with the measures of both.
 
     Raises:
-        SettingsError: two runs of one seed measured the same threat, family and condition, or
-            released different songs.
+        SettingsError: two runs of one seed measured the same threat, family and condition with
+            different losses (other settings), or released different songs.
     """
     from harmonycloak.errors import SettingsError
 
@@ -111,10 +113,15 @@ def merge_seed_results(results: list[ThreatSeedResult]) -> list[ThreatSeedResult
         if (into.released_songs, into.unreleased_songs) != (result.released_songs, result.unreleased_songs):
             raise SettingsError(f"the runs of seed {result.seed} released different songs; they cannot be combined")
         for run in result.runs:
-            if into.run(run.threat, run.family, run.condition) is not None:
+            kept = into.run(run.threat, run.family, run.condition)
+            if kept is None:
+                into.runs.append(run)
+            elif kept.song_losses == run.song_losses:
+                kept.measures = {**run.measures, **kept.measures}
+            else:
                 raise SettingsError(f"seed {result.seed} has two runs of {run.threat} / {run.family} / "
-                                    f"{run.condition}; combine runs of different parts or families")
-            into.runs.append(run)
+                                    f"{run.condition} with different losses (other settings or code); combine "
+                                    "runs of one suite and one strength")
         for method, record in result.releases.items():
             kept = into.releases.setdefault(method, ReleaseRecord())
             for measured in ("audibility", "cost_s_per_song", "summary"):
