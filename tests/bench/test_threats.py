@@ -197,13 +197,15 @@ def test_the_style_score_is_the_share_of_the_fine_tune_s_move_toward_the_artist_
     cloaked = table["mimicry"]["ar-gru"]["dominant-blackbox"]
     # means over seeds: base 11, none 5, cloaked 6.5 → (6.5 − 5) / (11 − 5) = 0.25
     assert cloaked.fd_artist == pytest.approx(6.5) and cloaked.fd_ps == pytest.approx(0.25)
+    # by seed 0.5 and 0.0: resampling the two seeds gives 0.5, 0.25 or 0.0, so the interval is [0, 0.5]
+    assert cloaked.fd_ci == pytest.approx((0.0, 0.5)) and cloaked.share_ci == pytest.approx((0.0, 0.5))
     assert table["mimicry"]["ar-gru"]["none"].fd_ps == pytest.approx(0.0)
     # the share moves the other way, and its score is the same share of the move: (0.675 − 0.75) / (0.45 − 0.75) = 0.25
     assert cloaked.artist_share == pytest.approx(0.675) and cloaked.share_ps == pytest.approx(0.25)
     judge = {"classes": ["a", "b"], "artist_recall": 0.8, "others_as_artist": 0.1, "balanced_accuracy": 0.7,
              "held_out_windows": 40}
     text = "\n".join(markdown_tables(table, judge))
-    assert "| 6.500 (+0.25) | 0.68 (+0.25) |" in text and "80 % of the artist's unreleased windows" in text
+    assert "| 6.500 (+0.25 [+0.00, +0.50]) | 0.68 (+0.25 [+0.00, +0.50]) |" in text and "80 % of the artist's unreleased windows" in text
     for result in results:  # where the base model's music was not measured the score is undefined, not wrong
         result.run("mimicry", "ar-gru", "base").measures.clear()
     assert np.isnan(score_table(results, ("mimicry",), ("ar-gru",), lambda threat, family: methods,

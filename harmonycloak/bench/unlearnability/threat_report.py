@@ -57,8 +57,10 @@ class Score:
     unreleased: ScoreInterval | None = None  # mimicry: the score on the artist's unreleased songs
     fd_artist: float = math.nan  # mimicry: mean over seeds of the FD of the model's music to the artist's unreleased songs
     fd_ps: float = math.nan  # mimicry: (FD_method − FD_none) / (FD_base − FD_none), of those means
+    fd_ci: tuple[float, float] = (math.nan, math.nan)  # its 95 % bootstrap interval over the seeds
     artist_share: float = math.nan  # mimicry: mean over seeds of the share of that music the artist classifier gives the artist
     share_ps: float = math.nan  # mimicry: (share_method − share_none) / (share_base − share_none)
+    share_ci: tuple[float, float] = (math.nan, math.nan)  # its 95 % bootstrap interval over the seeds
 
 
 def losses(results: list[ThreatSeedResult], threat: str, family: str, condition: str, probe: str) -> np.ndarray | None:
@@ -102,15 +104,16 @@ def relative_gap(results: list[ThreatSeedResult], threat: str, family: str, atta
 
 
 def style_scores(results: list[ThreatSeedResult], family: str, method: str,
-                 measure: str = "fd_artist") -> tuple[float, float]:
-    """(mean of a T2 run's style `measure`, style PS) for a T2 method, the means over the seeds that
-    measured all three runs; NaN where not measured.
+                 measure: str = "fd_artist") -> tuple[float, float, tuple[float, float]]:
+    """(mean of a T2 run's style `measure`, style PS, its interval) for a T2 method, the means over
+    the seeds that measured all three runs; NaN where not measured.
 
     The measures: "fd_artist", the FD of what the fine-tuned model generates to the artist's
     unreleased songs; "artist_share", the share of it the artist classifier gives the artist.
     Style PS = (M_method − M_none) / (M_base − M_none): the share of what fine-tuning on the
     clean album moved the model's music toward the artist that the method undid (for either
-    measure, whichever way it moves).
+    measure, whichever way it moves). The interval is the bootstrap of `score.bootstrap_interval`
+    over the seeds alone (one value per seed and run: the generated music has no songs to pair).
     """
     _, attack = split_method(method)
     clean_name, base_name = references("mimicry", attack)
@@ -121,10 +124,10 @@ def style_scores(results: list[ThreatSeedResult], family: str, method: str,
         if all(value is not None for value in values):
             triples.append(values)
     if not triples:
-        return math.nan, math.nan
-    value_method, value_none, value_base = np.mean(np.asarray(triples, dtype=np.float64), axis=0)
-    learnt = value_base - value_none
-    return float(value_method), float((value_method - value_none) / learnt) if learnt != 0 else math.nan
+        return math.nan, math.nan, (math.nan, math.nan)
+    values = np.asarray(triples, dtype=np.float64)  # (seeds, 3): method, none, base
+    interval = bootstrap_interval(values[:, :1], values[:, 1:2], values[:, 2:], min_gap=0.0)
+    return float(values[:, 0].mean()), interval.ps, (interval.low, interval.high)
 
 
 def mean_audibility(results: list[ThreatSeedResult], method: str, family: str) -> dict:
@@ -159,7 +162,7 @@ def score_table(results: list[ThreatSeedResult], threat_models: tuple[str, ...],
                 unreleased = (score_cell(results, threat, family, method, "unreleased", n_resamples)
                               if threat == "mimicry" else None)
                 styles = ((*style_scores(results, family, method), *style_scores(results, family, method, "artist_share"))
-                          if threat == "mimicry" else (math.nan,) * 4)
+                          if threat == "mimicry" else (math.nan, math.nan, (math.nan, math.nan)) * 2)
                 table.setdefault(threat, {}).setdefault(family, {})[method] = Score(
                     interval, relative_gap(results, threat, family, attack),
                     control_interval is not None and beats(control_interval, interval),
@@ -241,9 +244,9 @@ def markdown_tables(table: dict[str, dict[str, dict[str, Score]]], judge: dict |
         for family, scores in families.items():
             for method, score in scores.items():
                 sound = score.audibility
-                style = (f" {_num(score.fd_artist, '.3f')} ({_num(score.fd_ps, '+.2f')}) |"
+                style = (f" {_num(score.fd_artist, '.3f')} ({_style_ps(score.fd_ps, score.fd_ci)}) |"
                          if math.isfinite(score.fd_artist) else " — |") if styled else ""
-                style += (f" {_num(score.artist_share, '.2f')} ({_num(score.share_ps, '+.2f')}) |"
+                style += (f" {_num(score.artist_share, '.2f')} ({_style_ps(score.share_ps, score.share_ci)}) |"
                           if math.isfinite(score.artist_share) else " — |") if shared else ""
                 out.append(f"| {family} | {_pct(score.gap)} | {method} | {score.interval.text()} | "
                            f"{score.unreleased.text() if score.unreleased else '—'} | "
@@ -296,6 +299,13 @@ def _judge_text(judge: dict) -> str:
             f"artist's unreleased windows and {100 * (judge.get('others_as_artist') or 0.0):.0f} % of other artists' "
             f"({len(judge.get('classes', []))} artists, balanced accuracy {judge.get('balanced_accuracy', math.nan):.2f} "
             f"over {judge.get('held_out_windows', 0)} windows).")
+
+
+def _style_ps(ps: float, interval: tuple[float, float]) -> str:
+    """'+0.25 [+0.00, +0.50]'; the interval left out where it is not defined."""
+    low, high = (round(end, 2) + 0.0 for end in interval)  # + 0.0: no "−0.00" from rounding
+    bounds = f" [{_num(low, '+.2f')}, {_num(high, '+.2f')}]" if math.isfinite(low) and math.isfinite(high) else ""
+    return _num(ps, "+.2f") + bounds
 
 
 def _pct(value: float) -> str:
