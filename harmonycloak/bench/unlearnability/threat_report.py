@@ -303,7 +303,7 @@ def _judge_text(judge: dict) -> str:
 
 def _style_ps(ps: float, interval: tuple[float, float]) -> str:
     """'+0.25 [+0.00, +0.50]'; the interval left out where it is not defined."""
-    low, high = (round(end, 2) + 0.0 for end in interval)  # + 0.0: no "−0.00" from rounding
+    ps, low, high = (round(value, 2) + 0.0 for value in (ps, *interval))  # + 0.0: no "−0.00" from rounding
     bounds = f" [{_num(low, '+.2f')}, {_num(high, '+.2f')}]" if math.isfinite(low) and math.isfinite(high) else ""
     return _num(ps, "+.2f") + bounds
 
