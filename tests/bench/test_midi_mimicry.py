@@ -73,6 +73,8 @@ def test_the_random_control_draws_the_cloak_s_notes_uniformly_inside_their_bound
     width = upper[order] - lower[order]
     position = ((velocity - lower[order]) / np.where(width > 0, width, 1))[width > 0]
     assert len(position) > 50 and abs(position.mean() - 0.5) < 4 / np.sqrt(12 * len(position))
+    quietest = random_midi_cloak(score, 12, "medium", seed=None).tracks[4:]
+    assert np.array_equal(np.concatenate([layer.notes.velocity for layer in quietest]).astype(float), lower[order])
     again = random_midi_cloak(score, 12, "medium", seed=1)
     assert not np.array_equal(velocity, np.concatenate([layer.notes.velocity for layer in again.tracks[4:]]))
 
@@ -182,3 +184,14 @@ def test_musegan_is_measured_by_its_discriminator_s_logit_which_orders_pieces_as
     # −log D = softplus(−z): per phrase the same order; with one phrase per piece, the pieces' order too
     assert all(len(score_phrases(s, model.phrase_layout)) == 1 for s in scores)
     assert np.argsort(measured).tolist() == np.argsort(losses).tolist()
+
+
+def test_the_gap_of_a_negative_measure_is_positive_when_the_fine_tune_learnt():
+    from harmonycloak.bench.unlearnability.threat_experiment import ThreatSeedResult
+    from harmonycloak.bench.unlearnability.threat_report import relative_gap
+    from harmonycloak.bench.unlearnability.threats import AttackerRun
+
+    runs = [AttackerRun("mimicry", "musegan", condition, 0, {"released": [value]})
+            for condition, value in (("base", -21.0), ("none", -22.0))]
+    # the logit fell by 1 from the base model's: (−21 − (−22)) / |−22|
+    assert relative_gap([ThreatSeedResult(0, ["a"], [], 0.15, {}, runs)], "mimicry", "musegan") == pytest.approx(1 / 22)

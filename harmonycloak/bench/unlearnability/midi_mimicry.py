@@ -18,6 +18,8 @@ Methods, each a layer of added notes beside the piece (its own notes are untouch
                          1 to 11 semitones up or down, at its own velocity: plainly audible
   random-midi-cloak      the MIDI cloak's notes (`cloak.midi`) with velocities drawn uniformly
                          inside their bounds (Eq. 7): the bar the optimised cloak must clear
+  quietest-midi-cloak    the same notes, each at the lowest velocity its bounds allow: what the
+                         notes do without any optimisation, at the level the optimiser ends at
   midi-cloak-whitebox    the MIDI cloak optimised against the zoo model of the attacker's
                          family (the public base model the defender knows)
   midi-cloak-blackbox    the MIDI cloak optimised against the paper's bag of MuseGAN variants
@@ -47,8 +49,9 @@ from harmonycloak.bench.unlearnability.threats import AttackerRun
 MIDI_MIMICRY_FAMILIES = ("musegan", "symphonynet")
 POSITIVE_WRONG_NOTES = "positive-wrong-notes"
 RANDOM_MIDI_CLOAK = "random-midi-cloak"
+QUIETEST_MIDI_CLOAK = "quietest-midi-cloak"
 MIDI_MIMICRY_METHODS = ("none", POSITIVE_WRONG_NOTES, RANDOM_MIDI_CLOAK, "midi-cloak-whitebox", "midi-cloak-blackbox",
-                        "midi-maxloss-whitebox")
+                        "midi-maxloss-whitebox", QUIETEST_MIDI_CLOAK)
 MIDI_RANDOM_CONTROL = {"midi-cloak-whitebox": RANDOM_MIDI_CLOAK, "midi-cloak-blackbox": RANDOM_MIDI_CLOAK,
                        "midi-maxloss-whitebox": RANDOM_MIDI_CLOAK}
 WHITEBOX_OBJECTIVE = {"midi-cloak-whitebox": "minmin", "midi-maxloss-whitebox": "maxloss"}
@@ -145,14 +148,18 @@ def wrong_notes(score, seed: int):
     return protected
 
 
-def random_midi_cloak(score, steps_per_beat: int, strength: str, seed: int):
+def random_midi_cloak(score, steps_per_beat: int, strength: str, seed: int | None):
     """The random control: the MIDI cloak's added notes for `score`, each velocity drawn
-    uniformly inside its bounds (Eq. 7), as `cloak.midi.protected_score` writes them."""
+    uniformly inside its bounds (Eq. 7), as `cloak.midi.protected_score` writes them; with no
+    seed, each at the lowest velocity its bounds allow."""
     from harmonycloak.cloak.midi import MidiCloakSettings, MidiDominantCloak, protected_score
     from harmonycloak.settings import headroom_db
 
     cloak = MidiDominantCloak(score, steps_per_beat, MidiCloakSettings(headroom_db=headroom_db("midi", strength)))
-    share = torch.rand(cloak.num_runs, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    if seed is None:
+        share = torch.zeros(cloak.num_runs, dtype=torch.float64)
+    else:
+        share = torch.rand(cloak.num_runs, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     share = share.clamp(1e-6, 1 - 1e-6)
     with torch.no_grad():
         cloak.velocity_logit.copy_(torch.log(share / (1 - share)).float())  # sigmoid⁻¹: uniform velocities
@@ -176,9 +183,10 @@ def release_pieces(method: str, scores: list, family: str, spec: MidiMimicrySpec
             time.perf_counter() - started, {}
     effort = dict(pgd_steps=spec.pgd_steps, max_rounds=spec.max_rounds, bag_size=spec.bag_size,
                   models_per_round=spec.models_per_round)
-    if method == RANDOM_MIDI_CLOAK:
+    if method in (RANDOM_MIDI_CLOAK, QUIETEST_MIDI_CLOAK):
         steps_per_beat = load_zoo_model(family).phrase_layout.steps_per_beat
-        out = [random_midi_cloak(score, steps_per_beat, strength, seed * 1000 + index)
+        out = [random_midi_cloak(score, steps_per_beat, strength,
+                                 seed * 1000 + index if method == RANDOM_MIDI_CLOAK else None)
                for index, score in enumerate(scores)]
         return out, time.perf_counter() - started, {}
     if method == "midi-cloak-blackbox":

@@ -94,13 +94,14 @@ def score_cell(results: list[ThreatSeedResult], threat: str, family: str, method
 
 
 def relative_gap(results: list[ThreatSeedResult], threat: str, family: str, attack: str | None = None) -> float:
-    """Mean over seeds of (L_reference − L_clean) / L_clean on the released songs."""
+    """Mean over seeds of (L_reference − L_clean) / |L_clean| on the released songs (a measure may be
+    negative: MuseGAN's logit)."""
     clean_name, reference_name = references(threat, attack)
     clean = losses(results, threat, family, clean_name, "released")
     reference = losses(results, threat, family, reference_name, "released")
     if clean is None or reference is None:
         return math.nan
-    return float(np.mean((reference.mean(axis=1) - clean.mean(axis=1)) / clean.mean(axis=1)))
+    return float(np.mean((reference.mean(axis=1) - clean.mean(axis=1)) / np.abs(clean.mean(axis=1))))
 
 
 def style_scores(results: list[ThreatSeedResult], family: str, method: str,
