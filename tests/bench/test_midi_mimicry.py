@@ -162,7 +162,7 @@ def test_the_command_line_s_midi_methods_replace_the_midi_families_own_with_thei
 
     smoke = get_suite("smoke")
     suite = adjusted_suite(smoke, methods=("midi-maxloss-whitebox", "masked-cue"))
-    assert suite.midi_mimicry.methods == ("none", "random-midi-cloak", "midi-maxloss-whitebox")
+    assert suite.midi_mimicry.methods == ("none", "random-midi-cloak", "quietest-midi-cloak", "midi-maxloss-whitebox")
     assert suite.threat_methods == ("none", "random-masked", "masked-cue")
     only_midi = adjusted_suite(smoke, methods=("positive-wrong-notes",))
     assert only_midi.midi_mimicry.methods == ("none", "positive-wrong-notes")
@@ -195,3 +195,30 @@ def test_the_gap_of_a_negative_measure_is_positive_when_the_fine_tune_learnt():
             for condition, value in (("base", -21.0), ("none", -22.0))]
     # the logit fell by 1 from the base model's: (−21 − (−22)) / |−22|
     assert relative_gap([ThreatSeedResult(0, ["a"], [], 0.15, {}, runs)], "mimicry", "musegan") == pytest.approx(1 / 22)
+
+
+def test_a_midi_cloak_must_clear_the_quietest_notes_as_well_as_the_random_ones():
+    from harmonycloak.bench.unlearnability.threat_experiment import ThreatSeedResult
+    from harmonycloak.bench.unlearnability.threat_report import score_table
+    from harmonycloak.bench.unlearnability.threats import AttackerRun
+
+    def table(quietest_losses):
+        results = []
+        for seed in range(3):
+            values = {"base": 2.0, "none": 1.0, "random-midi-cloak": 1.05, "midi-cloak-blackbox": 1.15}
+            if quietest_losses is not None:
+                values["quietest-midi-cloak"] = quietest_losses
+            runs = [AttackerRun("mimicry", "symphonynet", condition, seed,
+                                {"released": [value + 0.01 * seed, value + 0.02]})
+                    for condition, value in values.items()]
+            results.append(ThreatSeedResult(seed, ["a"], [], 0.15, {}, runs))
+        methods = ("none", "random-midi-cloak", "quietest-midi-cloak", "midi-cloak-blackbox")
+        return score_table(results, ("mimicry",), ("symphonynet",), lambda threat, family: methods,
+                           n_resamples=200)["mimicry"]["symphonynet"]
+
+    # PS: random 0.05, cloak 0.15; the quietest notes 0.17 (as measured) or not run
+    assert table(None)["midi-cloak-blackbox"].beats_random_control
+    cells = table(1.17)
+    assert cells["quietest-midi-cloak"].interval.ps == pytest.approx(0.17, abs=0.01)
+    assert not cells["midi-cloak-blackbox"].beats_random_control
+    assert table(1.10)["midi-cloak-blackbox"].beats_random_control  # quietest 0.10: the cloak clears both

@@ -54,6 +54,8 @@ MIDI_MIMICRY_METHODS = ("none", POSITIVE_WRONG_NOTES, RANDOM_MIDI_CLOAK, "midi-c
                         "midi-maxloss-whitebox", QUIETEST_MIDI_CLOAK)
 MIDI_RANDOM_CONTROL = {"midi-cloak-whitebox": RANDOM_MIDI_CLOAK, "midi-cloak-blackbox": RANDOM_MIDI_CLOAK,
                        "midi-maxloss-whitebox": RANDOM_MIDI_CLOAK}
+# The bar at the cloaks' own level: their optimisers end with (nearly) every note at its lowest velocity
+LEVEL_CONTROL = dict.fromkeys(MIDI_RANDOM_CONTROL, QUIETEST_MIDI_CLOAK)
 WHITEBOX_OBJECTIVE = {"midi-cloak-whitebox": "minmin", "midi-maxloss-whitebox": "maxloss"}
 WRONG_NOTE_MAX_SEMITONES = 11  # the positive control's notes sit 1 to this many semitones off
 
@@ -89,13 +91,14 @@ class MidiMimicrySpec:
 
 
 def with_midi_controls(methods: tuple[str, ...]) -> tuple[str, ...]:
-    """The MIDI methods among `methods`, after "none" and each one's random control; () when none is MIDI."""
+    """The MIDI methods among `methods`, after "none" and each one's controls (random, and at its
+    level); () when none is MIDI."""
     chosen = [method for method in methods if method in MIDI_MIMICRY_METHODS]
     if not chosen:
         return ()
     ordered = ["none"]
     for method in chosen:
-        for needed in (MIDI_RANDOM_CONTROL.get(method), method):
+        for needed in (MIDI_RANDOM_CONTROL.get(method), LEVEL_CONTROL.get(method), method):
             if needed is not None and needed not in ordered:
                 ordered.append(needed)
     return tuple(ordered)

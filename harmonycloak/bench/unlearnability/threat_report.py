@@ -11,7 +11,9 @@ For a method carrying an attack, `none` and `unseen` are those with the same att
 beside every score is what seeing the songs taught the attacker: (L_unseen − L_none) / L_none
 (T1) or (L_base − L_ft_none) / L_ft_none (T2). A cloak beats its random control when its
 interval lies wholly above the interval of the random noise under the same bounds
-(`score.beats`). The mimicry threat is also scored on the artist's unreleased songs.
+(`score.beats`), and, for the MIDI cloaks where it ran, above that of the same notes at the
+lowest velocity their bounds allow (the level the cloaks' optimisers end at). The mimicry
+threat is also scored on the artist's unreleased songs.
 
 The suite can see an effect in a family and threat when its positive control (white noise at
 10 dB SNR) scores PS ≥ 0.5 with an interval above 0; where it does not, the report says the
@@ -28,7 +30,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harmonycloak.bench.unlearnability.midi_mimicry import MIDI_MIMICRY_FAMILIES, MIDI_RANDOM_CONTROL, POSITIVE_WRONG_NOTES
+from harmonycloak.bench.unlearnability.midi_mimicry import (
+    LEVEL_CONTROL,
+    MIDI_MIMICRY_FAMILIES,
+    MIDI_RANDOM_CONTROL,
+    POSITIVE_WRONG_NOTES,
+)
 from harmonycloak.bench.unlearnability.releases import RANDOM_CONTROL as AUDIO_RANDOM_CONTROL
 from harmonycloak.bench.unlearnability.releases import release_key, split_method
 from harmonycloak.bench.unlearnability.score import ScoreInterval, beats, bootstrap_interval
@@ -160,13 +167,16 @@ def score_table(results: list[ThreatSeedResult], threat_models: tuple[str, ...],
                 name, attack = split_method(method)
                 control = RANDOM_CONTROL.get(name)
                 control_interval = cells.get(f"{control}+{attack}" if attack else control) if control else None
+                level = LEVEL_CONTROL.get(name)  # where it ran, a cloak must clear the control at its own level too
+                level_interval = cells.get(f"{level}+{attack}" if attack else level) if level else None
                 unreleased = (score_cell(results, threat, family, method, "unreleased", n_resamples)
                               if threat == "mimicry" else None)
                 styles = ((*style_scores(results, family, method), *style_scores(results, family, method, "artist_share"))
                           if threat == "mimicry" else (math.nan, math.nan, (math.nan, math.nan)) * 2)
                 table.setdefault(threat, {}).setdefault(family, {})[method] = Score(
                     interval, relative_gap(results, threat, family, attack),
-                    control_interval is not None and beats(control_interval, interval),
+                    control_interval is not None and beats(control_interval, interval)
+                    and (level_interval is None or beats(level_interval, interval)),
                     mean_audibility(results, method, family), unreleased, *styles)
     return table
 
