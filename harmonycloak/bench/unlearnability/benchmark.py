@@ -185,13 +185,21 @@ def load_threat_data(suite) -> BenchData:
 
 def with_methods_ran(suite, threat_results: list[ThreatSeedResult]):
     """`suite` with every method its threat-model runs measured (a run's `--methods` beyond the
-    suite's own) added after its own, so that a combined report keeps them."""
+    suite's own) added after its own, so that a combined report keeps them (the MIDI families'
+    to the MIDI methods)."""
     from harmonycloak.bench.unlearnability.releases import split_method
 
-    ran = [run.condition for result in threat_results for run in result.runs
-           if run.condition not in ("base", "unseen") and split_method(run.condition)[1] is None]
-    extra = tuple(dict.fromkeys(method for method in ran if method not in suite.threat_methods))
-    return replace(suite, threat_methods=suite.threat_methods + extra) if extra else suite
+    ran = [(run.family in MIDI_MIMICRY_FAMILIES, run.condition) for result in threat_results for run in result.runs
+           if split_method(run.condition)[0] not in ("base", "unseen")]
+    listed = set(suite.methods_for("scratch")) | set(suite.methods_for("mimicry"))
+    extra = tuple(dict.fromkeys(method for midi, method in ran if not midi and method not in listed))
+    extra_midi = tuple(dict.fromkeys(method for midi, method in ran
+                                     if midi and method not in suite.midi_mimicry.methods))
+    if extra:
+        suite = replace(suite, threat_methods=suite.threat_methods + extra)
+    if extra_midi:
+        suite = replace(suite, midi_mimicry=replace(suite.midi_mimicry, methods=suite.midi_mimicry.methods + extra_midi))
+    return suite
 
 
 def combine_reports(suite_name: str, result_files: list[Path], out: Path, suite=None, log=print) -> dict:

@@ -345,7 +345,11 @@ def threat_section(out, suite, results: list[ThreatSeedResult], commit: str, dat
           f"every condition); intervals are 95 % hierarchical bootstraps over {len(results)} seeds and the songs "
           "(with 3 seeds they are optimistic: about 80 % coverage measured on synthetic populations). The black-box "
           "bags hold no model of the attacker's family group; white-box methods optimise against the zoo model of "
-          "the attacker's family (the public base model, known to the defender).", "",
+          "the attacker's family (the public base model, known to the defender)."
+          + (f" MIDI (T2 only): the zoo's {' and '.join(f for f in suite.families_for_threats if f in MIDI_MIMICRY_FAMILIES)} "
+             f"fine-tuned on {len(data_summary['midi_album']['released'])} released Bach pieces, measured on them and "
+             f"on {len(data_summary['midi_album']['unreleased'])} unreleased ones."
+             if data_summary.get("midi_album") else ""), "",
           "headline.json holds every number below in the shape other tools read.", ""]
     md += markdown_tables(table, next((r.artist_classifier for r in results if r.artist_classifier), None))
     md += ["### What the suite can see, and what the cloaks did", ""]
