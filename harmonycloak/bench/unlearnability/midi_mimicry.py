@@ -93,15 +93,12 @@ class MidiMimicrySpec:
 def with_midi_controls(methods: tuple[str, ...]) -> tuple[str, ...]:
     """The MIDI methods among `methods`, after "none" and each one's controls (random, and at its
     level); () when none is MIDI."""
-    chosen = [method for method in methods if method in MIDI_MIMICRY_METHODS]
+    from harmonycloak.bench.unlearnability.releases import with_controls
+
+    chosen = tuple(method for method in methods if method in MIDI_MIMICRY_METHODS)
     if not chosen:
         return ()
-    ordered = ["none"]
-    for method in chosen:
-        for needed in (MIDI_RANDOM_CONTROL.get(method), LEVEL_CONTROL.get(method), method):
-            if needed is not None and needed not in ordered:
-                ordered.append(needed)
-    return tuple(ordered)
+    return with_controls(chosen, lambda name: (MIDI_RANDOM_CONTROL.get(name), LEVEL_CONTROL.get(name)))
 
 
 @dataclass

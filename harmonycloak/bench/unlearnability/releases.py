@@ -124,13 +124,15 @@ def check_method(method: str) -> None:
         check_attack(attack)
 
 
-def with_controls(methods: tuple[str, ...]) -> tuple[str, ...]:
-    """`methods` with what reading them needs: "none" first, then each method's random control
-    before it; in order, each once."""
+def with_controls(methods: tuple[str, ...], controls=None) -> tuple[str, ...]:
+    """`methods` with what reading them needs: "none" first, then each method's controls
+    before it; in order, each once. `controls(name)` names a method's controls (None where it
+    has none; default: its random control)."""
+    controls = controls or (lambda name: (RANDOM_CONTROL.get(name),))
     ordered: list[str] = ["none"]
     for method in methods:
         name, _ = split_method(method)
-        for needed in (RANDOM_CONTROL.get(name), name, method):
+        for needed in (*controls(name), name, method):
             if needed is not None and needed not in ordered:
                 ordered.append(needed)
     return tuple(ordered)
