@@ -233,6 +233,9 @@ def _parser() -> argparse.ArgumentParser:
                          help="T1's training steps instead of the suite's")
     unlearn.add_argument("--eot", nargs="+", choices=tuple(ATTACKS), metavar="PURIFICATION",
                          help="the optimised releases are made to survive these purifications too (protect --eot)")
+    unlearn.add_argument("--attacks", nargs="*", choices=tuple(ATTACKS), metavar="PURIFICATION",
+                         help="the purifications applied to the attacked methods in both threat models instead of "
+                              "the suite's (given alone: none, no attacked columns)")
     unlearn.add_argument("--combine", type=Path, nargs="+", metavar="RESULTS_JSON",
                          help="write one report from earlier runs' results.json instead of running")
     unlearn.set_defaults(run=_run_bench_unlearnability)
@@ -403,7 +406,8 @@ def _run_bench_unlearnability(arguments: argparse.Namespace) -> int:
                        methods=tuple(arguments.methods) if arguments.methods else None,
                        families=tuple(arguments.families) if arguments.families else None,
                        strength=arguments.strength, scratch_preset=arguments.scratch_preset,
-                       scratch_steps=arguments.scratch_steps, eot=tuple(arguments.eot or ()))
+                       scratch_steps=arguments.scratch_steps, eot=tuple(arguments.eot or ()),
+                       attacks=None if arguments.attacks is None else tuple(arguments.attacks))
     return EXIT_OK
 
 

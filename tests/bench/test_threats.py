@@ -347,6 +347,11 @@ def test_the_command_line_replaces_the_suite_s_methods_families_and_strength():
     from harmonycloak.bench.unlearnability.releases import _settings
 
     assert _settings("masked", 0, surviving.threat_cloak).eot == ("mp3-128k",)  # what the releases are made with
+    plain = adjusted_suite(standard, methods=("positive-white-0db",), attacks=())
+    assert plain.methods_for("scratch") == ("none", "positive-white-0db") == plain.methods_for("mimicry")
+    assert standard.methods_for("scratch")[-1] == "dominant-blackbox+mp3-128k"  # the suite's own attacks stay
+    aac = adjusted_suite(standard, attacks=("aac-128k",))
+    assert "none+aac-128k" in aac.methods_for("mimicry") and "none+mp3-128k" not in aac.methods_for("scratch")
 
 
 def test_the_mimicry_runs_measure_how_close_the_generated_music_comes_to_the_artist():

@@ -36,7 +36,8 @@ REFERENCE_CLIPS = 32  # other songs whose embeddings are a contrastive encoder's
 
 def adjusted_suite(suite, jobs: int | None = None, methods: tuple[str, ...] | None = None,
                    families: tuple[str, ...] | None = None, strength: str | None = None,
-                   scratch_preset: str | None = None, scratch_steps: int | None = None, eot: tuple[str, ...] = ()):
+                   scratch_preset: str | None = None, scratch_steps: int | None = None, eot: tuple[str, ...] = (),
+                   attacks: tuple[str, ...] | None = None):
     """`suite` with the command line's replacements (see `run_unlearnability`)."""
     from harmonycloak.bench.unlearnability.releases import with_controls
 
@@ -60,6 +61,8 @@ def adjusted_suite(suite, jobs: int | None = None, methods: tuple[str, ...] | No
         suite = replace(suite, threats=replace(suite.threats, scratch=replace(suite.threats.scratch, steps=scratch_steps)))
     if eot:
         suite = replace(suite, threat_cloak=replace(suite.threat_cloak, eot=tuple(eot)))
+    if attacks is not None:
+        suite = replace(suite, attacks=tuple(attacks), scratch_attacks=tuple(attacks))
     return suite
 
 
@@ -67,7 +70,8 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
                        suite=None, parts: tuple[str, ...] | None = None, jobs: int | None = None,
                        methods: tuple[str, ...] | None = None, families: tuple[str, ...] | None = None,
                        strength: str | None = None, scratch_preset: str | None = None,
-                       scratch_steps: int | None = None, eot: tuple[str, ...] = (), log=print) -> dict:
+                       scratch_steps: int | None = None, eot: tuple[str, ...] = (),
+                       attacks: tuple[str, ...] | None = None, log=print) -> dict:
     """Run a suite (or the given `suite` object) and write its report folder; returns the JSON document.
 
     `methods` and `families` replace the threat models' (a method's random control and "none"
@@ -75,11 +79,12 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
     run at (a point on the curve of protection against audibility); `scratch_preset` and
     `scratch_steps` replace T1's attacker size and training length (larger models trained
     longer memorise their corpus: a wider seen/unseen gap); `eot` names the purifications the
-    optimised releases are made to survive (`optim.eot`)."""
+    optimised releases are made to survive (`optim.eot`); `attacks` replace the purifications
+    both threat models apply to the attacked methods (empty: none, no attacked columns)."""
     import torch
 
     suite = adjusted_suite(suite or get_suite(suite_name, seeds, parts), jobs, methods, families, strength,
-                           scratch_preset, scratch_steps, eot)
+                           scratch_preset, scratch_steps, eot, attacks)
     command = command or " ".join(shlex.quote(a) for a in ["harmonycloak", *sys.argv[1:]])
     threads = torch.get_num_threads()
     if suite.torch_threads:
