@@ -18,6 +18,7 @@ from harmonycloak.bench.unlearnability.releases import (
 from harmonycloak.bench.unlearnability.threat_experiment import ThreatSeedResult, conditions, corpus_size
 from harmonycloak.bench.unlearnability.threat_report import checks, headline_threat_models, score_table
 from harmonycloak.bench.unlearnability.threats import FAMILY_GROUP, AttackerRun, ThreatSpec, attacker_model, train_attacker
+from harmonycloak.errors import SettingsError
 from harmonycloak.optim.finetune import FinetuneRecipe
 from harmonycloak.zoo import load_zoo_model
 
@@ -162,6 +163,25 @@ def test_scores_follow_the_formulas_and_the_random_control_decides():
     assert "positive control was not run" in text and "mimicry / ar-gru: beats" in text and "not seen" not in text
 
 
+def test_a_method_run_on_more_seeds_than_the_rest_is_scored_on_every_seed_that_ran_it():
+    from harmonycloak.bench.unlearnability.threat_report import relative_gap, score_cell
+
+    results = []
+    for seed, positive in enumerate((0.6, 0.7, 0.8, 0.9)):
+        runs = [_run("mimicry", "contrastive", "base", seed, [1.0]), _run("mimicry", "contrastive", "none", seed, [0.5]),
+                _run("mimicry", "contrastive", "positive-white-10db", seed, [positive])]
+        if seed < 2:  # the cloak ran on the first two seeds only
+            runs.append(_run("mimicry", "contrastive", "masked-whitebox", seed, [0.5 + 0.1 * seed]))
+        results.append(ThreatSeedResult(seed, ["a"], [], 0.15, {}, runs))
+    positive = score_cell(results, "mimicry", "contrastive", "positive-white-10db", n_resamples=50)
+    assert positive.n_seeds == 4 and positive.ps == pytest.approx((0.75 - 0.5) / 0.5)  # mean of 0.6 … 0.9 is 0.75
+    cloak = score_cell(results, "mimicry", "contrastive", "masked-whitebox", n_resamples=50)
+    assert cloak.n_seeds == 2 and cloak.ps == pytest.approx(0.05 / 0.5)
+    assert score_cell(results, "mimicry", "contrastive", "masked-blackbox") is None  # no seed ran it
+    assert relative_gap(results, "mimicry", "contrastive") == pytest.approx(1.0)  # (1.0 − 0.5) / 0.5
+    assert np.isnan(relative_gap(results, "scratch", "contrastive"))
+
+
 def test_a_loud_positive_control_lets_the_suite_compare_where_10_db_is_not_seen():
     from harmonycloak.bench.unlearnability.score import ScoreInterval
     from harmonycloak.bench.unlearnability.threat_report import Score
@@ -263,6 +283,35 @@ def test_a_seed_result_round_trips_through_json():
 def test_a_method_brings_its_random_control_and_none_with_it():
     assert with_controls(("masked-cue", "cue-10db+mp3-128k")) == (
         "none", "random-masked", "masked-cue", "positive-white-10db", "cue-10db", "cue-10db+mp3-128k")
+
+
+def test_other_music_is_released_in_place_of_the_songs_cut_or_repeated_to_their_length():
+    songs = [melody(seconds=1.0, seed=1), melody(seconds=1.0, seed=2)]
+    longer, shorter = melody(seconds=1.5, seed=3), melody(seconds=0.4, seed=4)
+    released = release("positive-other-music", songs, "ar-gru", 0, ReleaseSpec(), [longer, shorter]).songs
+    assert [len(song) for song in released] == [len(song) for song in songs]
+    assert np.array_equal(released[0], longer[: len(songs[0])])  # cut to the song's length
+    assert np.array_equal(released[1][: len(shorter)], shorter)  # repeated from its start
+    assert np.array_equal(released[1][len(shorter): 2 * len(shorter)], shorter)
+    with pytest.raises(SettingsError, match="needs 2 songs of other music"):
+        release("positive-other-music", songs, "ar-gru", 0, ReleaseSpec(), [longer])
+
+
+def test_the_style_measures_are_read_only_where_other_music_in_place_of_the_album_moves_them():
+    from harmonycloak.bench.unlearnability.score import ScoreInterval
+    from harmonycloak.bench.unlearnability.threat_report import Score, style_check
+
+    def other(fd_ps, fd_ci, share_ps, share_ci):
+        return {"positive-other-music": Score(ScoreInterval(1.0, 0.9, 1.1, 3, 4), 0.1, False, {},
+                                              fd_ps=fd_ps, fd_ci=fd_ci, share_ps=share_ps, share_ci=share_ci)}
+
+    assert style_check({}) is None
+    assert style_check(other(math.nan, (math.nan, math.nan), math.nan, (math.nan, math.nan))) is None  # no sampler
+    both = style_check(other(0.9, (0.6, 1.2), 0.7, (0.1, 1.0)))
+    assert both.startswith("the FD to the artist and the artist share see other music")
+    one = style_check(other(0.9, (-0.1, 1.2), 0.7, (0.1, 1.0)))  # the FD's interval reaches 0: not seen
+    assert one.startswith("the artist share sees") and "FD style PS +0.90 [-0.10, +1.20]" in one
+    assert "not read" in style_check(other(0.4, (0.2, 0.6), -0.3, (-1.0, 0.2)))  # under 0.5; the wrong way
 
 
 def test_the_future_cue_releases_are_model_free_and_at_their_levels():

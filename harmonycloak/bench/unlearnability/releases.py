@@ -5,6 +5,9 @@
                        (a benchmark that cannot see it cannot see anything)
   positive-white-0db   white Gaussian noise as loud as the music (0 dB SNR): the louder positive
                        control, for T1, where models learn the songs through noise at 10 dB
+  positive-other-music other music of the corpus's draw, never trained on, released in place of
+                       the songs (each cut to its song's length): what never learning the artist
+                       looks like, the control the style measures must see
   positive-linf-em     error-minimising noise in an L∞ ball of the same budget (10 dB SNR per
                        block), no psychoacoustic bound, optimised white-box against the zoo model
                        of the attacker's family: the strongest noise of that power we make
@@ -73,7 +76,8 @@ OBJECTIVE_METHODS = {  # method → (cloak, objective)
     "gain-cue": ("gain", "future-cue"),
     "gain-maxloss-whitebox": ("gain", "maxloss"),
 }
-METHODS = PAPER_METHODS + ("positive-white-0db", "random-gain") + tuple(OBJECTIVE_METHODS)
+OTHER_MUSIC = "positive-other-music"
+METHODS = PAPER_METHODS + ("positive-white-0db", OTHER_MUSIC, "random-gain") + tuple(OBJECTIVE_METHODS)
 RANDOM_CONTROL = {"dominant-whitebox": "random-dominant", "dominant-blackbox": "random-dominant",
                   "masked-whitebox": "random-masked", "masked-blackbox": "random-masked",
                   "cue-10db": "positive-white-10db", "masked-cue": "random-masked",
@@ -151,13 +155,19 @@ def release_key(method: str, family: str) -> str:
     return "any"
 
 
-def release(method: str, songs: list[np.ndarray], family: str, seed: int, spec: ReleaseSpec) -> Release:
-    """The released versions of `songs` under `method` (no attack), deterministic for a seed."""
+def release(method: str, songs: list[np.ndarray], family: str, seed: int, spec: ReleaseSpec,
+            other_music: list[np.ndarray] | None = None) -> Release:
+    """The released versions of `songs` under `method` (no attack), deterministic for a seed;
+    `other_music` (as many songs as `songs`, never trained on) is what `positive-other-music` releases."""
     check_method(method)
     started = time.perf_counter()
     summary: dict = {}
     if method == "none":
         released = [song.copy() for song in songs]
+    elif method == OTHER_MUSIC:
+        if other_music is None or len(other_music) < len(songs):
+            raise SettingsError(f"{OTHER_MUSIC} needs {len(songs)} songs of other music never trained on")
+        released = [np.resize(other, song.shape).astype(np.float32) for other, song in zip(other_music, songs)]
     elif method == "positive-white-10db":
         released = gaussian_noise(songs, POSITIVE_POWER_RATIO, seed)
     elif method == "positive-white-0db":

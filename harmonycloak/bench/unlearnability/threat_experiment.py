@@ -183,6 +183,7 @@ def run_threat_seed(suite, data: BenchData, seed: int, log=print) -> ThreatSeedR
     corpus = [song.samples for song in data.corpus]
     result = ThreatSeedResult(seed, [s.name for s in album.released], [s.name for s in album.unreleased],
                               scratch_count / (scratch_count + len(corpus)))
+    other_music = [song.samples for song in data.heldout[-len(released_clean):]]  # in no training set or reference
     releases: dict[str, Release] = {}  # "method|key" → the released songs (no attack)
     purified: dict[str, list[np.ndarray]] = {}  # "what|attack" → songs after the attack
 
@@ -190,7 +191,8 @@ def run_threat_seed(suite, data: BenchData, seed: int, log=print) -> ThreatSeedR
         name, attack = split_method(method)
         key = release_key(name, family)
         if f"{name}|{key}" not in releases:
-            made = releases[f"{name}|{key}"] = release(name, released_clean, family, seed, suite.threat_cloak)
+            made = releases[f"{name}|{key}"] = release(name, released_clean, family, seed, suite.threat_cloak,
+                                                       other_music)
             record = result.releases.setdefault(name, ReleaseRecord())
             record.audibility[key] = audibility(released_clean, made.songs, WORKING_RATE_HZ, suite.visqol)
             record.cost_s_per_song[key] = made.elapsed_s / len(released_clean)

@@ -37,7 +37,7 @@ from harmonycloak.bench.unlearnability.midi_mimicry import (
     POSITIVE_WRONG_NOTES,
 )
 from harmonycloak.bench.unlearnability.releases import RANDOM_CONTROL as AUDIO_RANDOM_CONTROL
-from harmonycloak.bench.unlearnability.releases import release_key, split_method
+from harmonycloak.bench.unlearnability.releases import OTHER_MUSIC, release_key, split_method
 from harmonycloak.bench.unlearnability.score import ScoreInterval, beats, bootstrap_interval
 from harmonycloak.bench.unlearnability.threat_experiment import ThreatSeedResult
 
@@ -81,6 +81,17 @@ def losses(results: list[ThreatSeedResult], threat: str, family: str, condition:
     return np.asarray(rows, dtype=np.float64)
 
 
+def seeds_with(results: list[ThreatSeedResult], threat: str, family: str, conditions: tuple[str, ...],
+               probe: str) -> list[ThreatSeedResult]:
+    """The seeds' results holding every one of `conditions` measured on `probe`: a family or
+    method run on more seeds than the rest (runs combined) is scored on all the seeds that ran it."""
+    def measured(result: ThreatSeedResult, condition: str) -> bool:
+        run = result.run(threat, family, condition)
+        return run is not None and probe in run.song_losses
+
+    return [result for result in results if all(measured(result, condition) for condition in conditions)]
+
+
 def references(threat: str, attack: str | None) -> tuple[str, str]:
     """(the clean condition, the "never learnt" condition) a method with `attack` is scored against."""
     suffix = f"+{attack}" if attack else ""
@@ -89,14 +100,16 @@ def references(threat: str, attack: str | None) -> tuple[str, str]:
 
 def score_cell(results: list[ThreatSeedResult], threat: str, family: str, method: str, probe: str = "released",
                n_resamples: int = 2000) -> ScoreInterval | None:
-    """PS of `method` with its 95 % interval; None when a run is missing."""
+    """PS of `method` with its 95 % interval over the seeds that ran it and its references; None
+    when no seed did."""
     _, attack = split_method(method)
     clean_name, reference_name = references(threat, attack)
+    results = seeds_with(results, threat, family, (method, clean_name, reference_name), probe)
+    if not results:
+        return None
     protected = losses(results, threat, family, method, probe)
     clean = losses(results, threat, family, clean_name, probe)
     reference = losses(results, threat, family, reference_name, probe)
-    if protected is None or clean is None or reference is None:
-        return None
     return bootstrap_interval(protected, clean, reference, n_resamples=n_resamples, seed=0)
 
 
@@ -104,10 +117,11 @@ def relative_gap(results: list[ThreatSeedResult], threat: str, family: str, atta
     """Mean over seeds of (L_reference − L_clean) / |L_clean| on the released songs (a measure may be
     negative: MuseGAN's logit)."""
     clean_name, reference_name = references(threat, attack)
+    results = seeds_with(results, threat, family, (clean_name, reference_name), "released")
+    if not results:
+        return math.nan
     clean = losses(results, threat, family, clean_name, "released")
     reference = losses(results, threat, family, reference_name, "released")
-    if clean is None or reference is None:
-        return math.nan
     return float(np.mean((reference.mean(axis=1) - clean.mean(axis=1)) / np.abs(clean.mean(axis=1))))
 
 
@@ -227,6 +241,9 @@ def checks(table: dict[str, dict[str, dict[str, Score]]]) -> list[str]:
                              f"it is (PS {loud.interval.text()}): the attacker learns the songs through noise a tenth "
                              "as strong as the music, so only a large effect shows here; the comparisons below stand "
                              "against their random controls.")
+            style = style_check(scores)
+            if style:
+                lines.append(f"{where}: {style}")
             winners = [m for m, s in scores.items() if s.beats_random_control]
             cloaks = [m for m in scores if split_method(m)[0] in RANDOM_CONTROL]
             losers = [m for m in cloaks if m not in winners]
@@ -235,6 +252,29 @@ def checks(table: dict[str, dict[str, dict[str, Score]]]) -> list[str]:
             if losers:
                 lines.append(f"{where}: within its random control (no measurable protection): {', '.join(losers)}.")
     return lines
+
+
+def style_seen(ps: float, interval: tuple[float, float]) -> bool:
+    """The positive rule for a style PS: at least 0.5, its interval above 0."""
+    return ps >= POSITIVE_SEEN_PS and math.isfinite(interval[0]) and interval[0] > 0
+
+
+def style_check(scores: dict[str, Score]) -> str | None:
+    """Whether the style measures see other music released in place of the album (their
+    positive control); None where it did not run or the family generates nothing."""
+    other = scores.get(OTHER_MUSIC)
+    if other is None or not (math.isfinite(other.fd_ps) or math.isfinite(other.share_ps)):
+        return None
+    seen = [name for name, ps, interval in (("the FD to the artist", other.fd_ps, other.fd_ci),
+                                            ("the artist share", other.share_ps, other.share_ci))
+            if style_seen(ps, interval)]
+    values = (f"FD style PS {_style_ps(other.fd_ps, other.fd_ci)}, artist share style PS "
+              f"{_style_ps(other.share_ps, other.share_ci)}")
+    if not seen:
+        return (f"the style measures do not see other music released in place of the album ({values}): "
+                "the style columns are shown, not read.")
+    return (f"{' and '.join(seen)} see{'s' if len(seen) == 1 else ''} other music released in place of the "
+            f"album ({values}): the style columns can be read there.")
 
 
 def markdown_tables(table: dict[str, dict[str, dict[str, Score]]], judge: dict | None = None) -> list[str]:
