@@ -180,6 +180,13 @@ def test_a_method_run_on_more_seeds_than_the_rest_is_scored_on_every_seed_that_r
     assert score_cell(results, "mimicry", "contrastive", "masked-blackbox") is None  # no seed ran it
     assert relative_gap(results, "mimicry", "contrastive") == pytest.approx(1.0)  # (1.0 − 0.5) / 0.5
     assert np.isnan(relative_gap(results, "scratch", "contrastive"))
+    from harmonycloak.bench.unlearnability.threat_report import seeds_text
+
+    for result in results[:3]:  # three seeds of another family beside the four of the contrastive one
+        result.runs += [_run("mimicry", family, "none", result.seed, [0.5]) for family in ("ar-gru", "codec-lm")]
+    results.append(ThreatSeedResult(9, ["a"], [], 0.15, {}, [_run("mimicry", "ar-tcn", "none", 9, [0.5])]))
+    assert seeds_text(results[:3]) == "3 seeds"
+    assert seeds_text(results) == "3 seeds (contrastive: 4, ar-tcn: 1)"
 
 
 def test_a_loud_positive_control_lets_the_suite_compare_where_10_db_is_not_seen():

@@ -292,7 +292,7 @@ def write_report(out: Path, suite, seed_results: list[SeedResult], command: str,
     plots = _plots(out, rows, seed_results, suite) if seed_results else []
     md = [f"# Unlearnability benchmark — suite `{suite.name}`", "",
           f"Command: `{command}`  ", f"Commit: {document['environment']['git_commit']}; torch {document['environment']['torch']}, "
-          f"CUDA {document['environment']['cuda']}, {document['environment']['torch_threads']} thread(s).  ", f"Seeds: {', '.join(map(str, suite.seeds))}; wall time {wall_s / 60:.1f} min.  ",
+          f"CUDA {document['environment']['cuda']}, {document['environment']['torch_threads']} thread(s).  ", f"Seeds: {', '.join(map(str, sorted(set(suite.seeds) | {r.seed for r in threat_results})))}; wall time {wall_s / 60:.1f} min.  ",
           _data_line(suite, data_summary), ""]
     md += [f"> {note}" for note in suite.notes] + ([""] if suite.notes else [])
     if threat_results:

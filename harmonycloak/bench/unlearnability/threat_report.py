@@ -367,6 +367,17 @@ def _num(value, spec: str = ".1f") -> str:
     return "—" if value is None or not math.isfinite(value) else format(value, spec)
 
 
+def seeds_text(results: list[ThreatSeedResult]) -> str:
+    """'3 seeds', or '3 seeds (contrastive: 6)' where runs combined give some families more."""
+    counts: dict[str, int] = {}
+    for result in results:
+        for family in {run.family for run in result.runs}:
+            counts[family] = counts.get(family, 0) + 1
+    usual = max(set(counts.values()), key=list(counts.values()).count) if counts else len(results)
+    others = ", ".join(f"{family}: {count}" for family, count in counts.items() if count != usual)
+    return f"{usual} seeds" + (f" ({others})" if others else "")
+
+
 def threat_section(out, suite, results: list[ThreatSeedResult], commit: str, data_summary: dict) -> list[str]:
     """Write headline.json into `out` and return the summary's Markdown for the threat models."""
     from harmonycloak.bench.unlearnability.headline import build_headline, write_headline
@@ -382,7 +393,7 @@ def threat_section(out, suite, results: list[ThreatSeedResult], commit: str, dat
           f"attackers of the registry's `{suite.threats.scratch_preset}` size trained from random weights for "
           f"{suite.threats.scratch.steps} steps (frozen zoo codec / encoder where the family reads one). T2: each "
           "family's zoo model fine-tuned on the released clips. Seeds are paired (same initial weights and crops in "
-          f"every condition); intervals are 95 % hierarchical bootstraps over {len(results)} seeds and the songs "
+          f"every condition); intervals are 95 % hierarchical bootstraps over {seeds_text(results)} and the songs "
           "(with 3 seeds they are optimistic: about 80 % coverage measured on synthetic populations). The black-box "
           "bags hold no model of the attacker's family group; white-box methods optimise against the zoo model of "
           "the attacker's family (the public base model, known to the defender)."
