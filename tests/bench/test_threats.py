@@ -186,7 +186,7 @@ def test_a_method_run_on_more_seeds_than_the_rest_is_scored_on_every_seed_that_r
         result.runs += [_run("mimicry", family, "none", result.seed, [0.5]) for family in ("ar-gru", "codec-lm")]
     results.append(ThreatSeedResult(9, ["a"], [], 0.15, {}, [_run("mimicry", "ar-tcn", "none", 9, [0.5])]))
     assert seeds_text(results[:3]) == "3 seeds"
-    assert seeds_text(results) == "3 seeds (contrastive: 4, ar-tcn: 1)"
+    assert seeds_text(results) == "3 seeds (contrastive T2: 4, ar-tcn T2: 1)"
 
 
 def test_a_loud_positive_control_lets_the_suite_compare_where_10_db_is_not_seen():
@@ -261,8 +261,12 @@ def test_runs_of_different_parts_merge_into_one_result_per_seed_and_disagreeing_
     first.runs[0].measures, second.runs[0].measures = {"fd_artist": 0.2}, {"artist_share": 0.7}
     (both,) = merge_seed_results([first, second])
     assert len(both.runs) == 1 and both.runs[0].measures == {"fd_artist": 0.2, "artist_share": 0.7}
+    rounded = result(0, "scratch", "y")  # another machine's rounding of the same training: one measurement
+    rounded.runs[0].song_losses = {"released": [0.5 * (1 + 2e-5)]}
+    (kept,) = merge_seed_results([result(0, "scratch", "x"), rounded])
+    assert kept.runs[0].song_losses == {"released": [0.5]}  # the first run's
     other = result(0, "scratch", "y")
-    other.runs[0].song_losses = {"released": [0.6]}
+    other.runs[0].song_losses = {"released": [0.5 * (1 + 2e-4)]}
     with pytest.raises(SettingsError, match="two runs of scratch / ar-gru / none with different losses"):
         merge_seed_results([result(0, "scratch", "x"), other])
 

@@ -39,6 +39,9 @@ from harmonycloak.bench.unlearnability.threats import AttackerRun, train_attacke
 from harmonycloak.settings import SEGMENT_S, WORKING_RATE_HZ
 
 OTHERS_PROBED = 8  # T1: corpus songs measured beside the released ones
+# Two runs' losses of one cell within this relative difference are one measurement: another CPU's
+# kernels or thread count round the same training apart by about 1e-5; other settings move it far more
+SAME_CELL_RTOL = 1e-4
 ARTIST_CLASSIFIER_SEED = 0  # the style judge's initial weights: one judge for every seed
 
 
@@ -93,8 +96,9 @@ class ThreatSeedResult:
 def merge_seed_results(results: list[ThreatSeedResult]) -> list[ThreatSeedResult]:
     """One result per seed, in seed order, from the results of several runs (e.g. one of T1 and
     one of T2, or of the candidates named in separate runs): their runs and releases together.
-    A cell two runs both measured is kept once when their losses agree to the last digit (the
-    runs are deterministic for a seed), with the measures of both.
+    A cell two runs both measured is kept once (the first run's losses) when their losses agree
+    within `SAME_CELL_RTOL` (the runs are deterministic for a seed, up to the machine's
+    rounding), with the measures of both.
 
     Raises:
         SettingsError: two runs of one seed measured the same threat, family and condition with
@@ -116,7 +120,7 @@ def merge_seed_results(results: list[ThreatSeedResult]) -> list[ThreatSeedResult
             kept = into.run(run.threat, run.family, run.condition)
             if kept is None:
                 into.runs.append(run)
-            elif kept.song_losses == run.song_losses:
+            elif same_losses(kept.song_losses, run.song_losses):
                 kept.measures = {**run.measures, **kept.measures}
             else:
                 raise SettingsError(f"seed {result.seed} has two runs of {run.threat} / {run.family} / "
@@ -128,6 +132,14 @@ def merge_seed_results(results: list[ThreatSeedResult]) -> list[ThreatSeedResult
                 getattr(kept, measured).update(getattr(record, measured))
         into.artist_classifier = into.artist_classifier or dict(result.artist_classifier)
     return [merged[seed] for seed in sorted(merged)]
+
+
+def same_losses(first: dict[str, list[float]], second: dict[str, list[float]]) -> bool:
+    """Whether two runs' losses per probe are one measurement (within `SAME_CELL_RTOL`, NaN alike)."""
+    return first.keys() == second.keys() and all(
+        len(first[probe]) == len(second[probe])
+        and np.allclose(first[probe], second[probe], rtol=SAME_CELL_RTOL, atol=0.0, equal_nan=True)
+        for probe in first)
 
 
 def corpus_size(released: int, fraction: float) -> int:

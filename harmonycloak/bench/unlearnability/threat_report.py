@@ -44,6 +44,7 @@ from harmonycloak.bench.unlearnability.threat_experiment import ThreatSeedResult
 POSITIVE = "positive-white-10db"
 LOUD_POSITIVE = "positive-white-0db"  # when run: the louder control, for where 10 dB is not seen
 POSITIVE_SEEN_PS = 0.5  # the positive control must reach this PS, its interval above 0, for a cell to count
+THREAT_LABEL = {"scratch": "T1", "mimicry": "T2"}
 SCRATCH_GAP_TARGET = 0.30  # T1 attackers must learn seen songs this much better than unseen ones
 RANDOM_CONTROL = AUDIO_RANDOM_CONTROL | MIDI_RANDOM_CONTROL  # each cloak → the random noise under its bounds
 
@@ -368,13 +369,13 @@ def _num(value, spec: str = ".1f") -> str:
 
 
 def seeds_text(results: list[ThreatSeedResult]) -> str:
-    """'3 seeds', or '3 seeds (contrastive: 6)' where runs combined give some families more."""
+    """'3 seeds', or '3 seeds (contrastive T2: 6)' where runs combined give some families more."""
     counts: dict[str, int] = {}
     for result in results:
-        for family in {run.family for run in result.runs}:
-            counts[family] = counts.get(family, 0) + 1
+        for cell in dict.fromkeys(f"{run.family} {THREAT_LABEL[run.threat]}" for run in result.runs):
+            counts[cell] = counts.get(cell, 0) + 1
     usual = max(set(counts.values()), key=list(counts.values()).count) if counts else len(results)
-    others = ", ".join(f"{family}: {count}" for family, count in counts.items() if count != usual)
+    others = ", ".join(f"{cell}: {count}" for cell, count in counts.items() if count != usual)
     return f"{usual} seeds" + (f" ({others})" if others else "")
 
 
