@@ -27,7 +27,7 @@ def full_suite_in_seconds():
         measures=replace(full.measures, clips=2, generated_s=1.5, griffin_lim_iterations=2,
                          classifier_files_per_style=2),
         album=replace(full.album, released_tracks=2, unreleased_tracks=1, clips_per_track=1),
-        threat_corpus=replace(full.threat_corpus, pieces_per_composer=(("palestrina", 8),), recordings=4),
+        threat_corpus=replace(full.threat_corpus, pieces_per_composer=(("palestrina", 10),), recordings=4),
         threats=replace(full.threats, scratch_released=2, scratch=replace(full.threats.scratch, steps=1, batch_segments=2),
                         mimicry=replace(full.threats.mimicry, steps=1, batch_segments=2)),
         threat_cloak=replace(full.threat_cloak, pgd_steps=1, max_rounds=1, bag_size=2, models_per_round=2),

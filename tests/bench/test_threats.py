@@ -414,6 +414,17 @@ def test_the_command_line_replaces_the_suite_s_methods_families_and_strength():
     assert "none+aac-128k" in aac.methods_for("mimicry") and "none+mp3-128k" not in aac.methods_for("scratch")
 
 
+def test_a_suite_without_enough_other_music_for_its_control_is_refused_before_any_training():
+    from harmonycloak.bench.unlearnability.benchmark import adjusted_suite, load_threat_data
+    from harmonycloak.bench.unlearnability.suites import get_suite
+
+    smoke = get_suite("smoke", parts=("mimicry",))  # 12 songs around the album: 11 for T1's corpus, 1 left
+    data = load_threat_data(smoke)
+    assert len(data.corpus) == 11 and len(data.heldout) == 1 < len(data.album.released)
+    with pytest.raises(SettingsError, match="holds 12 songs; the suite needs 13"):
+        load_threat_data(adjusted_suite(smoke, methods=("positive-other-music",)))
+
+
 def test_the_mimicry_runs_measure_how_close_the_generated_music_comes_to_the_artist():
     from harmonycloak.bench.unlearnability.benchmark import adjusted_suite, load_threat_data
     from harmonycloak.bench.unlearnability.suites import get_suite

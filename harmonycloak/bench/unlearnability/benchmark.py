@@ -19,6 +19,7 @@ from harmonycloak.bench.unlearnability.midi_mimicry import (
     with_midi_controls,
 )
 from harmonycloak.bench.unlearnability.report import current_environment, headline_table, protection_scores, write_report
+from harmonycloak.bench.unlearnability.releases import OTHER_MUSIC
 from harmonycloak.bench.unlearnability.results import SeedResult
 from harmonycloak.bench.unlearnability.suites import get_suite
 from harmonycloak.bench.unlearnability.threat_experiment import (
@@ -180,8 +181,10 @@ def load_threat_data(suite) -> BenchData:
     album = load_album(suite.album, suite.data)
     others = load_songs(suite.threat_corpus)
     count = corpus_size(suite.threats.scratch_released or len(album.released), suite.protected_fraction)
-    if len(others) < count:
-        raise SettingsError(f"the threat models' corpus holds {len(others)} songs; the suite needs {count}")
+    needed = count + (len(album.released) if any(OTHER_MUSIC in suite.methods_for(threat)
+                                                 for threat in suite.threat_models) else 0)
+    if len(others) < needed:  # before any training: other music released in place of the album comes from the rest
+        raise SettingsError(f"the threat models' corpus holds {len(others)} songs; the suite needs {needed}")
     mixed = [others[i] for i in np.random.default_rng(0).permutation(len(others))]  # a fixed mix of composers and recordings
     midi_album = (load_midi_album(suite.midi_mimicry) if "mimicry" in suite.threat_models
                   and any(family in MIDI_MIMICRY_FAMILIES for family in suite.families_for_threats) else None)

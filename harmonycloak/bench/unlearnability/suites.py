@@ -21,7 +21,7 @@ from harmonycloak.bench.unlearnability.measures import MeasureSpec
 from harmonycloak.bench.unlearnability.midi import MidiSpec
 from harmonycloak.bench.unlearnability.midi_mimicry import MIDI_MIMICRY_FAMILIES, MidiMimicrySpec
 from harmonycloak.bench.unlearnability.releases import PAPER_METHODS as THREAT_METHODS
-from harmonycloak.bench.unlearnability.releases import ReleaseSpec, check_method
+from harmonycloak.bench.unlearnability.releases import OTHER_MUSIC, ReleaseSpec, check_method
 from harmonycloak.bench.unlearnability.threats import FAMILY_GROUP, ThreatSpec
 from harmonycloak.optim.finetune import FinetuneRecipe
 from harmonycloak.bench.unlearnability.runs import TrainingSpec
@@ -170,6 +170,8 @@ def _suites() -> dict[str, Suite]:
         # A fifth of the product's optimisation effort (6 PGD steps, 1 round, a bag of 4, Q = 3): at the
         # product's effort the black-box releases alone take ~6 minutes each and the suite ~2.7 hours on 2 cores.
         threat_cloak=ReleaseSpec(pgd_steps=6, max_rounds=1, bag_size=4, models_per_round=3),
+        # the style measures' positive control beside the paper's methods
+        threat_methods=THREAT_METHODS + (OTHER_MUSIC,),
         attacks=("mp3-128k",), scratch_attacks=("mp3-128k",),
         threat_generated=GeneratedSpec(clips=8),  # clips of one segment
         families_for_threats=THREAT_FAMILIES_WITH_MIDI,
@@ -201,7 +203,7 @@ def _suites() -> dict[str, Suite]:
                            device="auto"),
         threat_cloak=ReleaseSpec(pgd_steps=20, max_rounds=3, bag_size=10, models_per_round=7),
         # the louder positive control too: T1's zoo-size attackers learn the songs through 10 dB noise
-        threat_methods=THREAT_METHODS + ("positive-white-0db",),
+        threat_methods=THREAT_METHODS + ("positive-white-0db", OTHER_MUSIC),
         attacks=("mp3-128k", "aac-128k", "opus-96k", "resample-22k", "denoise-spectral", "purify-noise-lowpass"),
         scratch_attacks=("mp3-128k", "aac-128k", "opus-96k", "resample-22k", "denoise-spectral",
                          "purify-noise-lowpass"),

@@ -195,7 +195,8 @@ def run_threat_seed(suite, data: BenchData, seed: int, log=print) -> ThreatSeedR
     corpus = [song.samples for song in data.corpus]
     result = ThreatSeedResult(seed, [s.name for s in album.released], [s.name for s in album.unreleased],
                               scratch_count / (scratch_count + len(corpus)))
-    other_music = [song.samples for song in data.heldout[-len(released_clean):]]  # in no training set or reference
+    # positive-other-music: the end of the held-out draw (in no training set; the reference clips are its start)
+    other_music = [song.samples for song in data.heldout[-len(released_clean):]]
     releases: dict[str, Release] = {}  # "method|key" → the released songs (no attack)
     purified: dict[str, list[np.ndarray]] = {}  # "what|attack" → songs after the attack
 
