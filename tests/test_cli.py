@@ -248,3 +248,14 @@ def test_quiet_prints_nothing_but_errors_and_verbose_says_why(tmp_path, capsys):
     assert main(["protect", str(folder), "-o", str(tmp_path / "out"), "-v", *QUICK]) == 1
     printed = capsys.readouterr()
     assert "skipped" in printed.out and "done already" in printed.out and "failed in an earlier run" in printed.out
+
+
+def test_bench_attacks_given_alone_runs_no_attack_and_left_out_keeps_the_suite_s(monkeypatch, tmp_path):
+    from harmonycloak.bench.unlearnability import benchmark
+    from harmonycloak.cli import main
+
+    asked = []
+    monkeypatch.setattr(benchmark, "run_unlearnability", lambda *args, **kwargs: asked.append(kwargs["attacks"]))
+    for extra in (["--attacks"], ["--attacks", "aac-128k", "opus-96k"], []):
+        assert main(["bench", "unlearnability", "--suite", "smoke", "--out", str(tmp_path), *extra]) == 0
+    assert asked == [(), ("aac-128k", "opus-96k"), None]
