@@ -469,3 +469,34 @@ def test_a_contrastive_encoder_is_measured_on_training_s_views_the_same_for_ever
                                                  model.config.temperature)[: len(items)] / CONTRASTIVE_DRAWS
     assert len(items) == 5
     assert measured == pytest.approx([float(total[:2].mean()), float(total[2:].mean())], rel=1e-5)
+
+
+def test_a_combined_report_names_the_t1_size_its_runs_trained_and_refuses_two_sizes(tmp_path):
+    import json
+
+    from harmonycloak.bench.unlearnability.benchmark import adjusted_suite, combine_reports
+    from harmonycloak.bench.unlearnability.report import _settings
+    from harmonycloak.bench.unlearnability.suites import get_suite
+
+    standard = get_suite("standard")
+    zoo = adjusted_suite(standard, scratch_preset="zoo", scratch_steps=3000)
+
+    def document(name, suite, conditions):
+        runs = [_run("scratch", "ar-transformer", condition, 0, [loss]) for condition, loss in conditions]
+        result = ThreatSeedResult(0, ["a"], [], 0.15, {}, runs)
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"command": name, "suite": "standard", "wall_s": 60.0,
+                                    "suite_settings": _settings(suite), "environment": {}, "data": {},
+                                    "protection_scores": [], "seed_results": [],
+                                    "threat_seed_results": [result.to_json()]}))
+        return path
+
+    first = document("first", zoo, [("unseen", 1.0), ("none", 0.5), ("positive-white-10db", 0.6)])
+    second = document("second", zoo, [("unseen", 1.0), ("none", 0.5), ("positive-white-0db", 0.9)])
+    combine_reports("standard", [first, second], tmp_path / "out", log=lambda *_: None)
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "the registry's `zoo` size trained from random weights for 3000 steps" in summary
+    assert "| ar-transformer | 100 % | positive-white-0db | 0.80" in summary  # (0.9 − 0.5) / (1.0 − 0.5)
+    small = document("small", standard, [("unseen", 1.0), ("none", 0.5)])
+    with pytest.raises(SettingsError, match="trained T1's attackers at different sizes"):
+        combine_reports("standard", [first, small], tmp_path / "refused", log=lambda *_: None)

@@ -210,6 +210,23 @@ def with_methods_ran(suite, threat_results: list[ThreatSeedResult]):
     return suite
 
 
+def scratch_size_of(documents: list[dict]) -> tuple[str, int] | None:
+    """(preset, steps) of T1's attackers in the results documents that ran T1; None when none did.
+
+    Raises:
+        SettingsError: the runs trained T1's attackers at different sizes or lengths.
+    """
+    sizes = {(threats["scratch_preset"], threats["scratch"]["steps"])
+             for document in documents
+             if any(run["threat"] == "scratch" for result in document.get("threat_seed_results", [])
+                    for run in result["runs"])
+             for threats in (document["suite_settings"]["threats"],)}
+    if len(sizes) > 1:
+        raise SettingsError(f"the runs trained T1's attackers at different sizes ({', '.join(map(str, sorted(sizes)))}); "
+                            "combine runs of one size")
+    return next(iter(sizes), None)
+
+
 def combine_reports(suite_name: str, result_files: list[Path], out: Path, suite=None, log=print) -> dict:
     """One report from several runs of one suite's parts (e.g. `--parts audio` and `--parts style midi`).
 
@@ -236,6 +253,9 @@ def combine_reports(suite_name: str, result_files: list[Path], out: Path, suite=
                   or (p == "style" and any(r.tag.startswith("style=") for r in results))
                   or (p == "midi" and "midi" in kinds))
     suite = with_methods_ran(replace(suite or get_suite(suite_name), parts=parts), threat_results)
+    scratch_size = scratch_size_of(documents)
+    if scratch_size is not None:  # the report names the T1 size the runs trained, not the suite's default
+        suite = adjusted_suite(suite, scratch_preset=scratch_size[0], scratch_steps=scratch_size[1])
     data: dict = {}
     for d in documents:
         for key, value in d["data"].items():
