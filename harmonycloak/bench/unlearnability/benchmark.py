@@ -216,11 +216,12 @@ def scratch_size_of(documents: list[dict]) -> tuple[str, int] | None:
     Raises:
         SettingsError: the runs trained T1's attackers at different sizes or lengths.
     """
-    sizes = {(threats["scratch_preset"], threats["scratch"]["steps"])
-             for document in documents
-             if any(run["threat"] == "scratch" for result in document.get("threat_seed_results", [])
-                    for run in result["runs"])
-             for threats in (document["suite_settings"]["threats"],)}
+    sizes = set()
+    for document in documents:
+        runs = (run for result in document.get("threat_seed_results", []) for run in result["runs"])
+        if any(run["threat"] == "scratch" for run in runs):
+            threats = document["suite_settings"]["threats"]
+            sizes.add((threats["scratch_preset"], threats["scratch"]["steps"]))
     if len(sizes) > 1:
         raise SettingsError(f"the runs trained T1's attackers at different sizes ({', '.join(map(str, sorted(sizes)))}); "
                             "combine runs of one size")

@@ -26,6 +26,7 @@ songs through noise at 10 dB (docs/benchmark.md).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,24 +74,22 @@ class Score:
 
 def losses(results: list[ThreatSeedResult], threat: str, family: str, condition: str, probe: str) -> np.ndarray | None:
     """(seeds, songs) losses of a condition on a probe, in seed order; None if a seed lacks the run."""
-    rows = []
-    for result in results:
-        run = result.run(threat, family, condition)
-        if run is None or probe not in run.song_losses:
-            return None
-        rows.append(run.song_losses[probe])
-    return np.asarray(rows, dtype=np.float64)
+    rows = [_song_losses(result, threat, family, condition, probe) for result in results]
+    return None if any(row is None for row in rows) else np.asarray(rows, dtype=np.float64)
+
+
+def _song_losses(result: ThreatSeedResult, threat: str, family: str, condition: str, probe: str) -> list | None:
+    """One seed's losses of a condition on a probe; None where that seed did not measure it."""
+    run = result.run(threat, family, condition)
+    return None if run is None else run.song_losses.get(probe)
 
 
 def seeds_with(results: list[ThreatSeedResult], threat: str, family: str, conditions: tuple[str, ...],
                probe: str) -> list[ThreatSeedResult]:
     """The seeds' results holding every one of `conditions` measured on `probe`: a family or
     method run on more seeds than the rest (runs combined) is scored on all the seeds that ran it."""
-    def measured(result: ThreatSeedResult, condition: str) -> bool:
-        run = result.run(threat, family, condition)
-        return run is not None and probe in run.song_losses
-
-    return [result for result in results if all(measured(result, condition) for condition in conditions)]
+    return [result for result in results
+            if all(_song_losses(result, threat, family, condition, probe) is not None for condition in conditions)]
 
 
 def references(threat: str, attack: str | None) -> tuple[str, str]:
@@ -374,7 +373,7 @@ def seeds_text(results: list[ThreatSeedResult]) -> str:
     for result in results:
         for cell in dict.fromkeys(f"{run.family} {THREAT_LABEL[run.threat]}" for run in result.runs):
             counts[cell] = counts.get(cell, 0) + 1
-    usual = max(set(counts.values()), key=list(counts.values()).count) if counts else len(results)
+    usual = Counter(counts.values()).most_common(1)[0][0] if counts else len(results)
     others = ", ".join(f"{cell}: {count}" for cell, count in counts.items() if count != usual)
     return f"{usual} seeds" + (f" ({others})" if others else "")
 
