@@ -204,6 +204,16 @@ def _parser() -> argparse.ArgumentParser:
                        help="length of the track whose peak memory is measured (default 600 = 10 minutes)")
     speed.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     speed.set_defaults(run=_run_bench_speed)
+    attackers = command(suites, "attackers", "how long the benchmark's attackers train here, and a suite's trainings",
+                        "harmonycloak bench attackers --suite full --device cuda",
+                        "harmonycloak bench attackers --suite standard --families ar-transformer --steps 5")
+    attackers.add_argument("--suite", choices=["smoke", "standard", "full"], default="full",
+                           help="the suite whose attackers (size, recipe, conditions) are timed (default full)")
+    attackers.add_argument("--device", choices=defaults.DEVICES, default="auto", help="where to train (default auto)")
+    attackers.add_argument("--steps", type=int, default=20, help="timed training steps per attacker (default 20)")
+    attackers.add_argument("--families", nargs="+", metavar="FAMILY", help="audio families to time (default: the suite's)")
+    attackers.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    attackers.set_defaults(run=_run_bench_attackers)
     unlearn = command(suites, "unlearnability", "how much attackers learn from protected songs (paper §5–7)",
                       "harmonycloak bench unlearnability --suite smoke",
                       "harmonycloak bench unlearnability --suite standard --parts mimicry --methods masked-cue")
@@ -389,6 +399,14 @@ def _run_bench_speed(arguments: argparse.Namespace) -> int:
 
     run_speed_benchmark(arguments.input, arguments.duration_s, arguments.modes, arguments.cloak, arguments.device,
                         arguments.memory_duration_s, arguments.json, arguments.objective)
+    return EXIT_OK
+
+
+def _run_bench_attackers(arguments: argparse.Namespace) -> int:
+    from harmonycloak.bench.attacker_speed import run_attacker_speed
+
+    run_attacker_speed(arguments.suite, arguments.device, arguments.steps,
+                       tuple(arguments.families) if arguments.families else None, arguments.json)
     return EXIT_OK
 
 

@@ -67,8 +67,8 @@ def generate(
             restored afterwards.
         prompt_frames: (B, T0, F) front-end frames (``model.features(waveform)``), T0 ≥ 1.
         num_frames: frames to add, ≥ 0.
-        generator: the only source of randomness (used when temperature > 0), on the
-            model's device; equal generator states give equal outputs.
+        generator: the only source of randomness (used when temperature > 0), on any
+            device (its draws move to the model's); equal generator states give equal outputs.
         temperature: τ, the standard deviation of the Gaussian noise added to each predicted
             frame, in front-end units; 0 is greedy decoding.
 
@@ -94,7 +94,8 @@ def generate(
                 padded = torch.cat([frames, torch.zeros_like(frames[:, :1])], dim=1)
                 mean = model.predict(padded)[0][:, -1]  # (B, F)
                 if temperature > 0:
-                    noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+                    noise = torch.randn(mean.shape, generator=generator, device=generator.device,
+                                        dtype=mean.dtype).to(mean.device)
                     mean = mean + temperature * noise
                 frames = torch.cat([frames, mean.clamp_min(SILENCE)[:, None]], dim=1)
     finally:
@@ -141,11 +142,12 @@ def griffin_lim(
     """Fast Griffin-Lim: STFT magnitude (B, bins, T) → waveform (B, (T − 1) · hop).
 
     The STFT is the front end's (Hann window of n_fft, hop, centred). Phases start uniform
-    random from ``generator`` (on the magnitude's device).
+    random from ``generator`` (on any device; the phases move to the magnitude's).
     """
     window = torch.hann_window(config.n_fft, dtype=magnitude.dtype, device=magnitude.device)
     length = (magnitude.shape[-1] - 1) * config.hop_length
-    phase = torch.rand(magnitude.shape, generator=generator, device=magnitude.device, dtype=magnitude.dtype) * 2 * math.pi
+    phase = torch.rand(magnitude.shape, generator=generator, device=generator.device,
+                       dtype=magnitude.dtype).to(magnitude.device) * 2 * math.pi
     angles = torch.polar(torch.ones_like(magnitude), phase)
     previous = torch.zeros_like(angles)
     for _ in range(iterations):

@@ -148,7 +148,9 @@ class CodecLanguageModel(AudioModelIdentity, FrozenPretrainedPart, GenerativeTra
                         threshold = logits.topk(top_k, dim=-1).values[..., -1:]
                         logits = logits.masked_fill(logits < threshold, float("-inf"))
                     probabilities = torch.softmax(logits, -1).flatten(0, 1)
-                    new = torch.multinomial(probabilities, 1, generator=generator).view(logits.shape[:2])
+                    # drawn on the CPU, where `generator` lives: the same tokens on every device
+                    new = torch.multinomial(probabilities.cpu(), 1, generator=generator).view(logits.shape[:2])
+                    new = new.to(logits.device)
                 codes = torch.cat([codes, new[:, None]], dim=1)
         finally:
             self.train(was_training)

@@ -234,11 +234,17 @@ class MelDiffusionModel(AudioModelIdentity, FrozenPretrainedPart, GenerativeTrai
         frames = self.features(waveform)
         with torch.no_grad():
             condition = self.conditioner.embed_frames(frames)
-        keep = (torch.rand(frames.shape[0], 1, generator=generator) >= self.config.condition_dropout).to(frames.dtype)
+        keep = (torch.rand(frames.shape[0], 1, generator=generator) >= self.config.condition_dropout)
         x0 = self.normalise(frames)
-        t = torch.randint(self.config.diffusion_steps, (frames.shape[0],), generator=generator)
+        t, noise = self.training_draws(x0, generator)
+        return self._noise_loss(x0, condition * keep.to(frames.device, frames.dtype), t, noise).mean()
+
+    def training_draws(self, x0: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """One (t (B,), ε like x0) per example of x0 (B, F, T'), as training draws them: from a CPU
+        `generator`, then moved to x0's device, so that every device draws the same."""
+        t = torch.randint(self.config.diffusion_steps, (x0.shape[0],), generator=generator)
         noise = torch.randn(x0.shape, generator=generator)
-        return self._noise_loss(x0, condition * keep, t, noise).mean()
+        return t.to(x0.device), noise.to(x0.device, x0.dtype)
 
     @torch.no_grad()
     def sample(self, condition: Tensor, num_frames: int, generator: torch.Generator, steps: int = 50,

@@ -93,7 +93,4 @@ def diffusion_velocities(model: GenerativeModel, frames: Tensor, t: Tensor, nois
 def _diffusion_draws(model: GenerativeModel, frames: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """One (t, ε) per example of frames (B, T, F), as the diffusion model's training draws them:
     t (B,), ε (B, F, T')."""
-    shape = model.normalise(frames).shape
-    t = torch.randint(model.config.diffusion_steps, (shape[0],), generator=generator)
-    noise = torch.randn(shape, generator=generator)
-    return t.to(frames.device), noise.to(frames.device, frames.dtype)
+    return model.training_draws(model.normalise(frames), generator)
