@@ -123,3 +123,16 @@ def test_both_attackers_train_on_the_device_from_where_they_should_and_learn_the
         assert len(curve) == spec.recipe(threat).steps and np.isfinite(curve).all()
         assert np.mean(song_losses(trained, album, references=references)) < np.mean(
             song_losses(before, album, references=references))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("family", ("ar-transformer", "ar-gru", "mel-diffusion"))
+def test_every_generating_family_generates_on_the_device_from_a_cpu_generator(family, device, clips):
+    """T2's style measures: the benchmark draws with a CPU generator whatever the model's device."""
+    from harmonycloak.bench.generated import GeneratedSpec, generated_frames
+
+    spec = GeneratedSpec(clips=2, generated_s=0.64, window_s=0.32, diffusion_steps=2)
+    model = load_zoo_model(family).to(device).eval()
+    frames = generated_frames(model, clips[:2], spec, torch.Generator().manual_seed(0))
+    assert frames.device.type == device and frames.shape[0] == 2 and frames.shape[1] > 0
+    assert torch.isfinite(frames).all()
