@@ -246,6 +246,13 @@ def _parser() -> argparse.ArgumentParser:
     unlearn.add_argument("--attacks", nargs="*", choices=tuple(ATTACKS), metavar="PURIFICATION",
                          help="the purifications applied to the attacked methods in both threat models instead of "
                               "the suite's (given alone: none, no attacked columns)")
+    unlearn.add_argument("--device", choices=defaults.DEVICES,
+                         help="where the threat models' attackers train instead of the suite's (auto: CUDA if present)")
+    unlearn.add_argument("--export-data", type=Path, metavar="NPZ",
+                         help="write the threat models' music of this run to a file and stop (for a machine "
+                              "without the corpus and the soundtracks)")
+    unlearn.add_argument("--data", type=Path, metavar="NPZ",
+                         help="read the threat models' music from a file written by --export-data")
     unlearn.add_argument("--combine", type=Path, nargs="+", metavar="RESULTS_JSON",
                          help="write one report from earlier runs' results.json instead of running")
     unlearn.set_defaults(run=_run_bench_unlearnability)
@@ -419,13 +426,23 @@ def _run_bench_unlearnability(arguments: argparse.Namespace) -> int:
 
         combine_reports(arguments.suite, arguments.combine, out)
         return EXIT_OK
-    run_unlearnability(arguments.suite, out, tuple(arguments.seeds) if arguments.seeds else None,
-                       parts=tuple(arguments.parts) if arguments.parts else None, jobs=arguments.jobs,
-                       methods=tuple(arguments.methods) if arguments.methods else None,
-                       families=tuple(arguments.families) if arguments.families else None,
-                       strength=arguments.strength, scratch_preset=arguments.scratch_preset,
-                       scratch_steps=arguments.scratch_steps, eot=tuple(arguments.eot or ()),
-                       attacks=None if arguments.attacks is None else tuple(arguments.attacks))
+    replacements = dict(methods=tuple(arguments.methods) if arguments.methods else None,
+                        families=tuple(arguments.families) if arguments.families else None,
+                        strength=arguments.strength, scratch_preset=arguments.scratch_preset,
+                        scratch_steps=arguments.scratch_steps, eot=tuple(arguments.eot or ()),
+                        attacks=None if arguments.attacks is None else tuple(arguments.attacks),
+                        device=arguments.device)
+    seeds = tuple(arguments.seeds) if arguments.seeds else None
+    parts = tuple(arguments.parts) if arguments.parts else None
+    if arguments.export_data:
+        from harmonycloak.bench.unlearnability.benchmark import adjusted_suite, export_threat_data
+        from harmonycloak.bench.unlearnability.suites import get_suite
+
+        export_threat_data(adjusted_suite(get_suite(arguments.suite, seeds, parts), **replacements),
+                           arguments.export_data)
+        return EXIT_OK
+    run_unlearnability(arguments.suite, out, seeds, parts=parts, jobs=arguments.jobs, data_bundle=arguments.data,
+                       **replacements)
     return EXIT_OK
 
 

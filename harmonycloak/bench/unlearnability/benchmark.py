@@ -23,6 +23,7 @@ from harmonycloak.bench.unlearnability.releases import OTHER_MUSIC
 from harmonycloak.bench.unlearnability.results import SeedResult
 from harmonycloak.bench.unlearnability.suites import get_suite
 from harmonycloak.bench.unlearnability.threat_experiment import (
+    REFERENCE_CLIPS,
     BenchData,
     ThreatSeedResult,
     corpus_size,
@@ -32,13 +33,12 @@ from harmonycloak.bench.unlearnability.threat_experiment import (
 )
 from harmonycloak.errors import SettingsError
 
-REFERENCE_CLIPS = 32  # other songs whose embeddings are a contrastive encoder's negatives when it is measured
 
 
 def adjusted_suite(suite, jobs: int | None = None, methods: tuple[str, ...] | None = None,
                    families: tuple[str, ...] | None = None, strength: str | None = None,
                    scratch_preset: str | None = None, scratch_steps: int | None = None, eot: tuple[str, ...] = (),
-                   attacks: tuple[str, ...] | None = None):
+                   attacks: tuple[str, ...] | None = None, device: str | None = None):
     """`suite` with the command line's replacements (see `run_unlearnability`)."""
     from harmonycloak.bench.unlearnability.releases import with_controls
 
@@ -64,6 +64,8 @@ def adjusted_suite(suite, jobs: int | None = None, methods: tuple[str, ...] | No
         suite = replace(suite, threat_cloak=replace(suite.threat_cloak, eot=tuple(eot)))
     if attacks is not None:
         suite = replace(suite, attacks=tuple(attacks), scratch_attacks=tuple(attacks))
+    if device:
+        suite = replace(suite, threats=replace(suite.threats, device=device))
     return suite
 
 
@@ -72,7 +74,8 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
                        methods: tuple[str, ...] | None = None, families: tuple[str, ...] | None = None,
                        strength: str | None = None, scratch_preset: str | None = None,
                        scratch_steps: int | None = None, eot: tuple[str, ...] = (),
-                       attacks: tuple[str, ...] | None = None, log=print) -> dict:
+                       attacks: tuple[str, ...] | None = None, device: str | None = None,
+                       data_bundle: Path | None = None, log=print) -> dict:
     """Run a suite (or the given `suite` object) and write its report folder; returns the JSON document.
 
     `methods` and `families` replace the threat models' (a method's random control and "none"
@@ -81,11 +84,13 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
     `scratch_steps` replace T1's attacker size and training length (larger models trained
     longer memorise their corpus: a wider seen/unseen gap); `eot` names the purifications the
     optimised releases are made to survive (`optim.eot`); `attacks` replace the purifications
-    both threat models apply to the attacked methods (empty: none, no attacked columns)."""
+    both threat models apply to the attacked methods (empty: none, no attacked columns); `device`
+    where the attackers train ("auto": CUDA when present); `data_bundle` a file of the threat
+    models' music written by `export_threat_data`, read instead of the corpus."""
     import torch
 
     suite = adjusted_suite(suite or get_suite(suite_name, seeds, parts), jobs, methods, families, strength,
-                           scratch_preset, scratch_steps, eot, attacks)
+                           scratch_preset, scratch_steps, eot, attacks, device)
     command = command or " ".join(shlex.quote(a) for a in ["harmonycloak", *sys.argv[1:]])
     threads = torch.get_num_threads()
     if suite.torch_threads:
@@ -100,7 +105,7 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
         songs = load_songs(suite.data) if audio or style else []
         pieces = load_scores(suite.midi) if midi else []
         log(f"{len(songs)} songs: {dict(Counter(s.artist for s in songs))}; {len(pieces)} MIDI pieces")
-        bench_data = load_threat_data(suite) if suite.threat_models else None
+        bench_data = threat_data(suite, data_bundle) if suite.threat_models else None
         if bench_data is not None:
             log(f"threat models: {len(bench_data.album.released)} released and {len(bench_data.album.unreleased)} "
                 f"unreleased clips of {suite.album.artist}; a corpus of {len(bench_data.corpus)} other songs")
@@ -170,6 +175,27 @@ def _one_thread() -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+def threat_data(suite, data_bundle: Path | None = None) -> BenchData:
+    """The threat models' music: from the bundle when one is given, else from the corpus."""
+    if data_bundle is None:
+        return load_threat_data(suite)
+    from harmonycloak.bench.unlearnability.bundle import load_threat_data_bundle
+
+    return load_threat_data_bundle(data_bundle, suite)
+
+
+def export_threat_data(suite, path: Path, log=print) -> Path:
+    """Write the threat models' music of `suite` to `path` for a machine without the corpus
+    (`run_unlearnability(..., data_bundle=path)` there)."""
+    from harmonycloak.bench.unlearnability.bundle import save_threat_data
+
+    if not suite.threat_models:
+        raise SettingsError("--export-data writes the threat models' music: ask for --parts scratch and/or mimicry")
+    written = save_threat_data(load_threat_data(suite), suite, path)
+    log(f"threat models' music of suite {suite.name}: {written} ({written.stat().st_size / 1e6:.1f} MB)")
+    return written
 
 
 def load_threat_data(suite) -> BenchData:

@@ -42,6 +42,7 @@ OTHERS_PROBED = 8  # T1: corpus songs measured beside the released ones
 # Two runs' losses of one cell within this relative difference are one measurement: another CPU's
 # kernels or thread count round the same training apart by about 1e-5; other settings move it far more
 SAME_CELL_RTOL = 1e-4
+REFERENCE_CLIPS = 32  # other songs whose embeddings are a contrastive encoder's negatives when it is measured
 ARTIST_CLASSIFIER_SEED = 0  # the style judge's initial weights: one judge for every seed
 
 

@@ -378,12 +378,14 @@ def seeds_text(results: list[ThreatSeedResult]) -> str:
     return f"{usual} seeds" + (f" ({others})" if others else "")
 
 
-def threat_section(out, suite, results: list[ThreatSeedResult], commit: str, data_summary: dict) -> list[str]:
-    """Write headline.json into `out` and return the summary's Markdown for the threat models."""
+def threat_section(out, suite, results: list[ThreatSeedResult], commit: str | None, data_summary: dict) -> list[str]:
+    """Write headline.json into `out` and return the summary's Markdown for the threat models
+    (`commit` None: the run was not in a git checkout, "unknown" in the headline)."""
     from harmonycloak.bench.unlearnability.headline import build_headline, write_headline
 
     table = score_table(results, suite.threat_models, suite.families_for_threats, suite.methods_of)
-    write_headline(build_headline(suite.name, commit, headline_threat_models(table)), out / "headline.json")
+    write_headline(build_headline(suite.name, commit or "unknown", headline_threat_models(table)),
+                   out / "headline.json")
     album = data_summary.get("album", {})
     md = ["## Protection against attackers of four families, two threat models", "",
           f"The artist: {album.get('artist', '?')}, {len(results[0].released_songs)} released clips "
