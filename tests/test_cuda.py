@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from harmonycloak.bench.attacker_speed import example_clips
+from harmonycloak.bench.unlearnability.data import DataSpec
 from harmonycloak.bench.unlearnability.threats import FAMILY_GROUP, ThreatSpec, attacker_model, song_losses
 from harmonycloak.optim.objectives import build_objective
 from harmonycloak.settings import OBJECTIVES
@@ -30,8 +31,8 @@ LOSS_RTOL = 5e-3
 
 @pytest.fixture(scope="module")
 def clips() -> list[np.ndarray]:
-    """Real music: 5 s clips of the example song at the working rate."""
-    return example_clips()
+    """Real music: clips of the example song as long as the benchmark's songs, at the working rate."""
+    return example_clips(DataSpec().song_s)
 
 
 def _roll_batch(model) -> torch.Tensor:

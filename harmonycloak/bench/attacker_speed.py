@@ -3,8 +3,8 @@ that makes a suite's threat models cost on this machine.
 
 For each audio family and threat model (T1: a model of the suite's T1 size from random weights;
 T2: the zoo model fine-tuned), the attacker trains through the same path the benchmark uses
-(`threats.attacker_model`, `optim.finetune.finetune`, the suite's recipe) on 5 s clips of the
-example song, a few warm-up steps first (kernel choice, caches), then `steps` timed steps.
+(`threats.attacker_model`, `optim.finetune.finetune`, the suite's recipe) on clips of the
+example song as long as the suite's songs, a few warm-up steps first (kernel choice, caches), then `steps` timed steps.
 The suite's training time is then Σ over families and threats of
 seeds × conditions × the recipe's steps × seconds per step: the trainings alone, without the
 releases' optimisation, the measurements or the MIDI families.
@@ -25,10 +25,9 @@ import torch
 from harmonycloak.errors import SettingsError
 
 WARMUP_STEPS = 3  # untimed steps before the timed ones
-CLIP_S = 5.0  # the benchmark's song length
 
 
-def example_clips(clip_s: float = CLIP_S) -> list[np.ndarray]:
+def example_clips(clip_s: float) -> list[np.ndarray]:
     """The example song cut into consecutive clips of `clip_s` (the rest dropped), mono at the working rate."""
     from harmonycloak.examples import example_path
     from harmonycloak.io.audio import read_audio
@@ -86,7 +85,7 @@ def run_attacker_speed(suite_name: str, device: str, steps: int, families: tuple
     if unknown:
         raise SettingsError(f"not an audio family of the benchmark: {', '.join(unknown)}")
     spec = replace(suite.threats, device=str(resolve_device(device)))
-    songs = example_clips()
+    songs = example_clips(suite.data.song_s)
     rows = []
     for family in chosen:
         for threat in suite.threat_models:
