@@ -204,6 +204,12 @@ def test_a_loud_positive_control_lets_the_suite_compare_where_10_db_is_not_seen(
     scores["positive-white-0db"] = score(0.45, 0.3, 0.6)  # under 0.5: neither control is seen
     text = "\n".join(checks({"scratch": {"ar-gru": scores}}))
     assert "at 0 dB SNR 0.45 [0.30, 0.60]" in text and "too weak" in text and "beats" not in text
+    del scores["positive-white-10db"]  # the loud control alone
+    text = "\n".join(checks({"scratch": {"ar-gru": scores}}))
+    assert "10 dB SNR was not run, and at 0 dB it is not seen (PS 0.45 [0.30, 0.60])" in text and "beats" not in text
+    scores["positive-white-0db"] = score(0.9, 0.8, 1.0)
+    text = "\n".join(checks({"scratch": {"ar-gru": scores}}))
+    assert "at 0 dB it is seen (PS 0.90 [0.80, 1.00])" in text and "beats its random control: masked-cue" in text
 
 
 def test_the_style_score_is_the_share_of_the_fine_tune_s_move_toward_the_artist_that_a_method_undid():

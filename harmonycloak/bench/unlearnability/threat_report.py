@@ -227,11 +227,20 @@ def checks(table: dict[str, dict[str, dict[str, Score]]]) -> list[str]:
                 lines.append(f"{where}: the seen/unseen gap is {100 * gap:.0f} %, under the {100 * SCRATCH_GAP_TARGET:.0f} % "
                              "this threat needs; its scores carry wide intervals.")
             positive = scores.get(positive_control(family))
-            if positive is None:
+            loud = scores.get(LOUD_POSITIVE)
+            if positive is None and loud is not None:
+                if not positive_seen(scores, LOUD_POSITIVE):
+                    lines.append(f"{where}: white noise at 10 dB SNR was not run, and at 0 dB it is not seen (PS "
+                                 f"{loud.interval.text()}): the suite is too weak here, and nothing below is a "
+                                 "conclusion about protection.")
+                    continue
+                lines.append(f"{where}: white noise at 10 dB SNR was not run; at 0 dB it is seen (PS "
+                             f"{loud.interval.text()}): a large effect shows here; the comparisons below stand "
+                             "against their random controls.")
+            elif positive is None:
                 lines.append(f"{where}: the positive control was not run, so nothing here says whether the suite "
                              "could see an effect; the comparisons below stand only against their random controls.")
             elif not positive_seen(scores, positive_control(family)):
-                loud = scores.get(LOUD_POSITIVE)
                 if not positive_seen(scores, LOUD_POSITIVE):
                     lines.append(f"{where}: the positive control is not seen (PS {positive.interval.text()}"
                                  + (f"; at 0 dB SNR {loud.interval.text()}" if loud else "")
