@@ -29,13 +29,13 @@ WARMUP_STEPS = 3  # untimed steps before the timed ones
 
 def example_clips(clip_s: float) -> list[np.ndarray]:
     """The example song cut into consecutive clips of `clip_s` (the rest dropped), mono at the working rate."""
+    from harmonycloak.cloak.model_input import working_rate_mono
     from harmonycloak.examples import example_path
     from harmonycloak.io.audio import read_audio
-    from harmonycloak.resampling import resample
     from harmonycloak.settings import WORKING_RATE_HZ
 
     audio = read_audio(example_path())
-    mono = resample(audio.samples.mean(axis=0), audio.sample_rate_hz, WORKING_RATE_HZ).astype(np.float32)
+    mono = working_rate_mono(audio.samples, audio.sample_rate_hz)
     length = round(clip_s * WORKING_RATE_HZ)
     return [mono[start:start + length] for start in range(0, len(mono) - length + 1, length)]
 

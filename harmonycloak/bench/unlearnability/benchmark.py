@@ -34,7 +34,6 @@ from harmonycloak.bench.unlearnability.threat_experiment import (
 from harmonycloak.errors import SettingsError
 
 
-
 def adjusted_suite(suite, jobs: int | None = None, methods: tuple[str, ...] | None = None,
                    families: tuple[str, ...] | None = None, strength: str | None = None,
                    scratch_preset: str | None = None, scratch_steps: int | None = None, eot: tuple[str, ...] = (),

@@ -228,28 +228,14 @@ def checks(table: dict[str, dict[str, dict[str, Score]]]) -> list[str]:
                              "this threat needs; its scores carry wide intervals.")
             positive = scores.get(positive_control(family))
             loud = scores.get(LOUD_POSITIVE)
-            if positive is None and loud is not None:
-                if not positive_seen(scores, LOUD_POSITIVE):
-                    lines.append(f"{where}: white noise at 10 dB SNR was not run, and at 0 dB it is not seen (PS "
-                                 f"{loud.interval.text()}): the suite is too weak here, and nothing below is a "
-                                 "conclusion about protection.")
-                    continue
-                lines.append(f"{where}: white noise at 10 dB SNR was not run; at 0 dB it is seen (PS "
-                             f"{loud.interval.text()}): a large effect shows here; the comparisons below stand "
-                             "against their random controls.")
-            elif positive is None:
+            if positive is None and loud is None:
                 lines.append(f"{where}: the positive control was not run, so nothing here says whether the suite "
                              "could see an effect; the comparisons below stand only against their random controls.")
-            elif not positive_seen(scores, positive_control(family)):
-                if not positive_seen(scores, LOUD_POSITIVE):
-                    lines.append(f"{where}: the positive control is not seen (PS {positive.interval.text()}"
-                                 + (f"; at 0 dB SNR {loud.interval.text()}" if loud else "")
-                                 + "): the suite is too weak here, and nothing below is a conclusion about protection.")
+            elif positive is None or not positive_seen(scores, positive_control(family)):
+                seen = positive_seen(scores, LOUD_POSITIVE)
+                lines.append(f"{where}: {_loud_control_text(positive, loud, seen)}")
+                if not seen:
                     continue
-                lines.append(f"{where}: white noise at 10 dB SNR is not seen (PS {positive.interval.text()}), at 0 dB "
-                             f"it is (PS {loud.interval.text()}): the attacker learns the songs through noise a tenth "
-                             "as strong as the music, so only a large effect shows here; the comparisons below stand "
-                             "against their random controls.")
             style = style_check(scores)
             if style:
                 lines.append(f"{where}: {style}")
@@ -261,6 +247,23 @@ def checks(table: dict[str, dict[str, dict[str, Score]]]) -> list[str]:
             if losers:
                 lines.append(f"{where}: within its random control (no measurable protection): {', '.join(losers)}.")
     return lines
+
+
+def _loud_control_text(positive: Score | None, loud: Score | None, loud_seen: bool) -> str:
+    """What `checks` says where white noise at 10 dB is not seen or not run (`positive` None)
+    and the 0 dB control decides (`loud` None: not run)."""
+    too_weak = "the suite is too weak here, and nothing below is a conclusion about protection."
+    if positive is None:
+        if not loud_seen:
+            return f"white noise at 10 dB SNR was not run, and at 0 dB it is not seen (PS {loud.interval.text()}): {too_weak}"
+        return (f"white noise at 10 dB SNR was not run; at 0 dB it is seen (PS {loud.interval.text()}): a large effect "
+                "shows here; the comparisons below stand against their random controls.")
+    if not loud_seen:
+        return (f"the positive control is not seen (PS {positive.interval.text()}"
+                + (f"; at 0 dB SNR {loud.interval.text()}" if loud else "") + f"): {too_weak}")
+    return (f"white noise at 10 dB SNR is not seen (PS {positive.interval.text()}), at 0 dB it is (PS "
+            f"{loud.interval.text()}): the attacker learns the songs through noise a tenth as strong as the music, "
+            "so only a large effect shows here; the comparisons below stand against their random controls.")
 
 
 def style_seen(ps: float, interval: tuple[float, float]) -> bool:
