@@ -109,7 +109,9 @@ def _parser() -> argparse.ArgumentParser:
                               "maxloss, error-maximising noise against models fine-tuned on the song; "
                               "future-cue, energy that announces the next frame (needs no model, fast); "
                               "embedding-shift, the zoo's encoder hears a decoy style; gradient-matching, a "
-                              "training step on the song moves a model toward a decoy of it (docs/objectives.md); "
+                              "training step on the song moves a model toward a decoy of it; reverse-gradient, a training "
+                              "step on the song teaches a model nothing of the clean song, or unlearns it "
+                              "(docs/objectives.md); "
                               "MIDI takes minmin or maxloss")
     protect.add_argument("--surrogates", choices=defaults.SURROGATE_KINDS, default=ProtectionSettings.surrogates,
                          help="black-box min-min: random, the paper's bag of randomly initialised models; zoo, the "

@@ -34,18 +34,20 @@ STRENGTHS = ("low", "medium", "high")
 REPORTS = ("json", "png", "none")  # beside each output: the JSON report; the JSON and its picture; nothing
 BACKENDS = ("local", "ray")  # where a batch runs its files: processes on this machine, or a Ray cluster
 # What the noise is optimised for (`optim.objectives`): the paper's error-minimising noise, a
-# cue to the next frame, a decoy style for an encoder, a training step toward a decoy.
-OBJECTIVES = ("minmin", "maxloss", "future-cue", "embedding-shift", "gradient-matching")
+# cue to the next frame, a decoy style for an encoder, a training step toward a decoy or one
+# that does not lower the clean song's loss.
+OBJECTIVES = ("minmin", "maxloss", "future-cue", "embedding-shift", "gradient-matching", "reverse-gradient")
 MIDI_OBJECTIVES = ("minmin", "maxloss")  # those that read nothing of audio (the others need its frames or decoys)
 # Black-box surrogates: "random", the paper's bag of randomly initialised models (§4.2), or
 # "zoo", the zoo's pretrained public models (a real attacker starts from public weights too).
-# embedding-shift and gradient-matching always read the zoo's; future-cue reads the music alone.
+# embedding-shift and the gradient alignments always read the zoo's; future-cue reads the music alone.
 SURROGATE_KINDS = ("random", "zoo")
 ZOO_SURROGATES: dict[str, tuple[str, ...]] = {
     "minmin": ("ar-transformer", "ar-gru", "ar-tcn"),
     "maxloss": ("ar-transformer", "ar-gru", "ar-tcn"),
     "embedding-shift": ("contrastive",),
     "gradient-matching": ("ar-transformer", "ar-gru", "ar-tcn"),
+    "reverse-gradient": ("ar-transformer", "ar-gru", "ar-tcn"),
 }
 # Strength = how close the noise may come to what masks it, in dB under the cloak's bound:
 #   dominant: under the music's level at the dominant frequency (dB SPL);

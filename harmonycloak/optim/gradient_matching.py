@@ -1,20 +1,30 @@
-"""Gradient matching toward a decoy: training on the protected song teaches a decoy instead.
+"""Gradient alignment: training on the protected song takes a step the defender chose.
 
 What protection has to achieve is a statement about a training step: after training on the
-released x + δ, the model should fit the clean x no better (PS). This objective works on that
-step directly. For each model, the parameter gradient of its training loss on x + δ should
-point where the gradient on a *decoy* of the song points, so that every step an attacker takes
-on the released song is a step toward the decoy:
+released x + δ, the model should fit the clean x no better (PS). These objectives work on that
+step directly, through the parameter gradient of each model's training loss,
 
-    g(v)  = ∇_θ L_train(θ; v)
-    loss  = mean over models of 1 − cos( g(x + δ), g(decoy(x)) )               per batch
+    g(v) = ∇_θ L_train(θ; v).
 
-1 − cos reads 1 when the two steps are orthogonal, 0 when they agree. The decoy is the song
-three semitones lower and slower (read at 2^(−3/12) of its speed): the same music moved
-where the clean song is not. Both gradients use one random draw (diffusion steps, crops), so
-the models' randomness does not enter the comparison. The models are best pretrained ones
-(the zoo's, at several training stages); they are not trained by the loop, and the parameters
-compared are those the model trains (its own frozen parts, a codec or a conditioner, are not).
+  gradient-matching  a step on x + δ is a step toward a decoy of the song: per model,
+                         loss = 1 − cos( g(x + δ), g(decoy(x)) )
+                     which reads 1 when the two steps are orthogonal and 0 when they agree.
+                     The decoy is the song three semitones lower and slower (read at
+                     2^(−3/12) of its speed): the same music moved where the clean song is not.
+  reverse-gradient   a step on x + δ does not lower the clean song's loss, or raises it: a
+                     step θ − η·g(x + δ) changes L(θ; x) by −η·⟨g(x), g(x + δ)⟩ to first
+                     order, so per model
+                         loss = ⟨g(x + δ), g(x)⟩ / ‖g(x)‖²
+                     the change relative to a step on the clean song: 1 on the clean song,
+                     0 when the step learns nothing of it, negative when the step unlearns it.
+                     (The cosine with −g(x) would be stationary at δ = 0, where the two
+                     gradients agree exactly, and sign steps could not leave it.)
+
+The loss is the mean over models, the same for every segment of a batch. Both gradients use
+one random draw (diffusion steps, crops), so the models' randomness does not enter the
+comparison. The models are pretrained ones (the zoo's); they are not trained by the loop,
+and the parameters compared are those the model trains (its own frozen parts, a codec or a
+conditioner, are not).
 """
 
 from __future__ import annotations
@@ -77,3 +87,20 @@ class GradientMatching:
         mismatch = [1.0 - F.cosine_similarity(training_gradient(model, protected, create_graph=True), target, dim=0)
                     for model, target in zip(models, reference)]
         return torch.stack(mismatch).mean().expand(protected.shape[0])
+
+
+class ReverseGradient(GradientMatching):
+    name = "reverse-gradient"
+
+    def reference(self, models: Sequence[GenerativeModel], clean: Tensor, segment_ids: Tensor) -> list[Tensor]:
+        """g(x) / ‖g(x)‖² of every model, each (P_m,): the loss is then one inner product."""
+        references = []
+        for model in models:
+            gradient = training_gradient(model, clean, create_graph=False).detach()
+            references.append(gradient / gradient.square().sum().clamp(min=1e-30))
+        return references
+
+    def loss(self, models: Sequence[GenerativeModel], protected: Tensor, reference: list[Tensor]) -> Tensor:
+        learned = [torch.dot(training_gradient(model, protected, create_graph=True), target)
+                   for model, target in zip(models, reference)]
+        return torch.stack(learned).mean().expand(protected.shape[0])

@@ -11,6 +11,7 @@ between rounds (the outer step of min-min). Objectives:
   future-cue         noise whose energy in frame t announces frame t + 1 (`optim.future_cue`)
   embedding-shift    an encoder reads x + δ as a decoy style (`optim.embedding_shift`)
   gradient-matching  a training step on x + δ moves the models toward a decoy (`optim.gradient_matching`)
+  reverse-gradient   a training step on x + δ does not teach the models x (`optim.gradient_matching`)
 
 Models are `models.interface.GenerativeModel`s: a front end (`features`), a generative loss
 per example on the features, and `predict` (what the model outputs and what it should).
@@ -119,6 +120,10 @@ def build_objective(name: str, mode: str = "blackbox", seed: int = 0) -> Objecti
         from harmonycloak.optim.gradient_matching import GradientMatching
 
         return GradientMatching()
+    if name == "reverse-gradient":
+        from harmonycloak.optim.gradient_matching import ReverseGradient
+
+        return ReverseGradient()
     raise SettingsError(f"objective must be one of {', '.join(OBJECTIVES)}, not '{name}'")
 
 

@@ -373,11 +373,27 @@ def test_the_error_maximising_release_raises_the_known_model_s_loss():
 def test_zoo_objectives_read_only_zoo_models_of_other_groups_than_the_attacker_s():
     from harmonycloak.bench.unlearnability.releases import heldout_zoo
 
-    for objective in ("gradient-matching", "minmin", "maxloss"):
+    for objective in ("gradient-matching", "reverse-gradient", "minmin", "maxloss"):
         for family in ("ar-transformer", "codec-lm", "mel-diffusion"):
             models = heldout_zoo(family, objective)
             assert models and all(FAMILY_GROUP[m.family] != FAMILY_GROUP[family] for m in models)
     assert release_key("masked-gradient-matching", "ar-gru") == release_key("masked-minmin-zoo", "ar-tcn") == "next-frame"
+    assert release_key("masked-reverse-gradient", "codec-lm") == FAMILY_GROUP["codec-lm"]
+    assert release_key("masked-reverse-gradient-whitebox", "ar-gru") == "ar-gru"
+
+
+def test_the_reverse_gradient_release_makes_the_known_model_s_step_learn_less_of_the_clean_songs():
+    from harmonycloak.optim.gradient_matching import ReverseGradient
+
+    songs = [melody(seconds=1.28, seed=7), melody(seconds=1.28, seed=8)]
+    released = release("masked-reverse-gradient-whitebox", songs, "ar-gru", 0, ReleaseSpec(pgd_steps=4, max_rounds=1))
+    assert released.summary["surrogates"] == ["ar-gru"] and released.summary["objective"] == "reverse-gradient"
+    model, objective = load_zoo_model("ar-gru"), ReverseGradient()
+    clean, protected = torch.from_numpy(np.stack(songs)), torch.from_numpy(np.stack(released.songs))
+    reference = objective.reference([model], clean, torch.arange(2))
+    # ⟨g(x + δ), g(x)⟩ / ‖g(x)‖²: 1 for the clean songs; the noise turns the step away from them
+    assert objective.loss([model], clean, reference)[0].item() == pytest.approx(1.0, abs=1e-4)
+    assert objective.loss([model], protected, reference)[0].item() < 0.9
 
 
 def test_unknown_methods_and_families_are_refused_before_anything_runs(tmp_path):

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from harmonycloak.errors import ModelError, SettingsError
 from harmonycloak.optim.embedding_shift import EmbeddingShift
 from harmonycloak.optim.future_cue import CUE_DB, FutureCue
-from harmonycloak.optim.gradient_matching import GradientMatching, decoy_waveform, training_gradient
+from harmonycloak.optim.gradient_matching import GradientMatching, ReverseGradient, decoy_waveform, training_gradient
 from harmonycloak.optim.minmin import MinMinConfig, optimise_noise
 from harmonycloak.optim.objectives import ErrorMinimising, build_objective
 from harmonycloak.settings import OBJECTIVES, WORKING_RATE_HZ, ProtectionSettings
@@ -216,6 +216,32 @@ def test_gradient_matching_reaches_the_decoy_direction():
     reference = objective.reference([model], x, torch.tensor([0]))
     after = objective.loss([model], (x + problem.parameter).detach(), reference).item()
     assert after < 0.05 < history.protected_loss[0] or after < 0.05  # cos(g, g_decoy) > 0.95
+
+
+def test_the_reverse_gradient_reads_one_on_the_clean_song_and_first_steps_along_the_clean_step():
+    theta, x = torch.tensor([0.5, -1.0, 2.0, 0.0]), torch.tensor([[1.0, -2.0, 0.5, 3.0]])
+    model, objective, problem = MeanLearner(theta), ReverseGradient(), FreeNoise(x)
+    reference = objective.reference([model], x, torch.tensor([0]))
+    assert objective.loss([model], x, reference).item() == pytest.approx(1.0)  # ⟨g(x), g(x)⟩ / ‖g(x)‖²
+    run(problem, [model], objective)
+    # loss(δ) = ⟨θ − x − δ, θ − x⟩ / ‖θ − x‖², so ∂/∂δ = −(θ − x)/‖θ − x‖²: the step is +STEP · sign(θ − x)
+    assert torch.equal(problem.parameter.detach()[0], STEP * torch.sign(theta - x[0]))
+    assert torch.equal(model.theta.detach(), theta)  # read, never trained
+
+
+def test_a_training_step_on_the_reverse_gradient_s_noise_raises_the_clean_loss():
+    theta, x = torch.tensor([0.5, -1.0, 2.0, 0.0, 1.5]), torch.tensor([[1.0, -2.0, 0.5, 3.0, -1.0]])
+    model, objective, problem = MeanLearner(theta), ReverseGradient(), FreeNoise(x)
+    run(problem, [model], objective, pgd_steps=40, step=0.1)  # δ = 4 · sign(θ − x): the loss is linear in δ
+    reference = objective.reference([model], x, torch.tensor([0]))
+    released = (x + problem.parameter).detach()
+    assert objective.loss([model], released, reference).item() < 0.0
+    # The attacker's step on the released song, θ ← θ − η (θ − x − δ), and the clean loss ½‖θ − x‖² before and after
+    learning_rate = 0.1
+    stepped = theta - learning_rate * (theta - released[0])
+    assert 0.5 * (stepped - x[0]).square().sum() > 0.5 * (theta - x[0]).square().sum()
+    clean_step = theta - learning_rate * (theta - x[0])
+    assert 0.5 * (clean_step - x[0]).square().sum() < 0.5 * (theta - x[0]).square().sum()
 
 
 # --- the loop and the settings ------------------------------------------------------------

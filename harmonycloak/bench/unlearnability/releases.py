@@ -31,6 +31,11 @@ Candidate objectives (`optim.objectives`; not in a suite's methods unless it nam
                            attackers (it is their base model, or their conditioner)
   masked-gradient-matching training steps on the songs turn toward a decoy, against the zoo's
                            pretrained models of other groups than the attacker's (`heldout_zoo`)
+  masked-reverse-gradient  training steps on the songs do not lower the clean songs' loss (or
+                           raise it), against the same held-out zoo models
+  masked-gradient-matching-whitebox, masked-reverse-gradient-whitebox
+                           the same against the zoo model of the attacker's family: the defender
+                           knows the public base model
   masked-minmin-zoo        the paper's min-min against those pretrained models, fine-tuned on the
                            protected songs between noise updates (the alternating version)
   masked-maxloss-whitebox  error-maximising noise against the zoo model of the attacker's family,
@@ -70,6 +75,9 @@ OBJECTIVE_METHODS = {  # method → (cloak, objective)
     "masked-cue": ("masked", "future-cue"),
     "masked-embedding-shift": ("masked", "embedding-shift"),
     "masked-gradient-matching": ("masked", "gradient-matching"),
+    "masked-gradient-matching-whitebox": ("masked", "gradient-matching"),
+    "masked-reverse-gradient": ("masked", "reverse-gradient"),
+    "masked-reverse-gradient-whitebox": ("masked", "reverse-gradient"),
     "masked-minmin-zoo": ("masked", "minmin"),
     "masked-maxloss-whitebox": ("masked", "maxloss"),
     "masked-maxloss-zoo": ("masked", "maxloss"),
@@ -82,6 +90,8 @@ RANDOM_CONTROL = {"dominant-whitebox": "random-dominant", "dominant-blackbox": "
                   "masked-whitebox": "random-masked", "masked-blackbox": "random-masked",
                   "cue-10db": "positive-white-10db", "masked-cue": "random-masked",
                   "masked-embedding-shift": "random-masked", "masked-gradient-matching": "random-masked",
+                  "masked-gradient-matching-whitebox": "random-masked", "masked-reverse-gradient": "random-masked",
+                  "masked-reverse-gradient-whitebox": "random-masked",
                   "masked-minmin-zoo": "random-masked", "masked-maxloss-whitebox": "random-masked",
                   "masked-maxloss-zoo": "random-masked", "gain-cue": "random-gain",
                   "gain-maxloss-whitebox": "random-gain"}
@@ -149,8 +159,8 @@ def release_key(method: str, family: str) -> str:
 
     if method.endswith("-whitebox") or method == "positive-linf-em":
         return family
-    if method.endswith("-blackbox") or method in ("masked-gradient-matching", "masked-minmin-zoo",
-                                                  "masked-maxloss-zoo"):
+    if method.endswith("-blackbox") or method in ("masked-gradient-matching", "masked-reverse-gradient",
+                                                  "masked-minmin-zoo", "masked-maxloss-zoo"):
         return FAMILY_GROUP.get(family, family)
     return "any"
 
@@ -248,7 +258,7 @@ def _optimised_noise(method: str, songs: list[np.ndarray], family: str, seed: in
         cloak, objective = OBJECTIVE_METHODS[method]
         known = load_zoo_model(family) if method.endswith("-whitebox") else None
         settings = _settings("masked" if cloak == "linf-10db" else cloak, seed, spec, known, objective=objective)
-        reads_zoo = known is None and objective in ("gradient-matching", "minmin", "maxloss")
+        reads_zoo = known is None and objective in ("gradient-matching", "reverse-gradient", "minmin", "maxloss")
         outcome = cloak_tracks([lane], WORKING_RATE_HZ, settings,
                                surrogates=heldout_zoo(family, objective) if reads_zoo else None,
                                cloak_factory=audible_ball if cloak == "linf-10db" else None)
