@@ -243,6 +243,9 @@ def _parser() -> argparse.ArgumentParser:
                               "zoo's pretrained size, which memorises its corpus)")
     unlearn.add_argument("--scratch-steps", type=_positive_int, metavar="N",
                          help="T1's training steps instead of the suite's")
+    unlearn.add_argument("--release-steps", type=_positive_int, metavar="N",
+                         help="the optimised releases' PGD steps per round instead of the suite's (their "
+                              "optimisation effort; protect takes 20)")
     unlearn.add_argument("--eot", nargs="+", choices=tuple(ATTACKS), metavar="PURIFICATION",
                          help="the optimised releases are made to survive these purifications too (protect --eot)")
     unlearn.add_argument("--attacks", nargs="*", choices=tuple(ATTACKS), metavar="PURIFICATION",
@@ -433,7 +436,7 @@ def _run_bench_unlearnability(arguments: argparse.Namespace) -> int:
                         strength=arguments.strength, scratch_preset=arguments.scratch_preset,
                         scratch_steps=arguments.scratch_steps, eot=tuple(arguments.eot or ()),
                         attacks=None if arguments.attacks is None else tuple(arguments.attacks),
-                        device=arguments.device)
+                        device=arguments.device, release_steps=arguments.release_steps)
     seeds = tuple(arguments.seeds) if arguments.seeds else None
     parts = tuple(arguments.parts) if arguments.parts else None
     if arguments.export_data:

@@ -426,6 +426,9 @@ def test_the_command_line_replaces_the_suite_s_methods_families_and_strength():
     assert larger.threats.mimicry == standard.threats.mimicry and standard.threats.scratch_preset == "small"
     surviving = adjusted_suite(standard, eot=("mp3-128k",))
     assert surviving.threat_cloak.eot == ("mp3-128k",) and standard.threat_cloak.eot == ()
+    harder = adjusted_suite(standard, release_steps=20)
+    assert harder.threat_cloak.pgd_steps == 20 and standard.threat_cloak.pgd_steps == 6
+    assert harder.threat_cloak.max_rounds == standard.threat_cloak.max_rounds
     from harmonycloak.bench.unlearnability.releases import _settings
 
     assert _settings("masked", 0, surviving.threat_cloak).eot == ("mp3-128k",)  # what the releases are made with

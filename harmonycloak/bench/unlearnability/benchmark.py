@@ -37,7 +37,8 @@ from harmonycloak.errors import SettingsError
 def adjusted_suite(suite, jobs: int | None = None, methods: tuple[str, ...] | None = None,
                    families: tuple[str, ...] | None = None, strength: str | None = None,
                    scratch_preset: str | None = None, scratch_steps: int | None = None, eot: tuple[str, ...] = (),
-                   attacks: tuple[str, ...] | None = None, device: str | None = None):
+                   attacks: tuple[str, ...] | None = None, device: str | None = None,
+                   release_steps: int | None = None):
     """`suite` with the command line's replacements (see `run_unlearnability`)."""
     from harmonycloak.bench.unlearnability.releases import with_controls
 
@@ -61,6 +62,8 @@ def adjusted_suite(suite, jobs: int | None = None, methods: tuple[str, ...] | No
         suite = replace(suite, threats=replace(suite.threats, scratch=replace(suite.threats.scratch, steps=scratch_steps)))
     if eot:
         suite = replace(suite, threat_cloak=replace(suite.threat_cloak, eot=tuple(eot)))
+    if release_steps:
+        suite = replace(suite, threat_cloak=replace(suite.threat_cloak, pgd_steps=release_steps))
     if attacks is not None:
         suite = replace(suite, attacks=tuple(attacks), scratch_attacks=tuple(attacks))
     if device:
@@ -74,7 +77,7 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
                        strength: str | None = None, scratch_preset: str | None = None,
                        scratch_steps: int | None = None, eot: tuple[str, ...] = (),
                        attacks: tuple[str, ...] | None = None, device: str | None = None,
-                       data_bundle: Path | None = None, log=print) -> dict:
+                       data_bundle: Path | None = None, release_steps: int | None = None, log=print) -> dict:
     """Run a suite (or the given `suite` object) and write its report folder; returns the JSON document.
 
     `methods` and `families` replace the threat models' (a method's random control and "none"
@@ -85,11 +88,12 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
     optimised releases are made to survive (`optim.eot`); `attacks` replace the purifications
     both threat models apply to the attacked methods (empty: none, no attacked columns); `device`
     where the attackers train ("auto": CUDA when present); `data_bundle` a file of the threat
-    models' music written by `export_threat_data`, read instead of the corpus."""
+    models' music written by `export_threat_data`, read instead of the corpus; `release_steps`
+    the optimised releases' PGD steps per round (their optimisation effort)."""
     import torch
 
     suite = adjusted_suite(suite or get_suite(suite_name, seeds, parts), jobs, methods, families, strength,
-                           scratch_preset, scratch_steps, eot, attacks, device)
+                           scratch_preset, scratch_steps, eot, attacks, device, release_steps)
     command = command or " ".join(shlex.quote(a) for a in ["harmonycloak", *sys.argv[1:]])
     threads = torch.get_num_threads()
     if suite.torch_threads:
