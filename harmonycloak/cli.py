@@ -97,7 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     protect.add_argument("-o", "--output", help="output file (one input) or folder (several inputs, or a name ending in /)")
     protect.add_argument("--mode", choices=defaults.MODES, default=ProtectionSettings.mode,
                          help="blackbox: a bag of surrogate models (default); whitebox: the model given with --model")
-    protect.add_argument("--model", type=Path, help="white-box: checkpoint of the model to protect against")
+    protect.add_argument("--model", type=Path,
+                         help="white-box: the model to protect against, a checkpoint of `harmonycloak train` or "
+                              "zoo:NAME, a pretrained zoo model (`harmonycloak zoo list`)")
     protect.add_argument("--strength", choices=defaults.STRENGTHS, default=ProtectionSettings.strength,
                          help=f"how close the noise may come to what masks it (default {ProtectionSettings.strength})")
     protect.add_argument("--cloak", choices=defaults.CLOAKS, default=ProtectionSettings.cloak,

@@ -9,7 +9,7 @@ See `registry` (what each model is and how it is trained), `sources` and `audio_
 line builds its parser from `harmonycloak.zoo.cli` without loading torch.
 """
 
-__all__ = ["load_weights_file", "load_zoo_model"]
+__all__ = ["load_named_model", "load_weights_file", "load_zoo_model"]
 
 
 def __getattr__(name: str):

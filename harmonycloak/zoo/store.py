@@ -132,3 +132,21 @@ def load_zoo_model(name: str, folder: str | Path | None = None) -> nn.Module:
         known = ", ".join(sorted(key[:-3] for key in manifest)) or "none"
         raise ModelError(f"no zoo weights named {name!r} (available: {known})", folder / file_name)
     return load_weights_file(folder / file_name, manifest[file_name])[0]
+
+
+ZOO_MODEL_PREFIX = "zoo:"  # `protect --model zoo:NAME`: white-box against a committed zoo model
+
+
+def load_named_model(reference: str | Path) -> nn.Module:
+    """The model `protect --model` names: ``zoo:NAME`` (a committed zoo model, e.g. the public
+    base model an attacker fine-tunes) or a checkpoint that ``harmonycloak train`` wrote.
+
+    Raises:
+        ModelError: no such zoo model or checkpoint, or one that does not load.
+    """
+    from harmonycloak.models.checkpoint import load_checkpoint
+
+    text = str(reference)
+    if text.startswith(ZOO_MODEL_PREFIX):
+        return load_zoo_model(text.removeprefix(ZOO_MODEL_PREFIX))
+    return load_checkpoint(reference)[0]

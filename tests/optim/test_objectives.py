@@ -293,6 +293,21 @@ def test_every_named_objective_is_built_and_an_unknown_one_is_refused():
         ProtectionSettings(objective="louder")
 
 
+def test_white_box_against_a_zoo_model_by_its_name_reads_the_committed_weights():
+    from pathlib import Path
+
+    from harmonycloak.flows.audio.protect import build_surrogates
+    from harmonycloak.zoo import load_zoo_model
+
+    settings = ProtectionSettings(mode="whitebox", model_checkpoint=Path("zoo:ar-gru"), objective="reverse-gradient")
+    (model,) = build_surrogates(settings, torch.device("cpu"))
+    pretrained = load_zoo_model("ar-gru")
+    assert model.family == "ar-gru"
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), pretrained.state_dict().values()))
+    with pytest.raises(ModelError, match="no zoo weights named 'ar-lstm'"):
+        build_surrogates(ProtectionSettings(mode="whitebox", model_checkpoint=Path("zoo:ar-lstm")), torch.device("cpu"))
+
+
 def test_black_box_surrogates_follow_the_objective_and_the_surrogates_setting():
     from harmonycloak.flows.audio.protect import build_surrogates
     from harmonycloak.settings import ZOO_SURROGATES

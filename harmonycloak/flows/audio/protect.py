@@ -28,7 +28,6 @@ from harmonycloak.io.atomic import atomic_output
 from harmonycloak.io.audio import audio_format_for_path, check_output_path, read_audio, write_audio
 from harmonycloak.io.paths import default_output_path
 from harmonycloak.models.bag import build_audio_bag
-from harmonycloak.models.checkpoint import load_checkpoint
 from harmonycloak.models.interface import GenerativeModel, is_audio_model
 from harmonycloak.music import Audio
 from harmonycloak.optim.eot import Transformations
@@ -37,6 +36,7 @@ from harmonycloak.optim.objectives import build_objective
 from harmonycloak.resampling import to_working_rate
 from harmonycloak.safeguards import check_long_enough, limit_to_source_range
 from harmonycloak.settings import PAPER_ALPHA, ZOO_SURROGATES, ProtectionSettings, max_gain_db, resolve_device
+from harmonycloak.zoo.store import load_named_model
 
 SILENCE_PEAK_DBFS = -90.0  # a file whose peak stays under this holds nothing to protect
 
@@ -56,7 +56,7 @@ def build_surrogates(settings: ProtectionSettings, device: torch.device) -> list
     if settings.objective == "future-cue":
         return []
     if settings.mode == "whitebox":
-        model = settings.model if settings.model is not None else load_checkpoint(settings.model_checkpoint)[0]
+        model = settings.model if settings.model is not None else load_named_model(settings.model_checkpoint)
         source = settings.model_checkpoint if settings.model is None else None
         if not is_audio_model(model):
             raise ModelError("this model is not an audio model; use it with a MIDI file", source)

@@ -31,12 +31,12 @@ from harmonycloak.io.atomic import refuse_to_replace
 from harmonycloak.io.midi import MIDI_SUFFIXES, as_type_1, read_midi, write_midi
 from harmonycloak.io.paths import default_output_path
 from harmonycloak.models.bag import build_musegan_bag, musegan_bag_phrase
-from harmonycloak.models.checkpoint import load_checkpoint
 from harmonycloak.models.interface import PhraseLayout, SymbolicModel, is_symbolic_model
 from harmonycloak.music import Score
 from harmonycloak.optim.minmin import MinMinConfig, mean_generative_loss, optimise_noise
 from harmonycloak.optim.objectives import build_objective
 from harmonycloak.settings import MIDI_OBJECTIVES, PAPER_ALPHA, ProtectionSettings, headroom_db, resolve_device
+from harmonycloak.zoo.store import load_named_model
 
 FAMILY_KIND = {"musegan": "gan", "symphonynet": "transformer"}  # which of the paper's α each family takes
 
@@ -62,7 +62,7 @@ def build_midi_surrogates(score: Score, settings: ProtectionSettings, device: to
     """White-box: the model, checked against the score; black-box: the MuseGAN bag for its tracks."""
     num_tracks = int(score_instruments(score).max()) + 1  # the models' rows: one per instrument
     if settings.mode == "whitebox":
-        model = settings.model if settings.model is not None else load_checkpoint(settings.model_checkpoint)[0]
+        model = settings.model if settings.model is not None else load_named_model(settings.model_checkpoint)
         source = settings.model_checkpoint if settings.model is None else None
         if not is_symbolic_model(model):
             raise ModelError("this model is an audio model; use it with an audio file", source)
