@@ -68,12 +68,17 @@ def training_gradient(model: GenerativeModel, inputs: Tensor, create_graph: bool
     return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(gradients, parameters)])
 
 
-class GradientMatching:
-    name = "gradient-matching"
+class _GradientAlignment:
+    """What both objectives are to the loop: they read the models' parameter gradients and train nothing."""
+
     trains_models = False
     needs_models = True
     meta_test = False
     reads_model_gradients = True
+
+
+class GradientMatching(_GradientAlignment):
+    name = "gradient-matching"
 
     def __init__(self, semitones: float = DECOY_SEMITONES) -> None:
         self.semitones = semitones
@@ -89,7 +94,7 @@ class GradientMatching:
         return torch.stack(mismatch).mean().expand(protected.shape[0])
 
 
-class ReverseGradient(GradientMatching):
+class ReverseGradient(_GradientAlignment):
     name = "reverse-gradient"
 
     def reference(self, models: Sequence[GenerativeModel], clean: Tensor, segment_ids: Tensor) -> list[Tensor]:
