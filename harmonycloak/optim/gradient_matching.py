@@ -20,11 +20,14 @@ step directly, through the parameter gradient of each model's training loss,
                      (The cosine with −g(x) would be stationary at δ = 0, where the two
                      gradients agree exactly, and sign steps could not leave it.)
 
-The loss is the mean over models, the same for every segment of a batch. Both gradients use
-one random draw (diffusion steps, crops), so the models' randomness does not enter the
-comparison. The models are pretrained ones (the zoo's); they are not trained by the loop,
-and the parameters compared are those the model trains (its own frozen parts, a codec or a
-conditioner, are not).
+The loss is the mean over models, the same for every segment of a batch. The models'
+training losses draw at random (diffusion steps and noise, crops). Gradient matching gives
+both gradients one draw, so that randomness does not enter its comparison. The reverse
+gradient cannot know the draws of the attacker's steps: it averages the clean step over
+`REFERENCE_DRAWS` draws, and reads x + δ under a new draw at every optimiser step, so the
+noise is made for the expected step rather than for one draw. The models are pretrained ones
+(the zoo's); they are not trained by the loop, and the parameters compared are those the
+model trains (its own frozen parts, a codec or a conditioner, are not).
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from harmonycloak.models.interface import GenerativeModel
 
 DECOY_SEMITONES = -3.0  # the decoy: the song this many semitones away, slower or faster alike
-DRAW_SEED = 0  # the one random draw both gradients of a batch share
+DRAW_SEED = 0  # gradient matching: the one random draw both gradients of a batch share
+REFERENCE_DRAWS = 4  # reverse gradient: the clean step is averaged over this many draws
 
 
 def decoy_waveform(clean: Tensor, semitones: float = DECOY_SEMITONES) -> Tensor:
@@ -56,14 +60,14 @@ def decoy_waveform(clean: Tensor, semitones: float = DECOY_SEMITONES) -> Tensor:
     return clean[:, left % length] * (1 - fraction) + clean[:, (left + 1) % length] * fraction
 
 
-def training_gradient(model: GenerativeModel, inputs: Tensor, create_graph: bool) -> Tensor:
-    """∇_θ of the model's training loss on `inputs` over the parameters it trains (those that
-    require gradients: a model's own frozen parts do not), flattened (P,); differentiable in
-    the inputs when `create_graph`."""
+def training_gradient(model: GenerativeModel, inputs: Tensor, create_graph: bool, draw_seed: int = DRAW_SEED) -> Tensor:
+    """∇_θ of the model's training loss on `inputs` under the random draw `draw_seed`, over the
+    parameters it trains (those that require gradients: a model's own frozen parts do not),
+    flattened (P,); differentiable in the inputs when `create_graph`."""
     parameters = [p for p in model.parameters() if p.requires_grad]
     # The math kernel of attention: the fused CPU kernels have no second derivative.
     with sdpa_kernel(SDPBackend.MATH):
-        loss = model.training_loss(inputs, torch.Generator().manual_seed(DRAW_SEED))
+        loss = model.training_loss(inputs, torch.Generator().manual_seed(draw_seed))
         gradients = torch.autograd.grad(loss, parameters, create_graph=create_graph, allow_unused=True)
     return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(gradients, parameters)])
 
@@ -97,15 +101,22 @@ class GradientMatching(_GradientAlignment):
 class ReverseGradient(_GradientAlignment):
     name = "reverse-gradient"
 
+    def __init__(self, reference_draws: int = REFERENCE_DRAWS) -> None:
+        self.reference_draws = reference_draws
+        self.steps_taken = 0  # each loss reads a draw of its own: draws reference_draws, reference_draws + 1, ...
+
     def reference(self, models: Sequence[GenerativeModel], clean: Tensor, segment_ids: Tensor) -> list[Tensor]:
-        """g(x) / ‖g(x)‖² of every model, each (P_m,): the loss is then one inner product."""
+        """ḡ(x) / ‖ḡ(x)‖² of every model, ḡ the mean gradient over the reference draws, each (P_m,)."""
         references = []
         for model in models:
-            gradient = training_gradient(model, clean, create_graph=False).detach()
+            gradient = torch.stack([training_gradient(model, clean, create_graph=False, draw_seed=draw).detach()
+                                    for draw in range(self.reference_draws)]).mean(dim=0)
             references.append(gradient / gradient.square().sum().clamp(min=1e-30))
         return references
 
     def loss(self, models: Sequence[GenerativeModel], protected: Tensor, reference: list[Tensor]) -> Tensor:
-        learned = [torch.dot(training_gradient(model, protected, create_graph=True), target)
+        draw = self.reference_draws + self.steps_taken
+        self.steps_taken += 1
+        learned = [torch.dot(training_gradient(model, protected, create_graph=True, draw_seed=draw), target)
                    for model, target in zip(models, reference)]
         return torch.stack(learned).mean().expand(protected.shape[0])

@@ -244,6 +244,26 @@ def test_a_training_step_on_the_reverse_gradient_s_noise_raises_the_clean_loss()
     assert 0.5 * (clean_step - x[0]).square().sum() < 0.5 * (theta - x[0]).square().sum()
 
 
+class NoisyMeanLearner(MeanLearner):
+    """Training loss ½ ‖θ − mean(v) − ε‖² with ε drawn from the generator: gradient θ − mean(v) − ε."""
+
+    def training_loss(self, inputs: Tensor, generator) -> Tensor:
+        draw = torch.randn(self.theta.shape, generator=generator)
+        return 0.5 * (self.theta - inputs.mean(dim=0) - draw).square().sum()
+
+
+def test_the_reverse_gradient_averages_the_clean_step_over_draws_and_reads_each_step_under_a_new_one():
+    theta, x = torch.tensor([0.5, -1.0, 2.0]), torch.tensor([[1.0, -2.0, 0.5]])
+    model, objective = NoisyMeanLearner(theta), ReverseGradient(reference_draws=3)
+    draws = [torch.randn(3, generator=torch.Generator().manual_seed(seed)) for seed in range(5)]
+    mean_step = theta - x[0] - torch.stack(draws[:3]).mean(dim=0)
+    (reference,) = objective.reference([model], x, torch.tensor([0]))
+    assert torch.allclose(reference, mean_step / mean_step.square().sum())
+    first, second = (objective.loss([model], x, [reference]).item() for _ in range(2))
+    for value, draw in ((first, draws[3]), (second, draws[4])):  # draws 3 and 4: never a reference draw
+        assert value == pytest.approx(torch.dot(theta - x[0] - draw, reference).item(), rel=1e-5)
+
+
 # --- the loop and the settings ------------------------------------------------------------
 
 
