@@ -38,9 +38,11 @@ MEASURED_PROTECTION: dict[str, str] = {
     "masked": "small so far: on the standard benchmark the masked cloak beats its random control white-box against "
               "the next-frame transformer (protection score 0.11, where 1 is full protection; black-box 0.03 at "
               "most); with --objective future-cue 0.06, 0.13 and 0.21 at low, medium and high strength against "
-              "that model, whatever the model, and with --objective maxloss knowing the model 0.18; its noise is "
-              "above the masking threshold in some critical bands, so no setting yet protects while passing "
-              "every audibility check",
+              "that model, whatever the model; knowing the model, --objective maxloss 0.18 and --objective "
+              "reverse-gradient 0.20 (0.29 on the artist's songs never released); reverse-gradient without it, "
+              "against models of other families, 0.07 and 0.08 on the diffusion model; its noise is above the "
+              "masking threshold in some critical bands, so no setting yet protects while passing every "
+              "audibility check",
     "gain": "next to none: on the standard benchmark the gain cloak carrying --objective future-cue reaches a "
             "protection score of 0.06 at high strength (±2 dB), where 1 is full protection",
     "midi": "small: on the standard benchmark (the zoo's SymphonyNet fine-tuned on one composer's pieces) the "
