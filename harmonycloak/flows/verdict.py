@@ -39,8 +39,9 @@ MEASURED_PROTECTION: dict[str, str] = {
               "the next-frame transformer (protection score 0.11, where 1 is full protection; black-box 0.03 at "
               "most); with --objective future-cue 0.06, 0.13 and 0.21 at low, medium and high strength against "
               "that model, whatever the model; knowing the model, --objective maxloss 0.18 and --objective "
-              "reverse-gradient 0.20 (0.29 on the artist's songs never released); reverse-gradient without it, "
-              "against models of other families, 0.07 and 0.08 on the diffusion model; its noise is above the "
+              "reverse-gradient 0.11, 0.20 and 0.35 at low, medium and high strength (0.55 at high on the artist's "
+              "songs never released); reverse-gradient without it, against models of other families, 0.07 and "
+              "0.08 on the diffusion model; its noise is above the "
               "masking threshold in some critical bands, so no setting yet protects while passing every "
               "audibility check",
     "gain": "next to none: on the standard benchmark the gain cloak carrying --objective future-cue reaches a "
