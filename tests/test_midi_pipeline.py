@@ -7,6 +7,7 @@ import json
 import math
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import mido
 import pytest
@@ -56,6 +57,14 @@ def test_white_box_protects_against_a_named_checkpoint_of_each_family(tmp_path, 
     assert result.report["surrogates"] == [family] and result.report["alpha"] == pytest.approx(alpha)
     loss = result.report["surrogate_loss_after"]
     assert math.isfinite(loss["clean"]) and math.isfinite(loss["protected"])
+
+
+def test_white_box_protects_against_a_zoo_model_named_on_the_command_line(tmp_path, chorale_midi):
+    settings = replace(QUICK, mode="whitebox", model_checkpoint=Path("zoo:musegan"))
+    result = harmonycloak.protect(chorale_midi, tmp_path / "out.mid", settings, write_report=False)
+    assert result.report["surrogates"] == ["musegan"] and result.report["alpha"] == pytest.approx(0.22)
+    assert result.report["settings"]["model_checkpoint"] == "zoo:musegan"
+    assert result.report["notes_added"] > 300
 
 
 def test_error_maximising_notes_raise_the_model_s_loss_above_what_error_minimising_ones_leave(tmp_path, chorale_midi):
