@@ -59,7 +59,7 @@ def test_white_box_protects_against_a_named_checkpoint_of_each_family(tmp_path, 
     assert math.isfinite(loss["clean"]) and math.isfinite(loss["protected"])
 
 
-def test_white_box_protects_against_a_zoo_model_named_on_the_command_line(tmp_path, chorale_midi):
+def test_white_box_protects_against_a_zoo_model_named_zoo_colon_name(tmp_path, chorale_midi):
     settings = replace(QUICK, mode="whitebox", model_checkpoint=Path("zoo:musegan"))
     result = harmonycloak.protect(chorale_midi, tmp_path / "out.mid", settings, write_report=False)
     assert result.report["surrogates"] == ["musegan"] and result.report["alpha"] == pytest.approx(0.22)
