@@ -84,6 +84,9 @@ OBJECTIVE_METHODS = {  # method → (cloak, objective)
     "gain-cue": ("gain", "future-cue"),
     "gain-maxloss-whitebox": ("gain", "maxloss"),
 }
+# Objectives whose black-box methods read the zoo's pretrained models of other groups than the
+# attacker's (the embedding shift reads the product's contrastive encoder; the cue reads no model).
+HELDOUT_ZOO_OBJECTIVES = ("minmin", "maxloss", "gradient-matching", "reverse-gradient")
 OTHER_MUSIC = "positive-other-music"
 METHODS = PAPER_METHODS + ("positive-white-0db", OTHER_MUSIC, "random-gain") + tuple(OBJECTIVE_METHODS)
 RANDOM_CONTROL = {"dominant-whitebox": "random-dominant", "dominant-blackbox": "random-dominant",
@@ -159,8 +162,7 @@ def release_key(method: str, family: str) -> str:
 
     if method.endswith("-whitebox") or method == "positive-linf-em":
         return family
-    if method.endswith("-blackbox") or method in ("masked-gradient-matching", "masked-reverse-gradient",
-                                                  "masked-minmin-zoo", "masked-maxloss-zoo"):
+    if method.endswith("-blackbox") or _reads_heldout_zoo(method):
         return FAMILY_GROUP.get(family, family)
     return "any"
 
@@ -258,9 +260,8 @@ def _optimised_noise(method: str, songs: list[np.ndarray], family: str, seed: in
         cloak, objective = OBJECTIVE_METHODS[method]
         known = load_zoo_model(family) if method.endswith("-whitebox") else None
         settings = _settings("masked" if cloak == "linf-10db" else cloak, seed, spec, known, objective=objective)
-        reads_zoo = known is None and objective in ("gradient-matching", "reverse-gradient", "minmin", "maxloss")
         outcome = cloak_tracks([lane], WORKING_RATE_HZ, settings,
-                               surrogates=heldout_zoo(family, objective) if reads_zoo else None,
+                               surrogates=heldout_zoo(family, objective) if _reads_heldout_zoo(method) else None,
                                cloak_factory=audible_ball if cloak == "linf-10db" else None)
     else:
         cloak, mode = method.split("-")
@@ -270,6 +271,12 @@ def _optimised_noise(method: str, songs: list[np.ndarray], family: str, seed: in
             outcome = cloak_tracks([lane], WORKING_RATE_HZ, _settings(cloak, seed, spec),
                                    surrogates=heldout_bag(family, spec, seed))
     return _split_lane(outcome.noises[0][0], songs), outcome.summary
+
+
+def _reads_heldout_zoo(method: str) -> bool:
+    """An objective method that optimises against the zoo's models of other groups (`heldout_zoo`)."""
+    return (method in OBJECTIVE_METHODS and not method.endswith("-whitebox")
+            and OBJECTIVE_METHODS[method][1] in HELDOUT_ZOO_OBJECTIVES)
 
 
 def _settings(cloak: str, seed: int, spec: ReleaseSpec, model=None, objective: str = "minmin"):
