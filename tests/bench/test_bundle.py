@@ -97,3 +97,39 @@ def test_a_run_reads_the_bundle_and_never_the_corpus(tmp_path, monkeypatch):
     runs = document["threat_seed_results"][0]["runs"]
     assert {run["condition"] for run in runs} == {"unseen", "none", "positive-white-10db"}
     assert document["data"]["album"]["released"] == ["blupi/0.ogg#0", "blupi/1.ogg#0"]
+
+
+def test_a_run_stopped_part_way_keeps_the_trainings_it_finished_for_combine(tmp_path, monkeypatch):
+    from harmonycloak.bench.unlearnability import threat_experiment
+
+    suite = get_suite("smoke", seeds=(0,), parts=("scratch",))
+    path = save_threat_data(synthetic_data(suite), suite, tmp_path / "t1.npz")
+    trained = []
+    train = threat_experiment.train_attacker
+
+    def stopped_at_the_third(*args, **kwargs):
+        if len(trained) == 2:
+            raise KeyboardInterrupt  # the machine's time ran out
+        trained.append(train(*args, **kwargs))
+        return trained[-1]
+
+    monkeypatch.setattr(threat_experiment, "train_attacker", stopped_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        benchmark.run_unlearnability("smoke", tmp_path / "report", seeds=(0,), parts=("scratch",),
+                                     families=("ar-transformer",), methods=("positive-white-10db",), attacks=(),
+                                     data_bundle=path, log=lambda *a: None)
+    partial = tmp_path / "report" / "partial-seed-0.json"
+    assert not (tmp_path / "report" / "results.json").exists()
+    kept = json.loads(partial.read_text())["threat_seed_results"][0]["runs"]
+    assert [run["condition"] for run in kept] == ["unseen", "none"]
+    assert kept[1]["song_losses"] == trained[1].song_losses
+
+    document = benchmark.combine_reports("smoke", [partial], tmp_path / "combined", log=lambda *a: None)
+    assert [run["condition"] for run in document["threat_seed_results"][0]["runs"]] == ["unseen", "none"]
+    assert document["data"]["album"]["released"] == ["blupi/0.ogg#0", "blupi/1.ogg#0"]
+
+    monkeypatch.setattr(threat_experiment, "train_attacker", train)
+    benchmark.run_unlearnability("smoke", tmp_path / "report", seeds=(0,), parts=("scratch",),
+                                 families=("ar-transformer",), methods=("positive-white-10db",), attacks=(),
+                                 data_bundle=path, log=lambda *a: None)
+    assert (tmp_path / "report" / "results.json").exists() and not partial.exists()  # the whole run supersedes it

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import shlex
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 import sys
 import time
 from collections import Counter
@@ -18,7 +19,14 @@ from harmonycloak.bench.unlearnability.midi_mimicry import (
     load_midi_album,
     with_midi_controls,
 )
-from harmonycloak.bench.unlearnability.report import current_environment, headline_table, protection_scores, write_report
+from harmonycloak.bench.unlearnability.report import (
+    current_environment,
+    headline_table,
+    protection_scores,
+    results_document,
+    write_report,
+    write_results_json,
+)
 from harmonycloak.bench.unlearnability.releases import OTHER_MUSIC
 from harmonycloak.bench.unlearnability.results import SeedResult
 from harmonycloak.bench.unlearnability.suites import get_suite
@@ -121,8 +129,13 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
 
             judge = GeneratedMeasures(suite.measures)
             log(f"style classifier: held-out accuracy {judge.classifier_report['held_out_accuracy']:.2f}")
+        data_summary = _data_summary(suite, songs, pieces, bench_data)
+        if judge is not None:
+            data_summary["style_classifier"] = {k: v for k, v in judge.classifier_report.items()
+                                                if k in ("held_out_accuracy", "balanced_accuracy", "classes")}
         results = []
-        threat_results = run_threat_seeds(suite, bench_data, log) if bench_data is not None else []
+        partial = PartialResults(Path(out), results_document(command, suite, 0.0, data_summary, environment, [], []))
+        threat_results = run_threat_seeds(suite, bench_data, log, on_run=partial) if bench_data is not None else []
         for seed in suite.seeds:
             log(f"seed {seed}")
             if audio:
@@ -133,23 +146,8 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
             if midi:
                 results.append(run_midi_seed(suite.midi, pieces, seed, suite.protected_fraction, log=log))
         wall_s = time.perf_counter() - started
-        data_summary = {"songs": len(songs), "by_artist": dict(Counter(s.artist for s in songs)),
-                        "names": [s.name for s in songs], "midi_pieces": [p[0] for p in pieces]}
-        if bench_data is not None:
-            data_summary["album"] = {"artist": suite.album.artist, "released_tracks": suite.album.released_tracks,
-                                     "unreleased_tracks": suite.album.unreleased_tracks,
-                                     "released": [s.name for s in bench_data.album.released],
-                                     "unreleased": [s.name for s in bench_data.album.unreleased]}
-            data_summary["corpus_songs"] = len(bench_data.corpus)
-            data_summary["corpus"] = [s.name for s in bench_data.corpus]
-            if bench_data.midi_album is not None:
-                data_summary["midi_album"] = {"composer": "bach",
-                                              "released": [name for name, _ in bench_data.midi_album.released],
-                                              "unreleased": [name for name, _ in bench_data.midi_album.unreleased]}
-        if judge is not None:
-            data_summary["style_classifier"] = {k: v for k, v in judge.classifier_report.items()
-                                                if k in ("held_out_accuracy", "balanced_accuracy", "classes")}
         document = write_report(Path(out), suite, results, command, wall_s, data_summary, environment, threat_results)
+        partial.remove()  # the whole run's results.json holds what they held
     finally:
         torch.set_num_threads(threads)
     log("")
@@ -162,10 +160,55 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
     return document
 
 
-def run_threat_seeds(suite, data: BenchData, log=print, run_seed=run_threat_seed) -> list[ThreatSeedResult]:
+def _data_summary(suite, songs: list, pieces: list, bench_data: BenchData | None) -> dict:
+    """What a run read, for its report: the paper part's songs and pieces, the threat models' clips."""
+    summary = {"songs": len(songs), "by_artist": dict(Counter(s.artist for s in songs)),
+               "names": [s.name for s in songs], "midi_pieces": [p[0] for p in pieces]}
+    if bench_data is not None:
+        summary["album"] = {"artist": suite.album.artist, "released_tracks": suite.album.released_tracks,
+                            "unreleased_tracks": suite.album.unreleased_tracks,
+                            "released": [s.name for s in bench_data.album.released],
+                            "unreleased": [s.name for s in bench_data.album.unreleased]}
+        summary["corpus_songs"] = len(bench_data.corpus)
+        summary["corpus"] = [s.name for s in bench_data.corpus]
+        if bench_data.midi_album is not None:
+            summary["midi_album"] = {"composer": "bach",
+                                     "released": [name for name, _ in bench_data.midi_album.released],
+                                     "unreleased": [name for name, _ in bench_data.midi_album.unreleased]}
+    return summary
+
+
+@dataclass(frozen=True)
+class PartialResults:
+    """After every attacker run, one seed's threat-model results so far as a results document
+    `out/partial-seed-N.json` that `--combine` reads: a run stopped part-way (a lent machine's
+    time running out) keeps every training it finished. `header`: the run's results document
+    without results (`wall_s` becomes the time since `started_s`, epoch seconds)."""
+
+    out: Path
+    header: dict
+    started_s: float = field(default_factory=time.time)
+
+    def path(self, seed: int) -> Path:
+        return self.out / f"partial-seed-{seed}.json"
+
+    def __call__(self, result: ThreatSeedResult) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_results_json(self.path(result.seed), {**self.header, "wall_s": time.time() - self.started_s,
+                                                    "threat_seed_results": [result.to_json()]})
+
+    def remove(self) -> None:
+        for path in self.out.glob("partial-seed-*.json"):
+            path.unlink()
+
+
+def run_threat_seeds(suite, data: BenchData, log=print, run_seed=run_threat_seed, on_run=None) -> list[ThreatSeedResult]:
     """`run_seed(suite, data, seed)` for every seed of the suite (the threat models' by default),
     `suite.jobs` at a time in worker processes of one thread each (a seed's result does not
-    depend on how many run beside it). `run_seed` must be a module-level function."""
+    depend on how many run beside it). `run_seed` must be a module-level function; `on_run`,
+    when given, is passed on to it (picklable: it travels to the workers)."""
+    if on_run is not None:
+        run_seed = functools.partial(run_seed, on_run=on_run)
     if suite.jobs <= 1 or len(suite.seeds) == 1:
         return [run_seed(suite, data, seed, log=log) for seed in suite.seeds]
     import multiprocessing

@@ -276,19 +276,10 @@ def write_report(out: Path, suite, seed_results: list[SeedResult], command: str,
 
     out.mkdir(parents=True, exist_ok=True)
     threat_results = threat_results or []
-    rows = protection_scores(seed_results)
-    document = {
-        "command": command,
-        "suite": suite.name,
-        "wall_s": wall_s,
-        "suite_settings": _settings(suite),
-        "environment": environment or current_environment(),
-        "data": data_summary,
-        "protection_scores": rows,
-        "seed_results": [result.to_json() for result in seed_results],
-        "threat_seed_results": [result.to_json() for result in threat_results],
-    }
-    (out / "results.json").write_text(json.dumps(_finite(document), indent=1, default=str, allow_nan=False) + "\n")
+    document = results_document(command, suite, wall_s, data_summary, environment or current_environment(),
+                                seed_results, threat_results)
+    write_results_json(out / "results.json", document)
+    rows = document["protection_scores"]
     plots = _plots(out, rows, seed_results, suite) if seed_results else []
     md = [f"# Unlearnability benchmark — suite `{suite.name}`", "",
           f"Command: `{command}`  ", f"Commit: {document['environment']['git_commit']}; torch {document['environment']['torch']}, "
@@ -381,6 +372,29 @@ def current_environment() -> dict:
         commit = None
     return {"git_commit": commit, "torch": torch.__version__, "cuda": torch.cuda.is_available(),
             "torch_threads": torch.get_num_threads(), "machine": platform.platform(), "cpus": __import__("os").cpu_count()}
+
+
+def results_document(command: str, suite, wall_s: float, data_summary: dict, environment: dict,
+                     seed_results: list[SeedResult], threat_results: list) -> dict:
+    """The document results.json holds (what `--combine` reads back)."""
+    return {
+        "command": command,
+        "suite": suite.name,
+        "wall_s": wall_s,
+        "suite_settings": _settings(suite),
+        "environment": environment,
+        "data": data_summary,
+        "protection_scores": protection_scores(seed_results),
+        "seed_results": [result.to_json() for result in seed_results],
+        "threat_seed_results": [result.to_json() for result in threat_results],
+    }
+
+
+def write_results_json(path: Path, document: dict) -> None:
+    """`document` as JSON at `path`, whole or not at all (written beside it, then moved in place)."""
+    part = path.with_name(path.name + ".part")
+    part.write_text(json.dumps(_finite(document), indent=1, default=str, allow_nan=False) + "\n")
+    part.replace(path)
 
 
 def _settings(suite) -> dict:

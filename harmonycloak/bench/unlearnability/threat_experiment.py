@@ -185,8 +185,9 @@ def conditions(threat: str, methods: tuple[str, ...]) -> list[str]:
     return out
 
 
-def run_threat_seed(suite, data: BenchData, seed: int, log=print) -> ThreatSeedResult:
-    """Every family × threat × condition of one seed (module docstring)."""
+def run_threat_seed(suite, data: BenchData, seed: int, log=print, on_run=None) -> ThreatSeedResult:
+    """Every family × threat × condition of one seed (module docstring). `on_run(result)` is
+    called with the result so far after every attacker run (a run stopped part-way keeps them)."""
     from harmonycloak.bench.unlearnability.experiment import audibility, jsonable
 
     album = data.album
@@ -269,6 +270,8 @@ def run_threat_seed(suite, data: BenchData, seed: int, log=print) -> ThreatSeedR
                     kept = result.releases.setdefault(method, ReleaseRecord())
                     for measured, value in record.items():
                         getattr(kept, measured)[release_key(method, family)] = value
+                if on_run is not None:
+                    on_run(result)
             continue
         for threat in suite.threat_models:
             mine = released_clean if threat == "mimicry" else released_clean[:scratch_count]
@@ -293,4 +296,6 @@ def run_threat_seed(suite, data: BenchData, seed: int, log=print) -> ThreatSeedR
                 result.runs.append(run)
                 log(f"  seed {seed} {threat} {family} {condition}: released {run.mean_loss('released'):.4f} "
                     f"({run.elapsed_s:.0f} s)")
+                if on_run is not None:
+                    on_run(result)
     return result
