@@ -41,7 +41,8 @@ MEASURED_PROTECTION: dict[str, str] = {
               "that model, whatever the model; knowing the model, --objective maxloss 0.18 and --objective "
               "reverse-gradient 0.11, 0.20 and 0.35 at low, medium and high strength (0.55 at high on the artist's "
               "songs never released); reverse-gradient without it, against models of other families, 0.07 and "
-              "0.08 on the diffusion model; its noise is above the "
+              "0.08 on the diffusion model; against models trained from scratch only the paper's objective "
+              "knowing the diffusion model (0.13) beats random noise; its noise is above the "
               "masking threshold in some critical bands, so no setting yet protects while passing every "
               "audibility check",
     "gain": "next to none: on the standard benchmark the gain cloak carrying --objective future-cue reaches a "
