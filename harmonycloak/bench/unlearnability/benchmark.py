@@ -147,7 +147,7 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
                 results.append(run_midi_seed(suite.midi, pieces, seed, suite.protected_fraction, log=log))
         wall_s = time.perf_counter() - started
         document = write_report(Path(out), suite, results, command, wall_s, data_summary, environment, threat_results)
-        partial.remove()  # the whole run's results.json holds what they held
+        partial.remove(suite.seeds)  # the whole run's results.json holds what they held
     finally:
         torch.set_num_threads(threads)
     log("")
@@ -197,9 +197,10 @@ class PartialResults:
         write_results_json(self.path(result.seed), {**self.header, "wall_s": time.time() - self.started_s,
                                                     "threat_seed_results": [result.to_json()]})
 
-    def remove(self) -> None:
-        for path in self.out.glob("partial-seed-*.json"):
-            path.unlink()
+    def remove(self, seeds: tuple[int, ...]) -> None:
+        """Remove the files of `seeds` (another run's, of other seeds, stay)."""
+        for seed in seeds:
+            self.path(seed).unlink(missing_ok=True)
 
 
 def run_threat_seeds(suite, data: BenchData, log=print, run_seed=run_threat_seed, on_run=None) -> list[ThreatSeedResult]:
