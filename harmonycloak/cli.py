@@ -106,6 +106,10 @@ def _parser() -> argparse.ArgumentParser:
                          help="dominant: one tone per window at the dominant note (the paper); "
                               "masked: every bin under the masking threshold; gain: smooth level changes of at most "
                               "±0.5/1/2 dB (low/medium/high) on the music itself, no added noise")
+    protect.add_argument("--bound-rule", choices=defaults.BOUND_RULES, default=ProtectionSettings.bound_rule,
+                         help="masked cloak: bin, each STFT bin under its own masking threshold (default); band, "
+                              "each Bark band's noise summed under the band's lowest threshold (stricter: the rule "
+                              "of verify's per-band check)")
     protect.add_argument("--objective", choices=defaults.OBJECTIVES, default=ProtectionSettings.objective,
                          help="what the noise is optimised for: minmin, the paper's error-minimising noise; "
                               "maxloss, error-maximising noise against models fine-tuned on the song; "
@@ -248,6 +252,9 @@ def _parser() -> argparse.ArgumentParser:
     unlearn.add_argument("--release-steps", type=_positive_int, metavar="N",
                          help="the optimised releases' PGD steps per round instead of the suite's (their "
                               "optimisation effort; protect takes 20)")
+    unlearn.add_argument("--bound-rule", choices=defaults.BOUND_RULES,
+                         help="the masked cloak's bound rule of the threat models' releases and their random "
+                              "control instead of bin (protect --bound-rule)")
     unlearn.add_argument("--eot", nargs="+", choices=tuple(ATTACKS), metavar="PURIFICATION",
                          help="the optimised releases are made to survive these purifications too (protect --eot)")
     unlearn.add_argument("--attacks", nargs="*", choices=tuple(ATTACKS), metavar="PURIFICATION",
@@ -315,7 +322,7 @@ def _run_protect(arguments: argparse.Namespace) -> int:
 
     settings = ProtectionSettings(
         mode=arguments.mode, model_checkpoint=arguments.model, strength=arguments.strength, cloak=arguments.cloak,
-        objective=arguments.objective, surrogates=arguments.surrogates,
+        bound_rule=arguments.bound_rule, objective=arguments.objective, surrogates=arguments.surrogates,
         window_ms=arguments.window_ms, seed=arguments.seed, device=arguments.device, preview_s=arguments.preview,
         stems=arguments.stems and len(arguments.inputs) == 1, model_preset=arguments.preset,
         max_rounds=arguments.rounds, songs_per_batch=arguments.songs_per_batch, eot=tuple(arguments.eot),
@@ -438,7 +445,8 @@ def _run_bench_unlearnability(arguments: argparse.Namespace) -> int:
                         strength=arguments.strength, scratch_preset=arguments.scratch_preset,
                         scratch_steps=arguments.scratch_steps, eot=tuple(arguments.eot or ()),
                         attacks=None if arguments.attacks is None else tuple(arguments.attacks),
-                        device=arguments.device, release_steps=arguments.release_steps)
+                        device=arguments.device, release_steps=arguments.release_steps,
+                        bound_rule=arguments.bound_rule)
     seeds = tuple(arguments.seeds) if arguments.seeds else None
     parts = tuple(arguments.parts) if arguments.parts else None
     if arguments.export_data:

@@ -27,6 +27,10 @@ FULL_SCALE_DB_SPL = 96.0  # calibration: a digital full-scale sine is 96 dB SPL 
 
 CLOAKS = ("dominant", "masked", "gain")  # audio cloaks: one tone per window (the paper), every bin under the
 # mask, or small smooth gains on the music itself (`cloak.gain`)
+# How the masked cloak bounds each STFT bin (`cloak.masked`): "bin", at the bin's own masking
+# threshold lowered by 10·log10(bins per Bark); "band", so that a whole 1-Bark band filled to its
+# bounds stays under the band's lowest threshold (the rule the audibility check's band NMR reads).
+BOUND_RULES = ("bin", "band")
 MODES = ("blackbox", "whitebox")  # a bag of surrogates (the default), or the one model given
 DEVICES = ("auto", "cpu", "cuda")  # "auto": CUDA when PyTorch sees a GPU
 MODEL_PRESETS = ("default", "tiny")  # surrogate sizes: the product's, or seconds-fast ones for tests
@@ -114,6 +118,7 @@ class ProtectionSettings:
     model_checkpoint: Path | None = None  # white-box: the attacker's model (`harmonycloak train` makes one)
     strength: str = "medium"  # "low", "medium" or "high": see `headroom_db`
     cloak: str = "dominant"  # "dominant" (the paper's one tone per window) or "masked" (every bin under the masking threshold)
+    bound_rule: str = "bin"  # masked cloak: "bin" (each bin under its own threshold) or "band" (see BOUND_RULES)
     objective: str = "minmin"  # what the noise is optimised for: one of OBJECTIVES (`optim.objectives`)
     surrogates: str = "random"  # black-box min-min: "random" (the paper's bag) or "zoo" (pretrained, see ZOO_SURROGATES)
     window_ms: float = DEFAULT_WINDOW_MS  # dominant-tone window, 5–100 ms (paper §5.2.5)
@@ -150,6 +155,11 @@ class ProtectionSettings:
             raise SettingsError(f"strength must be one of {', '.join(STRENGTHS)}, not '{self.strength}'")
         if self.cloak not in CLOAKS:
             raise SettingsError(f"cloak must be one of {', '.join(CLOAKS)}, not '{self.cloak}'")
+        if self.bound_rule not in BOUND_RULES:
+            raise SettingsError(f"bound rule must be one of {', '.join(BOUND_RULES)}, not '{self.bound_rule}'")
+        if self.bound_rule != ProtectionSettings.bound_rule and self.cloak != "masked":
+            raise SettingsError(f"the bound rule '{self.bound_rule}' is the masked cloak's (--cloak masked), "
+                                f"not the {self.cloak} cloak's")
         if self.objective not in OBJECTIVES:
             raise SettingsError(f"objective must be one of {', '.join(OBJECTIVES)}, not '{self.objective}'")
         if self.surrogates not in SURROGATE_KINDS:

@@ -206,6 +206,16 @@ def test_protect_with_the_future_cue_objective_needs_no_model_and_says_so_in_its
     assert 0 < np.abs(protected - original).max() < 0.3
 
 
+def test_the_band_bound_rule_is_the_masked_cloak_s_and_its_report_records_it(tmp_path, capsys):
+    song = tone_wav(tmp_path / "song.wav")
+    assert main(["protect", str(song), "--bound-rule", "band", *QUICK]) == 2  # the default cloak is dominant
+    assert "--cloak masked" in capsys.readouterr().err
+    assert main(["protect", str(song), "--cloak", "masked", "--bound-rule", "band", "--objective", "future-cue",
+                 "--rounds", "1", "--report", "json"]) == 0
+    report = json.loads((tmp_path / "song.protected.report.json").read_text())
+    assert report["settings"]["bound_rule"] == "band" and report["settings"]["cloak"] == "masked"
+
+
 def test_an_audio_only_objective_is_refused_for_midi_in_one_line(tmp_path, capsys):
     from pathlib import Path
 
@@ -259,3 +269,13 @@ def test_bench_attacks_given_alone_runs_no_attack_and_left_out_keeps_the_suite_s
     for extra in (["--attacks"], ["--attacks", "aac-128k", "opus-96k"], []):
         assert main(["bench", "unlearnability", "--suite", "smoke", "--out", str(tmp_path), *extra]) == 0
     assert asked == [(), ("aac-128k", "opus-96k"), None]
+
+
+def test_bench_bound_rule_reaches_the_benchmark_and_left_out_keeps_the_suite_s(monkeypatch, tmp_path):
+    from harmonycloak.bench.unlearnability import benchmark
+
+    asked = []
+    monkeypatch.setattr(benchmark, "run_unlearnability", lambda *args, **kwargs: asked.append(kwargs["bound_rule"]))
+    for extra in (["--bound-rule", "band"], []):
+        assert main(["bench", "unlearnability", "--suite", "smoke", "--out", str(tmp_path), *extra]) == 0
+    assert asked == ["band", None]

@@ -112,6 +112,24 @@ def test_random_controls_are_deterministic_real_noise_under_their_bounds():
     assert not np.array_equal(first[0], other[0])
 
 
+def test_the_masked_releases_and_their_random_control_take_the_suite_s_bound_rule():
+    from dataclasses import replace
+
+    from harmonycloak.bench.unlearnability.benchmark import adjusted_suite
+    from harmonycloak.bench.unlearnability.releases import _settings
+    from harmonycloak.bench.unlearnability.suites import get_suite
+
+    standard = get_suite("standard")
+    band = adjusted_suite(standard, bound_rule="band").threat_cloak
+    assert band.bound_rule == "band" and standard.threat_cloak.bound_rule == "bin"
+    assert _settings("masked", 0, band).bound_rule == "band"  # the optimised masked releases
+    assert _settings("dominant", 0, band).bound_rule == "bin"  # no other cloak has one
+    songs = [melody(seconds=1.28, seed=3)]
+    energy = {rule: np.sum((release("random-masked", songs, "ar-gru", 7, replace(ReleaseSpec(), bound_rule=rule))
+                            .songs[0] - songs[0]) ** 2) for rule in ("bin", "band")}
+    assert 0 < energy["band"] < energy["bin"]  # the control is drawn inside the band rule's (smaller) bounds
+
+
 def test_the_black_box_bag_never_holds_the_attacker_s_group():
     spec = ReleaseSpec(bag_size=4, bag_preset="tiny")
     for family in ("ar-transformer", "codec-lm", "contrastive"):

@@ -46,7 +46,7 @@ def adjusted_suite(suite, jobs: int | None = None, methods: tuple[str, ...] | No
                    families: tuple[str, ...] | None = None, strength: str | None = None,
                    scratch_preset: str | None = None, scratch_steps: int | None = None, eot: tuple[str, ...] = (),
                    attacks: tuple[str, ...] | None = None, device: str | None = None,
-                   release_steps: int | None = None):
+                   release_steps: int | None = None, bound_rule: str | None = None):
     """`suite` with the command line's replacements (see `run_unlearnability`)."""
     from harmonycloak.bench.unlearnability.releases import with_controls
 
@@ -72,6 +72,8 @@ def adjusted_suite(suite, jobs: int | None = None, methods: tuple[str, ...] | No
         suite = replace(suite, threat_cloak=replace(suite.threat_cloak, eot=tuple(eot)))
     if release_steps:
         suite = replace(suite, threat_cloak=replace(suite.threat_cloak, pgd_steps=release_steps))
+    if bound_rule:
+        suite = replace(suite, threat_cloak=replace(suite.threat_cloak, bound_rule=bound_rule))
     if attacks is not None:
         suite = replace(suite, attacks=tuple(attacks), scratch_attacks=tuple(attacks))
     if device:
@@ -85,7 +87,8 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
                        strength: str | None = None, scratch_preset: str | None = None,
                        scratch_steps: int | None = None, eot: tuple[str, ...] = (),
                        attacks: tuple[str, ...] | None = None, device: str | None = None,
-                       data_bundle: Path | None = None, release_steps: int | None = None, log=print) -> dict:
+                       data_bundle: Path | None = None, release_steps: int | None = None,
+                       bound_rule: str | None = None, log=print) -> dict:
     """Run a suite (or the given `suite` object) and write its report folder; returns the JSON document.
 
     `methods` and `families` replace the threat models' (a method's random control and "none"
@@ -97,11 +100,12 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
     both threat models apply to the attacked methods (empty: none, no attacked columns); `device`
     where the attackers train ("auto": CUDA when present); `data_bundle` a file of the threat
     models' music written by `export_threat_data`, read instead of the corpus; `release_steps`
-    the optimised releases' PGD steps per round (their optimisation effort)."""
+    the optimised releases' PGD steps per round (their optimisation effort); `bound_rule` the
+    masked cloak's bound rule (`cloak.masked`) of its releases and of their random control."""
     import torch
 
     suite = adjusted_suite(suite or get_suite(suite_name, seeds, parts), jobs, methods, families, strength,
-                           scratch_preset, scratch_steps, eot, attacks, device, release_steps)
+                           scratch_preset, scratch_steps, eot, attacks, device, release_steps, bound_rule)
     command = command or " ".join(shlex.quote(a) for a in ["harmonycloak", *sys.argv[1:]])
     threads = torch.get_num_threads()
     if suite.torch_threads:

@@ -106,6 +106,7 @@ class ReleaseSpec:
     """How the optimised methods run (a suite fixes it)."""
 
     strength: str = "medium"  # the cloak's headroom under its bound (settings.headroom_db)
+    bound_rule: str = "bin"  # the masked cloak's bound rule (settings.BOUND_RULES), random-masked's too
     window_ms: float = 10.0  # dominant-tone window
     pgd_steps: int = 20  # inner PGD steps per round (paper: 20)
     max_rounds: int = 3  # min-min rounds
@@ -280,11 +281,14 @@ def _reads_heldout_zoo(method: str) -> bool:
 
 
 def _settings(cloak: str, seed: int, spec: ReleaseSpec, model=None, objective: str = "minmin"):
-    """The product's settings for a benchmark cloak run: white-box against `model` (in memory), else black-box."""
+    """The product's settings for a benchmark cloak run: white-box against `model` (in memory), else black-box.
+    The masked cloak's runs, optimised or random (`random-masked`), all take `spec.bound_rule`: one set of bounds."""
     from harmonycloak.settings import ProtectionSettings
 
+    bound_rule = spec.bound_rule if cloak == "masked" else ProtectionSettings.bound_rule
     return ProtectionSettings(mode="blackbox" if model is None else "whitebox", model=model, strength=spec.strength,
-                              cloak=cloak, objective=objective, window_ms=spec.window_ms, seed=seed, device=spec.device,
+                              cloak=cloak, bound_rule=bound_rule, objective=objective, window_ms=spec.window_ms,
+                              seed=seed, device=spec.device,
                               bag_size=max(spec.bag_size, 2), models_per_round=spec.models_per_round,
                               model_preset=spec.bag_preset, pgd_steps=spec.pgd_steps, max_rounds=spec.max_rounds,
                               eot=spec.eot)

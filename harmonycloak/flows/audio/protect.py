@@ -84,7 +84,8 @@ def build_cloak(lanes: torch.Tensor, settings: ProtectionSettings, generator: to
     if settings.cloak == "dominant":
         return DominantToneCloak(lanes, settings.working_rate_hz,
                                  DominantToneSettings(window_ms=settings.window_ms, headroom_db=settings.headroom_db))
-    return MaskedSpectrumCloak(lanes, settings.working_rate_hz, MaskedSpectrumSettings(headroom_db=settings.headroom_db),
+    return MaskedSpectrumCloak(lanes, settings.working_rate_hz,
+                               MaskedSpectrumSettings(headroom_db=settings.headroom_db, bound_rule=settings.bound_rule),
                                generator=generator)
 
 
