@@ -29,8 +29,9 @@ CLOAKS = ("dominant", "masked", "gain")  # audio cloaks: one tone per window (th
 # mask, or small smooth gains on the music itself (`cloak.gain`)
 # How the masked cloak bounds each STFT bin (`cloak.masked`): "bin", at the bin's own masking
 # threshold lowered by 10·log10(bins per Bark); "band", so that a whole 1-Bark band filled to its
-# bounds stays under the band's lowest threshold (the rule the audibility check's band NMR reads).
-BOUND_RULES = ("bin", "band")
+# bounds stays under the band's lowest threshold (the rule the audibility check's band NMR reads);
+# "band-pool", the same budget per band, shared freely by its bins (the optimiser places it).
+BOUND_RULES = ("bin", "band", "band-pool")
 MODES = ("blackbox", "whitebox")  # a bag of surrogates (the default), or the one model given
 DEVICES = ("auto", "cpu", "cuda")  # "auto": CUDA when PyTorch sees a GPU
 MODEL_PRESETS = ("default", "tiny")  # surrogate sizes: the product's, or seconds-fast ones for tests

@@ -115,9 +115,17 @@ class MaskedSpectrumCloak(nn.Module):
         in_band = (bin_hz >= settings.min_frequency_hz) & (bin_hz <= min(settings.max_frequency_hz, 0.45 * sample_rate_hz))
         allowed_db = allowed_level_db(threshold_db, bin_hz, in_band, sample_rate_hz / self.n_fft, settings)
         bound = db_spl_to_amplitude(allowed_db, settings.full_scale_db_spl)
+        band = bark_band_of_bin(bin_hz).to(lanes.device)  # (K,)
+        band_power = None
+        if settings.bound_rule == "band-pool":
+            band_power = pooled_band_power(bound, band, in_band)  # (L, J, Z)
+            bound = neighbour_minimum(band_power[..., band]).sqrt()  # one bin may take its band's whole budget
+            band_power = neighbour_minimum(band_power.transpose(-1, -2)).transpose(-1, -2)
         bound = neighbour_minimum(bound.transpose(-1, -2)).transpose(-1, -2) * in_band  # (L, J, K)
         self.register_buffer("threshold_db_spl", threshold_db)
         self.register_buffer("amplitude_bound", bound)
+        self.register_buffer("band_of_bin", band)
+        self.register_buffer("band_power_bound", band_power)  # None unless the bins of a band share its budget
         self.register_buffer("window", torch.hann_window(self.n_fft))
         self.coefficients = nn.Parameter(
             settings.initial_scale * torch.randn(*bound.shape, 2, generator=generator, dtype=bound.dtype))
@@ -139,7 +147,18 @@ class MaskedSpectrumCloak(nn.Module):
 
     def spectrum(self, frames: slice = slice(None)) -> Tensor:
         """Noise coefficients in sine-amplitude units (L, J, K) complex, |value| < bound."""
-        return bounded_complex(self.coefficients[:, frames], self.amplitude_bound[:, frames])
+        return self._bounded(frames)
+
+    def _bounded(self, frames) -> Tensor:
+        """The coefficients of `frames` (an index of the frame axis) under their bounds, (L, ..., K)
+        complex. "band-pool": each band's summed power is then scaled down to its budget where over it."""
+        spectrum = bounded_complex(self.coefficients[:, frames], self.amplitude_bound[:, frames])
+        if self.band_power_bound is None:
+            return spectrum
+        budget = self.band_power_bound[:, frames]  # (L, ..., Z)
+        power = torch.zeros_like(budget).index_add(-1, self.band_of_bin, spectrum.abs().square())
+        scale = torch.sqrt(torch.clamp(budget / power.clamp_min(1e-30), max=1.0))
+        return spectrum * scale[..., self.band_of_bin]
 
     def noise(self, starts: Tensor, num_samples: int) -> Tensor:
         """Noise of the segments starting at `starts` (B,), shape (B, L, num_samples), differentiable.
@@ -152,7 +171,7 @@ class MaskedSpectrumCloak(nn.Module):
         frame_index = first[:, None] + torch.arange(num_frames, device=starts.device)  # (B, F)
         valid = frame_index < self.coefficients.shape[1]
         frame_index = frame_index.clamp(max=self.coefficients.shape[1] - 1)
-        spectrum = bounded_complex(self.coefficients[:, frame_index], self.amplitude_bound[:, frame_index])  # (L, B, F, K)
+        spectrum = self._bounded(frame_index)  # (L, B, F, K)
         spectrum = spectrum * valid[None, :, :, None]
         waveform = self._overlap_add(spectrum.transpose(0, 1), frame_index)  # (B, L, (F + 1) hop)
         return waveform[..., hop : hop + num_samples]
@@ -184,10 +203,20 @@ def allowed_level_db(threshold_db: Tensor, bin_hz: Tensor, in_band: Tensor, bin_
                      settings: MaskedSpectrumSettings) -> Tensor:
     """Largest level of each bin's noise in dB SPL (L, J, K) under `settings.bound_rule`, from the
     masking threshold (L, J, K) in dB SPL, the bin centres (K,) and which bins may sound (K,)."""
-    if settings.bound_rule == "band":
-        level_db = neighbour_minimum(band_rule_level_db(threshold_db, bin_hz, in_band))  # and its neighbour bins (K)
+    if settings.bound_rule in ("band", "band-pool"):
+        level_db = band_rule_level_db(threshold_db, bin_hz, in_band)
+        if settings.bound_rule == "band":
+            level_db = neighbour_minimum(level_db)  # and its neighbour bins' (K)
         return level_db - settings.headroom_db - settings.band_margin_db
     return threshold_db - settings.headroom_db - band_sum_correction_db(bin_hz, bin_width_hz)
+
+
+def pooled_band_power(level_amplitude: Tensor, band: Tensor, in_band: Tensor) -> Tensor:
+    """Each band's power budget (L, J, Z), sine amplitude squared: the sum over its sounding bins
+    of the "band" rule's level (`level_amplitude` (L, J, K), one value across each band)."""
+    power = level_amplitude.square() * in_band.to(level_amplitude.dtype)
+    budget = torch.zeros(*power.shape[:-1], int(band.max()) + 1, dtype=power.dtype, device=power.device)
+    return budget.index_add(-1, band, power)
 
 
 def bark_band_of_bin(bin_hz: Tensor) -> Tensor:

@@ -113,7 +113,7 @@ def test_the_band_rule_sums_each_bark_band_s_bounds_to_its_lowest_threshold_less
     assert band_power_excess_db(per_bin, HEADROOM_DB).max() > 10.0
 
 
-@pytest.mark.parametrize(("rule", "under_the_headroom"), [("band", True), ("bin", False)])
+@pytest.mark.parametrize(("rule", "under_the_headroom"), [("band", True), ("band-pool", True), ("bin", False)])
 def test_noise_at_the_band_rule_s_bound_reads_under_the_headroom_in_the_band_check(rule, under_the_headroom):
     """End to end: noise at its bound everywhere, rendered at 44.1 kHz, measured by verify's band NMR
     at 44.1 kHz (2048-point frames): its p95 stays under −headroom. Tolerance: none beyond the rule's
@@ -133,3 +133,42 @@ def test_noise_at_the_band_rule_s_bound_reads_under_the_headroom_in_the_band_che
 def test_an_unknown_bound_rule_is_a_settings_error():
     with pytest.raises(SettingsError, match="bound rule"):
         MaskedSpectrumSettings(bound_rule="bark")
+
+
+def spectrum_power_excess_db(cloak: MaskedSpectrumCloak, margin_db: float) -> np.ndarray:
+    """As `band_power_excess_db`, for the noise the cloak makes now (`spectrum()`) instead of its bounds."""
+    threshold_db = cloak.threshold_db_spl.numpy().astype(np.float64)
+    with torch.no_grad():
+        power = cloak.spectrum().abs().square().numpy().astype(np.float64)
+    band = np.floor(bark(np.arange(power.shape[-1]) * RATE / cloak.n_fft)).astype(int)
+    excess = []
+    for b in np.unique(band):
+        members = band == b
+        with np.errstate(divide="ignore"):
+            power_db = FULL_SCALE_DB_SPL + 10 * np.log10(np.sum(power[..., members], axis=-1))
+        excess.append(power_db - (threshold_db[..., members].min(-1) - margin_db))
+    return np.stack(excess, axis=-1)
+
+
+def test_the_pooled_band_rule_lets_one_bin_take_its_band_s_whole_budget_and_never_more():
+    lanes = torch.from_numpy(sine_over_quiet_noise(RATE))[None]
+    settings = MaskedSpectrumSettings(headroom_db=HEADROOM_DB, bound_rule="band-pool")
+    pooled = MaskedSpectrumCloak(lanes, RATE, settings)
+    uniform = MaskedSpectrumCloak(lanes, RATE, MaskedSpectrumSettings(headroom_db=HEADROOM_DB, bound_rule="band"))
+    margin_db = HEADROOM_DB + settings.band_margin_db
+    with torch.no_grad():
+        pooled.coefficients.copy_(1e3 * torch.randn(pooled.coefficients.shape, generator=torch.Generator().manual_seed(2)))
+    excess_db = spectrum_power_excess_db(pooled, margin_db)  # every bin pushed to its cap: the bands are scaled back
+    assert excess_db.max() <= 1e-3 and excess_db.max() > -0.01
+    # one bin per band (its middle one) pushed, the others silent: that bin carries the band's budget,
+    # more than the uniform rule's share wherever a band has several sounding bins away from its edges
+    band = np.floor(bark(np.arange(pooled.coefficients.shape[2]) * RATE / pooled.n_fft)).astype(int)
+    middles = [int(np.flatnonzero(band == b)[len(np.flatnonzero(band == b)) // 2]) for b in np.unique(band)]
+    with torch.no_grad():
+        pooled.coefficients.zero_()
+        pooled.coefficients[:, :, middles, 0] = 1e3
+        magnitude = pooled.spectrum().abs()
+    assert spectrum_power_excess_db(pooled, margin_db).max() <= 1e-3
+    wide = [k for k in middles if (band == band[k]).sum() >= 4 and bool((uniform.amplitude_bound[0, :, k] > 0).any())]
+    ratio = magnitude[0, :, wide] / uniform.amplitude_bound[0, :, wide].clamp_min(1e-12)
+    assert float(ratio.max()) > 1.9  # √4: a band of 4+ bins gives one bin at least twice the uniform amplitude
