@@ -109,7 +109,8 @@ def _parser() -> argparse.ArgumentParser:
     protect.add_argument("--bound-rule", choices=defaults.BOUND_RULES, default=ProtectionSettings.bound_rule,
                          help="masked cloak: bin, each STFT bin under its own masking threshold (default); band, "
                               "each Bark band's noise summed under the band's lowest threshold (stricter: the rule "
-                              "of verify's per-band check)")
+                              "of verify's per-band check); band-pool, the same budget per band, which the "
+                              "optimiser may place in any of the band's bins")
     protect.add_argument("--objective", choices=defaults.OBJECTIVES, default=ProtectionSettings.objective,
                          help="what the noise is optimised for: minmin, the paper's error-minimising noise; "
                               "maxloss, error-maximising noise against models fine-tuned on the song; "

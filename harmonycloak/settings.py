@@ -119,7 +119,7 @@ class ProtectionSettings:
     model_checkpoint: Path | None = None  # white-box: the attacker's model (`harmonycloak train` makes one)
     strength: str = "medium"  # "low", "medium" or "high": see `headroom_db`
     cloak: str = "dominant"  # "dominant" (the paper's one tone per window) or "masked" (every bin under the masking threshold)
-    bound_rule: str = "bin"  # masked cloak: "bin" (each bin under its own threshold) or "band" (see BOUND_RULES)
+    bound_rule: str = "bin"  # masked cloak: "bin" (each bin under its own threshold), "band" or "band-pool" (BOUND_RULES)
     objective: str = "minmin"  # what the noise is optimised for: one of OBJECTIVES (`optim.objectives`)
     surrogates: str = "random"  # black-box min-min: "random" (the paper's bag) or "zoo" (pretrained, see ZOO_SURROGATES)
     window_ms: float = DEFAULT_WINDOW_MS  # dominant-tone window, 5–100 ms (paper §5.2.5)

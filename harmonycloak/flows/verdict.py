@@ -43,8 +43,8 @@ MEASURED_PROTECTION: dict[str, str] = {
               "songs never released); reverse-gradient without it, against models of other families, 0.07 and "
               "0.08 on the diffusion model; against models trained from scratch only the paper's objective "
               "knowing the diffusion model (0.13) beats random noise; at these scores its noise is above the "
-              "masking threshold in some critical bands. With --bound-rule band it passes every audibility "
-              "check, and there --objective reverse-gradient still beats random noise by 0.01 to 0.03: "
+              "masking threshold in some critical bands. With --bound-rule band or band-pool it passes every audibility "
+              "check, and there --objective reverse-gradient still beats random noise by 0.01 to 0.05: "
               "measurable, and next to nothing",
     "gain": "next to none: on the standard benchmark the gain cloak carrying --objective future-cue reaches a "
             "protection score of 0.06 at high strength (±2 dB), where 1 is full protection",
