@@ -96,7 +96,7 @@ class MaskedSpectrumSettings:
     initial_scale: float = 0.1  # std of the initial unconstrained parameters
     analysis_chunk_s: float = 30.0  # masking thresholds are computed chunk by chunk (memory)
     bound_rule: str = "bin"  # "bin": each bin under its own threshold; "band", "band-pool": each Bark band under its lowest
-    band_margin_db: float = PULSE_MARGIN_DB  # "band" rule only: room for the check's re-analysis (see above)
+    band_margin_db: float = PULSE_MARGIN_DB  # the band rules only: room for the check's re-analysis (see above)
 
     def __post_init__(self) -> None:
         if self.bound_rule not in BOUND_RULES:
