@@ -4,7 +4,7 @@ The noise is a short-time spectrum: one complex coefficient per lane, frame and 
 magnitude, in sine-amplitude units, stays strictly under a bound derived from the global
 masking threshold (frequency and temporal masking, `psycho.functional.masking_threshold_db_spl`)
 minus `headroom_db`, through `bounds.bounded_complex`; its phase is free. The threshold is
-stated per spectral line, while the ear adds up noise across a critical band. Two rules
+stated per spectral line, while the ear adds up noise across a critical band. Three rules
 (`MaskedSpectrumSettings.bound_rule`) turn it into a bound per bin:
 
   "bin"   each bin's own threshold, lowered by 10 log10(bins per Bark) at its frequency, so
