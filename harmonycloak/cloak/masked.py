@@ -123,9 +123,9 @@ class MaskedSpectrumCloak(nn.Module):
         threshold_db = _chunked_masking_threshold(lanes, sample_rate_hz, self.n_fft, self.hop_length, settings)
         bin_hz = bin_frequencies_hz(sample_rate_hz, self.n_fft, device=lanes.device)
         in_band = (bin_hz >= settings.min_frequency_hz) & (bin_hz <= min(settings.max_frequency_hz, 0.45 * sample_rate_hz))
-        allowed_db = allowed_level_db(threshold_db, bin_hz, in_band, sample_rate_hz / self.n_fft, settings)
-        bound = db_spl_to_amplitude(allowed_db, settings.full_scale_db_spl)
         band = bark_band_of_bin(bin_hz).to(lanes.device)  # (K,)
+        allowed_db = allowed_level_db(threshold_db, bin_hz, band, in_band, sample_rate_hz / self.n_fft, settings)
+        bound = db_spl_to_amplitude(allowed_db, settings.full_scale_db_spl)
         band_power = None
         if settings.bound_rule == "band-pool":
             band_power = pooled_band_power(bound, band, in_band)  # (L, J, Z)
@@ -209,12 +209,13 @@ class MaskedSpectrumCloak(nn.Module):
         return waveform.reshape(batch, lanes, length)
 
 
-def allowed_level_db(threshold_db: Tensor, bin_hz: Tensor, in_band: Tensor, bin_width_hz: float,
+def allowed_level_db(threshold_db: Tensor, bin_hz: Tensor, band: Tensor, in_band: Tensor, bin_width_hz: float,
                      settings: MaskedSpectrumSettings) -> Tensor:
     """Largest level of each bin's noise in dB SPL (L, J, K) under `settings.bound_rule`, from the
-    masking threshold (L, J, K) in dB SPL, the bin centres (K,) and which bins may sound (K,)."""
+    masking threshold (L, J, K) in dB SPL, the bin centres (K,), their Bark bands (K,
+    `bark_band_of_bin`) and which bins may sound (K,)."""
     if settings.bound_rule in ("band", "band-pool"):
-        level_db = band_rule_level_db(threshold_db, bin_hz, in_band)
+        level_db = band_rule_level_db(threshold_db, band, in_band)
         if settings.bound_rule == "band":
             level_db = neighbour_minimum(level_db)  # and its neighbour bins' (K)
         return level_db - settings.headroom_db - settings.band_margin_db
@@ -234,14 +235,13 @@ def bark_band_of_bin(bin_hz: Tensor) -> Tensor:
     return torch.floor(hz_to_bark(bin_hz)).long()
 
 
-def band_rule_level_db(threshold_db: Tensor, bin_hz: Tensor, in_band: Tensor) -> Tensor:
+def band_rule_level_db(threshold_db: Tensor, band: Tensor, in_band: Tensor) -> Tensor:
     """Level per bin (L, J, K) in dB SPL at which the sounding bins of a Bark band sum to its lowest threshold.
 
-    For band b of frame j: the minimum of `threshold_db` over all the band's bins (sounding or
-    not) minus 10 log10(n_b), n_b the number of the band's bins with `in_band` (at least 1, so
-    bands that never sound stay finite).
+    `band`: each bin's Bark band (K,), `bark_band_of_bin`. For band b of frame j: the minimum
+    of `threshold_db` over all the band's bins (sounding or not) minus 10 log10(n_b), n_b the
+    number of the band's bins with `in_band` (at least 1, so bands that never sound stay finite).
     """
-    band = bark_band_of_bin(bin_hz).to(threshold_db.device)  # (K,)
     num_bands = int(band.max()) + 1
     lowest_db = torch.full((*threshold_db.shape[:-1], num_bands), math.inf, dtype=threshold_db.dtype,
                            device=threshold_db.device)
