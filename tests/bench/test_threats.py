@@ -409,8 +409,9 @@ def test_the_reverse_gradient_release_makes_the_known_model_s_step_learn_less_of
     model, objective = load_zoo_model("ar-gru"), ReverseGradient()
     clean, protected = torch.from_numpy(np.stack(songs)), torch.from_numpy(np.stack(released.songs))
     reference = objective.reference([model], clean, torch.arange(2))
-    # ⟨g(x + δ), g(x)⟩ / ‖g(x)‖²: 1 for the clean songs; the noise turns the step away from them
-    assert objective.loss([model], clean, reference)[0].item() == pytest.approx(1.0, abs=1e-4)
+    # ⟨g(x + δ), g(x)⟩ / ‖g(x)‖²: 1 for the clean songs (a central difference, exact to O(h²));
+    # the noise turns the step away from them
+    assert objective.loss([model], clean, reference)[0].item() == pytest.approx(1.0, abs=2e-3)
     assert objective.loss([model], protected, reference)[0].item() < 0.9
 
 
