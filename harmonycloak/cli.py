@@ -103,14 +103,14 @@ def _parser() -> argparse.ArgumentParser:
     protect.add_argument("--strength", choices=defaults.STRENGTHS, default=ProtectionSettings.strength,
                          help=f"how close the noise may come to what masks it (default {ProtectionSettings.strength})")
     protect.add_argument("--cloak", choices=defaults.CLOAKS, default=ProtectionSettings.cloak,
-                         help="dominant: one tone per window at the dominant note (the paper); "
-                              "masked: every bin under the masking threshold; gain: smooth level changes of at most "
-                              "±0.5/1/2 dB (low/medium/high) on the music itself, no added noise")
+                         help="masked: noise under the masking threshold (audio's default); dominant: one tone "
+                              "per window at the dominant note (the paper; MIDI's only cloak); gain: smooth level "
+                              "changes of at most ±0.5/1/2 dB (low/medium/high) on the music itself, no added noise")
     protect.add_argument("--bound-rule", choices=defaults.BOUND_RULES, default=ProtectionSettings.bound_rule,
-                         help="masked cloak: bin, each STFT bin under its own masking threshold (default); band, "
-                              "each Bark band's noise summed under the band's lowest threshold (stricter: the rule "
-                              "of verify's per-band check); band-pool, the same budget per band, which the "
-                              "optimiser may place in any of the band's bins")
+                         help="masked cloak: band, each Bark band's noise summed under the band's lowest "
+                              "threshold (default: the rule of verify's per-band check); bin, each STFT bin under its "
+                              "own masking threshold (louder: audible by the band check); band-pool, the band's "
+                              "budget, which the optimiser may place in any of the band's bins")
     protect.add_argument("--objective", choices=defaults.OBJECTIVES, default=ProtectionSettings.objective,
                          help="what the noise is optimised for: minmin, the paper's error-minimising noise; "
                               "maxloss, error-maximising noise against models fine-tuned on the song; "
@@ -118,8 +118,8 @@ def _parser() -> argparse.ArgumentParser:
                               "embedding-shift, the zoo's encoder hears a decoy style; gradient-matching, a "
                               "training step on the song moves a model toward a decoy of it; reverse-gradient, a training "
                               "step on the song teaches a model nothing of the clean song, or unlearns it "
-                              "(docs/objectives.md); "
-                              "MIDI takes minmin or maxloss")
+                              "(docs/objectives.md). Default: reverse-gradient for audio, minmin for MIDI, "
+                              "which takes minmin or maxloss")
     protect.add_argument("--surrogates", choices=defaults.SURROGATE_KINDS, default=ProtectionSettings.surrogates,
                          help="black-box min-min: random, the paper's bag of randomly initialised models; zoo, the "
                               "pretrained models that ship with harmonycloak (the other objectives always use the zoo)")
@@ -166,7 +166,8 @@ def _parser() -> argparse.ArgumentParser:
     protect.add_argument("--preset", choices=defaults.MODEL_PRESETS, default=ProtectionSettings.model_preset,
                          help=argparse.SUPPRESS)
     protect.add_argument("--rounds", type=int, default=ProtectionSettings.max_rounds,
-                         help=f"min-min rounds at most (default {ProtectionSettings.max_rounds})")
+                         help="optimisation rounds at most (default: the objective's, 1 for reverse-gradient, "
+                              "3 for the others)")
     protect.set_defaults(run=_run_protect)
 
     verify = command(commands, "verify", "measure how audible and how protected a protected file is",
@@ -204,7 +205,8 @@ def _parser() -> argparse.ArgumentParser:
     speed.add_argument("--duration-s", type=float, default=180.0, help="length of the track to time (default 180)")
     speed.add_argument("--modes", nargs="+", choices=defaults.MODES, default=list(defaults.MODES),
                        help="the modes to time (default both)")
-    speed.add_argument("--cloak", choices=defaults.CLOAKS, default=ProtectionSettings.cloak, help="the cloak to time")
+    speed.add_argument("--cloak", choices=defaults.CLOAKS, default=ProtectionSettings.cloak,
+                       help="the cloak to time (default: protect's)")
     speed.add_argument("--objective", choices=defaults.OBJECTIVES, default=ProtectionSettings.objective,
                        help="the objective to time (default: protect's)")
     speed.add_argument("--device", choices=defaults.DEVICES, default=ProtectionSettings.device,

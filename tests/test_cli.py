@@ -9,7 +9,7 @@ import soundfile
 
 from harmonycloak.cli import main
 
-QUICK = ["--preset", "tiny", "--rounds", "1", "--no-report"]
+QUICK = ["--cloak", "dominant", "--objective", "minmin", "--preset", "tiny", "--rounds", "1", "--no-report"]
 
 
 def tone_wav(path, rate=22_050, channels=1, seconds=1.0, subtype="PCM_16"):
@@ -208,19 +208,20 @@ def test_protect_with_the_future_cue_objective_needs_no_model_and_says_so_in_its
 
 def test_the_band_bound_rule_is_the_masked_cloak_s_and_its_report_records_it(tmp_path, capsys):
     song = tone_wav(tmp_path / "song.wav")
-    assert main(["protect", str(song), "--bound-rule", "band", *QUICK]) == 2  # the default cloak is dominant
+    assert main(["protect", str(song), "--cloak", "dominant", "--bound-rule", "bin", *QUICK]) == 2
     assert "--cloak masked" in capsys.readouterr().err
-    assert main(["protect", str(song), "--cloak", "masked", "--bound-rule", "band", "--objective", "future-cue",
-                 "--rounds", "1", "--report", "json"]) == 0
+    # audio's default cloak and bound rule; the objective's effort, the paper's for the cue
+    assert main(["protect", str(song), "--objective", "future-cue", "--report", "json"]) == 0
     report = json.loads((tmp_path / "song.protected.report.json").read_text())
     assert report["settings"]["bound_rule"] == "band" and report["settings"]["cloak"] == "masked"
+    assert (report["settings"]["pgd_steps"], report["settings"]["max_rounds"]) == (20, 3)
 
 
 def test_an_audio_only_objective_is_refused_for_midi_in_one_line(tmp_path, capsys):
     from pathlib import Path
 
     chorale = Path(__file__).resolve().parents[1] / "examples" / "bwv1.6.mid"
-    assert main(["protect", str(chorale), "-o", str(tmp_path / "out.mid"), "--objective", "future-cue", *QUICK]) == 1
+    assert main(["protect", str(chorale), "-o", str(tmp_path / "out.mid"), *QUICK, "--objective", "future-cue"]) == 1
     error = capsys.readouterr().err
     assert error.startswith("error: the future-cue objective is for audio") and "Traceback" not in error
 

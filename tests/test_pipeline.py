@@ -19,7 +19,8 @@ from harmonycloak.flows.audio.protect import protect_stems
 from harmonycloak.settings import ProtectionSettings
 from harmonycloak.flows.audio.train import train_audio_model
 
-QUICK = ProtectionSettings(model_preset="tiny", max_rounds=1, pgd_steps=3)
+# the paper's method with seconds-fast surrogates: the plumbing every cloak and objective shares
+QUICK = ProtectionSettings(cloak="dominant", objective="minmin", model_preset="tiny", max_rounds=1, pgd_steps=3)
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,17 @@ def test_protects_the_example_song_keeping_format_rate_channels_length_and_tags(
     assert report["seed"] == 0 and report["settings"]["preview_s"] == 4.0
     assert set(report["surrogate_loss_before"]) == {"clean", "protected"}
     assert result.picture_path.stat().st_size > 10_000
+
+
+def test_the_default_protects_audio_with_the_reverse_gradient_of_the_zoo_s_next_frame_models_under_the_band_rule(
+        tmp_path, example_song):
+    result = harmonycloak.protect(example_song, tmp_path / "out.wav", ProtectionSettings(preview_s=3.0))
+    report = json.loads(result.report_path.read_text())
+    assert report["objective"] == "reverse-gradient" and report["surrogates"] == ["ar-transformer", "ar-gru", "ar-tcn"]
+    assert (report["settings"]["cloak"], report["settings"]["bound_rule"]) == ("masked", "band")
+    assert len(report["rounds"]["protected_loss"]) == 1 and report["rounds"]["protected_loss"][0] < 1.0
+    # the band rule keeps every Bark band's summed noise under the band's lowest threshold (less the headroom)
+    assert report["noise_to_mask_ratio_db"]["band_p95_db"] < 0.0 and report["verdict"]["inaudible"]
 
 
 def test_noise_is_added_within_the_masking_budget(tmp_path, song_wav):

@@ -45,7 +45,7 @@ def protect_job(job: Job, progress: ProgressCallback) -> None:
     kind = file_kind(job.input_path)
     if kind == "midi" or result.report.get("silent"):
         reason = "a MIDI file: run harmonycloak verify to hear it rendered" if kind == "midi" else "the song is silent"
-        verdict = Verdict(None, (reason,), measured_protection(kind, job.settings.cloak))
+        verdict = Verdict(None, (reason,), measured_protection(kind, job.settings.resolved(kind).cloak))
     else:
         job.phase = "preparing the A/B preview"
         original, protected = ab_excerpts(read_audio(job.input_path), read_audio(result.output_path),
@@ -59,7 +59,7 @@ def protect_job(job: Job, progress: ProgressCallback) -> None:
         job.result["ab_protected"] = write_audio(protected, ab_folder / "protected.wav", format=AB_FORMAT)
         job.result["ab_seconds"] = original.duration_s
         job.result["ab_protected_gain_db"] = gain_db
-        verdict = audio_verdict(result.report["noise_to_mask_ratio_db"], change_lu, job.settings.cloak)
+        verdict = audio_verdict(result.report["noise_to_mask_ratio_db"], change_lu, job.settings.resolved(kind).cloak)
     job.result["verdict"] = verdict.text()
     job.result["inaudible"] = verdict.inaudible
     job.result["snr_db"] = result.report.get("snr_db")

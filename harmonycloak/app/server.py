@@ -107,10 +107,10 @@ def create_app(app_settings: AppSettings = AppSettings(), root: Path | None = No
     @app.get("/api/options")
     def options() -> dict:
         return {
-            "strengths": defaults.STRENGTHS, "modes": defaults.MODES, "cloaks": defaults.CLOAKS,
+            # cloak "" and rounds null: the file's kind and the objective choose (`ProtectionSettings.resolved`)
+            "strengths": defaults.STRENGTHS, "modes": defaults.MODES, "cloaks": ("", *defaults.CLOAKS),
             "defaults": {"strength": ProtectionSettings.strength, "mode": ProtectionSettings.mode,
-                         "cloak": ProtectionSettings.cloak, "seed": ProtectionSettings.seed,
-                         "rounds": ProtectionSettings.max_rounds},
+                         "cloak": "", "seed": ProtectionSettings.seed, "rounds": None},
             "suffixes": READABLE_SUFFIXES,
             "max_upload_mb": app_settings.max_upload_mb,
             "max_queue": app_settings.max_queue,

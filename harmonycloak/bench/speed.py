@@ -46,11 +46,16 @@ def looped_track(source: Path, duration_s: float, destination: Path) -> Path:
     return destination
 
 
-def run_speed_benchmark(input_path: Path | None, duration_s: float, modes: list[str], cloak: str, device: str,
-                        memory_duration_s: float, json_path: Path | None, objective: str = "minmin") -> dict:
+def run_speed_benchmark(input_path: Path | None, duration_s: float, modes: list[str], cloak: str | None, device: str,
+                        memory_duration_s: float, json_path: Path | None, objective: str | None = None) -> dict:
+    """Time `protect` of the cloak and objective named (None: protect's defaults for audio) in each mode."""
     from harmonycloak.flows.audio.train import train_audio_model
+    from harmonycloak.settings import ProtectionSettings
 
-    results: dict = {"cloak": cloak, "objective": objective, "device": device, "runs": []}
+    protected_with = ProtectionSettings(cloak=cloak, objective=objective).resolved("audio")
+    cloak, objective = protected_with.cloak, protected_with.objective
+    results: dict = {"cloak": cloak, "bound_rule": protected_with.bound_rule, "objective": objective,
+                     "device": device, "runs": []}
     with tempfile.TemporaryDirectory(prefix="harmonycloak-bench-") as folder:
         folder = Path(folder)
         track = input_path or looped_track(EXAMPLE_SONG, duration_s, folder / "track.wav")
@@ -78,7 +83,7 @@ def _describe(run: dict) -> str:
 
 
 def _child_run(track: Path, output: Path, mode: str, checkpoint: Path | None, cloak: str, device: str,
-               max_rounds: int | None, objective: str = "minmin") -> dict:
+               max_rounds: int | None, objective: str) -> dict:
     request = {"track": str(track), "output": str(output), "mode": mode, "checkpoint": str(checkpoint) if checkpoint else None,
                "cloak": cloak, "device": device, "max_rounds": max_rounds, "objective": objective}
     completed = subprocess.run([sys.executable, "-m", "harmonycloak.bench.speed", json.dumps(request)],

@@ -29,7 +29,8 @@ function duration(seconds) {
 function fillSelect(select, choices, chosen) {
   for (const choice of choices) {
     const option = document.createElement("option");
-    option.value = option.textContent = choice;
+    option.value = choice;
+    option.textContent = choice || "default";  // "": the server picks by the file's kind
     option.selected = choice === chosen;
     select.append(option);
   }

@@ -53,6 +53,7 @@ def build_surrogates(settings: ProtectionSettings, device: torch.device) -> list
     """The model(s) the noise is optimised against: the white-box model (in memory or a checkpoint);
     black-box, the objective's: the bag of random surrogates (minmin, unless `surrogates` is
     "zoo"), the zoo's pretrained models (`ZOO_SURROGATES`), or none (future-cue)."""
+    settings = settings.resolved("audio")
     if settings.objective == "future-cue":
         return []
     if settings.mode == "whitebox":
@@ -116,6 +117,7 @@ def cloak_songs(
     each song gets about as many steps as alone while the models run once for the G songs; the
     surrogates learn all G songs between rounds, and a song's noise depends on the songs beside it.
     """
+    settings = settings.resolved("audio")
     device = resolve_device(settings.device)
     generator = torch.Generator().manual_seed(settings.seed)
     factory = cloak_factory or (lambda clean, _rate, random: build_cloak(clean, settings, random))
@@ -230,6 +232,7 @@ def protect_songs(
 
     A song's `elapsed_s` is the group's time from the first reading on, shared equally.
     """
+    settings = settings.resolved("audio")
     tracks = [[song.audio.samples[c : c + 1] for c in range(song.audio.num_channels)] if settings.stems
               else [song.audio.samples] for song in songs]
     outcomes = cloak_songs(tracks, [song.audio.sample_rate_hz for song in songs], settings, progress,
@@ -312,6 +315,7 @@ def protect_stems(
     (or into `output_folder`).
     """
     started = time.perf_counter()
+    settings = settings.resolved("audio")
     paths = [Path(p) for p in input_paths]
     folder = Path(output_folder) if output_folder else None
     if folder is not None:

@@ -64,6 +64,7 @@ def audio_report(input_path: Path, output_path: Path, settings: ProtectionSettin
                  masking: MaskingExcerpt | None = None) -> dict:
     """Everything worth knowing about one protection run, JSON-ready; `masking` is the excerpt's
     masking computation when the caller has it already (it is computed here otherwise)."""
+    settings = settings.resolved("audio")
     duration_s = original.shape[-1] / sample_rate_hz
     masking = masking or MaskingExcerpt.of(original, protected, sample_rate_hz)
     # on the middle 30 s, as the picture: the masking model costs seconds per second of audio;

@@ -84,7 +84,7 @@ def cloak_of(protected_path: str | Path) -> str:
     try:
         return json.loads(report_path.read_text())["settings"]["cloak"]
     except (OSError, ValueError, KeyError, TypeError):
-        return ProtectionSettings.cloak
+        return ProtectionSettings().resolved("audio").cloak
 
 
 def codec_alone(original: Audio, protected: Audio, protected_path: str | Path) -> dict:

@@ -92,6 +92,7 @@ def cloak_score(score: Score, settings: ProtectionSettings, progress: ProgressCa
     """Optimise the MIDI cloak of ``score`` against the surrogates the settings name (or `surrogates`:
     the benchmark's bags that leave the attacker's architecture out)."""
     device = resolve_device(settings.device)
+    settings = settings.resolved("midi")
     generator = torch.Generator().manual_seed(settings.seed)
     surrogates = build_midi_surrogates(score, settings, device) if surrogates is None else surrogates
     cloak_settings = MidiCloakSettings(window_ms=settings.window_ms, headroom_db=headroom_db("midi", settings.strength))
@@ -168,6 +169,7 @@ def protect_midi_file(input_path: str | Path, output_path: str | Path | None = N
     input_path = Path(input_path)
     output_path = default_output_path(input_path, Path(output_path) if output_path else None)
     check_midi_output(input_path, output_path, overwrite)
+    settings = settings.resolved("midi")
     if settings.preview_s is not None:
         raise SettingsError("a preview is for audio; a MIDI file is protected whole")
     if settings.cloak != "dominant":
