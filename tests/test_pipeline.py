@@ -55,6 +55,7 @@ def test_the_default_protects_audio_with_the_reverse_gradient_of_the_zoo_s_next_
     assert len(report["rounds"]["protected_loss"]) == 1 and report["rounds"]["protected_loss"][0] < 1.0
     # the band rule keeps every Bark band's summed noise under the band's lowest threshold (less the headroom)
     assert report["noise_to_mask_ratio_db"]["band_p95_db"] < 0.0 and report["verdict"]["inaudible"]
+    assert abs(report["loudness_change_lu"]) < 0.05  # the noise is made loudness-neutral (`cloak.loudness`)
 
 
 def test_noise_is_added_within_the_masking_budget(tmp_path, song_wav):

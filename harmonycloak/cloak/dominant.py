@@ -74,6 +74,8 @@ class DominantToneCloak(nn.Module):
         settings: see `DominantToneSettings`.
     """
 
+    keeps_loudness = False  # its noise is written as optimised (`cloak.loudness` is the masked cloak's)
+
     def __init__(self, lanes: Tensor, sample_rate_hz: int, settings: DominantToneSettings = DominantToneSettings()):
         super().__init__()
         self.settings = settings

@@ -73,6 +73,8 @@ class GainModulationCloak(nn.Module):
         generator: seeds the initial parameters.
     """
 
+    keeps_loudness = False  # its change of level is the cloak itself (`cloak.loudness` is the masked cloak's)
+
     def __init__(self, lanes: Tensor, sample_rate_hz: int,
                  settings: GainModulationSettings = GainModulationSettings(),
                  generator: torch.Generator | None = None) -> None:

@@ -113,6 +113,8 @@ class MaskedSpectrumCloak(nn.Module):
         generator: seeds the initial phases and magnitudes.
     """
 
+    keeps_loudness = True  # its noise is made loudness-neutral after rendering (`cloak.loudness`)
+
     def __init__(self, lanes: Tensor, sample_rate_hz: int, settings: MaskedSpectrumSettings = MaskedSpectrumSettings(),
                  generator: torch.Generator | None = None):
         super().__init__()

@@ -53,6 +53,8 @@ class NormBallCloak(nn.Module):
         generator: seeds the initial free values.
     """
 
+    keeps_loudness = False  # its noise is written as optimised (`cloak.loudness` is the masked cloak's)
+
     def __init__(self, lanes: Tensor, sample_rate_hz: int, settings: NormBallSettings = NormBallSettings(),
                  generator: torch.Generator | None = None) -> None:
         super().__init__()

@@ -67,6 +67,7 @@ class AudioCloak(Protocol):
     """
 
     sample_rate_hz: int
+    keeps_loudness: bool  # the flow takes from its noise the music's in-phase share (`cloak.loudness`)
 
     @property
     def alignment_samples(self) -> int:

@@ -35,17 +35,17 @@ MEASURED_PROTECTION: dict[str, str] = {
     "dominant": "none measurable so far: on the standard benchmark (the zoo's models fine-tuned on one artist's "
                 "album) this cloak's protection score is 0.00 in every family (1 would be full protection), no "
                 "better than random tones under the same bounds",
-    "masked": "small so far: on the standard benchmark the masked cloak beats its random control white-box against "
-              "the next-frame transformer (protection score 0.11, where 1 is full protection; black-box 0.03 at "
-              "most); with --objective future-cue 0.06, 0.13 and 0.21 at low, medium and high strength against "
-              "that model, whatever the model; knowing the model, --objective maxloss 0.18 and --objective "
-              "reverse-gradient 0.11, 0.20 and 0.35 at low, medium and high strength (0.55 at high on the artist's "
-              "songs never released); reverse-gradient without it, against models of other families, 0.07 and "
-              "0.08 on the diffusion model; against models trained from scratch only the paper's objective "
-              "knowing the diffusion model (0.13) beats random noise; at these scores its noise is above the "
-              "masking threshold in some critical bands. With --bound-rule band or band-pool it passes every audibility "
-              "check, and there --objective reverse-gradient still beats random noise by 0.01 to 0.05: "
-              "measurable, and next to nothing",
+    "masked": "small: protect's default for audio (this cloak under its band rule, --objective reverse-gradient "
+              "read from the zoo's next-frame models) scores 0.02 on the standard benchmark (the zoo's models "
+              "fine-tuned on one artist's album) against a diffusion model it never read, and 0.03 against the "
+              "next-frame transformer whose public weights it read, where 1 is full protection and random noise "
+              "under the same bounds scores 0.00: it beats random noise while passing every audibility check, "
+              "and it is next to nothing. Louder noise, audible by the band check (--bound-rule bin), protects "
+              "more: knowing the attacker's base model --objective reverse-gradient 0.11, 0.20 and 0.35 at low, "
+              "medium and high strength (0.55 at high on the artist's songs never released) and --objective "
+              "maxloss 0.18; against models of other families the reverse gradient 0.07 and 0.08, and "
+              "--objective future-cue 0.06, 0.13 and 0.21 whatever the model; against models trained from "
+              "scratch only the paper's objective knowing the diffusion model (0.13) beats random noise",
     "gain": "next to none: on the standard benchmark the gain cloak carrying --objective future-cue reaches a "
             "protection score of 0.06 at high strength (±2 dB), where 1 is full protection",
     "midi": "small: on the standard benchmark (the zoo's SymphonyNet fine-tuned on one composer's pieces) the "

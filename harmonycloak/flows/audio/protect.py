@@ -19,6 +19,7 @@ import torch
 
 from harmonycloak.cloak.dominant import DominantToneCloak, DominantToneSettings
 from harmonycloak.cloak.gain import GainModulationCloak, GainModulationSettings
+from harmonycloak.cloak.loudness import loudness_neutral
 from harmonycloak.cloak.masked import MaskedSpectrumCloak, MaskedSpectrumSettings
 from harmonycloak.cloak.problem import AudioCloak, AudioCloakProblem, SongsProblem
 from harmonycloak.errors import AudioFileError, ModelError
@@ -152,6 +153,8 @@ def cloak_songs(
     for tracks, sample_rate_hz, song, loss_before in zip(songs, sample_rates_hz, problems, before):
         with torch.no_grad():
             noise = song.cloak.render(sample_rate_hz, tracks[0].shape[-1])
+        if song.cloak.keeps_loudness:
+            noise = loudness_neutral(noise, np.concatenate(tracks, axis=0), sample_rate_hz)
         noises, first = [], 0
         for track in tracks:
             noises.append(noise[first : first + track.shape[0]])

@@ -1,0 +1,49 @@
+"""Loudness-neutral noise: the music's in-phase share is taken away, block by block."""
+
+import numpy as np
+import pyloudnorm
+import pytest
+
+from harmonycloak.cloak.loudness import k_weighted, loudness_neutral
+
+RATE_HZ = 16_000
+
+
+def music(seconds: float = 3.0, seed: int = 0) -> np.ndarray:
+    """Two lanes of tones whose level swells and fades, (2, N)."""
+    time = np.arange(round(seconds * RATE_HZ)) / RATE_HZ
+    swell = 0.2 + 0.15 * np.sin(2 * np.pi * 0.7 * time)
+    rng = np.random.default_rng(seed)
+    return np.stack([swell * np.sin(2 * np.pi * f * time + rng.uniform(0, 2 * np.pi)) for f in (220.0, 1760.0)])
+
+
+def test_a_scaled_copy_of_the_music_is_taken_away_entirely():
+    clean = music()
+    assert np.abs(loudness_neutral(0.1 * clean, clean, RATE_HZ)).max() < 1e-6
+
+
+def test_noise_independent_of_the_music_is_kept_nearly_as_it_is():
+    clean = music(seconds=4.0)
+    noise = 0.01 * np.random.default_rng(1).standard_normal(clean.shape)
+    neutral = loudness_neutral(noise, clean, RATE_HZ)
+    assert np.sqrt(np.mean((neutral - noise) ** 2)) < 0.05 * np.sqrt(np.mean(noise**2))
+
+
+def test_the_loudness_change_left_is_the_noise_s_own_power_as_pyloudnorm_measures_it():
+    clean = music(seconds=4.0)
+    noise = 0.06 * clean + 0.01 * np.random.default_rng(2).standard_normal(clean.shape)  # in phase: +0.5 dB
+    meter = pyloudnorm.Meter(RATE_HZ)
+    before = meter.integrated_loudness(clean.T)
+    assert meter.integrated_loudness((clean + noise).T) - before > 0.4
+    neutral = loudness_neutral(noise, clean, RATE_HZ).astype(np.float64)
+    # what is left adds its own K-weighted power only: 10·log10(1 + ‖Kδ'‖² / ‖Kx‖²)
+    own_db = 10 * np.log10(1 + np.sum(k_weighted(neutral, RATE_HZ) ** 2) / np.sum(k_weighted(clean, RATE_HZ) ** 2))
+    assert meter.integrated_loudness((clean + neutral).T) - before == pytest.approx(own_db, abs=0.01)
+    assert own_db < 0.05  # the random part, about 16 dB under the music
+
+
+def test_k_weighting_lifts_high_frequencies_by_four_decibels_and_cuts_the_lowest():
+    time = np.arange(2 * RATE_HZ) / RATE_HZ
+    gain_db = {f: 20 * np.log10(np.std(k_weighted(np.sin(2 * np.pi * f * time), RATE_HZ)[RATE_HZ:]) * np.sqrt(2))
+               for f in (10.0, 1000.0, 6000.0)}
+    assert gain_db[6000.0] == pytest.approx(4.0, abs=0.3) and abs(gain_db[1000.0]) < 1.0 and gain_db[10.0] < -10.0
