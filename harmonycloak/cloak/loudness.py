@@ -24,43 +24,74 @@ pyloudnorm's meter).
 from __future__ import annotations
 
 import numpy as np
+import scipy.signal
 from pyloudnorm import IIRfilter
 
 BLOCK_S = 0.4  # the loudness measure's block (BS.1770)
 BLOCK_HOP_S = 0.1  # its blocks overlap by three quarters
+PIECE_S = 60.0  # a song is filtered and corrected this many seconds at a time (memory)
+
+
+def k_weighting(sample_rate_hz: int) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """BS.1770's K-weighting at a rate: (b, a, passband gain) of each of its two biquads."""
+    stages = (IIRfilter(4.0, 1 / np.sqrt(2), 1500.0, sample_rate_hz, "high_shelf"),
+              IIRfilter(0.0, 0.5, 38.0, sample_rate_hz, "high_pass"))
+    return [(stage.b, stage.a, stage.passband_gain) for stage in stages]
 
 
 def k_weighted(samples: np.ndarray, sample_rate_hz: int) -> np.ndarray:
     """BS.1770's K-weighting of (..., N) samples, float64."""
-    shelf = IIRfilter(4.0, 1 / np.sqrt(2), 1500.0, sample_rate_hz, "high_shelf")
-    high_pass = IIRfilter(0.0, 0.5, 38.0, sample_rate_hz, "high_pass")
-    return high_pass.apply_filter(shelf.apply_filter(np.asarray(samples, dtype=np.float64)))
+    out = np.asarray(samples, dtype=np.float64)
+    for b, a, gain in k_weighting(sample_rate_hz):
+        out = gain * scipy.signal.lfilter(b, a, out)
+    return out
 
 
 def loudness_neutral(noise: np.ndarray, music: np.ndarray, sample_rate_hz: int) -> np.ndarray:
     """`noise` less its K-weighted projection on `music`, block by block: (L, N) each, float32 out.
 
-    Per lane, c is the projection coefficient of each 400 ms block (hop 100 ms), placed at the
-    block's centre and interpolated linearly between centres (held flat before the first and
-    after the last); a clip shorter than a block is one block.
+    Per lane, c is the projection coefficient of each 400 ms block (starts every 100 ms), placed
+    at the block's centre and interpolated linearly between centres (held flat before the first
+    and after the last); a clip shorter than a block is one block. The song is read a minute at a
+    time, the filters' state carried across, so a long song costs a minute's memory.
     """
-    music = np.asarray(music, dtype=np.float64)
-    weighted_music, weighted_noise = k_weighted(music, sample_rate_hz), k_weighted(noise, sample_rate_hz)
     length = music.shape[-1]
-    block = min(max(round(BLOCK_S * sample_rate_hz), 1), length)
     hop = max(round(BLOCK_HOP_S * sample_rate_hz), 1)
-    starts = np.arange(0, length - block + 1, hop)
-    centres = starts + block / 2
+    hops_per_block = max(round(BLOCK_S / BLOCK_HOP_S), 1)
+    piece = max(round(PIECE_S * sample_rate_hz / hop), 1) * hop
     neutral = np.empty(noise.shape, dtype=np.float32)
     for lane in range(music.shape[0]):
-        cross = _block_sums(weighted_music[lane] * weighted_noise[lane], starts, block)
-        power = _block_sums(weighted_music[lane] ** 2, starts, block)
+        cross, power = _hop_sums(noise[lane], music[lane], sample_rate_hz, hop, piece)
+        if len(cross) >= hops_per_block:
+            window = np.ones(hops_per_block)
+            cross, power = np.convolve(cross, window, "valid"), np.convolve(power, window, "valid")
+            centres = np.arange(len(cross)) * hop + hops_per_block * hop / 2
+        else:  # shorter than a block: one block, the whole clip
+            cross, power, centres = cross.sum(keepdims=True), power.sum(keepdims=True), np.array([length / 2])
         share = np.where(power > 0, cross / np.where(power > 0, power, 1.0), 0.0)
-        neutral[lane] = noise[lane] - np.interp(np.arange(length), centres, share) * music[lane]
+        for first in range(0, length, piece):
+            samples = np.arange(first, min(first + piece, length))
+            neutral[lane, samples] = noise[lane, samples] - np.interp(samples, centres, share) * music[lane, samples]
     return neutral
 
 
-def _block_sums(values: np.ndarray, starts: np.ndarray, block: int) -> np.ndarray:
-    """Σ values[s : s + block] for every start s, by one cumulative sum."""
-    cumulative = np.concatenate(([0.0], np.cumsum(values)))
-    return cumulative[starts + block] - cumulative[starts]
+def _hop_sums(noise: np.ndarray, music: np.ndarray, sample_rate_hz: int, hop: int,
+              piece: int) -> tuple[np.ndarray, np.ndarray]:
+    """Σ Kx·Kδ and Σ (Kx)² over every whole hop of one lane (N,), each (N // hop,)."""
+    stages = k_weighting(sample_rate_hz)
+    states = {name: [scipy.signal.lfilter_zi(b, a) * 0.0 for b, a, _ in stages] for name in ("music", "noise")}
+    whole = music.shape[-1] // hop * hop
+    cross, power = [], []
+    for first in range(0, whole, piece):
+        weighted = {}
+        for name, signal in (("music", music), ("noise", noise)):
+            out = np.asarray(signal[first : min(first + piece, whole)], dtype=np.float64)
+            for index, (b, a, gain) in enumerate(stages):
+                out, states[name][index] = scipy.signal.lfilter(b, a, out, zi=states[name][index])
+                out = gain * out
+            weighted[name] = out.reshape(-1, hop)
+        cross.append((weighted["music"] * weighted["noise"]).sum(axis=1))
+        power.append((weighted["music"] ** 2).sum(axis=1))
+    if not cross:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate(cross), np.concatenate(power)

@@ -47,3 +47,13 @@ def test_k_weighting_lifts_high_frequencies_by_four_decibels_and_cuts_the_lowest
     gain_db = {f: 20 * np.log10(np.std(k_weighted(np.sin(2 * np.pi * f * time), RATE_HZ)[RATE_HZ:]) * np.sqrt(2))
                for f in (10.0, 1000.0, 6000.0)}
     assert gain_db[6000.0] == pytest.approx(4.0, abs=0.3) and abs(gain_db[1000.0]) < 1.0 and gain_db[10.0] < -10.0
+
+
+def test_a_song_read_piece_by_piece_gets_the_noise_it_gets_read_whole(monkeypatch):
+    from harmonycloak.cloak import loudness
+
+    clean = music(seconds=3.0)
+    noise = 0.05 * clean + 0.01 * np.random.default_rng(3).standard_normal(clean.shape)
+    whole = loudness_neutral(noise, clean, RATE_HZ)
+    monkeypatch.setattr(loudness, "PIECE_S", 0.3)  # ten pieces, the filters' state carried across
+    assert np.abs(loudness_neutral(noise, clean, RATE_HZ) - whole).max() < 1e-6
