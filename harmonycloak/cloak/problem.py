@@ -93,10 +93,11 @@ def render_whole_noise(cloak: "AudioCloak", sample_rate_hz: int, num_frames: int
     working_samples = math.ceil(num_frames * cloak.sample_rate_hz / sample_rate_hz)
     align = cloak.alignment_samples
     start = torch.zeros(1, dtype=torch.long, device=next(cloak.parameters()).device)
-    noise = cloak.noise(start, -(-working_samples // align) * align)[0].double().cpu().numpy()
-    noise = resample(noise, cloak.sample_rate_hz, sample_rate_hz)
+    noise = cloak.noise(start, -(-working_samples // align) * align)[0].cpu()
     out = np.zeros((noise.shape[0], num_frames), np.float32)
-    out[:, : min(num_frames, noise.shape[1])] = noise[:, :num_frames]
+    for lane in range(noise.shape[0]):  # one lane at a time: a long song's float64 noise at the output rate is large
+        resampled = resample(noise[lane].double().numpy(), cloak.sample_rate_hz, sample_rate_hz)
+        out[lane, : min(num_frames, resampled.shape[-1])] = resampled[:num_frames]
     return out
 
 
