@@ -137,7 +137,8 @@ class ProtectionSettings:
     # "masked" (noise under the masking threshold), "dominant" (the paper's one tone per window) or "gain";
     # None: DEFAULT_PROTECTION of the file's kind (`resolved`)
     cloak: str | None = None
-    bound_rule: str = "band"  # masked cloak: "band" (a Bark band's noise summed under its lowest threshold), "bin" or "band-pool" (BOUND_RULES)
+    # masked cloak: "band" (a Bark band's noise summed under its lowest threshold), "bin" or "band-pool" (BOUND_RULES)
+    bound_rule: str = "band"
     objective: str | None = None  # what the noise is optimised for: one of OBJECTIVES; None: DEFAULT_PROTECTION's
     surrogates: str = "random"  # black-box min-min: "random" (the paper's bag) or "zoo" (pretrained, see ZOO_SURROGATES)
     window_ms: float = DEFAULT_WINDOW_MS  # dominant-tone window, 5–100 ms (paper §5.2.5)
@@ -150,8 +151,8 @@ class ProtectionSettings:
     bag_size: int = 10  # black-box surrogates (paper: 10)
     models_per_round: int = 7  # black-box Q (paper: 7)
     model_preset: str = "default"  # surrogate sizes: "default", or "tiny" for tests
-    pgd_steps: int | None = None  # inner iterations per round; None: the objective's (`effort`)
-    max_rounds: int | None = None  # min-min rounds at most; None: the objective's (`effort`)
+    pgd_steps: int | None = None  # inner iterations per round; None: the objective's (`resolved`)
+    max_rounds: int | None = None  # optimisation rounds at most; None: the objective's (`resolved`)
     # Regulariser weight; None takes the paper's value for the model family (§5.1): 0.22 for the
     # GAN (MuseGAN, and the MIDI black-box bag of MuseGANs), 0.30 for transformers and audio models.
     alpha: float | None = None

@@ -79,7 +79,7 @@ def _hop_sums(noise: np.ndarray, music: np.ndarray, sample_rate_hz: int, hop: in
               piece: int) -> tuple[np.ndarray, np.ndarray]:
     """Σ Kx·Kδ and Σ (Kx)² over every whole hop of one lane (N,), each (N // hop,)."""
     stages = k_weighting(sample_rate_hz)
-    states = {name: [scipy.signal.lfilter_zi(b, a) * 0.0 for b, a, _ in stages] for name in ("music", "noise")}
+    states = {name: [np.zeros(len(a) - 1) for _, a, _ in stages] for name in ("music", "noise")}  # at rest
     whole = music.shape[-1] // hop * hop
     cross, power = [], []
     for first in range(0, whole, piece):

@@ -37,11 +37,14 @@ so its gradient in δ takes two first-order passes with the fused attention kern
 half the time and a fraction of the memory of differentiating through the parameter
 gradient. The step moves the parameters by `FINITE_DIFFERENCE_STEP` of their norm: on the
 zoo's next-frame and diffusion models, on music, the loss then agrees with the exact one to
-0.1 % and its gradient in δ to a cosine of 0.997 or better (a step ten times longer errs by 3 %
-on the loss along the curved gradient direction; ten times shorter, float32 rounding blurs the
-transformer's gradient). The loss is exact, up to rounding, for a training loss quadratic in θ. The models are pretrained ones
-(the zoo's); they are not trained by the loop, and the parameters compared are those the
-model trains (its own frozen parts, a codec or a conditioner, are not).
+0.1 % and its gradient in δ to a cosine of 0.997 or better (a step ten times longer errs by up
+to 9 % on the loss along the curved gradient direction; ten times shorter, float32 rounding
+blurs the transformer's gradient). The loss is exact, up to rounding, for a training loss
+quadratic in θ.
+
+The models are pretrained ones (the zoo's); they are not trained by the loop, and the
+parameters compared are those the model trains (its own frozen parts, a codec or a
+conditioner, are not).
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ from harmonycloak.models.interface import GenerativeModel
 DECOY_SEMITONES = -3.0  # the decoy: the song this many semitones away, slower or faster alike
 DRAW_SEED = 0  # gradient matching: the one random draw both gradients of a batch share
 REFERENCE_DRAWS = 4  # reverse gradient: the clean step is averaged over this many draws
-FINITE_DIFFERENCE_STEP = 1e-4  # reverse gradient: ±h·r moves the parameters by this share of their norm (at least 1e-4)
+FINITE_DIFFERENCE_STEP = 1e-4  # reverse gradient: ±h·r moves the parameters by this share of their norm (taken as ≥ 1)
 
 
 def decoy_waveform(clean: Tensor, semitones: float = DECOY_SEMITONES) -> Tensor:

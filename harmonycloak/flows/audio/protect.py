@@ -154,7 +154,8 @@ def cloak_songs(
         with torch.no_grad():
             noise = song.cloak.render(sample_rate_hz, tracks[0].shape[-1])
         if song.cloak.keeps_loudness:
-            noise = loudness_neutral(noise, np.concatenate(tracks, axis=0), sample_rate_hz)
+            music = tracks[0] if len(tracks) == 1 else np.concatenate(tracks, axis=0)
+            noise = loudness_neutral(noise, music, sample_rate_hz)
         noises, first = [], 0
         for track in tracks:
             noises.append(noise[first : first + track.shape[0]])
