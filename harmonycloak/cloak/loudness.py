@@ -12,9 +12,12 @@ that. Taking from δ, block by block, its K-weighted projection on the music,
 
     δ' = δ − c(t)·x,    c = ⟨Kx, Kδ⟩ / ‖Kx‖²  per block, interpolated between block centres,
 
-removes the cross term and leaves only the noise's own power: ‖δ'‖² = ‖δ‖² − c²‖x‖² in each
+removes the cross term and leaves only the noise's own power: ‖Kδ'‖² = ‖Kδ‖² − c²‖Kx‖² in each
 block, so the noise gets quieter, never louder. What is taken away is a copy of the music a
-few percent of its level (c is at most the noise-to-music amplitude ratio, by Cauchy–Schwarz).
+few percent of its level. Music that K-weighting all but removes (a DC offset, rumble under
+38 Hz) would make c large while c·x, unweighted, is not small: c is therefore held to the
+block's noise-to-music amplitude ratio ‖δ‖ / ‖x‖, so what is taken away is never louder than
+the noise itself.
 
 K-weighting is ITU-R BS.1770's two stages (a +4 dB shelf above 1.5 kHz, a high-pass at 38 Hz),
 through pyloudnorm's biquads: the filters of the loudness measure (`metrics.perceptual.loudness_change_lu`,
@@ -61,37 +64,42 @@ def loudness_neutral(noise: np.ndarray, music: np.ndarray, sample_rate_hz: int) 
     piece = max(round(PIECE_S * sample_rate_hz / hop), 1) * hop
     neutral = np.empty(noise.shape, dtype=np.float32)
     for lane in range(music.shape[0]):
-        cross, power = _hop_sums(noise[lane], music[lane], sample_rate_hz, hop, piece)
-        if len(cross) >= hops_per_block:
-            window = np.ones(hops_per_block)
-            cross, power = np.convolve(cross, window, "valid"), np.convolve(power, window, "valid")
-            centres = np.arange(len(cross)) * hop + hops_per_block * hop / 2
+        sums = _hop_sums(noise[lane], music[lane], sample_rate_hz, hop, piece)
+        if len(sums["cross"]) >= hops_per_block:
+            sums = {name: np.convolve(values, np.ones(hops_per_block), "valid") for name, values in sums.items()}
+            centres = np.arange(len(sums["cross"])) * hop + hops_per_block * hop / 2
         else:  # shorter than a block: one block, the whole clip
-            cross, power, centres = cross.sum(keepdims=True), power.sum(keepdims=True), np.array([length / 2])
-        share = np.where(power > 0, cross / np.where(power > 0, power, 1.0), 0.0)
+            sums, centres = {name: values.sum(keepdims=True) for name, values in sums.items()}, np.array([length / 2])
+        share = _ratio(sums["cross"], sums["power"])
+        limit = np.sqrt(_ratio(sums["noise"], sums["music"]))  # what is taken away stays under the noise
+        share = np.clip(share, -limit, limit)
         for first in range(0, length, piece):
             samples = np.arange(first, min(first + piece, length))
             neutral[lane, samples] = noise[lane, samples] - np.interp(samples, centres, share) * music[lane, samples]
     return neutral
 
 
-def _hop_sums(noise: np.ndarray, music: np.ndarray, sample_rate_hz: int, hop: int,
-              piece: int) -> tuple[np.ndarray, np.ndarray]:
-    """Σ Kx·Kδ and Σ (Kx)² over every whole hop of one lane (N,), each (N // hop,)."""
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator, 0 where the denominator is 0."""
+    return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1.0), 0.0)
+
+
+def _hop_sums(noise: np.ndarray, music: np.ndarray, sample_rate_hz: int, hop: int, piece: int) -> dict[str, np.ndarray]:
+    """Over every whole hop of one lane (N,), each (N // hop,): "cross" Σ Kx·Kδ, "power" Σ (Kx)², and
+    unweighted "noise" Σ δ² and "music" Σ x²."""
     stages = k_weighting(sample_rate_hz)
     states = {name: [np.zeros(len(a) - 1) for _, a, _ in stages] for name in ("music", "noise")}  # at rest
     whole = music.shape[-1] // hop * hop
-    cross, power = [], []
+    sums: dict[str, list[np.ndarray]] = {"cross": [], "power": [], "noise": [], "music": []}
     for first in range(0, whole, piece):
         weighted = {}
         for name, signal in (("music", music), ("noise", noise)):
             out = np.asarray(signal[first : min(first + piece, whole)], dtype=np.float64)
+            sums[name].append((out.reshape(-1, hop) ** 2).sum(axis=1))
             for index, (b, a, gain) in enumerate(stages):
                 out, states[name][index] = scipy.signal.lfilter(b, a, out, zi=states[name][index])
                 out = gain * out
             weighted[name] = out.reshape(-1, hop)
-        cross.append((weighted["music"] * weighted["noise"]).sum(axis=1))
-        power.append((weighted["music"] ** 2).sum(axis=1))
-    if not cross:
-        return np.zeros(0), np.zeros(0)
-    return np.concatenate(cross), np.concatenate(power)
+        sums["cross"].append((weighted["music"] * weighted["noise"]).sum(axis=1))
+        sums["power"].append((weighted["music"] ** 2).sum(axis=1))
+    return {name: np.concatenate(values) if values else np.zeros(0) for name, values in sums.items()}

@@ -57,3 +57,11 @@ def test_a_song_read_piece_by_piece_gets_the_noise_it_gets_read_whole(monkeypatc
     whole = loudness_neutral(noise, clean, RATE_HZ)
     monkeypatch.setattr(loudness, "PIECE_S", 0.3)  # ten pieces, the filters' state carried across
     assert np.abs(loudness_neutral(noise, clean, RATE_HZ) - whole).max() < 1e-6
+
+
+def test_music_that_k_weighting_all_but_removes_takes_away_no_more_than_the_noise():
+    offset = np.full((1, 3 * RATE_HZ), 0.25)  # a DC offset: the 38 Hz high-pass leaves almost nothing of it
+    noise = 0.001 * np.random.default_rng(4).standard_normal(offset.shape)
+    neutral = loudness_neutral(noise, offset, RATE_HZ)
+    assert np.sqrt(np.mean((neutral - noise) ** 2)) <= 1.01 * np.sqrt(np.mean(noise**2))
+    assert np.abs(neutral).max() < 0.02
