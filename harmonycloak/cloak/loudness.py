@@ -43,10 +43,18 @@ def k_weighting(sample_rate_hz: int) -> list[tuple[np.ndarray, np.ndarray, float
 
 
 def k_weighted(samples: np.ndarray, sample_rate_hz: int) -> np.ndarray:
-    """BS.1770's K-weighting of (..., N) samples, float64."""
+    """BS.1770's K-weighting of (..., N) samples from rest, float64."""
+    samples = np.asarray(samples, dtype=np.float64)
+    stages = k_weighting(sample_rate_hz)
+    return _filtered(samples, stages, [np.zeros((*samples.shape[:-1], len(a) - 1)) for _, a, _ in stages])
+
+
+def _filtered(samples: np.ndarray, stages: list, states: list[np.ndarray]) -> np.ndarray:
+    """`samples` (..., N) through the K-weighting `stages` from their `states`, which are advanced in place."""
     out = np.asarray(samples, dtype=np.float64)
-    for b, a, gain in k_weighting(sample_rate_hz):
-        out = gain * scipy.signal.lfilter(b, a, out)
+    for index, (b, a, gain) in enumerate(stages):
+        out, states[index] = scipy.signal.lfilter(b, a, out, zi=states[index])
+        out = gain * out
     return out
 
 
@@ -74,8 +82,9 @@ def loudness_neutral(noise: np.ndarray, music: np.ndarray, sample_rate_hz: int) 
         limit = np.sqrt(_ratio(sums["noise"], sums["music"]))  # what is taken away stays under the noise
         share = np.clip(share, -limit, limit)
         for first in range(0, length, piece):
-            samples = np.arange(first, min(first + piece, length))
-            neutral[lane, samples] = noise[lane, samples] - np.interp(samples, centres, share) * music[lane, samples]
+            span = slice(first, min(first + piece, length))
+            neutral[lane, span] = noise[lane, span] - np.interp(np.arange(span.start, span.stop), centres, share) \
+                * music[lane, span]
     return neutral
 
 
@@ -94,12 +103,9 @@ def _hop_sums(noise: np.ndarray, music: np.ndarray, sample_rate_hz: int, hop: in
     for first in range(0, whole, piece):
         weighted = {}
         for name, signal in (("music", music), ("noise", noise)):
-            out = np.asarray(signal[first : min(first + piece, whole)], dtype=np.float64)
-            sums[name].append((out.reshape(-1, hop) ** 2).sum(axis=1))
-            for index, (b, a, gain) in enumerate(stages):
-                out, states[name][index] = scipy.signal.lfilter(b, a, out, zi=states[name][index])
-                out = gain * out
-            weighted[name] = out.reshape(-1, hop)
+            samples = np.asarray(signal[first : min(first + piece, whole)], dtype=np.float64)
+            sums[name].append((samples.reshape(-1, hop) ** 2).sum(axis=1))
+            weighted[name] = _filtered(samples, stages, states[name]).reshape(-1, hop)
         sums["cross"].append((weighted["music"] * weighted["noise"]).sum(axis=1))
         sums["power"].append((weighted["music"] ** 2).sum(axis=1))
     return {name: np.concatenate(values) if values else np.zeros(0) for name, values in sums.items()}

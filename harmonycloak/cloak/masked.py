@@ -168,7 +168,7 @@ class MaskedSpectrumCloak(nn.Module):
         if self.band_power_bound is None:
             return spectrum
         budget = self.band_power_bound[:, frames]  # (L, ..., Z)
-        power = torch.zeros_like(budget).index_add(-1, self.band_of_bin, spectrum.abs().square())
+        power = band_sums(spectrum.abs().square(), self.band_of_bin, budget.shape[-1])
         scale = torch.sqrt(torch.clamp(budget / power.clamp_min(1e-30), max=1.0))
         return spectrum * scale[..., self.band_of_bin]
 
@@ -227,9 +227,13 @@ def allowed_level_db(threshold_db: Tensor, bin_hz: Tensor, band: Tensor, in_band
 def pooled_band_power(level_amplitude: Tensor, band: Tensor, in_band: Tensor) -> Tensor:
     """Each band's power budget (L, J, Z), sine amplitude squared: the sum over its sounding bins
     of the "band" rule's level (`level_amplitude` (L, J, K), one value across each band)."""
-    power = level_amplitude.square() * in_band.to(level_amplitude.dtype)
-    budget = torch.zeros(*power.shape[:-1], int(band.max()) + 1, dtype=power.dtype, device=power.device)
-    return budget.index_add(-1, band, power)
+    return band_sums(level_amplitude.square() * in_band.to(level_amplitude.dtype), band, int(band.max()) + 1)
+
+
+def band_sums(values: Tensor, band: Tensor, num_bands: int) -> Tensor:
+    """Sum over each Bark band's bins: (..., K) values, `band` (K,) → (..., num_bands)."""
+    sums = torch.zeros(*values.shape[:-1], num_bands, dtype=values.dtype, device=values.device)
+    return sums.index_add(-1, band, values)
 
 
 def bark_band_of_bin(bin_hz: Tensor) -> Tensor:

@@ -122,9 +122,10 @@ def cloak_songs(
     device = resolve_device(settings.device)
     generator = torch.Generator().manual_seed(settings.seed)
     factory = cloak_factory or (lambda clean, _rate, random: build_cloak(clean, settings, random))
-    problems = []
+    problems, music = [], []  # music: each song's lanes at its own rate, (L, frames)
     for tracks, sample_rate_hz in zip(songs, sample_rates_hz, strict=True):
         lanes_in = tracks[0] if len(tracks) == 1 else np.concatenate(tracks, axis=0)
+        music.append(lanes_in)
         lane_track = torch.tensor([t for t, track in enumerate(tracks) for _ in range(track.shape[0])], device=device)
         lanes = torch.from_numpy(to_working_rate(lanes_in, sample_rate_hz, settings.working_rate_hz)).to(device)
         cloak = factory(lanes, settings.working_rate_hz, generator).to(device)
@@ -150,12 +151,11 @@ def cloak_songs(
     before = [losses(song) for song in problems]
     history = optimise_noise(problem, surrogates, config, generator, progress, objective, transform)
     outcomes = []
-    for tracks, sample_rate_hz, song, loss_before in zip(songs, sample_rates_hz, problems, before):
+    for tracks, sample_rate_hz, song, loss_before, lanes_in in zip(songs, sample_rates_hz, problems, before, music):
         with torch.no_grad():
             noise = song.cloak.render(sample_rate_hz, tracks[0].shape[-1])
         if song.cloak.keeps_loudness:
-            music = tracks[0] if len(tracks) == 1 else np.concatenate(tracks, axis=0)
-            noise = loudness_neutral(noise, music, sample_rate_hz)
+            noise = loudness_neutral(noise, lanes_in, sample_rate_hz)
         noises, first = [], 0
         for track in tracks:
             noises.append(noise[first : first + track.shape[0]])
