@@ -20,6 +20,11 @@
   dominant-blackbox,   the cloaks optimised against a bag of randomly initialised surrogates with
   masked-blackbox      no model of the attacker's family group (`heldout_bag`): the defender does
                        not know the model
+  default              what `protect` does to audio when asked nothing (`settings.DEFAULT_PROTECTION`
+                       at the product's bound rule and effort, the suite's strength): it reads the
+                       zoo's next-frame models whatever the attacker, so it knows a next-frame
+                       attacker's base model and is held out for every other family
+  random-default       the default's cloak with random coefficients under the same bounds: its bar
 
 Candidate objectives (`optim.objectives`; not in a suite's methods unless it names them):
 
@@ -88,8 +93,10 @@ OBJECTIVE_METHODS = {  # method → (cloak, objective)
 # attacker's (the embedding shift reads the product's contrastive encoder; the cue reads no model).
 HELDOUT_ZOO_OBJECTIVES = ("minmin", "maxloss", "gradient-matching", "reverse-gradient")
 OTHER_MUSIC = "positive-other-music"
-METHODS = PAPER_METHODS + ("positive-white-0db", OTHER_MUSIC, "random-gain") + tuple(OBJECTIVE_METHODS)
-RANDOM_CONTROL = {"dominant-whitebox": "random-dominant", "dominant-blackbox": "random-dominant",
+PRODUCT_DEFAULT = "default"
+METHODS = (PAPER_METHODS + ("positive-white-0db", OTHER_MUSIC, "random-gain", PRODUCT_DEFAULT, f"random-{PRODUCT_DEFAULT}")
+           + tuple(OBJECTIVE_METHODS))
+RANDOM_CONTROL = {PRODUCT_DEFAULT: f"random-{PRODUCT_DEFAULT}","dominant-whitebox": "random-dominant", "dominant-blackbox": "random-dominant",
                   "masked-whitebox": "random-masked", "masked-blackbox": "random-masked",
                   "cue-10db": "positive-white-10db", "masked-cue": "random-masked",
                   "masked-embedding-shift": "random-masked", "masked-gradient-matching": "random-masked",
@@ -201,16 +208,21 @@ def attacked(songs: list[np.ndarray], attack: str, seed: int) -> list[np.ndarray
 
 
 def random_cloak_noise(cloak: str, songs: list[np.ndarray], seed: int, spec: ReleaseSpec) -> list[np.ndarray]:
-    """A cloak's noise with random parameters (`randomise`), not optimised, for the songs as one lane."""
+    """A cloak's noise with random parameters (`randomise`), not optimised, for the songs as one lane;
+    `cloak` "default" is the product default's cloak (`_default_settings`)."""
+    from harmonycloak.cloak.loudness import loudness_neutral
     from harmonycloak.flows.audio.protect import build_cloak
 
     generator = torch.Generator().manual_seed(seed)
     lane = torch.from_numpy(np.concatenate(songs)[None])
-    cloak_model = build_cloak(lane, _settings(cloak, seed, spec), generator)
+    settings = _default_settings(seed, spec) if cloak == PRODUCT_DEFAULT else _settings(cloak, seed, spec)
+    cloak_model = build_cloak(lane, settings, generator)
     with torch.no_grad():
         cloak_model.randomise(generator)
-        noise = cloak_model.render(WORKING_RATE_HZ, lane.shape[-1])[0]
-    return _split_lane(noise, songs)
+        noise = cloak_model.render(WORKING_RATE_HZ, lane.shape[-1])
+    if cloak_model.keeps_loudness:  # as the optimised releases of the cloak are written (`cloak_songs`)
+        noise = loudness_neutral(noise, lane.numpy(), WORKING_RATE_HZ)
+    return _split_lane(noise[0], songs)
 
 
 def heldout_bag(family: str, spec: ReleaseSpec, seed: int) -> list:
@@ -254,7 +266,9 @@ def _optimised_noise(method: str, songs: list[np.ndarray], family: str, seed: in
     def audible_ball(lanes, rate, generator):
         return NormBallCloak(lanes, rate, ball, generator)
 
-    if method == "positive-linf-em":
+    if method == PRODUCT_DEFAULT:
+        outcome = cloak_tracks([lane], WORKING_RATE_HZ, _default_settings(seed, spec))
+    elif method == "positive-linf-em":
         outcome = cloak_tracks([lane], WORKING_RATE_HZ, _settings("dominant", seed, spec, load_zoo_model(family)),
                                cloak_factory=audible_ball)
     elif method in OBJECTIVE_METHODS:
@@ -292,6 +306,13 @@ def _settings(cloak: str, seed: int, spec: ReleaseSpec, model=None, objective: s
                               bag_size=max(spec.bag_size, 2), models_per_round=spec.models_per_round,
                               model_preset=spec.bag_preset, pgd_steps=spec.pgd_steps, max_rounds=spec.max_rounds,
                               eot=spec.eot)
+
+
+def _default_settings(seed: int, spec: ReleaseSpec):
+    """What `protect` takes for audio when asked nothing, at the suite's strength, seed and device."""
+    from harmonycloak.settings import ProtectionSettings
+
+    return ProtectionSettings(strength=spec.strength, seed=seed, device=spec.device).resolved("audio")
 
 
 def _split_lane(noise: np.ndarray, songs: list[np.ndarray]) -> list[np.ndarray]:
