@@ -41,6 +41,11 @@ Candidate objectives (`optim.objectives`; not in a suite's methods unless it nam
   masked-gradient-matching-whitebox, masked-reverse-gradient-whitebox
                            the same against the zoo model of the attacker's family: the defender
                            knows the public base model
+  masked-reverse-gradient-trajectory, masked-reverse-gradient-trajectory-whitebox
+                           the reverse gradient against those models (held out, or the attacker's
+                           base model) and against copies of them fine-tuned on the clean songs for
+                           `TRAJECTORY_STAGES_STEPS` steps (`optim.trajectory`): the weights the
+                           attacker passes through, not only those it starts from
   masked-minmin-zoo        the paper's min-min against those pretrained models, fine-tuned on the
                            protected songs between noise updates (the alternating version)
   masked-maxloss-whitebox  error-maximising noise against the zoo model of the attacker's family,
@@ -61,7 +66,7 @@ Shapes: songs are (N,) float32 at the working rate, all of one length.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -83,6 +88,8 @@ OBJECTIVE_METHODS = {  # method → (cloak, objective)
     "masked-gradient-matching-whitebox": ("masked", "gradient-matching"),
     "masked-reverse-gradient": ("masked", "reverse-gradient"),
     "masked-reverse-gradient-whitebox": ("masked", "reverse-gradient"),
+    "masked-reverse-gradient-trajectory": ("masked", "reverse-gradient"),
+    "masked-reverse-gradient-trajectory-whitebox": ("masked", "reverse-gradient"),
     "masked-minmin-zoo": ("masked", "minmin"),
     "masked-maxloss-whitebox": ("masked", "maxloss"),
     "masked-maxloss-zoo": ("masked", "maxloss"),
@@ -101,11 +108,14 @@ RANDOM_CONTROL = {PRODUCT_DEFAULT: f"random-{PRODUCT_DEFAULT}","dominant-whitebo
                   "cue-10db": "positive-white-10db", "masked-cue": "random-masked",
                   "masked-embedding-shift": "random-masked", "masked-gradient-matching": "random-masked",
                   "masked-gradient-matching-whitebox": "random-masked", "masked-reverse-gradient": "random-masked",
-                  "masked-reverse-gradient-whitebox": "random-masked",
+                  "masked-reverse-gradient-whitebox": "random-masked", "masked-reverse-gradient-trajectory": "random-masked",
+                  "masked-reverse-gradient-trajectory-whitebox": "random-masked",
                   "masked-minmin-zoo": "random-masked", "masked-maxloss-whitebox": "random-masked",
                   "masked-maxloss-zoo": "random-masked", "gain-cue": "random-gain",
                   "gain-maxloss-whitebox": "random-gain"}
 ATTACK_SEPARATOR = "+"
+TRAJECTORY = "-trajectory"  # in a method's name: its models are also read along a fine-tune on the clean songs
+TRAJECTORY_STAGES_STEPS = (30, 100)  # the fine-tune's stages read (the standard suite's attacker takes 100 steps)
 
 
 @dataclass(frozen=True)
@@ -258,6 +268,7 @@ def _optimised_noise(method: str, songs: list[np.ndarray], family: str, seed: in
                      spec: ReleaseSpec) -> tuple[list[np.ndarray], dict]:
     from harmonycloak.cloak.norm_ball import NormBallCloak, NormBallSettings
     from harmonycloak.flows.audio.protect import cloak_tracks
+    from harmonycloak.optim.trajectory import along_fine_tune
     from harmonycloak.zoo import load_zoo_model
 
     lane = np.concatenate(songs)[None]  # (1, songs × N): the album as one training stream
@@ -275,8 +286,13 @@ def _optimised_noise(method: str, songs: list[np.ndarray], family: str, seed: in
         cloak, objective = OBJECTIVE_METHODS[method]
         known = load_zoo_model(family) if method.endswith("-whitebox") else None
         settings = _settings("masked" if cloak == "linf-10db" else cloak, seed, spec, known, objective=objective)
-        outcome = cloak_tracks([lane], WORKING_RATE_HZ, settings,
-                               surrogates=heldout_zoo(family, objective) if _reads_heldout_zoo(method) else None,
+        surrogates = heldout_zoo(family, objective) if _reads_heldout_zoo(method) else None
+        if TRAJECTORY in method:  # every model and its stages, all read at every step
+            base = surrogates or [known]
+            surrogates = base + along_fine_tune(base, songs, TRAJECTORY_STAGES_STEPS, seed)
+            settings = replace(settings, mode="blackbox", model=None, bag_size=len(surrogates),
+                               models_per_round=len(surrogates))
+        outcome = cloak_tracks([lane], WORKING_RATE_HZ, settings, surrogates=surrogates,
                                cloak_factory=audible_ball if cloak == "linf-10db" else None)
     else:
         cloak, mode = method.split("-")

@@ -38,7 +38,7 @@ from harmonycloak.bench.unlearnability.midi_mimicry import (
     POSITIVE_WRONG_NOTES,
 )
 from harmonycloak.bench.unlearnability.releases import RANDOM_CONTROL as AUDIO_RANDOM_CONTROL
-from harmonycloak.bench.unlearnability.releases import OTHER_MUSIC, release_key, split_method
+from harmonycloak.bench.unlearnability.releases import OTHER_MUSIC, PRODUCT_DEFAULT, release_key, split_method
 from harmonycloak.bench.unlearnability.score import ScoreInterval, beats, bootstrap_interval
 from harmonycloak.bench.unlearnability.threat_experiment import ThreatSeedResult
 
@@ -411,6 +411,9 @@ def threat_section(out, suite, results: list[ThreatSeedResult], commit: str | No
           "(with 3 seeds they are optimistic: about 80 % coverage measured on synthetic populations). The black-box "
           "bags hold no model of the attacker's family group; white-box methods optimise against the zoo model of "
           "the attacker's family (the public base model, known to the defender)."
+          + (" `default` is what `protect` does to audio unasked: it reads the zoo's next-frame models whatever the "
+             "attacker, so it knows a next-frame attacker's base model and is held out for the other families."
+             if PRODUCT_DEFAULT in suite.methods_for("mimicry") + suite.methods_for("scratch") else "")
           + (f" MIDI (T2 only): the zoo's {' and '.join(f for f in suite.families_for_threats if f in MIDI_MIMICRY_FAMILIES)} "
              f"fine-tuned on {len(data_summary['midi_album']['released'])} released Bach pieces, measured on them and "
              f"on {len(data_summary['midi_album']['unreleased'])} unreleased ones."
