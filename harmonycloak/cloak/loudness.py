@@ -58,8 +58,11 @@ def _filtered(samples: np.ndarray, stages: list, states: list[np.ndarray]) -> np
     return out
 
 
-def loudness_neutral(noise: np.ndarray, music: np.ndarray, sample_rate_hz: int) -> np.ndarray:
-    """`noise` less its K-weighted projection on `music`, block by block: (L, N) each, float32 out.
+def loudness_neutral(noise: np.ndarray, music: np.ndarray, sample_rate_hz: int,
+                     out: np.ndarray | None = None) -> np.ndarray:
+    """`noise` less its K-weighted projection on `music`, block by block: (L, N) each, float32 out,
+    written into `out` ((L, N) float32, which may be `noise` itself: a long song's noise is large)
+    or a new array.
 
     Per lane, c is the projection coefficient of each 400 ms block (starts every 100 ms), placed
     at the block's centre and interpolated linearly between centres (held flat before the first
@@ -70,7 +73,7 @@ def loudness_neutral(noise: np.ndarray, music: np.ndarray, sample_rate_hz: int) 
     hop = max(round(BLOCK_HOP_S * sample_rate_hz), 1)
     hops_per_block = max(round(BLOCK_S / BLOCK_HOP_S), 1)
     piece = max(round(PIECE_S * sample_rate_hz / hop), 1) * hop
-    neutral = np.empty(noise.shape, dtype=np.float32)
+    neutral = np.empty(noise.shape, dtype=np.float32) if out is None else out
     for lane in range(music.shape[0]):
         sums = _hop_sums(noise[lane], music[lane], sample_rate_hz, hop, piece)
         if len(sums["cross"]) >= hops_per_block:

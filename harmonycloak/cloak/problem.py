@@ -39,6 +39,7 @@ from harmonycloak.settings import SEGMENT_S
 
 
 MUSIC_NORM_FLOOR = 1e-3  # L2 norm under which a segment counts as silence (≈ −100 dBFS over 2.56 s)
+RENDER_PIECE_SAMPLES = 1 << 20  # the whole noise is rendered this many working-rate samples at a time (memory)
 
 
 def noise_power_ratio(noise: Tensor, clean: Tensor, dims: tuple[int, ...], floor: float) -> Tensor:
@@ -92,11 +93,14 @@ def render_whole_noise(cloak: "AudioCloak", sample_rate_hz: int, num_frames: int
     (band-limited resampling), for cloaks whose `noise` works on segments aligned to their hop."""
     working_samples = math.ceil(num_frames * cloak.sample_rate_hz / sample_rate_hz)
     align = cloak.alignment_samples
-    start = torch.zeros(1, dtype=torch.long, device=next(cloak.parameters()).device)
-    noise = cloak.noise(start, -(-working_samples // align) * align)[0].cpu()
+    device = next(cloak.parameters()).device
+    total = -(-working_samples // align) * align
+    piece = max(RENDER_PIECE_SAMPLES // align, 1) * align  # a segment's noise holds every frame reaching it: exact in pieces
+    noise = torch.cat([cloak.noise(torch.tensor([start], device=device), min(piece, total - start))[0].cpu()
+                       for start in range(0, total, piece)], dim=-1)
     out = np.zeros((noise.shape[0], num_frames), np.float32)
-    for lane in range(noise.shape[0]):  # one lane at a time: a long song's float64 noise at the output rate is large
-        resampled = resample(noise[lane].double().numpy(), cloak.sample_rate_hz, sample_rate_hz)
+    for lane in range(noise.shape[0]):  # one lane at a time, in float32: a long song's noise at the output rate is large
+        resampled = resample(noise[lane].numpy(), cloak.sample_rate_hz, sample_rate_hz)
         out[lane, : min(num_frames, resampled.shape[-1])] = resampled[:num_frames]
     return out
 

@@ -223,8 +223,8 @@ def _signed_step(parameters: list[Tensor], objective: Tensor, step_size: float) 
     gradients = torch.autograd.grad(objective, parameters, allow_unused=True)
     with torch.no_grad():
         for parameter, gradient in zip(parameters, gradients):
-            if gradient is not None:  # one temporary: a long song's cloak holds hundreds of MB of parameters
-                parameter.add_(gradient.sign(), alpha=-step_size)
+            if gradient is not None:  # signed in place: a long song's cloak holds hundreds of MB of parameters
+                parameter.add_(gradient.sign_(), alpha=-step_size)
 
 
 def _stop_reason(losses: list[float], config: MinMinConfig) -> str:

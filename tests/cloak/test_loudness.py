@@ -65,3 +65,11 @@ def test_music_that_k_weighting_all_but_removes_takes_away_no_more_than_the_nois
     neutral = loudness_neutral(noise, offset, RATE_HZ)
     assert np.sqrt(np.mean((neutral - noise) ** 2)) <= 1.01 * np.sqrt(np.mean(noise**2))
     assert np.abs(neutral).max() < 0.02
+
+
+def test_written_into_the_noise_itself_it_is_the_same_as_into_a_new_array():
+    clean = music(seconds=2.0, seed=3)
+    noise = (0.05 * clean + 0.01 * np.random.default_rng(4).standard_normal(clean.shape)).astype(np.float32)
+    expected = loudness_neutral(noise, clean, RATE_HZ)
+    written = loudness_neutral(noise, clean, RATE_HZ, out=noise)
+    assert written is noise and np.array_equal(written, expected)

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -101,3 +102,25 @@ def test_songs_optimised_together_need_segments_of_one_length():
     problems = [AudioCloakProblem(lanes, torch.tensor([0]), RampNoise(), segment_s=seconds) for seconds in (0.5, 0.3)]
     with pytest.raises(SettingsError, match="one length"):
         SongsProblem(problems)
+
+
+@pytest.mark.parametrize("cloak_kind", ["masked", "gain"])
+def test_the_whole_noise_rendered_in_pieces_is_the_noise_rendered_at_once(monkeypatch, cloak_kind):
+    from harmonycloak.cloak import problem
+    from harmonycloak.cloak.gain import GainModulationCloak
+    from harmonycloak.cloak.masked import MaskedSpectrumCloak
+
+    rate_hz = 16_000
+    time = torch.arange(3 * rate_hz) / rate_hz
+    music = torch.stack([0.3 * torch.sin(2 * torch.pi * 440 * time) * (1 + torch.sin(2 * torch.pi * 0.5 * time)),
+                         0.2 * torch.sin(2 * torch.pi * 587 * time)])  # (2, N)
+    generator = torch.Generator().manual_seed(3)
+    cloak = (MaskedSpectrumCloak(music, rate_hz, generator=generator) if cloak_kind == "masked"
+             else GainModulationCloak(music, rate_hz, generator=generator))
+    with torch.no_grad():
+        cloak.randomise(generator)
+        at_once = cloak.render(44_100, round(3 * 44_100))
+        monkeypatch.setattr(problem, "RENDER_PIECE_SAMPLES", 5000)  # pieces cut across frames and windows
+        in_pieces = cloak.render(44_100, round(3 * 44_100))
+    assert np.abs(at_once).max() > 0
+    np.testing.assert_allclose(in_pieces, at_once, rtol=0, atol=1e-6 * np.abs(at_once).max())

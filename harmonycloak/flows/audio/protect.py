@@ -155,7 +155,7 @@ def cloak_songs(
         with torch.no_grad():
             noise = song.cloak.render(sample_rate_hz, tracks[0].shape[-1])
         if song.cloak.keeps_loudness:
-            noise = loudness_neutral(noise, lanes_in, sample_rate_hz)
+            noise = loudness_neutral(noise, lanes_in, sample_rate_hz, out=noise)
         noises, first = [], 0
         for track in tracks:
             noises.append(noise[first : first + track.shape[0]])
