@@ -95,11 +95,12 @@ def render_whole_noise(cloak: "AudioCloak", sample_rate_hz: int, num_frames: int
     align = cloak.alignment_samples
     device = next(cloak.parameters()).device
     total = -(-working_samples // align) * align
-    piece = max(RENDER_PIECE_SAMPLES // align, 1) * align  # a segment's noise holds every frame reaching it: exact in pieces
+    # in pieces, each aligned: a segment's noise holds every frame that reaches it, so the pieces join exactly
+    piece = max(RENDER_PIECE_SAMPLES // align, 1) * align
     noise = torch.cat([cloak.noise(torch.tensor([start], device=device), min(piece, total - start))[0].cpu()
                        for start in range(0, total, piece)], dim=-1)
     out = np.zeros((noise.shape[0], num_frames), np.float32)
-    for lane in range(noise.shape[0]):  # one lane at a time, in float32: a long song's noise at the output rate is large
+    for lane in range(noise.shape[0]):  # a lane at a time, float32: a long song's noise at the output rate is large
         resampled = resample(noise[lane].numpy(), cloak.sample_rate_hz, sample_rate_hz)
         out[lane, : min(num_frames, resampled.shape[-1])] = resampled[:num_frames]
     return out

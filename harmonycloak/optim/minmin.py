@@ -224,7 +224,8 @@ def _signed_step(parameters: list[Tensor], objective: Tensor, step_size: float) 
     with torch.no_grad():
         for parameter, gradient in zip(parameters, gradients):
             if gradient is not None:  # signed in place: a long song's cloak holds hundreds of MB of parameters
-                parameter.add_(gradient.sign_(), alpha=-step_size)
+                # (unless the gradient is one value broadcast, as a sum's is: its elements share memory)
+                parameter.add_(gradient.sign_() if gradient.is_contiguous() else gradient.sign(), alpha=-step_size)
 
 
 def _stop_reason(losses: list[float], config: MinMinConfig) -> str:

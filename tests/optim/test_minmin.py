@@ -131,3 +131,13 @@ def test_batches_cover_every_segment_once_in_near_equal_sizes(num_segments, batc
     batches = _batches(num_segments, batch_segments, torch.Generator().manual_seed(0))
     assert sorted(len(batch) for batch in batches) == sorted(expected_sizes)
     assert sorted(torch.cat(batches).tolist()) == list(range(num_segments))
+
+
+def test_a_signed_step_moves_every_parameter_by_the_step_against_its_gradient_s_sign():
+    from harmonycloak.optim.minmin import _signed_step
+
+    broadcast = torch.zeros(2, 3, requires_grad=True)  # a sum's gradient is one value broadcast over it
+    dense = torch.tensor([1.0, -2.0, 0.5], requires_grad=True)
+    _signed_step([broadcast, dense], broadcast.sum() + (dense**2).sum(), 0.25)
+    assert torch.equal(broadcast.detach(), torch.full((2, 3), -0.25))
+    assert torch.equal(dense.detach(), torch.tensor([0.75, -1.75, 0.25]))  # 2·d has the sign of d

@@ -101,14 +101,16 @@ OBJECTIVE_METHODS = {  # method → (cloak, objective)
 HELDOUT_ZOO_OBJECTIVES = ("minmin", "maxloss", "gradient-matching", "reverse-gradient")
 OTHER_MUSIC = "positive-other-music"
 PRODUCT_DEFAULT = "default"
-METHODS = (PAPER_METHODS + ("positive-white-0db", OTHER_MUSIC, "random-gain", PRODUCT_DEFAULT, f"random-{PRODUCT_DEFAULT}")
-           + tuple(OBJECTIVE_METHODS))
-RANDOM_CONTROL = {PRODUCT_DEFAULT: f"random-{PRODUCT_DEFAULT}","dominant-whitebox": "random-dominant", "dominant-blackbox": "random-dominant",
+METHODS = (PAPER_METHODS + ("positive-white-0db", OTHER_MUSIC, "random-gain")
+           + (PRODUCT_DEFAULT, f"random-{PRODUCT_DEFAULT}") + tuple(OBJECTIVE_METHODS))
+RANDOM_CONTROL = {PRODUCT_DEFAULT: f"random-{PRODUCT_DEFAULT}",
+                  "dominant-whitebox": "random-dominant", "dominant-blackbox": "random-dominant",
                   "masked-whitebox": "random-masked", "masked-blackbox": "random-masked",
                   "cue-10db": "positive-white-10db", "masked-cue": "random-masked",
                   "masked-embedding-shift": "random-masked", "masked-gradient-matching": "random-masked",
                   "masked-gradient-matching-whitebox": "random-masked", "masked-reverse-gradient": "random-masked",
-                  "masked-reverse-gradient-whitebox": "random-masked", "masked-reverse-gradient-trajectory": "random-masked",
+                  "masked-reverse-gradient-whitebox": "random-masked",
+                  "masked-reverse-gradient-trajectory": "random-masked",
                   "masked-reverse-gradient-trajectory-whitebox": "random-masked",
                   "masked-minmin-zoo": "random-masked", "masked-maxloss-whitebox": "random-masked",
                   "masked-maxloss-zoo": "random-masked", "gain-cue": "random-gain",

@@ -42,7 +42,7 @@ OTHERS_PROBED = 8  # T1: corpus songs measured beside the released ones
 # Two runs' losses of one cell within this relative difference are one measurement: another CPU's
 # kernels or thread count round the same training apart by about 1e-5, the contrastive fine-tune
 # after MP3 by up to 1.2e-4; the least change of settings seen (the random control's noise made
-# loudness-neutral) moved a cell's songs by up to 1e-3 to 3.5e-3
+# loudness-neutral) moved each cell's most-moved song by 1e-3 to 3.5e-3
 SAME_CELL_RTOL = 5e-4
 REFERENCE_CLIPS = 32  # other songs whose embeddings are a contrastive encoder's negatives when it is measured
 ARTIST_CLASSIFIER_SEED = 0  # the style judge's initial weights: one judge for every seed
