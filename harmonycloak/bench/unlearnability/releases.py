@@ -222,19 +222,15 @@ def attacked(songs: list[np.ndarray], attack: str, seed: int) -> list[np.ndarray
 def random_cloak_noise(cloak: str, songs: list[np.ndarray], seed: int, spec: ReleaseSpec) -> list[np.ndarray]:
     """A cloak's noise with random parameters (`randomise`), not optimised, for the songs as one lane;
     `cloak` "default" is the product default's cloak (`_default_settings`)."""
-    from harmonycloak.cloak.loudness import loudness_neutral
-    from harmonycloak.flows.audio.protect import build_cloak
+    from harmonycloak.flows.audio.protect import build_cloak, written_noise
 
     generator = torch.Generator().manual_seed(seed)
-    lane = torch.from_numpy(np.concatenate(songs)[None])
+    lane = np.concatenate(songs)[None]
     settings = _default_settings(seed, spec) if cloak == PRODUCT_DEFAULT else _settings(cloak, seed, spec)
-    cloak_model = build_cloak(lane, settings, generator)
+    cloak_model = build_cloak(torch.from_numpy(lane), settings, generator)
     with torch.no_grad():
         cloak_model.randomise(generator)
-        noise = cloak_model.render(WORKING_RATE_HZ, lane.shape[-1])
-    if cloak_model.keeps_loudness:  # as the optimised releases of the cloak are written (`cloak_songs`)
-        noise = loudness_neutral(noise, lane.numpy(), WORKING_RATE_HZ)
-    return _split_lane(noise[0], songs)
+    return _split_lane(written_noise(cloak_model, lane, WORKING_RATE_HZ)[0], songs)  # as the optimised are written
 
 
 def heldout_bag(family: str, spec: ReleaseSpec, seed: int) -> list:

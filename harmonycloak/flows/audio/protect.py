@@ -152,10 +152,7 @@ def cloak_songs(
     history = optimise_noise(problem, surrogates, config, generator, progress, objective, transform)
     outcomes = []
     for tracks, sample_rate_hz, song, loss_before, lanes_in in zip(songs, sample_rates_hz, problems, before, music):
-        with torch.no_grad():
-            noise = song.cloak.render(sample_rate_hz, tracks[0].shape[-1])
-        if song.cloak.keeps_loudness:
-            noise = loudness_neutral(noise, lanes_in, sample_rate_hz, out=noise)
+        noise = written_noise(song.cloak, lanes_in, sample_rate_hz)
         noises, first = [], 0
         for track in tracks:
             noises.append(noise[first : first + track.shape[0]])
@@ -176,6 +173,14 @@ def cloak_songs(
             summary["songs_optimised_together"] = len(songs)
         outcomes.append(CloakOutcome(noises, summary))
     return outcomes
+
+
+def written_noise(cloak: AudioCloak, music: np.ndarray, sample_rate_hz: int) -> np.ndarray:
+    """The cloak's noise as it is added to `music` ((L, frames) at `sample_rate_hz`): rendered at
+    the music's rate, and loudness-neutral where the cloak keeps loudness (`cloak.loudness`); (L, frames) float32."""
+    with torch.no_grad():
+        noise = cloak.render(sample_rate_hz, music.shape[-1])
+    return loudness_neutral(noise, music, sample_rate_hz, out=noise) if cloak.keeps_loudness else noise
 
 
 def is_silent(samples: np.ndarray) -> bool:
