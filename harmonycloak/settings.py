@@ -32,6 +32,10 @@ CLOAKS = ("dominant", "masked", "gain")  # audio cloaks: one tone per window (th
 # bounds stays under the band's lowest threshold (the rule the audibility check's band NMR reads);
 # "band-pool", the same budget per band, shared freely by its bins (the optimiser places it).
 BOUND_RULES = ("bin", "band", "band-pool")
+# The band check's target for written noise (band NMR in dB, `cloak.band_check`): under the band
+# rules at low and medium strength, a band of a frame that reads louder is turned down. High
+# strength is past the band check by design (docs/audibility.md); the bin rule was never under it.
+BAND_CHECK_LIMIT_DB = -3.0
 MODES = ("blackbox", "whitebox")  # a bag of surrogates (the default), or the one model given
 DEVICES = ("auto", "cpu", "cuda")  # "auto": CUDA when PyTorch sees a GPU
 MODEL_PRESETS = ("default", "tiny")  # surrogate sizes: the product's, or seconds-fast ones for tests
@@ -216,6 +220,13 @@ class ProtectionSettings:
     def headroom_db(self) -> float:
         """dB under its bound this setting's audio cloak keeps its noise (the audio default's when none is named)."""
         return headroom_db(self.cloak or DEFAULT_PROTECTION["audio"]["cloak"], self.strength)
+
+    @property
+    def band_check_db(self) -> float | None:
+        """Band NMR in dB that written noise is held under (`cloak.band_check`), None where it is not."""
+        if (self.cloak or DEFAULT_PROTECTION["audio"]["cloak"]) != "masked" or self.bound_rule == "bin":
+            return None
+        return BAND_CHECK_LIMIT_DB if self.strength != "high" else None
 
     def as_report(self) -> dict:
         """The settings as JSON-ready values (paths as text; an in-memory model by its class)."""

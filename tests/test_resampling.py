@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from harmonycloak.resampling import resample
+from harmonycloak.resampling import resample, resample_in_pieces
 
 
 @pytest.mark.parametrize("from_hz, to_hz", [(44_100, 16_000), (16_000, 48_000), (22_050, 44_100)])
@@ -25,3 +25,24 @@ def test_content_above_the_new_nyquist_is_removed():
     high = np.sin(2 * np.pi * 12_000.0 * np.arange(rate) / rate)  # above 8 kHz, the Nyquist of 16 kHz
     out = resample(high, rate, 16_000)
     assert np.sqrt(np.mean(out[1000:-1000] ** 2)) < 0.01
+
+
+@pytest.mark.parametrize("from_hz, to_hz, alignment", [(16_000, 44_100, 256), (44_100, 16_000, 1), (22_050, 48_000, 64),
+                                                       (16_000, 16_000, 128)])
+def test_resampling_read_in_pieces_gives_the_values_of_resampling_at_once(from_hz, to_hz, alignment):
+    samples = np.random.default_rng(0).standard_normal((2, 100_001)).astype(np.float32)
+    num_out = -(-samples.shape[-1] * to_hz // from_hz)
+    reads = []
+
+    def read(start, stop):
+        reads.append((start, stop))
+        return samples[:, start:stop]
+
+    in_pieces = resample_in_pieces(read, samples.shape[-1], from_hz, to_hz, num_out + 7, piece_frames=4000,
+                                   alignment=alignment)
+    at_once = resample(samples, from_hz, to_hz)
+    assert in_pieces.dtype == np.float32 and in_pieces.shape == (2, num_out + 7)
+    np.testing.assert_allclose(in_pieces[:, :num_out], at_once, rtol=0, atol=1e-6)
+    assert not in_pieces[:, num_out:].any()
+    assert len(reads) > 3 and all(start % alignment == 0 for start, _ in reads)
+    assert max(stop - start for start, stop in reads) < samples.shape[-1] // 2  # never the whole signal

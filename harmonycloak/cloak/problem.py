@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from harmonycloak.cloak.model_input import segment_starts
 from harmonycloak.errors import SettingsError
-from harmonycloak.resampling import resample
+from harmonycloak.resampling import resample_in_pieces
 from harmonycloak.settings import SEGMENT_S
 
 
@@ -95,15 +95,12 @@ def render_whole_noise(cloak: "AudioCloak", sample_rate_hz: int, num_frames: int
     align = cloak.alignment_samples
     device = next(cloak.parameters()).device
     total = -(-working_samples // align) * align
-    # in pieces, each aligned: a segment's noise holds every frame that reaches it, so the pieces join exactly
-    piece = max(RENDER_PIECE_SAMPLES // align, 1) * align
-    noise = torch.cat([cloak.noise(torch.tensor([start], device=device), min(piece, total - start))[0].cpu()
-                       for start in range(0, total, piece)], dim=-1)
-    out = np.zeros((noise.shape[0], num_frames), np.float32)
-    for lane in range(noise.shape[0]):  # a lane at a time, float32: a long song's noise at the output rate is large
-        resampled = resample(noise[lane].numpy(), cloak.sample_rate_hz, sample_rate_hz)
-        out[lane, : min(num_frames, resampled.shape[-1])] = resampled[:num_frames]
-    return out
+
+    def read(start: int, stop: int) -> np.ndarray:  # a segment's noise holds every frame that reaches it
+        return cloak.noise(torch.tensor([start], device=device), stop - start)[0].float().cpu().numpy()
+
+    # in pieces, at the working rate and at the song's: a long song's whole noise is large at either
+    return resample_in_pieces(read, total, cloak.sample_rate_hz, sample_rate_hz, num_frames, RENDER_PIECE_SAMPLES, align)
 
 
 class AudioCloakProblem:

@@ -144,32 +144,44 @@ def masking_spectra_db(original, protected, model: PsychoacousticModel) -> tuple
 def noise_to_mask_ratio_stats_from_db(threshold_db: np.ndarray, noise_db: np.ndarray, model: PsychoacousticModel,
                                       band_hz: tuple[float, float] = (50.0, 14000.0)) -> dict[str, float]:
     """`noise_to_mask_ratio_stats_db` from `masking_spectra_db`'s arrays (channels, frames, bins)."""
-    in_band = ((model.frequency_hz >= band_hz[0]) & (model.frequency_hz <= band_hz[1])).cpu().numpy()
+    in_band = _bins_in(model, band_hz)
     if threshold_db.shape[1] == 0 or not in_band.any():
         return {**_summary_db(np.zeros(0)), "num_bins": 0, **_summary_db(np.zeros(0), "band_"), "num_bands": 0}
-    threshold_db = threshold_db[..., in_band]
-    noise_db = noise_db[..., in_band]
-    nmr_db = PF.noise_to_mask_ratio_db(noise_db, threshold_db).ravel()
-
-    # Per critical band: 1-Bark bands as in the masking model.
-    band_of_bin = np.floor(model.bark.cpu().numpy()[in_band]).astype(int)
-    bands = np.unique(band_of_bin)
-    window = torch.hann_window(model.n_fft, periodic=True, dtype=torch.float64)
-    noise_bandwidth_bins = float(model.n_fft * (window**2).sum() / window.sum() ** 2)  # 1.5 for Hann
-    noise_power = np.power(10.0, noise_db / 10.0)
-    band_nmr_db = []
-    with np.errstate(divide="ignore"):
-        for band in bands:  # about 25 bands, each vectorised over channels and frames
-            members = band_of_bin == band
-            band_noise_db = 10.0 * np.log10(noise_power[..., members].sum(-1) / noise_bandwidth_bins)
-            band_nmr_db.append(band_noise_db - threshold_db[..., members].min(-1))
-    band_nmr_db = np.stack(band_nmr_db, axis=-1).ravel()
+    nmr_db = PF.noise_to_mask_ratio_db(noise_db[..., in_band], threshold_db[..., in_band]).ravel()
+    band_nmr_db = band_noise_to_mask_ratio_db(threshold_db, noise_db, model, band_hz)[0].ravel()
     return {
         **_summary_db(nmr_db),
         "num_bins": int(nmr_db.size),
         **_summary_db(band_nmr_db, "band_"),
         "num_bands": int(band_nmr_db.size),
     }
+
+
+def band_noise_to_mask_ratio_db(threshold_db: np.ndarray, noise_db: np.ndarray, model: PsychoacousticModel,
+                                band_hz: tuple[float, float] = (50.0, 14000.0)) -> tuple[np.ndarray, np.ndarray]:
+    """The band check: per frame and 1-Bark band, the noise's power summed over the band's bins
+    in `band_hz` (divided by the Hann window's noise bandwidth, 1.5 bins, so that a sine reads its
+    own level) over the band's lowest threshold, in dB, from `masking_spectra_db`'s arrays
+    (channels, frames, bins). Returns (NMR (channels, frames, Z), each bin's band index into Z
+    (bins,), −1 outside `band_hz`)."""
+    in_band = _bins_in(model, band_hz)
+    band_of_bin = np.floor(model.bark.cpu().numpy()).astype(int)
+    bands = np.unique(band_of_bin[in_band])
+    index_of_bin = np.where(in_band, np.searchsorted(bands, band_of_bin), -1)
+    window = torch.hann_window(model.n_fft, periodic=True, dtype=torch.float64)
+    noise_bandwidth_bins = float(model.n_fft * (window**2).sum() / window.sum() ** 2)  # 1.5 for Hann
+    noise_power = np.power(10.0, noise_db / 10.0)
+    band_nmr_db = []
+    with np.errstate(divide="ignore"):
+        for index in range(len(bands)):  # about 25 bands, each vectorised over channels and frames
+            members = index_of_bin == index
+            band_noise_db = 10.0 * np.log10(noise_power[..., members].sum(-1) / noise_bandwidth_bins)
+            band_nmr_db.append(band_noise_db - threshold_db[..., members].min(-1))
+    return np.stack(band_nmr_db, axis=-1), index_of_bin
+
+
+def _bins_in(model: PsychoacousticModel, band_hz: tuple[float, float]) -> np.ndarray:
+    return ((model.frequency_hz >= band_hz[0]) & (model.frequency_hz <= band_hz[1])).cpu().numpy()
 
 
 BS1770_MAX_CHANNELS = 5

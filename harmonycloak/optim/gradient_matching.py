@@ -49,7 +49,7 @@ conditioner, are not).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -127,6 +127,10 @@ class _GradientAlignment:
     meta_test = False
     reads_model_gradients = True
 
+    def loss(self, models: Sequence[GenerativeModel], protected: Tensor, reference: list[Tensor]) -> Tensor:
+        """The mean over the models of their terms, per example (B,)."""
+        return sum(self.model_terms(models, protected, reference))
+
 
 class GradientMatching(_GradientAlignment):
     name = "gradient-matching"
@@ -139,10 +143,12 @@ class GradientMatching(_GradientAlignment):
         decoy = decoy_waveform(clean, self.semitones)
         return [training_gradient(model, decoy, create_graph=False).detach() for model in models]
 
-    def loss(self, models: Sequence[GenerativeModel], protected: Tensor, reference: list[Tensor]) -> Tensor:
-        mismatch = [1.0 - F.cosine_similarity(training_gradient(model, protected, create_graph=True), target, dim=0)
-                    for model, target in zip(models, reference)]
-        return torch.stack(mismatch).mean().expand(protected.shape[0])
+    def model_terms(self, models: Sequence[GenerativeModel], protected: Tensor,
+                    reference: list[Tensor]) -> Iterator[Tensor]:
+        """Each model's mismatch over the number of models, (B,) (the same for every segment)."""
+        for model, target in zip(models, reference):
+            mismatch = 1.0 - F.cosine_similarity(training_gradient(model, protected, create_graph=True), target, dim=0)
+            yield (mismatch / len(models)).expand(protected.shape[0])
 
 
 class ReverseGradient(_GradientAlignment):
@@ -165,9 +171,12 @@ class ReverseGradient(_GradientAlignment):
             references.append(gradient / gradient.square().sum().clamp(min=1e-30))
         return references
 
-    def loss(self, models: Sequence[GenerativeModel], protected: Tensor, reference: list[Tensor]) -> Tensor:
+    def model_terms(self, models: Sequence[GenerativeModel], protected: Tensor,
+                    reference: list[Tensor]) -> Iterator[Tensor]:
+        """Each model's share of a step on x + δ that learns x, over the number of models, (B,) (the
+        same for every segment); every model reads the draw of this step."""
         draw = self.reference_draws + self.steps_taken
         self.steps_taken += 1
-        learned = [directional_training_gradient(model, protected, target, draw_seed=draw)
-                   for model, target in zip(models, reference)]
-        return torch.stack(learned).mean().expand(protected.shape[0])
+        for model, target in zip(models, reference):
+            learned = directional_training_gradient(model, protected, target, draw_seed=draw)
+            yield (learned / len(models)).expand(protected.shape[0])

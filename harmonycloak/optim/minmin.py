@@ -154,8 +154,8 @@ def optimise_noise(
             reference = objective.reference(meta_train, clean, segment_ids)
             for _ in range(config.pgd_steps):
                 inputs, regulariser = problem.protected_batch(segment_ids)
-                loss = objective.loss(meta_train, heard(inputs), reference)  # (B,)
-                _signed_step(parameters, (loss + config.alpha * regulariser).mean(), config.pgd_step_size)
+                loss = _objective_step(objective, meta_train, heard(inputs), reference, parameters,
+                                       config.alpha * regulariser, config.pgd_step_size)  # (B,)
                 done_units += 1
                 if progress:
                     progress(done_units, total_units)
@@ -218,12 +218,43 @@ def _batches(num_segments: int, batch_segments: int, generator: torch.Generator)
     return list(order.tensor_split(-(-num_segments // batch_segments)))
 
 
+def _objective_step(objective: Objective, models: Sequence[GenerativeModel], protected: Tensor, reference,
+                    parameters: list[Tensor], penalty: Tensor, step_size: float) -> Tensor:
+    """One PGD step on the mean of `objective`'s loss + `penalty` (both (B,)); returns the loss (B,), detached.
+
+    An objective with `model_terms` is differentiated in `protected` one model at a time, each
+    model's graph freed before the next is read; the parameters' gradient is then that of
+    ⟨protected, Σ_q ∂term_q/∂protected⟩, the same as the summed loss's."""
+    model_terms = getattr(objective, "model_terms", None)
+    if model_terms is None:
+        loss = objective.loss(models, protected, reference)
+        _signed_step(parameters, (loss + penalty).mean(), step_size)
+        return loss.detach()
+    heard = protected.detach().requires_grad_()
+    loss = torch.zeros(protected.shape[0], dtype=protected.dtype, device=protected.device)
+    gradient = torch.zeros_like(protected)
+    for term in model_terms(models, heard, reference):
+        (term_gradient,) = torch.autograd.grad(term.mean(), heard, allow_unused=True)
+        if term_gradient is not None:
+            gradient += term_gradient
+        loss += term.detach()
+    _signed_step(parameters, (protected * gradient).sum() + penalty.mean(), step_size)
+    return loss
+
+
 def _signed_step(parameters: list[Tensor], objective: Tensor, step_size: float) -> None:
     """One PGD step: parameters ← parameters − step · sign(∇ objective)."""
     gradients = torch.autograd.grad(objective, parameters, allow_unused=True)
     with torch.no_grad():
         for parameter, gradient in zip(parameters, gradients):
-            if gradient is not None:  # signed in place: a long song's cloak holds hundreds of MB of parameters
+            if gradient is None:
+                continue
+            if gradient.is_sparse:  # the frames a batch read (the masked cloak's): their sum per frame, signed
+                gradient = gradient.coalesce()
+                signed = torch.sparse_coo_tensor(gradient.indices(), gradient.values().sign_(), gradient.shape,
+                                                 check_invariants=False, is_coalesced=True)
+                parameter.add_(signed, alpha=-step_size)
+            else:  # signed in place: a long song's cloak holds hundreds of MB of parameters
                 # (unless the gradient is one value broadcast, as a sum's is: its elements share memory)
                 parameter.add_(gradient.sign_() if gradient.is_contiguous() else gradient.sign(), alpha=-step_size)
 

@@ -47,7 +47,12 @@ class Objective(Protocol):
         Shapes: clean is the models' input of the clean music, (B, ...); segment_ids (B,)."""
 
     def loss(self, models: Sequence[GenerativeModel], protected: Tensor, reference: Any) -> Tensor:
-        """The loss to minimise over δ, per example (B,), differentiable in `protected` (B, ...)."""
+        """The loss to minimise over δ, per example (B,), differentiable in `protected` (B, ...).
+
+        An objective whose loss is a sum of one term per model may also say so with
+        `model_terms(models, protected, reference)`, an iterator of those terms (each (B,)): the
+        loop then differentiates one model's term at a time and frees its graph before reading
+        the next model (`optim.minmin`), so a step holds one model's graph, not the bag's."""
 
 
 class ErrorMinimising:

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from harmonycloak.cloak.masked import MaskedSpectrumCloak, MaskedSpectrumSettings, band_sum_correction_db
+from harmonycloak.cloak.masked import (MaskedSpectrumCloak, MaskedSpectrumSettings, band_sum_correction_db,
+                                      masking_threshold_in_chunks)
 from harmonycloak.errors import SettingsError
 from harmonycloak.metrics.perceptual import noise_to_mask_ratio_stats_db
 from harmonycloak.psycho.functional import hz_to_bark, spectrum_db_spl
@@ -56,9 +57,29 @@ def test_saturated_noise_stays_near_the_masking_threshold_when_measured_again():
         cloak.coefficients.mul_(1e3)
         noise = cloak.noise(torch.tensor([0]), clean.shape[-1])[0]
     measured = spectrum_db_spl(noise, cloak.n_fft, cloak.hop_length)[0, 4:-4]
-    threshold = cloak.threshold_db_spl[0, 4 : 4 + measured.shape[0]]
+    threshold = threshold_db_spl(cloak, clean[None])[0, 4 : 4 + measured.shape[0]]
     # re-analysis leaks between neighbouring bins and frames; the band correction leaves room
     assert torch.quantile((measured - threshold).flatten(), 0.95) < 0.0
+
+
+def test_the_noise_s_gradient_holds_the_frames_a_batch_read_with_the_values_of_the_dense_gradient(monkeypatch):
+    from harmonycloak.cloak import masked
+
+    cloak = MaskedSpectrumCloak(music(4.0)[None].repeat(2, 1), RATE, generator=torch.Generator().manual_seed(0))
+    starts = torch.tensor([0, 8 * cloak.hop_length, 40 * cloak.hop_length])
+    weights = torch.sin(0.01 * torch.arange(16 * cloak.hop_length))
+
+    def gradient():
+        return torch.autograd.grad((cloak.noise(starts, 16 * cloak.hop_length) * weights).sum(), [cloak.coefficients])[0]
+
+    sparse = gradient()
+    monkeypatch.setattr(masked._FramesRead, "apply", lambda coefficients, frames: coefficients[:, frames])
+    dense = gradient()  # the plain index's gradient, the whole song's
+    assert sparse.is_sparse and not dense.is_sparse
+    read = set(sparse.coalesce().indices()[1].tolist())
+    assert read == set(range(0, 25)) | set(range(40, 57))  # frames a … a + 16 of each segment, once each
+    torch.testing.assert_close(sparse.to_dense(), dense, rtol=0, atol=1e-6)
+    assert dense.abs().amax(dim=(0, 2, 3)).nonzero().flatten().tolist() == sorted(read)
 
 
 def test_render_matches_length_and_keeps_the_noise_below_the_working_nyquist():
@@ -87,10 +108,15 @@ def bark(hz: np.ndarray) -> np.ndarray:
     return 13 * np.arctan(0.00076 * hz) + 3.5 * np.arctan((hz / 7500) ** 2)
 
 
-def band_power_excess_db(cloak: MaskedSpectrumCloak, margin_db: float) -> np.ndarray:
+def threshold_db_spl(cloak: MaskedSpectrumCloak, lanes: torch.Tensor) -> torch.Tensor:
+    """The masking threshold the cloak was built on (L, J, K) in dB SPL."""
+    return masking_threshold_in_chunks(lanes, RATE, cloak.n_fft, cloak.hop_length, cloak.settings)
+
+
+def band_power_excess_db(cloak: MaskedSpectrumCloak, lanes: torch.Tensor, margin_db: float) -> np.ndarray:
     """Per frame and integer-Bark band (1, J, bands): the power of every bin at its bound, summed
     over the band, minus (the band's lowest threshold − margin_db), both in dB SPL."""
-    threshold_db = cloak.threshold_db_spl.numpy().astype(np.float64)
+    threshold_db = threshold_db_spl(cloak, lanes).numpy().astype(np.float64)
     bound = cloak.amplitude_bound.numpy().astype(np.float64)
     band = np.floor(bark(np.arange(bound.shape[-1]) * RATE / cloak.n_fft)).astype(int)
     excess = []
@@ -105,12 +131,12 @@ def band_power_excess_db(cloak: MaskedSpectrumCloak, margin_db: float) -> np.nda
 def test_the_band_rule_sums_each_bark_band_s_bounds_to_its_lowest_threshold_less_the_headroom():
     lanes = torch.from_numpy(sine_over_quiet_noise(RATE))[None]
     band = MaskedSpectrumCloak(lanes, RATE, MaskedSpectrumSettings(headroom_db=HEADROOM_DB, bound_rule="band"))
-    excess_db = band_power_excess_db(band, HEADROOM_DB + band.settings.band_margin_db)
+    excess_db = band_power_excess_db(band, lanes, HEADROOM_DB + band.settings.band_margin_db)
     assert excess_db.max() <= 1e-3  # float32 rounding
     assert excess_db.max() > -0.01  # and bands that nothing lowers further reach it
     # the bin rule, on the same signal, lets the sine's band hold far more than its valley masks
     per_bin = MaskedSpectrumCloak(lanes, RATE, MaskedSpectrumSettings(headroom_db=HEADROOM_DB, bound_rule="bin"))
-    assert band_power_excess_db(per_bin, HEADROOM_DB).max() > 10.0
+    assert band_power_excess_db(per_bin, lanes, HEADROOM_DB).max() > 10.0
 
 
 @pytest.mark.parametrize(("rule", "under_the_headroom"), [("band", True), ("band-pool", True), ("bin", False)])
@@ -135,9 +161,9 @@ def test_an_unknown_bound_rule_is_a_settings_error():
         MaskedSpectrumSettings(bound_rule="bark")
 
 
-def spectrum_power_excess_db(cloak: MaskedSpectrumCloak, margin_db: float) -> np.ndarray:
+def spectrum_power_excess_db(cloak: MaskedSpectrumCloak, lanes: torch.Tensor, margin_db: float) -> np.ndarray:
     """As `band_power_excess_db`, for the noise the cloak makes now (`spectrum()`) instead of its bounds."""
-    threshold_db = cloak.threshold_db_spl.numpy().astype(np.float64)
+    threshold_db = threshold_db_spl(cloak, lanes).numpy().astype(np.float64)
     with torch.no_grad():
         power = cloak.spectrum().abs().square().numpy().astype(np.float64)
     band = np.floor(bark(np.arange(power.shape[-1]) * RATE / cloak.n_fft)).astype(int)
@@ -158,7 +184,7 @@ def test_the_pooled_band_rule_lets_one_bin_take_its_band_s_whole_budget_and_neve
     margin_db = HEADROOM_DB + settings.band_margin_db
     with torch.no_grad():
         pooled.coefficients.copy_(1e3 * torch.randn(pooled.coefficients.shape, generator=torch.Generator().manual_seed(2)))
-    excess_db = spectrum_power_excess_db(pooled, margin_db)  # every bin pushed to its cap: the bands are scaled back
+    excess_db = spectrum_power_excess_db(pooled, lanes, margin_db)  # every bin pushed to its cap: the bands are scaled back
     assert excess_db.max() <= 1e-3 and excess_db.max() > -0.01
     # one bin per band (its middle one) pushed, the others silent: that bin carries the band's budget,
     # more than the uniform rule's share wherever a band has several sounding bins away from its edges
@@ -168,7 +194,7 @@ def test_the_pooled_band_rule_lets_one_bin_take_its_band_s_whole_budget_and_neve
         pooled.coefficients.zero_()
         pooled.coefficients[:, :, middles, 0] = 1e3
         magnitude = pooled.spectrum().abs()
-    assert spectrum_power_excess_db(pooled, margin_db).max() <= 1e-3
+    assert spectrum_power_excess_db(pooled, lanes, margin_db).max() <= 1e-3
     wide = [k for k in middles if (band == band[k]).sum() >= 4 and bool((uniform.amplitude_bound[0, :, k] > 0).any())]
     ratio = magnitude[0, :, wide] / uniform.amplitude_bound[0, :, wide].clamp_min(1e-12)
     assert float(ratio.max()) > 1.9  # √4: a band of 4+ bins gives one bin at least twice the uniform amplitude

@@ -141,3 +141,63 @@ def test_a_signed_step_moves_every_parameter_by_the_step_against_its_gradient_s_
     _signed_step([broadcast, dense], broadcast.sum() + (dense**2).sum(), 0.25)
     assert torch.equal(broadcast.detach(), torch.full((2, 3), -0.25))
     assert torch.equal(dense.detach(), torch.tensor([0.75, -1.75, 0.25]))  # 2·d has the sign of d
+
+
+def test_a_signed_step_on_a_sparse_gradient_moves_only_the_rows_it_holds_by_the_sign_of_their_sum():
+    from harmonycloak.optim.minmin import _signed_step
+
+    class RowsRead(torch.autograd.Function):  # rows 1 and 3 read, row 3 twice: a sparse gradient
+        @staticmethod
+        def forward(ctx, parameter):
+            return parameter[[1, 3, 3]]
+
+        @staticmethod
+        def backward(ctx, gradient):
+            return torch.sparse_coo_tensor(torch.tensor([[1, 3, 3]]), gradient, (5, 2), check_invariants=False)
+
+    parameter = torch.zeros(5, 2, requires_grad=True)
+    weights = torch.tensor([[2.0, -1.0], [1.0, 1.0], [-3.0, 0.5]])  # row 3's sums: −2 and +1.5
+    _signed_step([parameter], (RowsRead.apply(parameter) * weights).sum(), 0.25)
+    expected = torch.zeros(5, 2)
+    expected[1] = torch.tensor([-0.25, 0.25])
+    expected[3] = torch.tensor([0.25, -0.25])
+    assert torch.equal(parameter.detach(), expected)
+
+
+def test_an_objective_read_model_by_model_takes_the_summed_loss_s_step_and_frees_each_model_s_graph():
+    from harmonycloak.optim.minmin import _objective_step, _signed_step
+
+    weights = [torch.tensor([1.0, -2.0, 3.0, -4.0]), torch.tensor([-3.0, 1.0, -2.0, 5.0])]
+    freed = []
+
+    class TwoModels:  # loss = Σ_q Σ_i w_q,i · x_i²: each "model" a term of its own
+        def model_terms(self, models, protected, reference):
+            previous = None
+            for w in weights:
+                term = (w * protected.square()).sum(-1)
+                yield term
+                if previous is not None:
+                    try:
+                        torch.autograd.grad(previous.sum(), protected, retain_graph=True)
+                        freed.append(False)
+                    except RuntimeError:  # its graph is gone: the loop freed it before reading the next
+                        freed.append(True)
+                previous = term
+
+        def loss(self, models, protected, reference):
+            return sum(self.model_terms(models, protected, reference))
+
+    def cloak():
+        return torch.tensor([0.5, 1.0, -1.5, 2.0], requires_grad=True)
+
+    by_model, summed = cloak(), cloak()
+    penalty = lambda p: (0.1 * p).sum()[None]  # noqa: E731
+    _signed_step([summed], (TwoModels().loss([], (summed * 2.0)[None], None) + penalty(summed)).mean(), 0.1)
+    assert freed == [False]  # summed, every model's graph is held until the step
+    freed.clear()
+    loss = _objective_step(TwoModels(), [], (by_model * 2.0)[None], None, [by_model], penalty(by_model), 0.1)
+    assert torch.equal(by_model.detach(), summed.detach())
+    # ∂/∂p of Σ_q w_q·(2p)² + 0.1 p = 8 (w_1 + w_2) p + 0.1: signs −, −, −, + at p = (0.5, 1, −1.5, 2)
+    assert torch.equal(by_model.detach(), torch.tensor([0.6, 1.1, -1.4, 1.9]))
+    assert torch.allclose(loss, torch.tensor([4 * (-2 * 0.25 - 1 * 1 + 1 * 2.25 + 1 * 4)]))
+    assert freed == [True]

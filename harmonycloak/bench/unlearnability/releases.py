@@ -230,7 +230,8 @@ def random_cloak_noise(cloak: str, songs: list[np.ndarray], seed: int, spec: Rel
     cloak_model = build_cloak(torch.from_numpy(lane), settings, generator)
     with torch.no_grad():
         cloak_model.randomise(generator)
-    return _split_lane(written_noise(cloak_model, lane, WORKING_RATE_HZ)[0], songs)  # as the optimised are written
+    noise = written_noise(cloak_model, lane, WORKING_RATE_HZ, settings.band_check_db)
+    return _split_lane(noise[0], songs)  # written as the optimised are
 
 
 def heldout_bag(family: str, spec: ReleaseSpec, seed: int) -> list:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from harmonycloak.cloak.band_check import held_to_band_check
 from harmonycloak.cloak.dominant import DominantToneCloak, DominantToneSettings
 from harmonycloak.cloak.gain import GainModulationCloak, GainModulationSettings
 from harmonycloak.cloak.loudness import loudness_neutral
@@ -122,14 +123,13 @@ def cloak_songs(
     device = resolve_device(settings.device)
     generator = torch.Generator().manual_seed(settings.seed)
     factory = cloak_factory or (lambda clean, _rate, random: build_cloak(clean, settings, random))
+    band_check_db = settings.band_check_db if cloak_factory is None else None  # a factory's cloak has bounds of its own
     problems, music = [], []  # music: each song's lanes at its own rate, (L, frames)
     for tracks, sample_rate_hz in zip(songs, sample_rates_hz, strict=True):
         lanes_in = tracks[0] if len(tracks) == 1 else np.concatenate(tracks, axis=0)
         music.append(lanes_in)
         lane_track = torch.tensor([t for t, track in enumerate(tracks) for _ in range(track.shape[0])], device=device)
-        lanes = torch.from_numpy(to_working_rate(lanes_in, sample_rate_hz, settings.working_rate_hz)).to(device)
-        cloak = factory(lanes, settings.working_rate_hz, generator).to(device)
-        problems.append(AudioCloakProblem(lanes, lane_track, cloak, settings.segment_s))
+        problems.append(_song_problem(lanes_in, sample_rate_hz, lane_track, settings, factory, generator, device))
     problem = problems[0] if len(problems) == 1 else SongsProblem(problems)
     surrogates = build_surrogates(settings, device) if surrogates is None else [m.to(device) for m in surrogates]
     alpha = PAPER_ALPHA["audio"] if settings.alpha is None else settings.alpha
@@ -152,7 +152,7 @@ def cloak_songs(
     history = optimise_noise(problem, surrogates, config, generator, progress, objective, transform)
     outcomes = []
     for tracks, sample_rate_hz, song, loss_before, lanes_in in zip(songs, sample_rates_hz, problems, before, music):
-        noise = written_noise(song.cloak, lanes_in, sample_rate_hz)
+        noise = written_noise(song.cloak, lanes_in, sample_rate_hz, band_check_db)
         noises, first = [], 0
         for track in tracks:
             noises.append(noise[first : first + track.shape[0]])
@@ -175,12 +175,27 @@ def cloak_songs(
     return outcomes
 
 
-def written_noise(cloak: AudioCloak, music: np.ndarray, sample_rate_hz: int) -> np.ndarray:
+def _song_problem(lanes_in: np.ndarray, sample_rate_hz: int, lane_track: torch.Tensor, settings: ProtectionSettings,
+                  factory: CloakFactory, generator: torch.Generator, device: torch.device) -> AudioCloakProblem:
+    """A song's lanes (L, frames) at the working rate, its cloak and its problem; the problem keeps
+    its own padded copy of the lanes, and the one made here is freed on return (a long song's is large)."""
+    lanes = torch.from_numpy(to_working_rate(lanes_in, sample_rate_hz, settings.working_rate_hz)).to(device)
+    cloak = factory(lanes, settings.working_rate_hz, generator).to(device)
+    return AudioCloakProblem(lanes, lane_track, cloak, settings.segment_s)
+
+
+def written_noise(cloak: AudioCloak, music: np.ndarray, sample_rate_hz: int,
+                  band_check_db: float | None = None) -> np.ndarray:
     """The cloak's noise as it is added to `music` ((L, frames) at `sample_rate_hz`): rendered at
-    the music's rate, and loudness-neutral where the cloak keeps loudness (`cloak.loudness`); (L, frames) float32."""
+    the music's rate, loudness-neutral where the cloak keeps loudness (`cloak.loudness`), and held
+    under `band_check_db` of band NMR where that is given (`cloak.band_check`); (L, frames) float32."""
     with torch.no_grad():
         noise = cloak.render(sample_rate_hz, music.shape[-1])
-    return loudness_neutral(noise, music, sample_rate_hz, out=noise) if cloak.keeps_loudness else noise
+    if cloak.keeps_loudness:
+        noise = loudness_neutral(noise, music, sample_rate_hz, out=noise)
+    if band_check_db is not None:
+        noise = held_to_band_check(noise, music, sample_rate_hz, band_check_db, out=noise)
+    return noise
 
 
 def is_silent(samples: np.ndarray) -> bool:
