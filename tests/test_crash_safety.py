@@ -56,9 +56,18 @@ def silent_song(path: Path) -> Path:
     return write_soundfile(path, np.zeros((2, 44_100)), 44_100)
 
 
+def with_interrupts_as_a_shell_leaves_them() -> None:
+    """In the child, before it starts: Ctrl-C (SIGINT) at its default and unblocked, as a shell
+    starts a command. A child inherits an ignored or blocked signal from its parent, and the
+    test runner's process may hold SIGINT so after an earlier test; the musician's shell does not."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def pausing_child(ready: Path, go: Path, *argv: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", PAUSING_CHILD, str(ready), str(go), *argv],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=CHILD_ENV)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=CHILD_ENV,
+                            preexec_fn=with_interrupts_as_a_shell_leaves_them)
 
 
 def wait_for(path: Path, child: subprocess.Popen) -> None:
@@ -88,7 +97,8 @@ def test_stopped_while_optimising_leaves_nothing_and_a_rerun_succeeds(tmp_path, 
     song = write_soundfile(tmp_path / "song.wav", tone(3 * 22_050, 22_050, 2), 22_050)
     output = tmp_path / "song.protected.wav"
     child = subprocess.Popen([sys.executable, "-m", "harmonycloak.cli", "protect", str(song), "--preset", "tiny",
-                              "--no-report"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=CHILD_ENV)
+                              "--no-report"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=CHILD_ENV,
+                             preexec_fn=with_interrupts_as_a_shell_leaves_them)
     with child:
         wait_for_progress(child)
         child.send_signal(signal_number)
