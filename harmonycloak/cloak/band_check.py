@@ -65,10 +65,9 @@ def _held_piece(noise: np.ndarray, music: np.ndarray, model: PsychoacousticModel
     waveform = torch.from_numpy(np.array(noise, dtype=np.float32))
     held = False
     for _ in range(ROUNDS):
-        coefficients = PF.stft(waveform, model.n_fft, model.hop_length)  # (L, J, K) complex
-        power = coefficients.abs().square().double() * PF.stft_amplitude_scale(model.n_fft) ** 2
-        with np.errstate(divide="ignore"):
-            noise_db = model.full_scale_db_spl + 10.0 * np.log10(power.numpy())
+        coefficients = model.stft(waveform)  # (L, J, K) complex
+        noise_db = PF.coefficients_db_spl(coefficients, model.n_fft, model.full_scale_db_spl, amplitude_floor=0.0)
+        noise_db = noise_db.numpy().astype(np.float64)  # as `metrics.perceptual.masking_spectra_db` gives it
         band_nmr_db, band_of_bin = band_noise_to_mask_ratio_db(threshold_db, noise_db, model)  # (L, J, Z), (K,)
         over = band_nmr_db > limit_db
         if not over.any():
@@ -76,13 +75,7 @@ def _held_piece(noise: np.ndarray, music: np.ndarray, model: PsychoacousticModel
         cut_db = np.where(over, band_nmr_db - (limit_db - AIM_BELOW_LIMIT_DB), 0.0)  # (L, J, Z)
         cut_db = np.concatenate([cut_db, np.zeros((*cut_db.shape[:-1], 1))], axis=-1)  # band −1: no cut
         gain = torch.from_numpy(np.power(10.0, -cut_db[..., band_of_bin] / 20.0).astype(np.float32))  # (L, J, K)
-        waveform = _inverse_stft(coefficients * gain, model.n_fft, model.hop_length, waveform.shape[-1])
+        waveform = model.istft(coefficients * gain, waveform.shape[-1])
         held = True
     return waveform.numpy() if held else None
 
-
-def _inverse_stft(coefficients: torch.Tensor, n_fft: int, hop_length: int, num_samples: int) -> torch.Tensor:
-    """The inverse of `psycho.functional.stft`: (L, J, K) complex → (L, num_samples)."""
-    window = torch.hann_window(n_fft, periodic=True, dtype=coefficients.real.dtype)
-    return torch.istft(coefficients.transpose(-1, -2), n_fft=n_fft, hop_length=hop_length, window=window,
-                       center=True, length=num_samples)

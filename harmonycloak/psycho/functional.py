@@ -165,7 +165,12 @@ def spectrum_db_spl(
     bin centre reads ``full_scale_db_spl + 20 log10(A)`` at its peak bin. Computed from the
     power, not from ``abs()``, so that the gradient stays finite at zero.
     """
-    coefficients = stft(waveform, n_fft, hop_length)
+    return coefficients_db_spl(stft(waveform, n_fft, hop_length), n_fft, full_scale_db_spl, amplitude_floor)
+
+
+def coefficients_db_spl(coefficients: Tensor, n_fft: int, full_scale_db_spl: float = FULL_SCALE_DB_SPL,
+                        amplitude_floor: float = 1e-10) -> Tensor:
+    """`spectrum_db_spl` of STFT coefficients already taken (`stft`), ``(..., frames, bins)``."""
     power = coefficients.real.pow(2) + coefficients.imag.pow(2)
     amplitude_squared = power * stft_amplitude_scale(n_fft) ** 2
     if amplitude_floor > 0.0:
