@@ -107,10 +107,10 @@ def _parser() -> argparse.ArgumentParser:
                               "per window at the dominant note (the paper; MIDI's only cloak); gain: smooth level "
                               "changes of at most ±0.5/1/2 dB (low/medium/high) on the music itself, no added noise")
     protect.add_argument("--bound-rule", choices=defaults.BOUND_RULES, default=ProtectionSettings.bound_rule,
-                         help="masked cloak: band, each Bark band's noise summed under the band's lowest "
-                              "threshold (default: the rule of verify's per-band check); bin, each STFT bin under its "
-                              "own masking threshold (louder: audible by the band check); band-pool, the band's "
-                              "budget, which the optimiser may place in any of the band's bins")
+                         help="masked cloak: band-pool (default), each Bark band's noise summed under the band's "
+                              "lowest threshold (the rule of verify's per-band check), placed by the optimiser in any "
+                              "of the band's bins; band, the same budget spread evenly over the band's bins; bin, "
+                              "each STFT bin under its own masking threshold (louder: audible by the band check)")
     protect.add_argument("--objective", choices=defaults.OBJECTIVES, default=ProtectionSettings.objective,
                          help="what the noise is optimised for: minmin, the paper's error-minimising noise; "
                               "maxloss, error-maximising noise against models fine-tuned on the song; "

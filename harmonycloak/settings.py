@@ -48,9 +48,10 @@ BACKENDS = ("local", "ray")  # where a batch runs its files: processes on this m
 OBJECTIVES = ("minmin", "maxloss", "future-cue", "embedding-shift", "gradient-matching", "reverse-gradient")
 MIDI_OBJECTIVES = ("minmin", "maxloss")  # those that read nothing of audio (the others need its frames or decoys)
 # How `protect` protects a file when no cloak or objective is named, by the kind of file. Audio:
-# the reverse gradient against the zoo's next-frame models, in the masked cloak under its band
-# rule (`bound_rule`'s default): the one candidate measured to beat its random control on models
-# it never read while passing every audibility check (docs/objectives.md, eighth round). MIDI: the
+# the reverse gradient against the zoo's next-frame models, in the masked cloak under its
+# band-pool rule (`bound_rule`'s default), its noise held to the band check: the one candidate
+# measured to beat its random control on models it never read while passing every audibility
+# check (docs/objectives.md, eighth and eleventh rounds). MIDI: the
 # paper's min-min in the dominant-note cloak, which beats its random control held out
 # (docs/objectives.md, fourth round).
 DEFAULT_PROTECTION: dict[str, dict[str, str]] = {
@@ -141,8 +142,9 @@ class ProtectionSettings:
     # "masked" (noise under the masking threshold), "dominant" (the paper's one tone per window) or "gain";
     # None: DEFAULT_PROTECTION of the file's kind (`resolved`)
     cloak: str | None = None
-    # masked cloak: "band" (a Bark band's noise summed under its lowest threshold), "bin" or "band-pool" (BOUND_RULES)
-    bound_rule: str = "band"
+    # masked cloak: "band-pool" (a Bark band's noise summed under its lowest threshold, placed in any of its bins
+    # by the optimiser), "band" (the same sum spread evenly over the band's bins) or "bin" (BOUND_RULES)
+    bound_rule: str = "band-pool"
     objective: str | None = None  # what the noise is optimised for: one of OBJECTIVES; None: DEFAULT_PROTECTION's
     surrogates: str = "random"  # black-box min-min: "random" (the paper's bag) or "zoo" (pretrained, see ZOO_SURROGATES)
     window_ms: float = DEFAULT_WINDOW_MS  # dominant-tone window, 5–100 ms (paper §5.2.5)

@@ -206,14 +206,14 @@ def test_protect_with_the_future_cue_objective_needs_no_model_and_says_so_in_its
     assert 0 < np.abs(protected - original).max() < 0.3
 
 
-def test_the_band_bound_rule_is_the_masked_cloak_s_and_its_report_records_it(tmp_path, capsys):
+def test_the_band_pool_bound_rule_is_the_masked_cloak_s_default_and_its_report_records_it(tmp_path, capsys):
     song = tone_wav(tmp_path / "song.wav")
     assert main(["protect", str(song), "--cloak", "dominant", "--bound-rule", "bin", *QUICK]) == 2
     assert "--cloak masked" in capsys.readouterr().err
     # audio's default cloak and bound rule; the objective's effort, the paper's for the cue
     assert main(["protect", str(song), "--objective", "future-cue", "--report", "json"]) == 0
     report = json.loads((tmp_path / "song.protected.report.json").read_text())
-    assert report["settings"]["bound_rule"] == "band" and report["settings"]["cloak"] == "masked"
+    assert report["settings"]["bound_rule"] == "band-pool" and report["settings"]["cloak"] == "masked"
     assert (report["settings"]["pgd_steps"], report["settings"]["max_rounds"]) == (20, 3)
 
 

@@ -35,9 +35,10 @@ MEASURED_PROTECTION: dict[str, str] = {
     "dominant": "none measurable so far: on the standard benchmark (the zoo's models fine-tuned on one artist's "
                 "album) this cloak's protection score is 0.00 in every family (1 would be full protection), no "
                 "better than random tones under the same bounds",
-    "masked": "small: protect's default for audio (this cloak under its band rule, --objective reverse-gradient "
-              "read from the zoo's next-frame models) scores 0.01 on the standard benchmark (the zoo's models "
-              "fine-tuned on one artist's album) against a diffusion model it never read and 0.03 against a "
+    "masked": "small: protect's default for audio (this cloak under its band-pool rule, --objective "
+              "reverse-gradient read from the zoo's next-frame models) scores 0.02 on the standard benchmark "
+              "(the zoo's models fine-tuned on one artist's album) against a diffusion model it never read and "
+              "0.04 against a "
               "next-frame transformer whose public weights it reads, where 1 is full protection and random noise "
               "under the same bounds scores 0.00; it keeps that after MP3, AAC, Opus, resampling and denoising: "
               "it beats random noise while passing every audibility check, and it is next to nothing. Louder "

@@ -1,10 +1,12 @@
 """Report arithmetic on hand-made runs: PS per seed, mean ± std, shortfall statements."""
 
 import math
+import shutil
+import subprocess
 
 import pytest
 
-from harmonycloak.bench.unlearnability.report import headline_table, protection_scores, shortfalls
+from harmonycloak.bench.unlearnability.report import git_state, headline_table, protection_scores, shortfalls
 from harmonycloak.bench.unlearnability.results import SeedResult, TrainingResult
 
 
@@ -81,3 +83,23 @@ def test_a_threat_only_run_does_not_claim_zero_songs():
     assert "0 songs" not in _data_line(suite, {"songs": 0, "by_artist": {}})
     line = _data_line(suite, {"songs": 26, "by_artist": {"bach": 26}, "midi_pieces": [1, 2]})
     assert "26 songs of 5.12 s at 16000 Hz mono (bach: 26); 2 MIDI pieces" in line and "protected fraction 15%" in line
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_the_environment_says_whether_the_code_that_ran_differed_from_its_commit(tmp_path):
+    assert git_state(tmp_path) == (None, None)  # not a checkout
+    package = tmp_path / "package"
+    package.mkdir()
+    (package / "settings.py").write_text("bound_rule = 'band'\n")
+    (tmp_path / "notes.txt").write_text("outside the package\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "add", "."], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "first"], cwd=tmp_path, check=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    assert git_state(package) == (head, False)
+    (package / "scratch.py").write_text("untracked files are not the code that ran\n")
+    (tmp_path / "notes.txt").write_text("changed, but outside the package\n")
+    assert git_state(package) == (head, False)
+    (package / "settings.py").write_text("bound_rule = 'band-pool'\n")
+    assert git_state(package) == (head, True)

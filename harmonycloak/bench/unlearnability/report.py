@@ -281,9 +281,13 @@ def write_report(out: Path, suite, seed_results: list[SeedResult], command: str,
     write_results_json(out / "results.json", document)
     rows = document["protection_scores"]
     plots = _plots(out, rows, seed_results, suite) if seed_results else []
+    ran = document["environment"]
+    seeds = sorted(set(suite.seeds) | {r.seed for r in threat_results})
+    changed = " (with changes not committed)" if ran.get("git_changed") else ""
     md = [f"# Unlearnability benchmark — suite `{suite.name}`", "",
-          f"Command: `{command}`  ", f"Commit: {document['environment']['git_commit']}; torch {document['environment']['torch']}, "
-          f"CUDA {document['environment']['cuda']}, {document['environment']['torch_threads']} thread(s).  ", f"Seeds: {', '.join(map(str, sorted(set(suite.seeds) | {r.seed for r in threat_results})))}; wall time {wall_s / 60:.1f} min.  ",
+          f"Command: `{command}`  ", f"Commit: {ran['git_commit']}{changed}; torch {ran['torch']}, "
+          f"CUDA {ran['cuda']}, {ran['torch_threads']} thread(s).  ",
+          f"Seeds: {', '.join(map(str, seeds))}; wall time {wall_s / 60:.1f} min.  ",
           _data_line(suite, data_summary), ""]
     md += [f"> {note}" for note in suite.notes] + ([""] if suite.notes else [])
     if threat_results:
@@ -359,19 +363,36 @@ def _methods(suite) -> tuple[str, ...]:
 
 
 def current_environment() -> dict:
-    """What ran it: package commit (when in a git checkout), torch version, device, threads."""
+    """What ran it: package commit (when in a git checkout) and whether the package's tracked files
+    differed from it, torch version, device, threads."""
     import platform
-    import subprocess
 
     import torch
 
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                                text=True, check=False, timeout=10).stdout.strip() or None
-    except OSError:
-        commit = None
-    return {"git_commit": commit, "torch": torch.__version__, "cuda": torch.cuda.is_available(),
-            "torch_threads": torch.get_num_threads(), "machine": platform.platform(), "cpus": __import__("os").cpu_count()}
+    commit, changed = git_state(Path(__file__).parent)
+    return {"git_commit": commit, "git_changed": changed, "torch": torch.__version__,
+            "cuda": torch.cuda.is_available(), "torch_threads": torch.get_num_threads(),
+            "machine": platform.platform(), "cpus": __import__("os").cpu_count()}
+
+
+def git_state(directory: Path) -> tuple[str | None, bool | None]:
+    """(the commit checked out at `directory`, whether tracked files under it differ from that
+    commit); (None, None) outside a git checkout or without git."""
+    import subprocess
+
+    def git(*arguments: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *arguments], cwd=directory, capture_output=True, text=True,
+                                  check=False, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout if done.returncode == 0 else None
+
+    commit = (git("rev-parse", "HEAD") or "").strip() or None
+    if commit is None:
+        return None, None
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".")
+    return commit, None if status is None else bool(status.strip())
 
 
 def results_document(command: str, suite, wall_s: float, data_summary: dict, environment: dict,
