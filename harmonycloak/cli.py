@@ -252,6 +252,11 @@ def _parser() -> argparse.ArgumentParser:
                               "zoo's pretrained size, which memorises its corpus)")
     unlearn.add_argument("--scratch-steps", type=_positive_int, metavar="N",
                          help="T1's training steps instead of the suite's")
+    unlearn.add_argument("--mimicry-steps", type=_positive_int, metavar="N",
+                         help="T2's fine-tuning steps instead of the suite's (an attacker who trains on longer)")
+    unlearn.add_argument("--probe-steps", type=_positive_int, nargs="+", metavar="N",
+                         help="also measure every attacker after these steps of its training (both threat models; "
+                              "the report adds PS along the training: how an effect grows or fades)")
     unlearn.add_argument("--release-steps", type=_positive_int, metavar="N",
                          help="the optimised releases' PGD steps per round instead of the suite's (their "
                               "optimisation effort; protect takes 20)")
@@ -449,7 +454,8 @@ def _run_bench_unlearnability(arguments: argparse.Namespace) -> int:
                         scratch_steps=arguments.scratch_steps, eot=tuple(arguments.eot or ()),
                         attacks=None if arguments.attacks is None else tuple(arguments.attacks),
                         device=arguments.device, release_steps=arguments.release_steps,
-                        bound_rule=arguments.bound_rule)
+                        bound_rule=arguments.bound_rule, mimicry_steps=arguments.mimicry_steps,
+                        probe_steps=tuple(arguments.probe_steps) if arguments.probe_steps else None)
     seeds = tuple(arguments.seeds) if arguments.seeds else None
     parts = tuple(arguments.parts) if arguments.parts else None
     if arguments.export_data:

@@ -346,6 +346,7 @@ def finetune(
     seed: int,
     evaluate: Callable[[GenerativeModel], float] | None = None,
     evaluate_every: int = 1,
+    after_step: Callable[[int, GenerativeModel], None] | None = None,
 ) -> list[float]:
     """Fine-tune `model` in place on `songs` (mono float32 (N,) at the working rate) as `recipe` says.
 
@@ -355,7 +356,8 @@ def finetune(
 
     Returns:
         The training loss of every step, or the values of `evaluate(model)` after every
-        `evaluate_every`-th step and the last (as `train_on_batches`).
+        `evaluate_every`-th step and the last (as `train_on_batches`, which also calls
+        `after_step(step, model)` after every step).
     """
     if model.kind != "audio":
         raise SettingsError(f"fine-tuning on songs needs an audio model; '{model.family}' reads {model.kind}")
@@ -374,4 +376,4 @@ def finetune(
     device = next(model.parameters()).device
     choose_trainable(model, recipe, audio_segments(songs[0], recipe.segment_samples)[:1].to(device), generator)
     return train_on_batches(model, lambda: crop_batch(songs, recipe, generator).to(device), recipe.steps,
-                            recipe.learning_rate, generator, evaluate, evaluate_every)
+                            recipe.learning_rate, generator, evaluate, evaluate_every, after_step)

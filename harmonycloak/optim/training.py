@@ -48,6 +48,7 @@ def train_on_batches(
     generator: torch.Generator,
     evaluate: Callable[[GenerativeModel], float] | None = None,
     evaluate_every: int = 1,
+    after_step: Callable[[int, GenerativeModel], None] | None = None,
 ) -> list[float]:
     """The one training loop: `steps` Adam steps on the family's training loss of `next_batch()`
     (model inputs (B, ...); `model.training_loss`, whose random draws come from `generator`),
@@ -57,6 +58,8 @@ def train_on_batches(
         evaluate: if given, called after every `evaluate_every`-th step and after the last,
             and its value recorded instead of the training batch's loss (e.g. the loss on a
             fixed set of segments); the curve then has one value per evaluation.
+        after_step: if given, called with the step's number (1 … steps) and the model after
+            every optimiser step (e.g. to measure the model part-way through its training).
     Returns:
         The loss of every step's batch, or the values of `evaluate`.
     """
@@ -68,6 +71,8 @@ def train_on_batches(
         loss = model.training_loss(inputs, generator)
         loss.backward()
         optimiser.step()
+        if after_step is not None:
+            after_step(step, model)
         if evaluate is None:
             curve.append(loss.item())
         elif step % evaluate_every == 0 or step == steps:

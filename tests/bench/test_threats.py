@@ -2,6 +2,7 @@
 what their names say, and the report's scores follow the formulas on hand-made losses."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -506,6 +507,10 @@ def test_the_command_line_replaces_the_suite_s_methods_families_and_strength():
     assert standard.methods_for("scratch")[-1] == "dominant-blackbox+mp3-128k"  # the suite's own attacks stay
     aac = adjusted_suite(standard, attacks=("aac-128k",))
     assert "none+aac-128k" in aac.methods_for("mimicry") and "none+mp3-128k" not in aac.methods_for("scratch")
+    longer = adjusted_suite(standard, mimicry_steps=400, probe_steps=(200, 25, 100, 25))
+    assert longer.threats.mimicry.steps == 400 and longer.threats.probe_steps == (25, 100, 200)
+    assert longer.threats.mimicry.learning_rate == standard.threats.mimicry.learning_rate
+    assert standard.threats.mimicry.steps == 100 and standard.threats.probe_steps == ()
 
 
 def test_a_suite_without_enough_other_music_for_its_control_is_refused_before_any_training():
@@ -594,3 +599,70 @@ def test_a_combined_report_names_the_t1_size_its_runs_trained_and_refuses_two_si
     small = document("small", standard, [("unseen", 1.0), ("none", 0.5)])
     with pytest.raises(SettingsError, match="trained T1's attackers at different sizes"):
         combine_reports("standard", [first, small], tmp_path / "refused", log=lambda *_: None)
+
+
+def test_an_attacker_measured_on_the_way_reads_as_a_shorter_training_would():
+    songs = [melody(seed=s) for s in range(3)]
+    probes = {"released": songs[:2]}
+    three = replace(TINY, steps=3)
+    # step 5 is past the training's last (3), and step 3 is the last itself: song_losses holds it
+    measured = ThreatSpec(scratch_preset="tiny", scratch=three, probe_steps=(1, 2, 3, 5))
+    run = train_attacker("scratch", "ar-transformer", "none", songs, probes, measured, 4)
+    assert sorted(run.losses_at_step) == ["1", "2"]
+    for steps in (1, 2):
+        shorter = train_attacker("scratch", "ar-transformer", "none", songs, probes,
+                                 ThreatSpec(scratch_preset="tiny", scratch=replace(TINY, steps=steps)), 4)
+        assert run.losses_at_step[str(steps)] == shorter.song_losses
+    plain = train_attacker("scratch", "ar-transformer", "none", songs, probes,
+                           ThreatSpec(scratch_preset="tiny", scratch=three), 4)
+    assert run.song_losses == plain.song_losses and run.curve == plain.curve  # measuring changed nothing
+    assert plain.losses_at_step == {}
+    assert run.losses_at_step["1"] != run.losses_at_step["2"] != run.song_losses  # the model moved in between
+    with pytest.raises(SettingsError, match="steps to measure at"):
+        ThreatSpec(probe_steps=(0,))
+
+
+def test_scores_along_the_training_take_every_condition_after_the_same_step():
+    from harmonycloak.bench.unlearnability.threat_report import along_training_markdown, relative_gap, score_cell
+    from harmonycloak.bench.unlearnability.threat_experiment import merge_seed_results
+
+    def run(threat, condition, seed, at_10, at_20, last):
+        made = _run(threat, "ar-gru", condition, seed, [last])
+        if condition != "base":
+            made.losses_at_step = {"10": {"released": [at_10]}, "20": {"released": [at_20]}}
+        return made
+
+    results = []
+    for seed in (0, 1):
+        runs = [run("mimicry", "base", seed, 9.0, 9.0, 1.0),  # the base model does not train: 1.0 at every step
+                run("mimicry", "none", seed, 0.8, 0.6, 0.5),
+                run("mimicry", "default", seed, 0.9, 0.7, 0.55),
+                run("scratch", "unseen", seed, 2.0, 1.5, 1.2),
+                run("scratch", "none", seed, 1.0, 1.0, 1.0),
+                run("scratch", "default", seed, 1.5, 1.1, 1.0)]
+        results.append(ThreatSeedResult(seed, ["a"], [], 0.15, {}, runs))
+    # T2 after 10 steps: (0.9 − 0.8) / (1.0 − 0.8) = 0.5; after 20: 0.1 / 0.4 = 0.25; last: 0.05 / 0.5 = 0.1
+    for step, expected in ((10, 0.5), (20, 0.25), (None, 0.1)):
+        assert score_cell(results, "mimicry", "ar-gru", "default", step=step, n_resamples=20).ps == pytest.approx(expected)
+    # T1 after 10 steps: (1.5 − 1.0) / (2.0 − 1.0) = 0.5; after 20: 0.1 / 0.5 = 0.2; last: 0
+    assert score_cell(results, "scratch", "ar-gru", "default", step=20, n_resamples=20).ps == pytest.approx(0.2)
+    assert relative_gap(results, "mimicry", "ar-gru", step=10) == pytest.approx(0.25)  # (1.0 − 0.8) / 0.8
+    assert score_cell(results, "mimicry", "ar-gru", "default", step=30) is None  # not measured there
+    text = "\n".join(along_training_markdown(results, ("scratch", "mimicry"), ("ar-gru",),
+                                             lambda threat, family: ("none", "default"),
+                                             {"scratch": 400, "mimicry": 100}, n_resamples=20))
+    assert "| family | method | step 10 | step 20 | step 100 (last) |" in text
+    assert "| ar-gru | default | 0.50 [0.50, 0.50] | 0.25 [0.25, 0.25] | 0.10 [0.10, 0.10] |" in text
+    assert "| ar-gru | gap | 25 % | 67 % | 100 % |" in text  # T2: 0.2 / 0.8, 0.4 / 0.6, 0.5 / 0.5
+    assert "| ar-gru | default | 0.50 [0.50, 0.50] | 0.20 [0.20, 0.20] | 0.00 [0.00, 0.00] |" in text  # T1
+    plain = [ThreatSeedResult(0, ["a"], [], 0.15, {}, [_run("mimicry", "ar-gru", "none", 0, [0.5])])]
+    assert along_training_markdown(plain, ("mimicry",), ("ar-gru",), lambda threat, family: ("none",), {}) == []
+    # two runs of one cell keep what each measured on the way, and a round trip through JSON keeps it all
+    import json
+
+    early = ThreatSeedResult(0, ["a"], [], 0.15, {}, [run("mimicry", "none", 0, 0.8, 0.6, 0.5)])
+    late = ThreatSeedResult(0, ["a"], [], 0.15, {}, [run("mimicry", "none", 0, 0.8, 0.6, 0.5)])
+    late.runs[0].losses_at_step = {"50": {"released": [0.55]}}
+    (merged,) = merge_seed_results([early, late])
+    assert sorted(merged.runs[0].losses_at_step) == ["10", "20", "50"]
+    assert ThreatSeedResult.from_json(json.loads(json.dumps(merged.to_json()))) == merged

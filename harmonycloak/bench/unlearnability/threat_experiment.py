@@ -101,7 +101,7 @@ def merge_seed_results(results: list[ThreatSeedResult]) -> list[ThreatSeedResult
     one of T2, or of the candidates named in separate runs): their runs and releases together.
     A cell two runs both measured is kept once (the first run's losses) when their losses agree
     within `SAME_CELL_RTOL` (the runs are deterministic for a seed, up to the machine's
-    rounding), with the measures of both.
+    rounding), with the measures of both and the losses both measured on the way.
 
     Raises:
         SettingsError: two runs of one seed measured the same threat, family and condition with
@@ -125,6 +125,7 @@ def merge_seed_results(results: list[ThreatSeedResult]) -> list[ThreatSeedResult
                 into.runs.append(run)
             elif same_losses(kept.song_losses, run.song_losses):
                 kept.measures = {**run.measures, **kept.measures}
+                kept.losses_at_step = {**run.losses_at_step, **kept.losses_at_step}
             else:
                 raise SettingsError(f"seed {result.seed} has two runs of {run.threat} / {run.family} / "
                                     f"{run.condition} with different losses (other settings or code); combine "

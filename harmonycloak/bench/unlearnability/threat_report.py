@@ -72,24 +72,33 @@ class Score:
     share_ci: tuple[float, float] = (math.nan, math.nan)  # its 95 % bootstrap interval over the seeds
 
 
-def losses(results: list[ThreatSeedResult], threat: str, family: str, condition: str, probe: str) -> np.ndarray | None:
-    """(seeds, songs) losses of a condition on a probe, in seed order; None if a seed lacks the run."""
-    rows = [_song_losses(result, threat, family, condition, probe) for result in results]
+def losses(results: list[ThreatSeedResult], threat: str, family: str, condition: str, probe: str,
+           step: int | None = None) -> np.ndarray | None:
+    """(seeds, songs) losses of a condition on a probe, in seed order; None if a seed lacks the run.
+    `step`: measured after that step of the attacker's training instead of after its last."""
+    rows = [_song_losses(result, threat, family, condition, probe, step) for result in results]
     return None if any(row is None for row in rows) else np.asarray(rows, dtype=np.float64)
 
 
-def _song_losses(result: ThreatSeedResult, threat: str, family: str, condition: str, probe: str) -> list | None:
-    """One seed's losses of a condition on a probe; None where that seed did not measure it."""
+def _song_losses(result: ThreatSeedResult, threat: str, family: str, condition: str, probe: str,
+                 step: int | None = None) -> list | None:
+    """One seed's losses of a condition on a probe (after `step`, when given: T2's base model,
+    which never trains, is the same at every step); None where that seed did not measure it."""
     run = result.run(threat, family, condition)
-    return None if run is None else run.song_losses.get(probe)
+    if run is None:
+        return None
+    if step is None or condition == "base":
+        return run.song_losses.get(probe)
+    return run.losses_at_step.get(str(step), {}).get(probe)
 
 
 def seeds_with(results: list[ThreatSeedResult], threat: str, family: str, conditions: tuple[str, ...],
-               probe: str) -> list[ThreatSeedResult]:
-    """The seeds' results holding every one of `conditions` measured on `probe`: a family or
-    method run on more seeds than the rest (runs combined) is scored on all the seeds that ran it."""
+               probe: str, step: int | None = None) -> list[ThreatSeedResult]:
+    """The seeds' results holding every one of `conditions` measured on `probe` (after `step`): a
+    family or method run on more seeds than the rest (runs combined) is scored on all the seeds that ran it."""
     return [result for result in results
-            if all(_song_losses(result, threat, family, condition, probe) is not None for condition in conditions)]
+            if all(_song_losses(result, threat, family, condition, probe, step) is not None
+                   for condition in conditions)]
 
 
 def references(threat: str, attack: str | None) -> tuple[str, str]:
@@ -99,29 +108,31 @@ def references(threat: str, attack: str | None) -> tuple[str, str]:
 
 
 def score_cell(results: list[ThreatSeedResult], threat: str, family: str, method: str, probe: str = "released",
-               n_resamples: int = 2000) -> ScoreInterval | None:
+               n_resamples: int = 2000, step: int | None = None) -> ScoreInterval | None:
     """PS of `method` with its 95 % interval over the seeds that ran it and its references; None
-    when no seed did."""
+    when no seed did. `step`: every attacker measured after that step of its training (T2's
+    reference, the base model, as it is)."""
     _, attack = split_method(method)
     clean_name, reference_name = references(threat, attack)
-    results = seeds_with(results, threat, family, (method, clean_name, reference_name), probe)
+    results = seeds_with(results, threat, family, (method, clean_name, reference_name), probe, step)
     if not results:
         return None
-    protected = losses(results, threat, family, method, probe)
-    clean = losses(results, threat, family, clean_name, probe)
-    reference = losses(results, threat, family, reference_name, probe)
+    protected = losses(results, threat, family, method, probe, step)
+    clean = losses(results, threat, family, clean_name, probe, step)
+    reference = losses(results, threat, family, reference_name, probe, step)
     return bootstrap_interval(protected, clean, reference, n_resamples=n_resamples, seed=0)
 
 
-def relative_gap(results: list[ThreatSeedResult], threat: str, family: str, attack: str | None = None) -> float:
+def relative_gap(results: list[ThreatSeedResult], threat: str, family: str, attack: str | None = None,
+                 step: int | None = None) -> float:
     """Mean over seeds of (L_reference − L_clean) / |L_clean| on the released songs (a measure may be
-    negative: MuseGAN's logit)."""
+    negative: MuseGAN's logit); after `step` of the attackers' training when given."""
     clean_name, reference_name = references(threat, attack)
-    results = seeds_with(results, threat, family, (clean_name, reference_name), "released")
+    results = seeds_with(results, threat, family, (clean_name, reference_name), "released", step)
     if not results:
         return math.nan
-    clean = losses(results, threat, family, clean_name, "released")
-    reference = losses(results, threat, family, reference_name, "released")
+    clean = losses(results, threat, family, clean_name, "released", step)
+    reference = losses(results, threat, family, reference_name, "released", step)
     return float(np.mean((reference.mean(axis=1) - clean.mean(axis=1)) / np.abs(clean.mean(axis=1))))
 
 
@@ -333,6 +344,52 @@ def markdown_tables(table: dict[str, dict[str, dict[str, Score]]], judge: dict |
     return out
 
 
+def steps_measured(results: list[ThreatSeedResult], threat: str) -> list[int]:
+    """The steps before the last after which some attacker of `threat` was measured, ascending."""
+    return sorted({int(step) for result in results for run in result.runs if run.threat == threat
+                   for step in run.losses_at_step})
+
+
+def along_training_markdown(results: list[ThreatSeedResult], threat_models: tuple[str, ...],
+                            families: tuple[str, ...], methods_of, last_steps: dict[str, int],
+                            n_resamples: int = 2000) -> list[str]:
+    """For each threat whose attackers were measured on the way (`ThreatSpec.probe_steps`), a table
+    of every method's PS [95 % CI] after each step measured and after the last (`last_steps`:
+    threat → the training's steps), with the gap at each step; [] when none was.
+
+    Each column scores every condition after the same step, with the same seeds' pairing; T2's
+    reference, the base model, does not train. Taking the column where a method scores highest
+    picks the best of several looks at noisy numbers: read a peak beside its neighbours."""
+    out = []
+    for threat in threat_models:
+        steps = steps_measured(results, threat)
+        if not steps:
+            continue
+        columns: list[int | None] = [*steps, None]
+        label = THREAT_LABEL.get(threat, threat)
+        out += [f"### {label} along the attacker's training: PS [95 % CI] after each step measured", "",
+                "| family | method | " + " | ".join(f"step {step}" for step in steps)
+                + f" | step {last_steps.get(threat, '?')} (last) |",
+                "|---|---|" + "---|" * len(columns)]
+        for family in families:
+            gaps = [relative_gap(results, threat, family, step=step) for step in columns]
+            if all(math.isnan(gap) for gap in gaps):
+                continue
+            out.append(f"| {family} | gap | " + " | ".join(_pct(gap) for gap in gaps) + " |")
+            for method in methods_of(threat, family):
+                if method == "none":
+                    continue
+                cells = [score_cell(results, threat, family, method, n_resamples=n_resamples, step=step)
+                         for step in columns]
+                if any(cell is not None for cell in cells):
+                    out.append(f"| {family} | {method} | "
+                               + " | ".join(cell.text() if cell is not None else "—" for cell in cells) + " |")
+        out += ["", f"Gap: (L_{'base' if threat == 'mimicry' else 'unseen'} − L_none) / L_none after that step. "
+                    "Every column scores each condition after the same step (paired seeds); a peak is one look "
+                    "of several at noisy numbers: read it beside its neighbours.", ""]
+    return out
+
+
 def _midi_release_text(families: dict[str, dict[str, Score]]) -> list[str]:
     """What each MIDI release added (MIDI has no SNR): added notes per note of the pieces, and how
     far under the pieces' own velocity they sit (DLS dB, median)."""
@@ -406,7 +463,7 @@ def threat_section(out, suite, results: list[ThreatSeedResult], commit: str | No
           f"{100 * results[0].fraction:.0f} % of a corpus of {data_summary.get('corpus_songs', '?')} other songs, "
           f"attackers of the registry's `{suite.threats.scratch_preset}` size trained from random weights for "
           f"{suite.threats.scratch.steps} steps (frozen zoo codec / encoder where the family reads one). T2: each "
-          "family's zoo model fine-tuned on the released clips. Seeds are paired (same initial weights and crops in "
+          f"family's zoo model fine-tuned on the released clips for {suite.threats.mimicry.steps} steps. Seeds are paired (same initial weights and crops in "
           f"every condition); intervals are 95 % hierarchical bootstraps over {seeds_text(results)} and the songs "
           "(with 3 seeds they are optimistic: about 80 % coverage measured on synthetic populations). The black-box "
           "bags hold no model of the attacker's family group; white-box methods optimise against the zoo model of "
@@ -420,6 +477,8 @@ def threat_section(out, suite, results: list[ThreatSeedResult], commit: str | No
              if data_summary.get("midi_album") else ""), "",
           "headline.json holds every number below in the shape other tools read.", ""]
     md += markdown_tables(table, next((r.artist_classifier for r in results if r.artist_classifier), None))
+    md += along_training_markdown(results, suite.threat_models, suite.families_for_threats, suite.methods_of,
+                                  {threat: suite.threats.recipe(threat).steps for threat in suite.threat_models})
     md += ["### What the suite can see, and what the cloaks did", ""]
     md += [f"- {line}" for line in checks(table)] or ["- (nothing to report)"]
     md.append("")

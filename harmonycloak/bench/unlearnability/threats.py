@@ -61,7 +61,14 @@ class ThreatSpec:
     scratch_released: int | None = 4  # T1 protects the first this many released clips (None: all): a small
     # corpus around them (`threat_experiment.corpus_size`) is what a from-scratch model can learn clearly in minutes
     probe_segment_s: float = SEGMENT_S  # songs are measured in segments of this length
+    # the probes are also measured after these steps of either threat's training, before its last:
+    # how an effect grows or fades as the attacker trains on (AttackerRun.losses_at_step)
+    probe_steps: tuple[int, ...] = ()
     device: str = "cpu"  # "auto": CUDA when present
+
+    def __post_init__(self) -> None:
+        if not all(isinstance(step, int) and step >= 1 for step in self.probe_steps):
+            raise SettingsError(f"the steps to measure at must be whole numbers ≥ 1, not {self.probe_steps}")
 
     def recipe(self, threat: str) -> FinetuneRecipe:
         return self.scratch if threat == "scratch" else self.mimicry
@@ -79,6 +86,8 @@ class AttackerRun:
     curve: list[float] = field(default_factory=list)  # training loss per step
     elapsed_s: float = 0.0
     measures: dict = field(default_factory=dict)  # other measures of the trained model (e.g. of what it generates)
+    # str(step) → probe → losses, after the ThreatSpec's probe_steps before the last (song_losses is the last)
+    losses_at_step: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
     def mean_loss(self, probe: str) -> float:
         values = self.song_losses.get(probe, [])
@@ -165,23 +174,37 @@ def train_attacker(threat: str, family: str, condition: str, training_songs: Seq
     from the same generator (the songs differ, their number and lengths do not, except T1's
     "unseen", which trains without the released songs). With no training songs, the
     untrained (T1) or base (T2) model is measured. `measure(model)`, when given, adds other
-    measures of the trained model (what it generates) to the run's `measures`.
+    measures of the trained model (what it generates) to the run's `measures`. The probes are
+    measured on the way too, after each of `spec.probe_steps` before the last step
+    (`losses_at_step`); measuring leaves the training as it was (eval mode, no gradients, no draws).
     """
     started = time.perf_counter()
-    model, curve = trained_attacker(threat, family, training_songs, spec, seed)
-    losses = {name: song_losses(model, songs, spec.probe_segment_s, references) for name, songs in probes.items()}
+
+    def measure_probes(model: GenerativeModel) -> dict[str, list[float]]:
+        return {name: song_losses(model, songs, spec.probe_segment_s, references) for name, songs in probes.items()}
+
+    on_the_way: dict[str, dict[str, list[float]]] = {}
+
+    def after_step(step: int, model: GenerativeModel) -> None:
+        if step in spec.probe_steps and step < spec.recipe(threat).steps:
+            on_the_way[str(step)] = measure_probes(model)
+
+    model, curve = trained_attacker(threat, family, training_songs, spec, seed, after_step)
+    losses = measure_probes(model)
     measures = measure(model) if measure is not None else {}
-    return AttackerRun(threat, family, condition, seed, losses, curve, time.perf_counter() - started, measures)
+    return AttackerRun(threat, family, condition, seed, losses, curve, time.perf_counter() - started, measures,
+                       on_the_way)
 
 
 def trained_attacker(threat: str, family: str, training_songs: Sequence[np.ndarray], spec: ThreatSpec,
-                     seed: int) -> tuple[GenerativeModel, list[float]]:
+                     seed: int, after_step: Callable[[int, GenerativeModel], None] | None = None,
+                     ) -> tuple[GenerativeModel, list[float]]:
     """The attacker of `train_attacker` after training, and its training loss per step (no songs:
-    the untrained (T1) or base (T2) model and an empty curve)."""
+    the untrained (T1) or base (T2) model and an empty curve); `after_step` as in `optim.finetune`."""
     model = attacker_model(threat, family, seed, spec)
     curve: list[float] = []
     if training_songs:
-        curve = finetune(model, training_songs, spec.recipe(threat), seed)
+        curve = finetune(model, training_songs, spec.recipe(threat), seed, after_step=after_step)
         if spec.recipe(threat).kind == "lora":
             merge_lora_adapters(model)
     return model, curve
