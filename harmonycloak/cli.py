@@ -61,6 +61,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (anything else is a usage error, exit 2)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number above 0, not {text}")
+    return value
+
+
+def _mimicry_recipe(arguments: argparse.Namespace) -> dict | None:
+    """The fields of T2's fine-tuning recipe the command line replaces; None when it names none."""
+    fields = {"kind": arguments.mimicry_recipe, "steps": arguments.mimicry_steps,
+              "learning_rate": arguments.mimicry_learning_rate}
+    return {name: value for name, value in fields.items() if value is not None} or None
+
+
 def _epilog(*examples: str) -> str:
     return "examples:\n" + "\n".join(f"  {example}" for example in examples)
 
@@ -254,6 +272,11 @@ def _parser() -> argparse.ArgumentParser:
                          help="T1's training steps instead of the suite's")
     unlearn.add_argument("--mimicry-steps", type=_positive_int, metavar="N",
                          help="T2's fine-tuning steps instead of the suite's (an attacker who trains on longer)")
+    unlearn.add_argument("--mimicry-recipe", choices=defaults.FINETUNE_KINDS,
+                         help="how T2's attacker fine-tunes instead of the suite's full fine-tune: only the last "
+                              "layers, or low-rank adapters (lora)")
+    unlearn.add_argument("--mimicry-learning-rate", type=_positive_float, metavar="LR",
+                         help="T2's fine-tuning learning rate instead of the suite's (adapters usually take more)")
     unlearn.add_argument("--probe-steps", type=_positive_int, nargs="+", metavar="N",
                          help="also measure every attacker after these steps of its training (both threat models; "
                               "the report adds PS along the training: how an effect grows or fades)")
@@ -454,7 +477,7 @@ def _run_bench_unlearnability(arguments: argparse.Namespace) -> int:
                         scratch_steps=arguments.scratch_steps, eot=tuple(arguments.eot or ()),
                         attacks=None if arguments.attacks is None else tuple(arguments.attacks),
                         device=arguments.device, release_steps=arguments.release_steps,
-                        bound_rule=arguments.bound_rule, mimicry_steps=arguments.mimicry_steps,
+                        bound_rule=arguments.bound_rule, mimicry=_mimicry_recipe(arguments),
                         probe_steps=tuple(arguments.probe_steps) if arguments.probe_steps else None)
     seeds = tuple(arguments.seeds) if arguments.seeds else None
     parts = tuple(arguments.parts) if arguments.parts else None

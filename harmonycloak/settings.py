@@ -40,6 +40,9 @@ MODES = ("blackbox", "whitebox")  # a bag of surrogates (the default), or the on
 DEVICES = ("auto", "cpu", "cuda")  # "auto": CUDA when PyTorch sees a GPU
 MODEL_PRESETS = ("default", "tiny")  # surrogate sizes: the product's, or seconds-fast ones for tests
 STRENGTHS = ("low", "medium", "high")
+# How a style-mimicry attacker fine-tunes (`optim.finetune`): every weight, only the layers
+# nearest the output, or low-rank adapters beside frozen weights.
+FINETUNE_KINDS = ("full", "last-layers", "lora")
 REPORTS = ("json", "png", "none")  # beside each output: the JSON report; the JSON and its picture; nothing
 BACKENDS = ("local", "ray")  # where a batch runs its files: processes on this machine, or a Ray cluster
 # What the noise is optimised for (`optim.objectives`): the paper's error-minimising noise, a

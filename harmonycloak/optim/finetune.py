@@ -34,9 +34,8 @@ from harmonycloak.errors import SettingsError
 from harmonycloak.models.interface import GenerativeModel
 from harmonycloak.optim.training import train_on_batches
 from harmonycloak.resampling import resample
-from harmonycloak.settings import SEGMENT_S, WORKING_RATE_HZ
+from harmonycloak.settings import FINETUNE_KINDS, SEGMENT_S, WORKING_RATE_HZ
 
-FINETUNE_KINDS = ("full", "last-layers", "lora")
 LORA_LAYER_KINDS = ("linear", "conv", "attention")
 # Speed factors are multiples of 1 / SPEED_GRID: the resampler then works with the ratio
 # k = m / 100 (m ≤ a few hundred), whose polyphase filter stays short.

@@ -507,10 +507,13 @@ def test_the_command_line_replaces_the_suite_s_methods_families_and_strength():
     assert standard.methods_for("scratch")[-1] == "dominant-blackbox+mp3-128k"  # the suite's own attacks stay
     aac = adjusted_suite(standard, attacks=("aac-128k",))
     assert "none+aac-128k" in aac.methods_for("mimicry") and "none+mp3-128k" not in aac.methods_for("scratch")
-    longer = adjusted_suite(standard, mimicry_steps=400, probe_steps=(200, 25, 100, 25))
+    longer = adjusted_suite(standard, mimicry={"steps": 400}, probe_steps=(200, 25, 100, 25))
     assert longer.threats.mimicry.steps == 400 and longer.threats.probe_steps == (25, 100, 200)
     assert longer.threats.mimicry.learning_rate == standard.threats.mimicry.learning_rate
     assert standard.threats.mimicry.steps == 100 and standard.threats.probe_steps == ()
+    adapters = adjusted_suite(standard, mimicry={"kind": "lora", "learning_rate": 1e-3})
+    assert (adapters.threats.mimicry.kind, adapters.threats.mimicry.learning_rate) == ("lora", 1e-3)
+    assert adapters.threats.mimicry.steps == 100 and adapters.threats.scratch == standard.threats.scratch
 
 
 def test_a_suite_without_enough_other_music_for_its_control_is_refused_before_any_training():
@@ -580,8 +583,8 @@ def test_a_combined_report_names_the_t1_size_its_runs_trained_and_refuses_two_si
     standard = get_suite("standard")
     zoo = adjusted_suite(standard, scratch_preset="zoo", scratch_steps=3000)
 
-    def document(name, suite, conditions):
-        runs = [_run("scratch", "ar-transformer", condition, 0, [loss]) for condition, loss in conditions]
+    def document(name, suite, conditions, threat="scratch"):
+        runs = [_run(threat, "ar-transformer", condition, 0, [loss]) for condition, loss in conditions]
         result = ThreatSeedResult(0, ["a"], [], 0.15, {}, runs)
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps({"command": name, "suite": "standard", "wall_s": 60.0,
@@ -599,6 +602,15 @@ def test_a_combined_report_names_the_t1_size_its_runs_trained_and_refuses_two_si
     small = document("small", standard, [("unseen", 1.0), ("none", 0.5)])
     with pytest.raises(SettingsError, match="trained T1's attackers at different sizes"):
         combine_reports("standard", [first, small], tmp_path / "refused", log=lambda *_: None)
+    # T2 the same way: the recipe its runs fine-tuned with, and no two recipes in one report
+    adapters = adjusted_suite(standard, mimicry={"kind": "lora", "learning_rate": 1e-3, "steps": 200})
+    lora = document("lora", adapters, [("base", 1.0), ("none", 0.5)], "mimicry")
+    combine_reports("standard", [lora], tmp_path / "lora", log=lambda *_: None)
+    assert "fine-tuned on the released clips (LoRA of rank 8, 200 Adam steps at 0.001)" in (
+        tmp_path / "lora" / "summary.md").read_text()
+    full = document("full", standard, [("base", 1.0), ("none", 0.5)], "mimicry")
+    with pytest.raises(SettingsError, match="trained T2's attackers at different sizes"):
+        combine_reports("standard", [lora, full], tmp_path / "refused-t2", log=lambda *_: None)
 
 
 def test_an_attacker_measured_on_the_way_reads_as_a_shorter_training_would():

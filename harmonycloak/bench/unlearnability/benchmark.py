@@ -47,7 +47,7 @@ def adjusted_suite(suite, jobs: int | None = None, methods: tuple[str, ...] | No
                    scratch_preset: str | None = None, scratch_steps: int | None = None, eot: tuple[str, ...] = (),
                    attacks: tuple[str, ...] | None = None, device: str | None = None,
                    release_steps: int | None = None, bound_rule: str | None = None,
-                   mimicry_steps: int | None = None, probe_steps: tuple[int, ...] | None = None):
+                   mimicry: dict | None = None, probe_steps: tuple[int, ...] | None = None):
     """`suite` with the command line's replacements (see `run_unlearnability`)."""
     from harmonycloak.bench.unlearnability.releases import with_controls
 
@@ -69,8 +69,8 @@ def adjusted_suite(suite, jobs: int | None = None, methods: tuple[str, ...] | No
         suite = replace(suite, threats=replace(suite.threats, scratch_preset=scratch_preset))
     if scratch_steps:
         suite = replace(suite, threats=replace(suite.threats, scratch=replace(suite.threats.scratch, steps=scratch_steps)))
-    if mimicry_steps:
-        suite = replace(suite, threats=replace(suite.threats, mimicry=replace(suite.threats.mimicry, steps=mimicry_steps)))
+    if mimicry:
+        suite = replace(suite, threats=replace(suite.threats, mimicry=replace(suite.threats.mimicry, **mimicry)))
     if probe_steps:
         suite = replace(suite, threats=replace(suite.threats, probe_steps=tuple(sorted(set(probe_steps)))))
     if eot:
@@ -93,7 +93,7 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
                        scratch_steps: int | None = None, eot: tuple[str, ...] = (),
                        attacks: tuple[str, ...] | None = None, device: str | None = None,
                        data_bundle: Path | None = None, release_steps: int | None = None,
-                       bound_rule: str | None = None, mimicry_steps: int | None = None,
+                       bound_rule: str | None = None, mimicry: dict | None = None,
                        probe_steps: tuple[int, ...] | None = None, log=print) -> dict:
     """Run a suite (or the given `suite` object) and write its report folder; returns the JSON document.
 
@@ -108,13 +108,15 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
     models' music written by `export_threat_data`, read instead of the corpus; `release_steps`
     the optimised releases' PGD steps per round (their optimisation effort); `bound_rule` the
     masked cloak's bound rule (`cloak.masked`) of its releases and of their random control;
-    `mimicry_steps` T2's fine-tuning steps; `probe_steps` the steps of either threat's training
-    after which every attacker is measured too (how an effect grows or fades as it trains on)."""
+    `mimicry` replaces fields of T2's fine-tuning recipe (`optim.finetune.FinetuneRecipe`: kind,
+    steps, learning_rate: an attacker who trains otherwise or longer); `probe_steps` the steps
+    of either threat's training after which every attacker is measured too (how an effect grows
+    or fades as it trains on)."""
     import torch
 
     suite = adjusted_suite(suite or get_suite(suite_name, seeds, parts), jobs, methods, families, strength,
                            scratch_preset, scratch_steps, eot, attacks, device, release_steps, bound_rule,
-                           mimicry_steps, probe_steps)
+                           mimicry, probe_steps)
     command = command or " ".join(shlex.quote(a) for a in ["harmonycloak", *sys.argv[1:]])
     threads = torch.get_num_threads()
     if suite.torch_threads:
@@ -298,7 +300,7 @@ def with_methods_ran(suite, threat_results: list[ThreatSeedResult]):
 
 def training_of(documents: list[dict], threat: str) -> tuple | None:
     """How the results documents that ran `threat` trained its attackers: T1 (preset, steps), T2
-    (steps,); None when none ran it.
+    (kind, steps, learning rate); None when none ran it.
 
     Raises:
         SettingsError: the runs trained that threat's attackers at different sizes or lengths.
@@ -308,8 +310,9 @@ def training_of(documents: list[dict], threat: str) -> tuple | None:
         runs = (run for result in document.get("threat_seed_results", []) for run in result["runs"])
         if any(run["threat"] == threat for run in runs):
             threats = document["suite_settings"]["threats"]
-            sizes.add((threats["scratch_preset"], threats["scratch"]["steps"]) if threat == "scratch"
-                      else (threats["mimicry"]["steps"],))
+            recipe = threats[threat]
+            sizes.add((threats["scratch_preset"], recipe["steps"]) if threat == "scratch"
+                      else (recipe["kind"], recipe["steps"], recipe["learning_rate"]))
     if len(sizes) > 1:
         label = "T1" if threat == "scratch" else "T2"
         raise SettingsError(f"the runs trained {label}'s attackers at different sizes or lengths "
@@ -346,8 +349,8 @@ def combine_reports(suite_name: str, result_files: list[Path], out: Path, suite=
     scratch_size, mimicry_size = training_of(documents, "scratch"), training_of(documents, "mimicry")
     if scratch_size is not None:  # the report names the T1 size the runs trained, not the suite's default
         suite = adjusted_suite(suite, scratch_preset=scratch_size[0], scratch_steps=scratch_size[1])
-    if mimicry_size is not None:  # and T2's length
-        suite = adjusted_suite(suite, mimicry_steps=mimicry_size[0])
+    if mimicry_size is not None:  # and T2's recipe
+        suite = adjusted_suite(suite, mimicry=dict(zip(("kind", "steps", "learning_rate"), mimicry_size)))
     data: dict = {}
     for d in documents:
         for key, value in d["data"].items():

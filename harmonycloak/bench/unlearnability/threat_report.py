@@ -428,6 +428,13 @@ def _style_ps(ps: float, interval: tuple[float, float]) -> str:
     return _num(ps, "+.2f") + bounds
 
 
+def _recipe_text(recipe) -> str:
+    """'full, 100 Adam steps at 0.0001': how T2's attacker fine-tunes (`optim.finetune.FinetuneRecipe`)."""
+    kind = f"LoRA of rank {recipe.lora_rank}" if recipe.kind == "lora" else (
+        f"the last {recipe.last_layers} layers" if recipe.kind == "last-layers" else recipe.kind)
+    return f"{kind}, {recipe.steps} Adam steps at {recipe.learning_rate:g}"
+
+
 def _pct(value: float) -> str:
     return "n/a" if not math.isfinite(value) else f"{100 * value:.0f} %"
 
@@ -463,8 +470,9 @@ def threat_section(out, suite, results: list[ThreatSeedResult], commit: str | No
           f"{100 * results[0].fraction:.0f} % of a corpus of {data_summary.get('corpus_songs', '?')} other songs, "
           f"attackers of the registry's `{suite.threats.scratch_preset}` size trained from random weights for "
           f"{suite.threats.scratch.steps} steps (frozen zoo codec / encoder where the family reads one). T2: each "
-          f"family's zoo model fine-tuned on the released clips for {suite.threats.mimicry.steps} steps. Seeds are paired (same initial weights and crops in "
-          f"every condition); intervals are 95 % hierarchical bootstraps over {seeds_text(results)} and the songs "
+          f"family's zoo model fine-tuned on the released clips ({_recipe_text(suite.threats.mimicry)}). Seeds are "
+          "paired (same initial weights and crops in every condition); intervals are 95 % hierarchical bootstraps "
+          f"over {seeds_text(results)} and the songs "
           "(with 3 seeds they are optimistic: about 80 % coverage measured on synthetic populations). The black-box "
           "bags hold no model of the attacker's family group; white-box methods optimise against the zoo model of "
           "the attacker's family (the public base model, known to the defender)."
