@@ -280,3 +280,21 @@ def test_bench_bound_rule_reaches_the_benchmark_and_left_out_keeps_the_suite_s(m
     for extra in (["--bound-rule", "band"], []):
         assert main(["bench", "unlearnability", "--suite", "smoke", "--out", str(tmp_path), *extra]) == 0
     assert asked == ["band", None]
+
+
+def test_the_benchmark_s_attacker_options_become_the_fine_tune_recipe_and_bad_values_are_usage_errors(capsys):
+    from harmonycloak.cli import _mimicry_recipe, _parser
+
+    parser = _parser()
+    arguments = parser.parse_args(["bench", "unlearnability", "--mimicry-recipe", "lora", "--mimicry-learning-rate",
+                                   "1e-3", "--mimicry-steps", "200", "--probe-steps", "25", "50"])
+    assert _mimicry_recipe(arguments) == {"kind": "lora", "steps": 200, "learning_rate": 1e-3}
+    assert arguments.probe_steps == [25, 50]
+    assert _mimicry_recipe(parser.parse_args(["bench", "unlearnability"])) is None  # the suite's own recipe
+    assert _mimicry_recipe(parser.parse_args(["bench", "unlearnability", "--mimicry-steps", "400"])) == {"steps": 400}
+    for bad in (["--mimicry-learning-rate", "0"], ["--mimicry-learning-rate", "inf"], ["--probe-steps", "0"],
+                ["--mimicry-recipe", "dreambooth"]):
+        with pytest.raises(SystemExit) as stopped:
+            parser.parse_args(["bench", "unlearnability", *bad])
+        assert stopped.value.code == 2
+    assert "must be a number above 0, not 0" in capsys.readouterr().err
