@@ -124,7 +124,9 @@ class AudioModelIdentity:
 class FrozenPretrainedPart:
     """A model that reads through a pretrained part it never trains (the codec of a codec LM,
     the encoder a diffusion model is conditioned on): the part stays in eval mode and frozen,
-    and the zoo loads its weights with `attach_pretrained`. `FROZEN_PART` names the attribute;
+    from construction on (an encoder left in training mode until the first `train()` computes
+    through other kernels, and the rounding of a training then hangs on whether anything
+    toggled the mode), and the zoo loads its weights with `attach_pretrained`. `FROZEN_PART` names the attribute;
     `PART_DESCRIPTION` says what it is, for the error a wrong part gets."""
 
     FROZEN_PART: str

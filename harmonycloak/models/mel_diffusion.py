@@ -144,7 +144,7 @@ class MelDiffusionModel(AudioModelIdentity, FrozenPretrainedPart, GenerativeTrai
         super().__init__()
         self.config = config
         self.conditioner = ContrastiveEncoder(config.conditioner)
-        self.conditioner.requires_grad_(False)
+        self.conditioner.requires_grad_(False).eval()  # frozen and in eval mode from the start
         self.denoiser = UNet1d(config.conditioner.frontend.n_mels, config.conditioner.embedding_dim, config.channels,
                                config.groups)
         self.register_buffer("alphas_cumprod",

@@ -613,21 +613,24 @@ def test_a_combined_report_names_the_t1_size_its_runs_trained_and_refuses_two_si
         combine_reports("standard", [lora, full], tmp_path / "refused-t2", log=lambda *_: None)
 
 
-def test_an_attacker_measured_on_the_way_reads_as_a_shorter_training_would():
+@pytest.mark.parametrize("family", ["ar-transformer", "mel-diffusion", "codec-lm"])
+def test_an_attacker_measured_on_the_way_reads_as_a_shorter_training_would(family):
     songs = [melody(seed=s) for s in range(3)]
     probes = {"released": songs[:2]}
-    three = replace(TINY, steps=3)
-    # step 5 is past the training's last (3), and step 3 is the last itself: song_losses holds it
-    measured = ThreatSpec(scratch_preset="tiny", scratch=three, probe_steps=(1, 2, 3, 5))
-    run = train_attacker("scratch", "ar-transformer", "none", songs, probes, measured, 4)
+    eight = replace(TINY, steps=8)
+    # step 9 is past the training's last (8), and step 8 is the last itself: song_losses holds it
+    measured = ThreatSpec(scratch_preset="tiny", scratch=eight, probe_steps=(1, 2, 8, 9))
+    run = train_attacker("scratch", family, "none", songs, probes, measured, 4)
     assert sorted(run.losses_at_step) == ["1", "2"]
     for steps in (1, 2):
-        shorter = train_attacker("scratch", "ar-transformer", "none", songs, probes,
+        shorter = train_attacker("scratch", family, "none", songs, probes,
                                  ThreatSpec(scratch_preset="tiny", scratch=replace(TINY, steps=steps)), 4)
         assert run.losses_at_step[str(steps)] == shorter.song_losses
-    plain = train_attacker("scratch", "ar-transformer", "none", songs, probes,
-                           ThreatSpec(scratch_preset="tiny", scratch=three), 4)
-    assert run.song_losses == plain.song_losses and run.curve == plain.curve  # measuring changed nothing
+    plain = train_attacker("scratch", family, "none", songs, probes,
+                           ThreatSpec(scratch_preset="tiny", scratch=eight), 4)
+    # measuring changed nothing, to the last bit (a frozen part in eval mode from the start: the
+    # diffusion model's conditioner toggled into eval by the first measurement rounded its later steps apart)
+    assert run.song_losses == plain.song_losses and run.curve == plain.curve
     assert plain.losses_at_step == {}
     assert run.losses_at_step["1"] != run.losses_at_step["2"] != run.song_losses  # the model moved in between
     with pytest.raises(SettingsError, match="steps to measure at"):
