@@ -59,8 +59,7 @@ class CodecLanguageModel(AudioModelIdentity, FrozenPretrainedPart, GenerativeTra
         super().__init__()
         self.config = config
         codec = config.codec
-        self.codec = CodecModel(codec)
-        self.codec.requires_grad_(False).eval()  # frozen and in eval mode from the start
+        self.codec = self.frozen(CodecModel(codec))
         self.embeddings = nn.Parameter(torch.randn(codec.codebooks, codec.codebook_size, config.width) * 0.02)
         layer = nn.TransformerEncoderLayer(config.width, config.heads, dim_feedforward=4 * config.width, dropout=0.0,
                                            activation="gelu", batch_first=True, norm_first=True)

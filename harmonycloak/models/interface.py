@@ -123,14 +123,20 @@ class AudioModelIdentity:
 
 class FrozenPretrainedPart:
     """A model that reads through a pretrained part it never trains (the codec of a codec LM,
-    the encoder a diffusion model is conditioned on): the part stays in eval mode and frozen,
-    from construction on (an encoder left in training mode until the first `train()` computes
-    through other kernels, and the rounding of a training then hangs on whether anything
-    toggled the mode), and the zoo loads its weights with `attach_pretrained`. `FROZEN_PART` names the attribute;
-    `PART_DESCRIPTION` says what it is, for the error a wrong part gets."""
+    the encoder a diffusion model is conditioned on): the part stays in eval mode and frozen
+    from construction on (`frozen`: an encoder left in training mode until the first `train()`
+    computes through other kernels, and the rounding of a training then hangs on whether
+    anything toggled the mode), and the zoo loads its weights with `attach_pretrained`.
+    `FROZEN_PART` names the attribute; `PART_DESCRIPTION` says what it is, for the error a
+    wrong part gets."""
 
     FROZEN_PART: str
     PART_DESCRIPTION: str
+
+    @staticmethod
+    def frozen(part: nn.Module) -> nn.Module:
+        """`part` with no parameter that trains, in eval mode: what the model reads it as."""
+        return part.requires_grad_(False).eval()
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -145,8 +151,7 @@ class FrozenPretrainedPart:
         if type(model) is not type(part) or model.config != part.config:
             raise ModelError(f"the {self.family} model needs {self.PART_DESCRIPTION} of config {part.config}, "
                              f"not {name!r}")
-        part.load_state_dict(model.state_dict())
-        part.requires_grad_(False)
+        self.frozen(part).load_state_dict(model.state_dict())
 
 
 def is_audio_model(model: GenerativeModel) -> bool:

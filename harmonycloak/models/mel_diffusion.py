@@ -143,8 +143,7 @@ class MelDiffusionModel(AudioModelIdentity, FrozenPretrainedPart, GenerativeTrai
     def __init__(self, config: MelDiffusionConfig) -> None:
         super().__init__()
         self.config = config
-        self.conditioner = ContrastiveEncoder(config.conditioner)
-        self.conditioner.requires_grad_(False).eval()  # frozen and in eval mode from the start
+        self.conditioner = self.frozen(ContrastiveEncoder(config.conditioner))
         self.denoiser = UNet1d(config.conditioner.frontend.n_mels, config.conditioner.embedding_dim, config.channels,
                                config.groups)
         self.register_buffer("alphas_cumprod",
