@@ -7,9 +7,17 @@ changes, y − x. Nothing new sounds, so the masking model has nothing to judge;
 listener could notice is the level moving, which ViSQOL and loudness measure, and codecs keep
 a level change where they drop sub-threshold noise.
 
-    g[l, j, k]  = max_gain_db · Σ_b tanh(p[l, j, b]) · W[b, k]          W: triangles on the mel scale
+    r[l, j, k]  = max_gain_db · Σ_b tanh(p[l, j, b]) · W[b, k]          W: triangles on the mel scale
+    c[l, j, k]  = r − Σ_k |X|² r / Σ_k |X|²                               (level-neutral: each frame's
+    g[l, j, k]  = c · min(1, max_gain_db / max_k |c|)                     power-weighted mean gain is 0)
     y           = Σ_j w · irfft( G[l, j, k] · rfft(w · x_j) )             w: √Hann, hop = n_fft / 2
     δ           = y − x
+
+Level-neutral gains (the default) move no frame's level to first order, only its balance
+across bands: an optimiser left free turns the whole song down by its bound (a model reading
+log levels sees a quieter song), which changes loudness by most of a dB and which an
+attacker's loudness normalisation undoes. The scale that follows the centring keeps every
+gain within the bound and leaves the mean at 0.
 
 The gain is stated per frame and per band (`bands` triangles spaced evenly in mel, which sum
 to one at every bin), so it is smooth across frequency, and the √Hann windows of hop n/2
@@ -37,6 +45,7 @@ class GainModulationSettings:
     frame_ms: float = 32.0  # STFT length (512 samples at 16 kHz); the gain moves once per hop (frame_ms / 2)
     bands: int = 16  # mel-spaced bands the gain is stated in (smooth across frequency)
     initial_scale: float = 0.1  # std of the initial unconstrained parameters
+    level_neutral: bool = True  # each frame's power-weighted mean gain is held at 0 dB
 
     def __post_init__(self) -> None:
         if not 0 < self.max_gain_db <= 6:
@@ -112,8 +121,17 @@ class GainModulationCloak(nn.Module):
         return self.hop_length
 
     def gain_db(self, frame_index: Tensor | slice = slice(None)) -> Tensor:
-        """g in dB of frames `frame_index`, (L, ..., K), within ±max_gain_db."""
-        return self.settings.max_gain_db * torch.tanh(self.gains[:, frame_index]) @ self.band_weights
+        """g in dB of frames `frame_index`, (L, ..., K), within ±max_gain_db; with `level_neutral`,
+        each frame's mean over bins weighted by the music's power there is 0."""
+        bound = self.settings.max_gain_db
+        raw = bound * torch.tanh(self.gains[:, frame_index]) @ self.band_weights
+        if not self.settings.level_neutral:
+            return raw
+        power = self.spectrum[:, frame_index].abs().square()
+        mean = (raw * power).sum(dim=-1, keepdim=True) / power.sum(dim=-1, keepdim=True).clamp_min(1e-20)
+        centred = raw - mean
+        peak = centred.abs().amax(dim=-1, keepdim=True)
+        return centred * (bound / peak.clamp_min(bound))
 
     def noise(self, starts: Tensor, num_samples: int) -> Tensor:
         """δ = y − x of the segments starting at `starts` (B,), shape (B, L, num_samples), differentiable."""

@@ -22,7 +22,7 @@ def test_the_band_triangles_sum_to_one_at_every_bin_and_peak_in_order():
 
 def test_a_uniform_gain_scales_the_music_by_ten_to_the_gain_over_twenty():
     music = 0.1 * torch.randn(2, RATE_HZ, generator=torch.Generator().manual_seed(0))
-    cloak = GainModulationCloak(music, RATE_HZ)
+    cloak = GainModulationCloak(music, RATE_HZ, GainModulationSettings(level_neutral=False))
     with torch.no_grad():
         cloak.gains.fill_(math.atanh(0.5))  # 0.5 dB everywhere at the default ±1 dB
     starts = torch.tensor([0, 3 * cloak.hop_length])
@@ -46,7 +46,7 @@ def test_zero_gain_changes_nothing_and_no_gain_exceeds_the_bound():
 def test_a_gain_in_the_lowest_band_leaves_a_high_tone_alone():
     time = torch.arange(RATE_HZ) / RATE_HZ
     low, high = torch.sin(2 * math.pi * 40 * time), torch.sin(2 * math.pi * 6000 * time)
-    cloak = GainModulationCloak((0.1 * (low + high))[None], RATE_HZ)
+    cloak = GainModulationCloak((0.1 * (low + high))[None], RATE_HZ, GainModulationSettings(level_neutral=False))
     with torch.no_grad():
         cloak.gains.zero_()
         cloak.gains[..., 0] = 10.0  # the lowest band at its bound, +1 dB
@@ -58,6 +58,36 @@ def test_a_gain_in_the_lowest_band_leaves_a_high_tone_alone():
     # the 40 Hz tone (every bin of its main lobe under the first band's centre) is lifted by the bound
     amplitude_40 = 2 * at_40 / np.hanning(12000).sum()
     assert amplitude_40 == pytest.approx((10 ** (1 / 20) - 1) * 0.1, rel=0.01)
+
+
+def test_level_neutral_gains_turn_one_band_up_as_much_as_they_turn_the_other_down():
+    time = torch.arange(RATE_HZ) / RATE_HZ
+    low, high = torch.sin(2 * math.pi * 40 * time), torch.sin(2 * math.pi * 6000 * time)
+    cloak = GainModulationCloak((0.1 * (low + high))[None], RATE_HZ)  # two tones of equal power
+    with torch.no_grad():
+        cloak.gains.zero_()
+        cloak.gains[..., 0] = 10.0  # +1 dB asked of the lowest band only
+    # the power-weighted mean of (+1 dB, 0 dB) over two equal tones is 0.5 dB: centred, +0.5 and −0.5
+    noise = cloak.render(RATE_HZ, RATE_HZ)[0, 2000:14000] * np.hanning(12000)
+    spectrum = np.abs(np.fft.rfft(noise)) * 2 / np.hanning(12000).sum()
+    bin_hz = RATE_HZ / 12000
+    assert spectrum[round(40 / bin_hz)] == pytest.approx((10 ** (0.5 / 20) - 1) * 0.1, rel=0.02)
+    assert spectrum[round(6000 / bin_hz)] == pytest.approx((1 - 10 ** (-0.5 / 20)) * 0.1, rel=0.02)
+
+
+def test_level_neutral_gains_keep_each_frame_s_mean_at_zero_and_the_bound():
+    music = 0.1 * torch.randn(1, RATE_HZ // 2, generator=torch.Generator().manual_seed(2))
+    cloak = GainModulationCloak(music, RATE_HZ)
+    with torch.no_grad():
+        cloak.gains.copy_(3 * torch.randn(cloak.gains.shape, generator=torch.Generator().manual_seed(3)))
+        gain = cloak.gain_db()
+        power = cloak.spectrum.abs().square()
+    frame_mean = (gain * power).sum(-1) / power.sum(-1)
+    assert frame_mean.abs().max() < 1e-5 and gain.abs().max() <= 1.0 + 1e-6
+    assert gain.abs().amax(-1).min() > 0.3  # what is left is a change of balance, not nothing
+    with torch.no_grad():
+        cloak.gains.fill_(2.0)  # the same gain everywhere is a change of level alone: none is left
+    assert torch.allclose(cloak.noise(torch.tensor([0]), 4096), torch.zeros(1, 1, 4096), atol=1e-6)
 
 
 def test_the_gain_must_stay_within_six_db():

@@ -56,6 +56,12 @@ Candidate objectives (`optim.objectives`; not in a suite's methods unless it nam
                            strength, `cloak.gain`) instead of added noise (bar: random-gain, random gains
                            of the same bound)
   gain-maxloss-whitebox    error-maximising gains against the zoo model of the attacker's family
+  gain-reverse-gradient, gain-reverse-gradient-whitebox
+                           the reverse gradient written as gains, against the held-out zoo models
+                           or the attacker's base model
+  gain-default             the default's objective, models and effort written as gains instead of
+                           masked noise: a log-mel attacker reads a ±1 dB level change in full,
+                           where noise under the music moves its log levels little (bar: random-gain)
 
 A release that depends on the attacker's family is made once per family; the others once per
 seed. All songs of a release are optimised together as one lane (an album is one training set).
@@ -95,14 +101,17 @@ OBJECTIVE_METHODS = {  # method → (cloak, objective)
     "masked-maxloss-zoo": ("masked", "maxloss"),
     "gain-cue": ("gain", "future-cue"),
     "gain-maxloss-whitebox": ("gain", "maxloss"),
+    "gain-reverse-gradient": ("gain", "reverse-gradient"),
+    "gain-reverse-gradient-whitebox": ("gain", "reverse-gradient"),
 }
 # Objectives whose black-box methods read the zoo's pretrained models of other groups than the
 # attacker's (the embedding shift reads the product's contrastive encoder; the cue reads no model).
 HELDOUT_ZOO_OBJECTIVES = ("minmin", "maxloss", "gradient-matching", "reverse-gradient")
 OTHER_MUSIC = "positive-other-music"
 PRODUCT_DEFAULT = "default"
+GAIN_DEFAULT = "gain-default"  # the product default's settings in the gain cloak
 METHODS = (PAPER_METHODS + ("positive-white-0db", OTHER_MUSIC, "random-gain")
-           + (PRODUCT_DEFAULT, f"random-{PRODUCT_DEFAULT}") + tuple(OBJECTIVE_METHODS))
+           + (PRODUCT_DEFAULT, f"random-{PRODUCT_DEFAULT}", GAIN_DEFAULT) + tuple(OBJECTIVE_METHODS))
 RANDOM_CONTROL = {PRODUCT_DEFAULT: f"random-{PRODUCT_DEFAULT}",
                   "dominant-whitebox": "random-dominant", "dominant-blackbox": "random-dominant",
                   "masked-whitebox": "random-masked", "masked-blackbox": "random-masked",
@@ -114,7 +123,8 @@ RANDOM_CONTROL = {PRODUCT_DEFAULT: f"random-{PRODUCT_DEFAULT}",
                   "masked-reverse-gradient-trajectory-whitebox": "random-masked",
                   "masked-minmin-zoo": "random-masked", "masked-maxloss-whitebox": "random-masked",
                   "masked-maxloss-zoo": "random-masked", "gain-cue": "random-gain",
-                  "gain-maxloss-whitebox": "random-gain"}
+                  "gain-maxloss-whitebox": "random-gain", "gain-reverse-gradient": "random-gain",
+                  "gain-reverse-gradient-whitebox": "random-gain", GAIN_DEFAULT: "random-gain"}
 ATTACK_SEPARATOR = "+"
 TRAJECTORY = "-trajectory"  # in a method's name: its models are also read along a fine-tune on the clean songs
 TRAJECTORY_STAGES_STEPS = (30, 100)  # the fine-tune's stages read (the standard suite's attacker takes 100 steps)
@@ -276,8 +286,9 @@ def _optimised_noise(method: str, songs: list[np.ndarray], family: str, seed: in
     def audible_ball(lanes, rate, generator):
         return NormBallCloak(lanes, rate, ball, generator)
 
-    if method == PRODUCT_DEFAULT:
-        outcome = cloak_tracks([lane], WORKING_RATE_HZ, _default_settings(seed, spec))
+    if method in (PRODUCT_DEFAULT, GAIN_DEFAULT):
+        cloak = "gain" if method == GAIN_DEFAULT else None
+        outcome = cloak_tracks([lane], WORKING_RATE_HZ, _default_settings(seed, spec, cloak))
     elif method == "positive-linf-em":
         outcome = cloak_tracks([lane], WORKING_RATE_HZ, _settings("dominant", seed, spec, load_zoo_model(family)),
                                cloak_factory=audible_ball)
@@ -323,11 +334,12 @@ def _settings(cloak: str, seed: int, spec: ReleaseSpec, model=None, objective: s
                               eot=spec.eot)
 
 
-def _default_settings(seed: int, spec: ReleaseSpec):
-    """What `protect` takes for audio when asked nothing, at the suite's strength, seed and device."""
+def _default_settings(seed: int, spec: ReleaseSpec, cloak: str | None = None):
+    """What `protect` takes for audio when asked nothing (or only for `cloak`), at the suite's
+    strength, seed and device."""
     from harmonycloak.settings import ProtectionSettings
 
-    return ProtectionSettings(strength=spec.strength, seed=seed, device=spec.device).resolved("audio")
+    return ProtectionSettings(cloak=cloak, strength=spec.strength, seed=seed, device=spec.device).resolved("audio")
 
 
 def _split_lane(noise: np.ndarray, songs: list[np.ndarray]) -> list[np.ndarray]:
