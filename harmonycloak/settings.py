@@ -25,8 +25,11 @@ WINDOW_MS_RANGE = (5.0, 100.0)  # allowed noise windows (paper §5.2.5, Table 6)
 DEFAULT_WINDOW_MS = 10.0  # the paper's noise window
 FULL_SCALE_DB_SPL = 96.0  # calibration: a digital full-scale sine is 96 dB SPL (MPEG-1 model 1's convention)
 
-CLOAKS = ("dominant", "masked", "gain")  # audio cloaks: one tone per window (the paper), every bin under the
-# mask, or small smooth gains on the music itself (`cloak.gain`)
+# Audio cloaks: one tone per window (the paper), every bin under the mask, small smooth
+# level-neutral gains on the music itself (`cloak.gain`), or the masked noise and the gains at once
+# (`cloak.stacked`). The masked cloaks take a bound rule and are held to the band check.
+CLOAKS = ("dominant", "masked", "gain", "masked-gain")
+MASKED_CLOAKS = ("masked", "masked-gain")
 # How the masked cloak bounds each STFT bin (`cloak.masked`): "bin", at the bin's own masking
 # threshold lowered by 10·log10(bins per Bark); "band", so that a whole 1-Bark band filled to its
 # bounds stays under the band's lowest threshold (the rule the audibility check's band NMR reads);
@@ -142,7 +145,8 @@ class ProtectionSettings:
     mode: str = "blackbox"  # "blackbox" (bag of surrogates, the default) or "whitebox" (a named model)
     model_checkpoint: Path | None = None  # white-box: the attacker's model (`harmonycloak train` makes one)
     strength: str = "medium"  # "low", "medium" or "high": see `headroom_db`
-    # "masked" (noise under the masking threshold), "dominant" (the paper's one tone per window) or "gain";
+    # "masked" (noise under the masking threshold), "dominant" (the paper's one tone per window), "gain"
+    # or "masked-gain" (CLOAKS);
     # None: DEFAULT_PROTECTION of the file's kind (`resolved`)
     cloak: str | None = None
     # masked cloak: "band-pool" (a Bark band's noise summed under its lowest threshold, placed in any of its bins
@@ -186,7 +190,7 @@ class ProtectionSettings:
             raise SettingsError(f"cloak must be one of {', '.join(CLOAKS)}, not '{self.cloak}'")
         if self.bound_rule not in BOUND_RULES:
             raise SettingsError(f"bound rule must be one of {', '.join(BOUND_RULES)}, not '{self.bound_rule}'")
-        if self.bound_rule != ProtectionSettings.bound_rule and self.cloak not in (None, "masked"):
+        if self.bound_rule != ProtectionSettings.bound_rule and self.cloak not in (None, *MASKED_CLOAKS):
             raise SettingsError(f"the bound rule '{self.bound_rule}' is the masked cloak's (--cloak masked), "
                                 f"not the {self.cloak} cloak's")
         if self.objective is not None and self.objective not in OBJECTIVES:
@@ -224,12 +228,13 @@ class ProtectionSettings:
     @property
     def headroom_db(self) -> float:
         """dB under its bound this setting's audio cloak keeps its noise (the audio default's when none is named)."""
-        return headroom_db(self.cloak or DEFAULT_PROTECTION["audio"]["cloak"], self.strength)
+        cloak = self.cloak or DEFAULT_PROTECTION["audio"]["cloak"]
+        return headroom_db("masked" if cloak in MASKED_CLOAKS else cloak, self.strength)
 
     @property
     def band_check_db(self) -> float | None:
         """Band NMR in dB that written noise is held under (`cloak.band_check`), None where it is not."""
-        if (self.cloak or DEFAULT_PROTECTION["audio"]["cloak"]) != "masked" or self.bound_rule == "bin":
+        if (self.cloak or DEFAULT_PROTECTION["audio"]["cloak"]) not in MASKED_CLOAKS or self.bound_rule == "bin":
             return None
         return BAND_CHECK_LIMIT_DB if self.strength != "high" else None
 

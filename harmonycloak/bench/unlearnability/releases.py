@@ -62,6 +62,9 @@ Candidate objectives (`optim.objectives`; not in a suite's methods unless it nam
   gain-default             the default's objective, models and effort written as gains instead of
                            masked noise: a log-mel attacker reads a ±1 dB level change in full,
                            where noise under the music moves its log levels little (bar: random-gain)
+  masked-gain-default      the same written as the default's masked noise and gains at once
+                           (`cloak.stacked`), held to the band check (bar: random-masked-gain-default,
+                           both parts' random coefficients under the same bounds, held the same)
 
 A release that depends on the attacker's family is made once per family; the others once per
 seed. All songs of a release are optimised together as one lane (an album is one training set).
@@ -109,9 +112,11 @@ OBJECTIVE_METHODS = {  # method → (cloak, objective)
 HELDOUT_ZOO_OBJECTIVES = ("minmin", "maxloss", "gradient-matching", "reverse-gradient")
 OTHER_MUSIC = "positive-other-music"
 PRODUCT_DEFAULT = "default"
-GAIN_DEFAULT = "gain-default"  # the product default's settings in the gain cloak
+# The product default's settings, in its own cloak or another: method → cloak (None: the default's)
+DEFAULT_CLOAK_VARIANTS = {PRODUCT_DEFAULT: None, "gain-default": "gain", "masked-gain-default": "masked-gain"}
 METHODS = (PAPER_METHODS + ("positive-white-0db", OTHER_MUSIC, "random-gain")
-           + (PRODUCT_DEFAULT, f"random-{PRODUCT_DEFAULT}", GAIN_DEFAULT) + tuple(OBJECTIVE_METHODS))
+           + (PRODUCT_DEFAULT, f"random-{PRODUCT_DEFAULT}", "gain-default", "masked-gain-default",
+              "random-masked-gain-default") + tuple(OBJECTIVE_METHODS))
 RANDOM_CONTROL = {PRODUCT_DEFAULT: f"random-{PRODUCT_DEFAULT}",
                   "dominant-whitebox": "random-dominant", "dominant-blackbox": "random-dominant",
                   "masked-whitebox": "random-masked", "masked-blackbox": "random-masked",
@@ -124,7 +129,8 @@ RANDOM_CONTROL = {PRODUCT_DEFAULT: f"random-{PRODUCT_DEFAULT}",
                   "masked-minmin-zoo": "random-masked", "masked-maxloss-whitebox": "random-masked",
                   "masked-maxloss-zoo": "random-masked", "gain-cue": "random-gain",
                   "gain-maxloss-whitebox": "random-gain", "gain-reverse-gradient": "random-gain",
-                  "gain-reverse-gradient-whitebox": "random-gain", GAIN_DEFAULT: "random-gain"}
+                  "gain-reverse-gradient-whitebox": "random-gain", "gain-default": "random-gain",
+                  "masked-gain-default": "random-masked-gain-default"}
 ATTACK_SEPARATOR = "+"
 TRAJECTORY = "-trajectory"  # in a method's name: its models are also read along a fine-tune on the clean songs
 TRAJECTORY_STAGES_STEPS = (30, 100)  # the fine-tune's stages read (the standard suite's attacker takes 100 steps)
@@ -231,12 +237,13 @@ def attacked(songs: list[np.ndarray], attack: str, seed: int) -> list[np.ndarray
 
 def random_cloak_noise(cloak: str, songs: list[np.ndarray], seed: int, spec: ReleaseSpec) -> list[np.ndarray]:
     """A cloak's noise with random parameters (`randomise`), not optimised, for the songs as one lane;
-    `cloak` "default" is the product default's cloak (`_default_settings`)."""
+    `cloak` "default" (or a variant of it) is the product default's cloak (`_default_settings`)."""
     from harmonycloak.flows.audio.protect import build_cloak, written_noise
 
     generator = torch.Generator().manual_seed(seed)
     lane = np.concatenate(songs)[None]
-    settings = _default_settings(seed, spec) if cloak == PRODUCT_DEFAULT else _settings(cloak, seed, spec)
+    settings = (_default_settings(seed, spec, DEFAULT_CLOAK_VARIANTS[cloak]) if cloak in DEFAULT_CLOAK_VARIANTS
+                else _settings(cloak, seed, spec))
     cloak_model = build_cloak(torch.from_numpy(lane), settings, generator)
     with torch.no_grad():
         cloak_model.randomise(generator)
@@ -286,9 +293,8 @@ def _optimised_noise(method: str, songs: list[np.ndarray], family: str, seed: in
     def audible_ball(lanes, rate, generator):
         return NormBallCloak(lanes, rate, ball, generator)
 
-    if method in (PRODUCT_DEFAULT, GAIN_DEFAULT):
-        cloak = "gain" if method == GAIN_DEFAULT else None
-        outcome = cloak_tracks([lane], WORKING_RATE_HZ, _default_settings(seed, spec, cloak))
+    if method in DEFAULT_CLOAK_VARIANTS:
+        outcome = cloak_tracks([lane], WORKING_RATE_HZ, _default_settings(seed, spec, DEFAULT_CLOAK_VARIANTS[method]))
     elif method == "positive-linf-em":
         outcome = cloak_tracks([lane], WORKING_RATE_HZ, _settings("dominant", seed, spec, load_zoo_model(family)),
                                cloak_factory=audible_ball)

@@ -23,6 +23,7 @@ from harmonycloak.cloak.gain import GainModulationCloak, GainModulationSettings
 from harmonycloak.cloak.loudness import loudness_neutral
 from harmonycloak.cloak.masked import MaskedSpectrumCloak, MaskedSpectrumSettings
 from harmonycloak.cloak.problem import AudioCloak, AudioCloakProblem, SongsProblem
+from harmonycloak.cloak.stacked import StackedCloak
 from harmonycloak.errors import AudioFileError, ModelError
 from harmonycloak.flows.audio.report import MaskingExcerpt, audio_report, write_report_files
 from harmonycloak.flows.results import ProgressCallback, ProtectionResult
@@ -37,7 +38,8 @@ from harmonycloak.optim.minmin import MinMinConfig, mean_generative_loss, optimi
 from harmonycloak.optim.objectives import build_objective
 from harmonycloak.resampling import to_working_rate
 from harmonycloak.safeguards import check_long_enough, limit_to_source_range
-from harmonycloak.settings import PAPER_ALPHA, ZOO_SURROGATES, ProtectionSettings, max_gain_db, resolve_device
+from harmonycloak.settings import (MASKED_CLOAKS, PAPER_ALPHA, ZOO_SURROGATES, ProtectionSettings, max_gain_db,
+                                  resolve_device)
 from harmonycloak.zoo.store import load_named_model
 
 SILENCE_PEAK_DBFS = -90.0  # a file whose peak stays under this holds nothing to protect
@@ -81,15 +83,19 @@ CloakFactory = Callable[[torch.Tensor, int, torch.Generator], AudioCloak]
 
 def build_cloak(lanes: torch.Tensor, settings: ProtectionSettings, generator: torch.Generator) -> AudioCloak:
     """The cloak `settings.cloak` names, on clean lanes (L, N) at the working rate."""
-    if settings.cloak == "gain":
-        return GainModulationCloak(lanes, settings.working_rate_hz,
-                                   GainModulationSettings(max_gain_db=max_gain_db(settings.strength)), generator=generator)
     if settings.cloak == "dominant":
         return DominantToneCloak(lanes, settings.working_rate_hz,
                                  DominantToneSettings(window_ms=settings.window_ms, headroom_db=settings.headroom_db))
-    return MaskedSpectrumCloak(lanes, settings.working_rate_hz,
-                               MaskedSpectrumSettings(headroom_db=settings.headroom_db, bound_rule=settings.bound_rule),
-                               generator=generator)
+    parts: list[AudioCloak] = []  # "masked-gain": both, summed (`cloak.stacked`)
+    if settings.cloak in MASKED_CLOAKS:
+        parts.append(MaskedSpectrumCloak(lanes, settings.working_rate_hz,
+                                         MaskedSpectrumSettings(headroom_db=settings.headroom_db,
+                                                                bound_rule=settings.bound_rule), generator=generator))
+    if settings.cloak in ("gain", "masked-gain"):
+        parts.append(GainModulationCloak(lanes, settings.working_rate_hz,
+                                         GainModulationSettings(max_gain_db=max_gain_db(settings.strength)),
+                                         generator=generator))
+    return parts[0] if len(parts) == 1 else StackedCloak(parts)
 
 
 def cloak_tracks(
