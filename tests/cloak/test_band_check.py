@@ -72,9 +72,10 @@ def test_the_held_noise_is_written_into_out_when_given():
 
 @pytest.mark.parametrize(("strength", "bound_rule", "cloak", "limit"), [
     ("medium", "band", "masked", LIMIT_DB), ("low", "band-pool", None, LIMIT_DB), ("high", "band", "masked", None),
-    ("medium", "bin", "masked", None), ("medium", "band", "dominant", None)])
+    ("medium", "bin", "masked", None), ("medium", "band", "dominant", None), ("medium", "band-pool", "masked-gain", LIMIT_DB),
+    ("medium", "band-pool", "gain", None)])
 def test_the_band_rules_at_low_and_medium_strength_are_held_to_the_check(strength, bound_rule, cloak, limit):
     from harmonycloak.settings import ProtectionSettings
 
-    rule = {} if cloak == "dominant" else {"bound_rule": bound_rule}
+    rule = {} if cloak in ("dominant", "gain") else {"bound_rule": bound_rule}
     assert ProtectionSettings(strength=strength, cloak=cloak, **rule).band_check_db == limit
