@@ -53,8 +53,15 @@ MEASURED_PROTECTION: dict[str, str] = {
               "scratch only the paper's objective knowing the diffusion model (0.13) beats random noise "
               "(the default scores −0.05 against a diffusion model and 0.01 against a next-frame transformer trained "
               "from scratch, within random noise's −0.02 and 0.02)",
-    "gain": "next to none: on the standard benchmark the gain cloak carrying --objective future-cue reaches a "
-            "protection score of 0.06 at high strength (±2 dB), where 1 is full protection",
+    "gain": "next to none: on the standard benchmark (the zoo's models fine-tuned on one artist's album) the gain "
+            "cloak carrying the default's objective scores 0.02 against a next-frame transformer whose public "
+            "weights it reads and 0.01 against a diffusion model it never read (0.07 and 0.03 at high strength, "
+            "±2 dB), where 1 is full protection and random gains under the same bounds score 0.00",
+    "masked-gain": "small: on the standard benchmark (the zoo's models fine-tuned on one artist's album) the masked "
+                   "noise and the gains together, carrying the default's objective, score 0.08 against a "
+                   "next-frame transformer whose public weights they read (0.21 on the artist's songs never "
+                   "released) and 0.04 against a diffusion model they never read, where 1 is full protection "
+                   "and random coefficients under the same bounds score 0.00",
     "midi": "small: on the standard benchmark (the zoo's SymphonyNet fine-tuned on one composer's pieces) the "
             "default MIDI cloak's protection score is 0.15, where 1 is full protection, held out and on the "
             "composer's unreleased pieces too; the same quiet notes without optimisation score 0.17",
