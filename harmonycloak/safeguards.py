@@ -10,9 +10,11 @@ Refused before any work, each with a one-line `SettingsError` or `AudioFileError
 - a song, or the part a preview keeps, shorter than one noise window: there is no window
   to place noise in, so nothing could be protected.
 
-And what protection never does to the sound: it adds the noise and keeps the sum within
-±1 (what integer formats hold), or within the song's own peak when that is higher (a float
-file with samples beyond ±1 keeps them as they came, not clipped to ±1).
+And what protection never does to the sound: it adds the noise and keeps each sample of the
+sum within ±32767/32768, the largest level a 16-bit file holds on both sides, so the noise takes
+no sample to full scale that the song did not reach (the noise is cut at those few samples
+instead), or within that sample's own level when the song had it at full scale or beyond (a
+float file with samples beyond ±1 keeps them as they came, not clipped).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from harmonycloak.errors import AudioFileError, SettingsError
 from harmonycloak.music import Audio
 
 MAX_SEED = 2**63 - 1
+FULL_SCALE_KEPT = 32767 / 32768  # the largest level a 16-bit file holds on both sides (−1.0 reads as clipped)
+LIMIT_PIECE_SAMPLES = 1 << 20  # `limit_to_source_range` looks for samples over full scale this many at a time
 
 
 def check_seed(seed: int) -> None:
@@ -55,10 +59,18 @@ def check_long_enough(audio: Audio, window_ms: float) -> None:
 
 
 def limit_to_source_range(protected: np.ndarray, source: np.ndarray) -> np.ndarray:
-    """Clip ``protected`` in place to ±max(1, peak of ``source``) and return it.
+    """Hold ``protected`` in place to ±max(32767/32768, |source|) sample by sample and return it.
 
-    Within ±1 this is what an integer file holds anyway; a float source beyond ±1 keeps its
-    own range, so its loud passages are not flattened to ±1.
+    No sample the song kept under full scale reaches it (an integer file holds no more, and
+    −1.0 reads as clipped); a sample the song had at full scale or beyond (a float file over
+    ±1) may keep its own level, never more, so its loud passages are not flattened.
+    Shapes: both (channels, frames), worked through in pieces (a long song is large).
     """
-    limit = max(1.0, float(np.max(np.abs(source), initial=0.0)))
-    return np.clip(protected, -limit, limit, out=protected)
+    flat_protected, flat_source = protected.reshape(-1), source.reshape(-1)
+    for first in range(0, flat_protected.size, LIMIT_PIECE_SAMPLES):
+        piece = flat_protected[first : first + LIMIT_PIECE_SAMPLES]
+        over = np.flatnonzero(np.abs(piece) > FULL_SCALE_KEPT)
+        if over.size:
+            allowed = np.maximum(FULL_SCALE_KEPT, np.abs(flat_source[first + over]))
+            piece[over] = np.clip(piece[over], -allowed, allowed)
+    return protected
