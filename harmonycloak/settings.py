@@ -54,14 +54,14 @@ BACKENDS = ("local", "ray")  # where a batch runs its files: processes on this m
 OBJECTIVES = ("minmin", "maxloss", "future-cue", "embedding-shift", "gradient-matching", "reverse-gradient")
 MIDI_OBJECTIVES = ("minmin", "maxloss")  # those that read nothing of audio (the others need its frames or decoys)
 # How `protect` protects a file when no cloak or objective is named, by the kind of file. Audio:
-# the reverse gradient against the zoo's next-frame models, in the masked cloak under its
-# band-pool rule (`bound_rule`'s default), its noise held to the band check: the one candidate
-# measured to beat its random control on models it never read while passing every audibility
-# check (docs/objectives.md, eighth and eleventh rounds). MIDI: the
-# paper's min-min in the dominant-note cloak, which beats its random control held out
-# (docs/objectives.md, fourth round).
+# the reverse gradient against the zoo's next-frame models, carried by the masked noise under its
+# band-pool rule (`bound_rule`'s default) and level-neutral gains on the music at once
+# ("masked-gain"), the sum held to the band check: the candidate measured to protect most while
+# beating its random control on models it never read and passing every audibility check
+# (docs/objectives.md, eighth, eleventh and thirteenth rounds). MIDI: the paper's min-min in the
+# dominant-note cloak, which beats its random control held out (docs/objectives.md, fourth round).
 DEFAULT_PROTECTION: dict[str, dict[str, str]] = {
-    "audio": {"cloak": "masked", "objective": "reverse-gradient"},
+    "audio": {"cloak": "masked-gain", "objective": "reverse-gradient"},
     "midi": {"cloak": "dominant", "objective": "minmin"},
 }
 # The optimiser's effort when not given: (PGD steps per round, rounds at most). The paper's 20

@@ -213,7 +213,7 @@ def test_the_band_pool_bound_rule_is_the_masked_cloak_s_default_and_its_report_r
     # audio's default cloak and bound rule; the objective's effort, the paper's for the cue
     assert main(["protect", str(song), "--objective", "future-cue", "--report", "json"]) == 0
     report = json.loads((tmp_path / "song.protected.report.json").read_text())
-    assert report["settings"]["bound_rule"] == "band-pool" and report["settings"]["cloak"] == "masked"
+    assert report["settings"]["bound_rule"] == "band-pool" and report["settings"]["cloak"] == "masked-gain"
     assert (report["settings"]["pgd_steps"], report["settings"]["max_rounds"]) == (20, 3)
 
 

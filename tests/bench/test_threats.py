@@ -140,11 +140,14 @@ def test_the_default_method_is_what_protect_does_unasked_whatever_the_suite_s_ru
     songs = [melody(seconds=1.28, seed=3), melody(seconds=1.28, seed=4)]
     suite_spec = ReleaseSpec(bound_rule="bin", pgd_steps=20, max_rounds=3)  # the standard suite's rule, the paper's effort
     assert release_key("default", "ar-gru") == release_key("default", "codec-lm") == "any"  # it reads no attacker
-    # its control is the product's rule's (band-pool) random masked noise, not the suite's bin rule's
+    # its control is the product's cloak's random coefficients under the product's rule (band-pool), not the
+    # suite's bin rule's random masked noise
     control = release("random-default", songs, "ar-gru", 7, suite_spec).songs
-    pool = release("random-masked", songs, "ar-gru", 7, replace(suite_spec, bound_rule="band-pool")).songs
-    assert all(np.array_equal(a, b) for a, b in zip(control, pool))
-    assert DEFAULT_PROTECTION["audio"] == {"cloak": "masked", "objective": "reverse-gradient"}
+    named = release("random-masked-gain-default", songs, "ar-gru", 7, suite_spec).songs
+    masked = release("random-masked", songs, "ar-gru", 7, suite_spec).songs
+    assert all(np.array_equal(a, b) for a, b in zip(control, named))
+    assert not any(np.array_equal(a, b) for a, b in zip(control, masked))
+    assert DEFAULT_PROTECTION["audio"] == {"cloak": "masked-gain", "objective": "reverse-gradient"}
     released = release("default", songs, "codec-lm", 0, suite_spec)
     assert released.summary["objective"] == "reverse-gradient"
     assert released.summary["surrogates"] == list(ZOO_SURROGATES["reverse-gradient"])  # next-frame models, any attacker
