@@ -20,6 +20,7 @@ from harmonycloak.app.app_settings import AppSettings  # noqa: E402
 from harmonycloak.app.server import create_app  # noqa: E402
 from harmonycloak.cli import main  # noqa: E402
 from harmonycloak.flows.verdict import MEASURED_PROTECTION  # noqa: E402
+from harmonycloak.settings import DEFAULT_PROTECTION  # noqa: E402
 
 TINY = AppSettings(model_preset="tiny")
 
@@ -93,7 +94,7 @@ def test_the_verdict_answers_yes_or_no_and_states_the_measured_protection(protec
     answer = "yes" if job["inaudible"] else "no"
     assert job["verdict"].startswith(f"inaudible by our checks: {answer} (")
     # the default cloak of audio, whose sentence states the default's measurement
-    assert job["verdict"].endswith(f"protection measured on the benchmark: {MEASURED_PROTECTION['masked']}")
+    assert job["verdict"].endswith(f"protection measured on the benchmark: {MEASURED_PROTECTION[DEFAULT_PROTECTION['audio']['cloak']]}")
 
 
 def test_the_report_picture_is_served(protected):
