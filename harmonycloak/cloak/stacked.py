@@ -28,16 +28,13 @@ class StackedCloak(nn.Module):
     """The sum of several cloaks' noise, each part inside its own bounds.
 
     Args:
-        parts: cloaks built on the same lanes (L, N) at the same `sample_rate_hz`.
+        parts: cloaks built on the same lanes (L, N) at the same `sample_rate_hz` (`build_cloak`).
     """
 
     def __init__(self, parts: list[nn.Module]) -> None:
         super().__init__()
-        rates = {part.sample_rate_hz for part in parts}
-        if len(rates) != 1:
-            raise ValueError(f"stacked cloaks must work at one rate, not {sorted(rates)}")
         self.parts = nn.ModuleList(parts)
-        self.sample_rate_hz = rates.pop()
+        self.sample_rate_hz = parts[0].sample_rate_hz
         self.keeps_loudness = any(part.keeps_loudness for part in parts)
 
     @property

@@ -56,9 +56,6 @@ Candidate objectives (`optim.objectives`; not in a suite's methods unless it nam
                            strength, `cloak.gain`) instead of added noise (bar: random-gain, random gains
                            of the same bound)
   gain-maxloss-whitebox    error-maximising gains against the zoo model of the attacker's family
-  gain-reverse-gradient, gain-reverse-gradient-whitebox
-                           the reverse gradient written as gains, against the held-out zoo models
-                           or the attacker's base model
   gain-default             the default's objective, models and effort written as gains instead of
                            masked noise: a log-mel attacker reads a ±1 dB level change in full,
                            where noise under the music moves its log levels little (bar: random-gain)
@@ -104,8 +101,6 @@ OBJECTIVE_METHODS = {  # method → (cloak, objective)
     "masked-maxloss-zoo": ("masked", "maxloss"),
     "gain-cue": ("gain", "future-cue"),
     "gain-maxloss-whitebox": ("gain", "maxloss"),
-    "gain-reverse-gradient": ("gain", "reverse-gradient"),
-    "gain-reverse-gradient-whitebox": ("gain", "reverse-gradient"),
 }
 # Objectives whose black-box methods read the zoo's pretrained models of other groups than the
 # attacker's (the embedding shift reads the product's contrastive encoder; the cue reads no model).
@@ -128,8 +123,7 @@ RANDOM_CONTROL = {PRODUCT_DEFAULT: f"random-{PRODUCT_DEFAULT}",
                   "masked-reverse-gradient-trajectory-whitebox": "random-masked",
                   "masked-minmin-zoo": "random-masked", "masked-maxloss-whitebox": "random-masked",
                   "masked-maxloss-zoo": "random-masked", "gain-cue": "random-gain",
-                  "gain-maxloss-whitebox": "random-gain", "gain-reverse-gradient": "random-gain",
-                  "gain-reverse-gradient-whitebox": "random-gain", "gain-default": "random-gain",
+                  "gain-maxloss-whitebox": "random-gain", "gain-default": "random-gain",
                   "masked-gain-default": "random-masked-gain-default"}
 ATTACK_SEPARATOR = "+"
 TRAJECTORY = "-trajectory"  # in a method's name: its models are also read along a fine-tune on the clean songs
