@@ -38,6 +38,8 @@ from torch import Tensor, nn
 from harmonycloak.cloak.problem import render_whole_noise
 from harmonycloak.errors import SettingsError
 
+ANALYSIS_FRAMES = 4096  # frames analysed at once (`GainModulationCloak._analyse`): 8 MB of a song's windows
+
 
 @dataclass(frozen=True)
 class GainModulationSettings:
@@ -100,12 +102,18 @@ class GainModulationCloak(nn.Module):
                                                                        generator=generator, dtype=lanes.dtype))
 
     def _analyse(self, lanes: Tensor) -> Tensor:
-        """rfft of √Hann-windowed frames; frame j spans [(j − 1)·hop, (j + 1)·hop), samples before 0 are 0."""
+        """rfft of √Hann-windowed frames; frame j spans [(j − 1)·hop, (j + 1)·hop), samples before 0 are 0.
+        Worked `ANALYSIS_FRAMES` frames at a time: a long song's windowed copies are large."""
         hop = self.hop_length
         frames = -(-lanes.shape[-1] // hop) + 1
         padded = torch.nn.functional.pad(lanes, (hop, (frames + 1) * hop - lanes.shape[-1] - hop))
-        windows = padded.unfold(-1, self.n_fft, hop)[:, :frames]  # (L, J, n_fft)
-        return torch.fft.rfft(windows * self.window)
+        windows = padded.unfold(-1, self.n_fft, hop)[:, :frames]  # (L, J, n_fft), a view
+        spectrum = torch.empty(*windows.shape[:2], self.n_fft // 2 + 1, device=lanes.device,
+                               dtype=torch.promote_types(lanes.dtype, torch.complex64))
+        for first in range(0, frames, ANALYSIS_FRAMES):
+            piece = slice(first, first + ANALYSIS_FRAMES)
+            spectrum[:, piece] = torch.fft.rfft(windows[:, piece] * self.window)
+        return spectrum
 
     @torch.no_grad()
     def randomise(self, generator: torch.Generator) -> None:

@@ -93,3 +93,15 @@ def test_level_neutral_gains_keep_each_frame_s_mean_at_zero_and_the_bound():
 def test_the_gain_must_stay_within_six_db():
     with pytest.raises(SettingsError, match="gain"):
         GainModulationSettings(max_gain_db=10.0)
+
+
+def test_a_long_song_is_analysed_piece_by_piece_as_whole(monkeypatch):
+    from harmonycloak.cloak import gain
+
+    music = 0.1 * torch.randn(2, RATE_HZ, generator=torch.Generator().manual_seed(4))
+    whole = GainModulationCloak(music, RATE_HZ).spectrum
+    monkeypatch.setattr(gain, "ANALYSIS_FRAMES", 7)  # frames 0–6, 7–13, ... and a short last piece
+    assert torch.equal(GainModulationCloak(music, RATE_HZ).spectrum, whole)
+    expected = torch.fft.rfft(torch.nn.functional.pad(music, (256, 0))[:, 5 * 256 : 5 * 256 + 512]
+                              * torch.hann_window(512, periodic=True).sqrt())
+    assert torch.allclose(whole[:, 5], expected, atol=1e-5)  # frame 5: the song's hops 4–6, the padded song's 5–7
