@@ -363,7 +363,7 @@ def test_every_named_objective_is_built_and_an_unknown_one_is_refused():
 def test_what_is_left_open_is_filled_in_by_the_file_s_kind_and_the_objective_s_measured_effort():
     audio, midi = ProtectionSettings().resolved("audio"), ProtectionSettings().resolved("midi")
     assert (audio.cloak, audio.bound_rule, audio.objective, audio.pgd_steps, audio.max_rounds) == (
-        "masked", "band-pool", "reverse-gradient", 6, 1)
+        "masked-gain", "band-pool", "reverse-gradient", 6, 1)
     assert (midi.cloak, midi.objective, midi.pgd_steps, midi.max_rounds) == ("dominant", "minmin", 20, 3)
     named = ProtectionSettings(cloak="dominant", objective="maxloss", max_rounds=2).resolved("audio")
     assert (named.cloak, named.objective, named.pgd_steps, named.max_rounds) == ("dominant", "maxloss", 20, 2)

@@ -22,7 +22,7 @@ from harmonycloak.bench.unlearning.losses import check_unlearnable_family
 from harmonycloak.bench.unlearning.methods import METHODS, UnlearningRecipe
 from harmonycloak.errors import SettingsError
 
-DEFAULT_CLOAK = "dominant-blackbox"  # what `protect` does by default: the paper's cloak, black-box
+DEFAULT_CLOAK = "dominant-blackbox"  # the paper's cloak, black-box: protect's default when this benchmark was first run
 CLOAKS = (DEFAULT_CLOAK, "masked-cue")  # ... and the best candidate of the objectives so far
 THREAT_MODELS = ("scratch", "mimicry")
 
