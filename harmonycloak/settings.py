@@ -30,6 +30,7 @@ FULL_SCALE_DB_SPL = 96.0  # calibration: a digital full-scale sine is 96 dB SPL 
 # (`cloak.stacked`). The masked cloaks take a bound rule and are held to the band check.
 CLOAKS = ("dominant", "masked", "gain", "masked-gain")
 MASKED_CLOAKS = ("masked", "masked-gain")
+GAIN_CLOAKS = ("gain", "masked-gain")
 # How the masked cloak bounds each STFT bin (`cloak.masked`): "bin", at the bin's own masking
 # threshold lowered by 10·log10(bins per Bark); "band", so that a whole 1-Bark band filled to its
 # bounds stays under the band's lowest threshold (the rule the audibility check's band NMR reads);

@@ -110,8 +110,8 @@ PRODUCT_DEFAULT = "default"
 # The product default's settings, in its own cloak or another: method → cloak (None: the default's)
 DEFAULT_CLOAK_VARIANTS = {PRODUCT_DEFAULT: None, "gain-default": "gain", "masked-gain-default": "masked-gain"}
 METHODS = (PAPER_METHODS + ("positive-white-0db", OTHER_MUSIC, "random-gain")
-           + (PRODUCT_DEFAULT, f"random-{PRODUCT_DEFAULT}", "gain-default", "masked-gain-default",
-              "random-masked-gain-default") + tuple(OBJECTIVE_METHODS))
+           + tuple(DEFAULT_CLOAK_VARIANTS) + (f"random-{PRODUCT_DEFAULT}", "random-masked-gain-default")
+           + tuple(OBJECTIVE_METHODS))
 RANDOM_CONTROL = {PRODUCT_DEFAULT: f"random-{PRODUCT_DEFAULT}",
                   "dominant-whitebox": "random-dominant", "dominant-blackbox": "random-dominant",
                   "masked-whitebox": "random-masked", "masked-blackbox": "random-masked",

@@ -38,8 +38,8 @@ from harmonycloak.optim.minmin import MinMinConfig, mean_generative_loss, optimi
 from harmonycloak.optim.objectives import build_objective
 from harmonycloak.resampling import to_working_rate
 from harmonycloak.safeguards import check_long_enough, limit_to_source_range
-from harmonycloak.settings import (MASKED_CLOAKS, PAPER_ALPHA, ZOO_SURROGATES, ProtectionSettings, max_gain_db,
-                                  resolve_device)
+from harmonycloak.settings import (GAIN_CLOAKS, MASKED_CLOAKS, PAPER_ALPHA, ZOO_SURROGATES, ProtectionSettings,
+                                  max_gain_db, resolve_device)
 from harmonycloak.zoo.store import load_named_model
 
 SILENCE_PEAK_DBFS = -90.0  # a file whose peak stays under this holds nothing to protect
@@ -91,7 +91,7 @@ def build_cloak(lanes: torch.Tensor, settings: ProtectionSettings, generator: to
         parts.append(MaskedSpectrumCloak(lanes, settings.working_rate_hz,
                                          MaskedSpectrumSettings(headroom_db=settings.headroom_db,
                                                                 bound_rule=settings.bound_rule), generator=generator))
-    if settings.cloak in ("gain", "masked-gain"):
+    if settings.cloak in GAIN_CLOAKS:
         parts.append(GainModulationCloak(lanes, settings.working_rate_hz,
                                          GainModulationSettings(max_gain_db=max_gain_db(settings.strength)),
                                          generator=generator))
