@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from harmonycloak.cloak.problem import render_whole_noise
 from harmonycloak.errors import SettingsError
 
-ANALYSIS_FRAMES = 4096  # frames analysed at once (`GainModulationCloak._analyse`): 8 MB of a song's windows
+ANALYSIS_FRAMES = 4096  # frames read at once when the whole song is (`GainModulationCloak.active_share`)
 
 
 @dataclass(frozen=True)
@@ -95,25 +95,25 @@ class GainModulationCloak(nn.Module):
         self.n_fft = 1 << int(round(math.log2(settings.frame_ms * sample_rate_hz / 1000)))
         self.hop_length = self.n_fft // 2
         self.register_buffer("window", torch.hann_window(self.n_fft, periodic=True, dtype=lanes.dtype).sqrt())
-        self.register_buffer("spectrum", self._analyse(lanes))  # (L, J, K) complex
+        # the music itself, not its spectrum: a frame's spectrum is taken when a step reads it (`spectrum`),
+        # which keeps a long song's memory to its samples (the whole spectrum is twice their size)
+        self.register_buffer("lanes", lanes)
         self.register_buffer("band_weights", mel_triangles(self.n_fft // 2 + 1, sample_rate_hz, settings.bands))
-        lanes_count, frames, _ = self.spectrum.shape
-        self.gains = nn.Parameter(settings.initial_scale * torch.randn(lanes_count, frames, settings.bands,
+        self.num_frames = -(-lanes.shape[-1] // self.hop_length) + 1
+        self.gains = nn.Parameter(settings.initial_scale * torch.randn(lanes.shape[0], self.num_frames, settings.bands,
                                                                        generator=generator, dtype=lanes.dtype))
 
-    def _analyse(self, lanes: Tensor) -> Tensor:
-        """rfft of √Hann-windowed frames; frame j spans [(j − 1)·hop, (j + 1)·hop), samples before 0 are 0.
-        Worked `ANALYSIS_FRAMES` frames at a time: a long song's windowed copies are large."""
-        hop = self.hop_length
-        frames = -(-lanes.shape[-1] // hop) + 1
-        padded = torch.nn.functional.pad(lanes, (hop, (frames + 1) * hop - lanes.shape[-1] - hop))
-        windows = padded.unfold(-1, self.n_fft, hop)[:, :frames]  # (L, J, n_fft), a view
-        spectrum = torch.empty(*windows.shape[:2], self.n_fft // 2 + 1, device=lanes.device,
-                               dtype=torch.promote_types(lanes.dtype, torch.complex64))
-        for first in range(0, frames, ANALYSIS_FRAMES):
-            piece = slice(first, first + ANALYSIS_FRAMES)
-            spectrum[:, piece] = torch.fft.rfft(windows[:, piece] * self.window)
-        return spectrum
+    def spectrum(self, frame_index: Tensor | slice = slice(None)) -> Tensor:
+        """rfft of the √Hann-windowed frames `frame_index` of every lane, (L, ..., K) complex.
+
+        Frame j spans [(j − 1)·hop, (j + 1)·hop); samples outside the song are 0."""
+        if isinstance(frame_index, slice):
+            frame_index = torch.arange(self.num_frames, device=self.lanes.device)[frame_index]
+        num_samples = self.lanes.shape[-1]
+        sample_index = (frame_index[..., None] - 1) * self.hop_length + torch.arange(self.n_fft, device=frame_index.device)
+        inside = (sample_index >= 0) & (sample_index < num_samples)
+        windows = self.lanes[:, sample_index.clamp(0, num_samples - 1)] * inside  # (L, ..., n_fft)
+        return torch.fft.rfft(windows * self.window)
 
     @torch.no_grad()
     def randomise(self, generator: torch.Generator) -> None:
@@ -122,20 +122,23 @@ class GainModulationCloak(nn.Module):
 
     def active_share(self) -> float:
         """Share of (lane, frame) cells with any music to change the level of."""
-        return float((self.spectrum.abs().amax(dim=-1) > 0).float().mean())
+        active = sum(int((self.spectrum(slice(first, first + ANALYSIS_FRAMES)).abs().amax(dim=-1) > 0).sum())
+                     for first in range(0, self.num_frames, ANALYSIS_FRAMES))
+        return active / (self.lanes.shape[0] * self.num_frames)
 
     @property
     def alignment_samples(self) -> int:
         return self.hop_length
 
-    def gain_db(self, frame_index: Tensor | slice = slice(None)) -> Tensor:
+    def gain_db(self, frame_index: Tensor | slice = slice(None), spectrum: Tensor | None = None) -> Tensor:
         """g in dB of frames `frame_index`, (L, ..., K), within ±max_gain_db; with `level_neutral`,
-        each frame's mean over bins weighted by the music's power there is 0."""
+        each frame's mean over bins weighted by the music's power there is 0 (`spectrum`: those
+        frames' spectrum when the caller has it)."""
         bound = self.settings.max_gain_db
         raw = bound * torch.tanh(self.gains[:, frame_index]) @ self.band_weights
         if not self.settings.level_neutral:
             return raw
-        power = self.spectrum[:, frame_index].abs().square()
+        power = (self.spectrum(frame_index) if spectrum is None else spectrum).abs().square()
         mean = (raw * power).sum(dim=-1, keepdim=True) / power.sum(dim=-1, keepdim=True).clamp_min(1e-20)
         centred = raw - mean
         peak = centred.abs().amax(dim=-1, keepdim=True)
@@ -145,11 +148,12 @@ class GainModulationCloak(nn.Module):
         """δ = y − x of the segments starting at `starts` (B,), shape (B, L, num_samples), differentiable."""
         hop, num_frames = self.hop_length, num_samples // self.hop_length + 1
         frame_index = (starts // hop).long()[:, None] + torch.arange(num_frames, device=starts.device)  # (B, F)
-        valid = frame_index < self.spectrum.shape[1]
-        frame_index = frame_index.clamp(max=self.spectrum.shape[1] - 1)
-        change = torch.pow(10.0, self.gain_db(frame_index) / 20.0) - 1.0  # (L, B, F, K)
+        valid = frame_index < self.num_frames
+        frame_index = frame_index.clamp(max=self.num_frames - 1)
+        spectrum = self.spectrum(frame_index)  # (L, B, F, K)
+        change = torch.pow(10.0, self.gain_db(frame_index, spectrum) / 20.0) - 1.0
         change = change * valid[None, :, :, None]
-        segments = torch.fft.irfft(self.spectrum[:, frame_index] * change, n=self.n_fft) * self.window  # (L, B, F, n)
+        segments = torch.fft.irfft(spectrum * change, n=self.n_fft) * self.window  # (L, B, F, n)
         lanes, batch = segments.shape[:2]
         columns = segments.transpose(0, 1).reshape(batch * lanes, num_frames, self.n_fft).transpose(1, 2)
         length = (num_frames + 1) * hop

@@ -81,7 +81,7 @@ def test_level_neutral_gains_keep_each_frame_s_mean_at_zero_and_the_bound():
     with torch.no_grad():
         cloak.gains.copy_(3 * torch.randn(cloak.gains.shape, generator=torch.Generator().manual_seed(3)))
         gain = cloak.gain_db()
-        power = cloak.spectrum.abs().square()
+        power = cloak.spectrum().abs().square()
     frame_mean = (gain * power).sum(-1) / power.sum(-1)
     assert frame_mean.abs().max() < 1e-5 and gain.abs().max() <= 1.0 + 1e-6
     assert gain.abs().amax(-1).min() > 0.3  # what is left is a change of balance, not nothing
@@ -95,13 +95,24 @@ def test_the_gain_must_stay_within_six_db():
         GainModulationSettings(max_gain_db=10.0)
 
 
-def test_a_long_song_is_analysed_piece_by_piece_as_whole(monkeypatch):
+def test_a_frame_s_spectrum_is_read_from_its_own_samples_and_silence_counts_piece_by_piece(monkeypatch):
     from harmonycloak.cloak import gain
 
     music = 0.1 * torch.randn(2, RATE_HZ, generator=torch.Generator().manual_seed(4))
-    whole = GainModulationCloak(music, RATE_HZ).spectrum
-    monkeypatch.setattr(gain, "ANALYSIS_FRAMES", 7)  # frames 0–6, 7–13, ... and a short last piece
-    assert torch.equal(GainModulationCloak(music, RATE_HZ).spectrum, whole)
+    music[1, : 20 * 256] = 0.0  # lane 1 silent over hops 0–19: its frames 0–19 have nothing to change
+    cloak = GainModulationCloak(music, RATE_HZ)
     expected = torch.fft.rfft(torch.nn.functional.pad(music, (256, 0))[:, 5 * 256 : 5 * 256 + 512]
                               * torch.hann_window(512, periodic=True).sqrt())
-    assert torch.allclose(whole[:, 5], expected, atol=1e-5)  # frame 5: the song's hops 4–6, the padded song's 5–7
+    assert torch.allclose(cloak.spectrum(torch.tensor(5))[:, None], expected[:, None], atol=1e-5)  # hops 4–5
+    assert torch.allclose(cloak.spectrum()[:, 5], expected, atol=1e-5)
+    frames = cloak.num_frames  # ceil(16000 / 256) + 1 = 64
+    assert frames == 64
+    # the last frame spans samples 62·256 … 64·256: the song's last 128 samples, then zeros
+    last = torch.fft.rfft(torch.nn.functional.pad(music[:, 62 * 256 :], (0, 384)) * torch.hann_window(512).sqrt())
+    assert torch.allclose(cloak.spectrum()[:, -1], last, atol=1e-5)
+    whole = cloak.active_share()
+    # frame j reads hops j − 1 and j; the √Hann window is 0 at its first sample, so frame 20 reads
+    # lane 1's first sound at sample 20·256 − 256 + 256 (weight > 0): 20 silent frames of 128 cells
+    assert whole == pytest.approx(1 - 20 / (2 * frames))
+    monkeypatch.setattr(gain, "ANALYSIS_FRAMES", 7)  # frames 0–6, 7–13, ... and a short last piece
+    assert cloak.active_share() == whole
