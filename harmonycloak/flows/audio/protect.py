@@ -92,9 +92,8 @@ def build_cloak(lanes: torch.Tensor, settings: ProtectionSettings, generator: to
                                          MaskedSpectrumSettings(headroom_db=settings.headroom_db,
                                                                 bound_rule=settings.bound_rule), generator=generator))
     if settings.cloak in GAIN_CLOAKS:
-        parts.append(GainModulationCloak(lanes, settings.working_rate_hz,
-                                         GainModulationSettings(max_gain_db=max_gain_db(settings.strength)),
-                                         generator=generator))
+        gain_settings = GainModulationSettings(max_gain_db=max_gain_db(settings.cloak, settings.strength))
+        parts.append(GainModulationCloak(lanes, settings.working_rate_hz, gain_settings, generator=generator))
     return parts[0] if len(parts) == 1 else StackedCloak(parts)
 
 
