@@ -3,6 +3,7 @@
 import math
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -103,3 +104,15 @@ def test_the_environment_says_whether_the_code_that_ran_differed_from_its_commit
     assert git_state(package) == (head, False)
     (package / "settings.py").write_text("bound_rule = 'band-pool'\n")
     assert git_state(package) == (head, True)
+
+
+def test_the_environment_asks_git_about_the_whole_package(monkeypatch):
+    import harmonycloak
+    from harmonycloak.bench.unlearnability import report
+
+    asked = []
+    monkeypatch.setattr(report, "git_state", lambda directory: asked.append(Path(directory).resolve()) or ("c", True))
+    environment = report.current_environment()
+    # a change to the settings or a cloak is code that ran, as much as one to the benchmark's own folder
+    assert asked == [Path(harmonycloak.__file__).parent.resolve()]
+    assert (environment["git_commit"], environment["git_changed"]) == ("c", True)

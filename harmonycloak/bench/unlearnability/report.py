@@ -369,7 +369,7 @@ def current_environment() -> dict:
 
     import torch
 
-    commit, changed = git_state(Path(__file__).parent)
+    commit, changed = git_state(Path(__file__).parents[2])  # the whole package, not this folder alone
     return {"git_commit": commit, "git_changed": changed, "torch": torch.__version__,
             "cuda": torch.cuda.is_available(), "torch_threads": torch.get_num_threads(),
             "machine": platform.platform(), "cpus": __import__("os").cpu_count()}
