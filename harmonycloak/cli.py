@@ -121,9 +121,11 @@ def _parser() -> argparse.ArgumentParser:
     protect.add_argument("--strength", choices=defaults.STRENGTHS, default=ProtectionSettings.strength,
                          help=f"how close the noise may come to what masks it (default {ProtectionSettings.strength})")
     protect.add_argument("--cloak", choices=defaults.CLOAKS, default=ProtectionSettings.cloak,
-                         help="masked: noise under the masking threshold (audio's default); dominant: one tone "
-                              "per window at the dominant note (the paper; MIDI's only cloak); gain: smooth level "
-                              "changes of at most ±0.5/1/2 dB (low/medium/high) on the music itself, no added noise")
+                         help="masked-gain: noise under the masking threshold and level-neutral gains of at most "
+                              "±0.5/2/2 dB (low/medium/high) on the music, optimised together, the sum held to the "
+                              "band check (audio's default); masked: the noise alone; gain: the gains alone, at most "
+                              "±0.5/1/2 dB, no added noise; dominant: one tone per window at the dominant note (the "
+                              "paper; MIDI's only cloak)")
     protect.add_argument("--bound-rule", choices=defaults.BOUND_RULES, default=ProtectionSettings.bound_rule,
                          help="masked cloak: band-pool (default), each Bark band's noise summed under the band's "
                               "lowest threshold (the rule of verify's per-band check), placed by the optimiser in any "

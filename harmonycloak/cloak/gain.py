@@ -2,7 +2,7 @@
 
 The other cloaks add a signal the masking model must hide. This one changes the level of what
 is already there: each lane's short-time spectrum is multiplied by a real gain
-G = 10^(g / 20) with |g| ≤ `max_gain_db` (±1 dB at medium strength), and δ is what that
+G = 10^(g / 20) with |g| ≤ `max_gain_db` (by strength, `settings.max_gain_db`), and δ is what that
 changes, y − x. Nothing new sounds, so the masking model has nothing to judge; what a
 listener could notice is the level moving, which ViSQOL and loudness measure, and codecs keep
 a level change where they drop sub-threshold noise.

@@ -59,8 +59,8 @@ Candidate objectives (`optim.objectives`; not in a suite's methods unless it nam
   gain-default             the default's objective, models and effort written as gains instead of
                            masked noise: a log-mel attacker reads a ±1 dB level change in full,
                            where noise under the music moves its log levels little (bar: random-gain)
-  masked-gain-default      the same written as the default's masked noise and gains at once
-                           (`cloak.stacked`), held to the band check (bar: random-masked-gain-default,
+  masked-gain-default      the same written as the default's masked noise and gains (±2 dB at medium)
+                           at once (`cloak.stacked`), held to the band check (bar: random-masked-gain-default,
                            both parts' random coefficients under the same bounds, held the same)
 
 A release that depends on the attacker's family is made once per family; the others once per
