@@ -56,16 +56,17 @@ MEASURED_PROTECTION: dict[str, str] = {
             "public weights it reads and 0.01 against a diffusion model it never read (0.07 and 0.03 at high "
             "strength, ±2 dB), where 1 is full protection and random gains under the same bounds score 0.00",
     "masked-gain": "small: protect's default for audio (noise under the masking threshold and level-neutral gains "
-                   "of at most 1 dB on the music at once, --objective reverse-gradient read from the zoo's "
-                   "next-frame models) scores 0.03 on the standard benchmark (the zoo's models fine-tuned on one "
-                   "artist's album) against a diffusion model it never read and 0.08 against a next-frame "
-                   "transformer whose public weights it reads (0.21 on the artist's songs never released), where "
-                   "1 is full protection and random coefficients under the same bounds score 0.00; it keeps that "
-                   "after MP3, AAC, Opus, resampling, denoising and noise with low-pass: it beats random noise "
-                   "while passing every audibility check, twice what the masked noise alone did, and it is still "
-                   "far from full protection; --strength low scores 0.04 and 0.02, --strength high 0.23 and 0.09 "
-                   "(0.60 on the unreleased songs) but is audible; against a diffusion model trained from scratch "
-                   "it scores −0.02, within random coefficients' −0.02: nothing",
+                   "of at most 2 dB on the music at once, held to the masking threshold together, --objective "
+                   "reverse-gradient read from the zoo's next-frame models) scores 0.05 on the standard benchmark "
+                   "(the zoo's models fine-tuned on one artist's album) against a diffusion model it never read and "
+                   "0.10 against a next-frame transformer whose public weights it reads (0.31 on the artist's songs "
+                   "never released), where 1 is full protection and random coefficients under the same bounds score "
+                   "0.00–0.01; it keeps that after MP3, AAC, Opus, resampling, denoising and noise with low-pass: "
+                   "it beats random noise while passing every audibility check, two to three times what the masked "
+                   "noise alone did, and it is still far from full protection; --strength low scores 0.04 and 0.02, "
+                   "--strength high 0.23 and 0.09 (0.60 on the unreleased songs) but is audible; against a diffusion "
+                   "model trained from scratch it scored −0.02 with gains of 1 dB, within random coefficients' "
+                   "−0.02: nothing",
     "midi": "small: on the standard benchmark (the zoo's SymphonyNet fine-tuned on one composer's pieces) the "
             "default MIDI cloak's protection score is 0.15, where 1 is full protection, held out and on the "
             "composer's unreleased pieces too; the same quiet notes without optimisation score 0.17",
