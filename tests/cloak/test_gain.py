@@ -111,8 +111,8 @@ def test_a_frame_s_spectrum_is_read_from_its_own_samples_and_silence_counts_piec
     last = torch.fft.rfft(torch.nn.functional.pad(music[:, 62 * 256 :], (0, 384)) * torch.hann_window(512).sqrt())
     assert torch.allclose(cloak.spectrum()[:, -1], last, atol=1e-5)
     whole = cloak.active_share()
-    # frame j reads hops j − 1 and j; the √Hann window is 0 at its first sample, so frame 20 reads
-    # lane 1's first sound at sample 20·256 − 256 + 256 (weight > 0): 20 silent frames of 128 cells
+    # frame j reads samples (j − 1)·256 … (j + 1)·256: in lane 1 frames 0–19 read silence alone and
+    # frame 20 meets the first sound at its window's middle, so 20 of the 2 × 64 cells are silent
     assert whole == pytest.approx(1 - 20 / (2 * frames))
     monkeypatch.setattr(gain, "ANALYSIS_FRAMES", 7)  # frames 0–6, 7–13, ... and a short last piece
     assert cloak.active_share() == whole
