@@ -491,6 +491,20 @@ def test_unknown_methods_and_families_are_refused_before_anything_runs(tmp_path)
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("name", ["smoke", "standard", "full"])
+def test_every_suite_measures_what_protect_ships_after_its_random_control_and_after_each_attack(name):
+    from harmonycloak.bench.unlearnability.suites import get_suite
+
+    suite = get_suite(name)
+    for threat in ("scratch", "mimicry"):
+        methods = suite.methods_for(threat)
+        assert methods.index("random-default") < methods.index("default")  # its bar is trained first
+        attacks = suite.scratch_attacks if threat == "scratch" else suite.attacks
+        assert attacks and all(f"{method}+{attack}" in methods for attack in attacks
+                                for method in ("none", "random-default", "default"))
+        assert suite.methods_of(threat, "mel-diffusion") == methods
+
+
 def test_the_command_line_replaces_the_suite_s_methods_families_and_strength():
     from harmonycloak.bench.unlearnability.benchmark import adjusted_suite
     from harmonycloak.bench.unlearnability.suites import get_suite
@@ -516,7 +530,7 @@ def test_the_command_line_replaces_the_suite_s_methods_families_and_strength():
     assert _settings("masked", 0, surviving.threat_cloak).eot == ("mp3-128k",)  # what the releases are made with
     plain = adjusted_suite(standard, methods=("positive-white-0db",), attacks=())
     assert plain.methods_for("scratch") == ("none", "positive-white-0db") == plain.methods_for("mimicry")
-    assert standard.methods_for("scratch")[-1] == "dominant-blackbox+mp3-128k"  # the suite's own attacks stay
+    assert standard.methods_for("scratch")[-1] == "default+mp3-128k"  # the suite's own attacks stay
     aac = adjusted_suite(standard, attacks=("aac-128k",))
     assert "none+aac-128k" in aac.methods_for("mimicry") and "none+mp3-128k" not in aac.methods_for("scratch")
     longer = adjusted_suite(standard, mimicry={"steps": 400}, probe_steps=(200, 25, 100, 25))

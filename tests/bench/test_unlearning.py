@@ -241,12 +241,13 @@ def test_the_smoke_suite_runs_end_to_end(tmp_path):
     headline = json.loads((tmp_path / "unlearning-headline.json").read_text())
     for threat in ("scratch", "mimicry"):
         for family in ("ar-transformer", "codec-lm", "mel-diffusion"):
-            assert set(headline["threat_models"][threat][family]) == {"retrain", *METHODS, "dominant-blackbox",
-                                                                      "masked-cue"}
+            assert set(headline["threat_models"][threat][family]) == {"retrain", *METHODS, "default",
+                                                                      "dominant-blackbox"}
     report = (tmp_path / "unlearning.md").read_text()
+    assert "`default` is what `protect` does to audio when asked nothing (the masked-gain cloak" in report
     assert "| mel-diffusion |" in report and "PS after relearning" in report
     runs = json.loads((tmp_path / "unlearning-results.json").read_text())["seed_results"][0]["runs"]
-    cloaks = ("dominant-blackbox", "masked-cue")  # the attacker trained on cloaked songs: nothing to relearn
+    cloaks = ("default", "dominant-blackbox")  # the attacker trained on cloaked songs: nothing to relearn
     assert all(("forget@relearned" in run["song_losses"]) == (run["condition"] not in cloaks) for run in runs)
     # the report is a function of the results file alone
     from harmonycloak.bench.unlearning.benchmark import report_from_results

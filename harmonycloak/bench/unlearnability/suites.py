@@ -20,8 +20,8 @@ from harmonycloak.bench.unlearnability.data import AlbumSpec, DataSpec
 from harmonycloak.bench.unlearnability.measures import MeasureSpec
 from harmonycloak.bench.unlearnability.midi import MidiSpec
 from harmonycloak.bench.unlearnability.midi_mimicry import MIDI_MIMICRY_FAMILIES, MidiMimicrySpec
-from harmonycloak.bench.unlearnability.releases import PAPER_METHODS as THREAT_METHODS
-from harmonycloak.bench.unlearnability.releases import OTHER_MUSIC, ReleaseSpec, check_method
+from harmonycloak.bench.unlearnability.releases import (OTHER_MUSIC, PAPER_METHODS, PRODUCT_DEFAULT, RANDOM_CONTROL,
+                                                        ReleaseSpec, check_method)
 from harmonycloak.bench.unlearnability.threats import FAMILY_GROUP, ThreatSpec
 from harmonycloak.optim.finetune import FinetuneRecipe
 from harmonycloak.bench.unlearnability.runs import TrainingSpec
@@ -35,6 +35,10 @@ ALL_METHODS = tuple(m for base in BASE_METHODS for m in (base, base + "+mp3"))
 STANDARD_METHODS = tuple(m for m in ALL_METHODS if m not in ("gaussian-0.2+mp3", "gaussian-0.3+mp3"))
 HEADLINE_METHODS = ("cloak-whitebox", "cloak-blackbox")  # the paper's white-box and black-box cloaks
 PARTS = ("scratch", "mimicry", "audio", "style", "midi")  # threat models T1 and T2; the paper's tiny setting; MIDI
+# Every suite's threat models measure the paper's methods and what `protect` does to audio when asked
+# nothing (`default`, after its random control): one command measures the protection that ships.
+THREAT_METHODS = PAPER_METHODS + (RANDOM_CONTROL[PRODUCT_DEFAULT], PRODUCT_DEFAULT)
+ATTACKED_METHODS = ("none", "random-dominant", "dominant-blackbox", RANDOM_CONTROL[PRODUCT_DEFAULT], PRODUCT_DEFAULT)
 THREAT_FAMILIES = ("ar-transformer", "codec-lm", "mel-diffusion", "contrastive")  # one of each zoo group
 # T2 for MIDI too: the zoo's symbolic models fine-tuned on one composer (T1 for MIDI is the part "midi")
 THREAT_FAMILIES_WITH_MIDI = THREAT_FAMILIES + MIDI_MIMICRY_FAMILIES
@@ -71,7 +75,7 @@ class Suite:
     threat_methods: tuple[str, ...] = THREAT_METHODS
     attacks: tuple[str, ...] = ()  # purifications applied, each to `attacked_methods`, in T2 ...
     scratch_attacks: tuple[str, ...] = ()  # ... and these in T1 (each also retrains the unseen reference)
-    attacked_methods: tuple[str, ...] = ("none", "random-dominant", "dominant-blackbox")
+    attacked_methods: tuple[str, ...] = ATTACKED_METHODS
     # T2: the FD of what each fine-tuned model generates to the artist's unreleased songs; None: not measured
     threat_generated: GeneratedSpec | None = None
     midi_mimicry: MidiMimicrySpec = field(default_factory=MidiMimicrySpec)  # T2 of the MIDI families
@@ -207,8 +211,8 @@ def _suites() -> dict[str, Suite]:
         attacks=("mp3-128k", "aac-128k", "opus-96k", "resample-22k", "denoise-spectral", "purify-noise-lowpass"),
         scratch_attacks=("mp3-128k", "aac-128k", "opus-96k", "resample-22k", "denoise-spectral",
                          "purify-noise-lowpass"),
-        attacked_methods=("none", "positive-white-10db", "random-dominant", "dominant-whitebox", "dominant-blackbox",
-                          "random-masked", "masked-whitebox", "masked-blackbox"),
+        attacked_methods=ATTACKED_METHODS + ("positive-white-10db", "dominant-whitebox", "random-masked",
+                                             "masked-whitebox", "masked-blackbox"),
         threat_generated=GeneratedSpec(clips=32, generated_s=5.12),
         families_for_threats=THREAT_FAMILIES_WITH_MIDI,
         midi_mimicry=MidiMimicrySpec(released=20, unreleased=20, max_bars=16, steps=500, batch_segments=16,

@@ -19,6 +19,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from harmonycloak.bench.unlearnability.benchmark import load_threat_data, run_threat_seeds
+from harmonycloak.bench.unlearnability.releases import PRODUCT_DEFAULT
 from harmonycloak.bench.unlearnability.report import _finite
 from harmonycloak.bench.unlearnability.threat_experiment import ThreatSeedResult
 from harmonycloak.bench.unlearning.experiment import run_unlearning_seed
@@ -126,7 +127,10 @@ def report_from_results(results_file: Path, out: Path, suite=None) -> None:
 
 
 def _setting(suite, data: dict) -> list[str]:
+    from harmonycloak.settings import ProtectionSettings
+
     spec, cloak = suite.threat.threats, suite.threat.threat_cloak
+    default = ProtectionSettings(strength=cloak.strength).resolved("audio")
     scratch, mimicry = suite.recipe("scratch"), suite.recipe("mimicry")
     forget_count, retained = len(data["forget"]), len(data["retain_mimicry"])
     return [
@@ -154,9 +158,11 @@ def _setting(suite, data: dict) -> list[str]:
         "ascent and slows once the loss is ~1/β above the original's); fine-tuning on the retain set alone; "
         "retraining without the clips. Learning rates chosen on seed 0 of ar-transformer so that gradient ascent "
         "ends near PS 1 there; ten times higher, every ascent method overshoots tenfold.",
-        f"- Cloaks: the product's default (the paper's dominant-note cloak, black-box: `dominant-blackbox`) and "
-        f"the best candidate so far (`masked-cue`), released by the threat benchmark's code at its effort "
-        f"({cloak.pgd_steps} PGD steps, {cloak.max_rounds} round, bag of {cloak.bag_size}); the attacker trains on the "
+        f"- Cloaks: {', '.join(f'`{name}`' for name in suite.cloaks)}, released by the threat benchmark's code "
+        f"at {cloak.strength} strength: `{PRODUCT_DEFAULT}` is what `protect` does to audio when asked nothing "
+        f"(the {default.cloak} cloak, objective {default.objective}, at its own effort: {default.pgd_steps} PGD "
+        f"steps, {default.max_rounds} round); the others at the benchmark's effort ({cloak.pgd_steps} PGD steps, "
+        f"{cloak.max_rounds} round, bag of {cloak.bag_size}). The attacker trains on the "
         "retain set and the cloaked clips with the same seed.",
         f"- Utility: Δ loss on the first retained songs and on {len(data['heldout'])} held-out "
         f"songs in no training set, against the original. Relearning attack: {suite.relearn_steps} steps of the "

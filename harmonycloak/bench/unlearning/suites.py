@@ -4,7 +4,7 @@
   smoke     CI: tiny attackers, a few steps, one seed; every method, cloak and generative
             family once (checks the plumbing, not the methods)
   standard  one CPU thread, ~40 minutes with --jobs 1: ar-transformer in both threat models,
-            mel-diffusion in T2, three seeds, every method, the default cloak and masked-cue
+            mel-diffusion in T2, three seeds, every method, protect's default and the paper's cloak
   full      sized for a GPU: the threat benchmark's full suite (zoo-size T1 attackers),
             every generative family, five seeds
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from harmonycloak.bench.unlearnability.data import AlbumSpec
+from harmonycloak.bench.unlearnability.releases import PRODUCT_DEFAULT
 from harmonycloak.bench.unlearnability.releases import check_method as check_release_method
 from harmonycloak.bench.unlearnability.suites import Suite, get_suite
 from harmonycloak.bench.unlearnability.threats import FAMILY_GROUP
@@ -22,8 +23,9 @@ from harmonycloak.bench.unlearning.losses import check_unlearnable_family
 from harmonycloak.bench.unlearning.methods import METHODS, UnlearningRecipe
 from harmonycloak.errors import SettingsError
 
-DEFAULT_CLOAK = "dominant-blackbox"  # the paper's cloak, black-box: protect's default when this benchmark was first run
-CLOAKS = (DEFAULT_CLOAK, "masked-cue")  # ... and the best candidate of the objectives so far
+# What `protect` does to audio when asked nothing (the threat benchmark's `default`, whatever the
+# default is), beside the paper's cloak, black-box
+CLOAKS = (PRODUCT_DEFAULT, "dominant-blackbox")
 THREAT_MODELS = ("scratch", "mimicry")
 
 
