@@ -286,3 +286,20 @@ def test_a_family_without_a_sampler_here_has_no_fd():
     from harmonycloak.models.registry import build_model
 
     assert generated_fd(build_model("codec-lm", "tiny", seed=0), None, [], GeneratedSpec(), seed=0) is None
+
+
+def test_the_report_says_what_protect_s_default_is_only_where_the_suite_cloaks_with_it():
+    from dataclasses import replace
+
+    from harmonycloak.bench.unlearning.benchmark import _setting
+    from harmonycloak.bench.unlearning.suites import get_unlearning_suite
+
+    suite = get_unlearning_suite("smoke")
+    data = {name: ["a"] * 2 for name in ("forget", "retain_mimicry", "corpus", "unreleased", "heldout")}
+    cloaks = next(line for line in _setting(suite, data) if line.startswith("- Cloaks"))
+    assert cloaks.startswith("- Cloaks: `default`, `dominant-blackbox`, released by the threat benchmark's code at "
+                             "medium strength: `default` is what `protect` does to audio when asked nothing (the "
+                             "masked-gain cloak, objective reverse-gradient, at its own effort: 6 PGD steps, 1 round)")
+    alone = next(line for line in _setting(replace(suite, cloaks=("masked-cue",)), data) if line.startswith("- Cloaks"))
+    assert alone.startswith("- Cloaks: `masked-cue`, released by the threat benchmark's code at medium strength at "
+                            "the benchmark's effort (2 PGD steps") and "protect" not in alone

@@ -159,11 +159,12 @@ def _setting(suite, data: dict) -> list[str]:
         "retraining without the clips. Learning rates chosen on seed 0 of ar-transformer so that gradient ascent "
         "ends near PS 1 there; ten times higher, every ascent method overshoots tenfold.",
         f"- Cloaks: {', '.join(f'`{name}`' for name in suite.cloaks)}, released by the threat benchmark's code "
-        f"at {cloak.strength} strength: `{PRODUCT_DEFAULT}` is what `protect` does to audio when asked nothing "
-        f"(the {default.cloak} cloak, objective {default.objective}, at its own effort: {default.pgd_steps} PGD "
-        f"steps, {default.max_rounds} round); the others at the benchmark's effort ({cloak.pgd_steps} PGD steps, "
-        f"{cloak.max_rounds} round, bag of {cloak.bag_size}). The attacker trains on the "
-        "retain set and the cloaked clips with the same seed.",
+        f"at {cloak.strength} strength"
+        + (f": `{PRODUCT_DEFAULT}` is what `protect` does to audio when asked nothing (the {default.cloak} cloak, "
+           f"objective {default.objective}, at its own effort: {default.pgd_steps} PGD steps, "
+           f"{default.max_rounds} round); the others" if PRODUCT_DEFAULT in suite.cloaks else "")
+        + f" at the benchmark's effort ({cloak.pgd_steps} PGD steps, {cloak.max_rounds} round, bag of "
+        f"{cloak.bag_size}). The attacker trains on the retain set and the cloaked clips with the same seed.",
         f"- Utility: Δ loss on the first retained songs and on {len(data['heldout'])} held-out "
         f"songs in no training set, against the original. Relearning attack: {suite.relearn_steps} steps of the "
         "attacker's recipe on the retain set, then PS again. Seconds: unlearning alone (methods), training "
