@@ -231,12 +231,12 @@ def attacked(songs: list[np.ndarray], attack: str, seed: int) -> list[np.ndarray
 
 def random_cloak_noise(cloak: str, songs: list[np.ndarray], seed: int, spec: ReleaseSpec) -> list[np.ndarray]:
     """A cloak's noise with random parameters (`randomise`), not optimised, for the songs as one lane;
-    `cloak` "default" (or a variant of it) is the product default's cloak (`_default_settings`)."""
+    `cloak` "default" (or a variant of it) is the product default's cloak (`default_settings`)."""
     from harmonycloak.flows.audio.protect import build_cloak, written_noise
 
     generator = torch.Generator().manual_seed(seed)
     lane = np.concatenate(songs)[None]
-    settings = (_default_settings(seed, spec, DEFAULT_CLOAK_VARIANTS[cloak]) if cloak in DEFAULT_CLOAK_VARIANTS
+    settings = (default_settings(seed, spec, DEFAULT_CLOAK_VARIANTS[cloak]) if cloak in DEFAULT_CLOAK_VARIANTS
                 else _settings(cloak, seed, spec))
     cloak_model = build_cloak(torch.from_numpy(lane), settings, generator)
     with torch.no_grad():
@@ -288,7 +288,7 @@ def _optimised_noise(method: str, songs: list[np.ndarray], family: str, seed: in
         return NormBallCloak(lanes, rate, ball, generator)
 
     if method in DEFAULT_CLOAK_VARIANTS:
-        outcome = cloak_tracks([lane], WORKING_RATE_HZ, _default_settings(seed, spec, DEFAULT_CLOAK_VARIANTS[method]))
+        outcome = cloak_tracks([lane], WORKING_RATE_HZ, default_settings(seed, spec, DEFAULT_CLOAK_VARIANTS[method]))
     elif method == "positive-linf-em":
         outcome = cloak_tracks([lane], WORKING_RATE_HZ, _settings("dominant", seed, spec, load_zoo_model(family)),
                                cloak_factory=audible_ball)
@@ -334,7 +334,7 @@ def _settings(cloak: str, seed: int, spec: ReleaseSpec, model=None, objective: s
                               eot=spec.eot)
 
 
-def _default_settings(seed: int, spec: ReleaseSpec, cloak: str | None = None):
+def default_settings(seed: int, spec: ReleaseSpec, cloak: str | None = None):
     """What `protect` takes for audio when asked nothing (or only for `cloak`), at the suite's
     strength, seed and device."""
     from harmonycloak.settings import ProtectionSettings

@@ -39,8 +39,9 @@ HEADLINE_METHODS = ("cloak-whitebox", "cloak-blackbox")  # the paper's white-box
 PARTS = ("scratch", "mimicry", "audio", "style", "midi")  # threat models T1 and T2; the paper's tiny setting; MIDI
 # Every suite's threat models measure the paper's methods and what `protect` does to audio when asked
 # nothing (`default`, after its random control): one command measures the protection that ships.
-THREAT_METHODS = PAPER_METHODS + (RANDOM_CONTROL[PRODUCT_DEFAULT], PRODUCT_DEFAULT)
-ATTACKED_METHODS = ("none", "random-dominant", "dominant-blackbox", RANDOM_CONTROL[PRODUCT_DEFAULT], PRODUCT_DEFAULT)
+_DEFAULT_AND_CONTROL = (RANDOM_CONTROL[PRODUCT_DEFAULT], PRODUCT_DEFAULT)
+THREAT_METHODS = PAPER_METHODS + _DEFAULT_AND_CONTROL
+ATTACKED_METHODS = ("none", "random-dominant", "dominant-blackbox") + _DEFAULT_AND_CONTROL
 THREAT_FAMILIES = ("ar-transformer", "codec-lm", "mel-diffusion", "contrastive")  # one of each zoo group
 # T2 for MIDI too: the zoo's symbolic models fine-tuned on one composer (T1 for MIDI is the part "midi")
 THREAT_FAMILIES_WITH_MIDI = THREAT_FAMILIES + MIDI_MIMICRY_FAMILIES

@@ -19,7 +19,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from harmonycloak.bench.unlearnability.benchmark import load_threat_data, run_threat_seeds
-from harmonycloak.bench.unlearnability.releases import PRODUCT_DEFAULT
+from harmonycloak.bench.unlearnability.releases import PRODUCT_DEFAULT, default_settings
 from harmonycloak.bench.unlearnability.report import _finite
 from harmonycloak.bench.unlearnability.threat_experiment import ThreatSeedResult
 from harmonycloak.bench.unlearning.experiment import run_unlearning_seed
@@ -127,10 +127,13 @@ def report_from_results(results_file: Path, out: Path, suite=None) -> None:
 
 
 def _setting(suite, data: dict) -> list[str]:
-    from harmonycloak.settings import ProtectionSettings
-
     spec, cloak = suite.threat.threats, suite.threat.threat_cloak
-    default = ProtectionSettings(strength=cloak.strength).resolved("audio")
+    default_clause = ""
+    if PRODUCT_DEFAULT in suite.cloaks:  # what the release of `default` runs (the seed changes none of it)
+        default = default_settings(0, cloak)
+        default_clause = (f": `{PRODUCT_DEFAULT}` is what `protect` does to audio when asked nothing (the "
+                          f"{default.cloak} cloak, objective {default.objective}, at its own effort: "
+                          f"{default.pgd_steps} PGD steps, {default.max_rounds} round); the others")
     scratch, mimicry = suite.recipe("scratch"), suite.recipe("mimicry")
     forget_count, retained = len(data["forget"]), len(data["retain_mimicry"])
     return [
@@ -159,12 +162,9 @@ def _setting(suite, data: dict) -> list[str]:
         "retraining without the clips. Learning rates chosen on seed 0 of ar-transformer so that gradient ascent "
         "ends near PS 1 there; ten times higher, every ascent method overshoots tenfold.",
         f"- Cloaks: {', '.join(f'`{name}`' for name in suite.cloaks)}, released by the threat benchmark's code "
-        f"at {cloak.strength} strength"
-        + (f": `{PRODUCT_DEFAULT}` is what `protect` does to audio when asked nothing (the {default.cloak} cloak, "
-           f"objective {default.objective}, at its own effort: {default.pgd_steps} PGD steps, "
-           f"{default.max_rounds} round); the others" if PRODUCT_DEFAULT in suite.cloaks else "")
-        + f" at the benchmark's effort ({cloak.pgd_steps} PGD steps, {cloak.max_rounds} round, bag of "
-        f"{cloak.bag_size}). The attacker trains on the retain set and the cloaked clips with the same seed.",
+        f"at {cloak.strength} strength{default_clause} at the benchmark's effort ({cloak.pgd_steps} PGD steps, "
+        f"{cloak.max_rounds} round, bag of {cloak.bag_size}). The attacker trains on the retain set and the "
+        "cloaked clips with the same seed.",
         f"- Utility: Δ loss on the first retained songs and on {len(data['heldout'])} held-out "
         f"songs in no training set, against the original. Relearning attack: {suite.relearn_steps} steps of the "
         "attacker's recipe on the retain set, then PS again. Seconds: unlearning alone (methods), training "
