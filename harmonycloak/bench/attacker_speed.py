@@ -42,11 +42,11 @@ def example_clips(clip_s: float) -> list[np.ndarray]:
 
 def seconds_per_step(family: str, threat: str, spec, steps: int, songs: list[np.ndarray], seed: int = 0) -> float:
     """Wall seconds of one training step of `family`'s attacker in `threat` (after the warm-up)."""
-    from harmonycloak.bench.unlearnability.threats import attacker_model
+    from harmonycloak.bench.unlearnability.threats import attacker_model, attacker_recipe
     from harmonycloak.optim.finetune import finetune
 
     model = attacker_model(threat, family, seed, spec)
-    recipe = spec.recipe(threat)
+    recipe = attacker_recipe(spec.recipe(threat), model)
     finetune(model, songs, replace(recipe, steps=WARMUP_STEPS), seed)
     _synchronise(model)
     started = time.perf_counter()

@@ -72,6 +72,12 @@ class CodecLanguageModel(AudioModelIdentity, FrozenPretrainedPart, GenerativeTra
         return self.config.codec.sample_rate_hz
 
     @property
+    def token_hop_samples(self) -> int:
+        """Samples of one codec frame at the model's rate: a crop starting on a multiple of it has
+        the tokens of the song's own frames there (away from its edges); one starting elsewhere has others."""
+        return self.codec.hop
+
+    @property
     def feature_key(self) -> object:
         """The model reads the waveform itself."""
         return ("waveform",)

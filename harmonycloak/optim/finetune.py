@@ -60,6 +60,9 @@ class FinetuneRecipe:
     lora_alpha: float = 8.0  # the update B·A is scaled by alpha / r; alpha = r, as the paper's first try
     lora_layers: tuple[str, ...] = LORA_LAYER_KINDS  # which layers get adapters: see `add_lora_adapters`
     random_crop: bool = True  # crops start anywhere in a song; False: at the starts of the segments tiling it
+    # random crops start at multiples of this many samples: 1 anywhere; a codec LM's attacker trains on the
+    # tokens of whole songs, which a crop keeps only on the codec's frame grid (`threats.attacker_recipe`)
+    crop_grid_samples: int = 1
     augment_gain: bool = True  # change each crop's level ...
     gain_db_range: tuple[float, float] = (-6.0, 6.0)  # ... by a gain drawn uniformly in dB from here
     augment_speed: bool = True  # play each crop faster or slower (pitch moves with speed) ...
@@ -68,7 +71,7 @@ class FinetuneRecipe:
     def __post_init__(self) -> None:
         if self.kind not in FINETUNE_KINDS:
             raise SettingsError(f"the fine-tuning kind must be one of {', '.join(FINETUNE_KINDS)}, not '{self.kind}'")
-        for name in ("steps", "batch_segments", "last_layers", "lora_rank"):
+        for name in ("steps", "batch_segments", "last_layers", "lora_rank", "crop_grid_samples"):
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
                 raise SettingsError(f"{name.replace('_', ' ')} must be a whole number ≥ 1, not {getattr(self, name)}")
         for name in ("learning_rate", "segment_s", "lora_alpha"):
@@ -124,23 +127,25 @@ def draw_crop(song_samples: Sequence[int], segment_samples: int, recipe: Finetun
     """Draw one crop's speed, place and gain (in that order, from `generator`).
 
     With `recipe.random_crop` every (song, start) at which the source window fits lies equally
-    likely (a song shorter than the window: start 0, the rest silence); without it, every
-    segment tiling the album (`model_input.segment_starts`) does.
+    likely, the starts on multiples of `recipe.crop_grid_samples` (a song shorter than the
+    window: start 0, the rest silence); without it, every segment tiling the album
+    (`model_input.segment_starts`) does.
     """
     speed = Fraction(1)
     if recipe.augment_speed:
         numerators = speed_numerators(recipe.speed_range)
         speed = Fraction(numerators[int(torch.randint(len(numerators), (), generator=generator))], SPEED_GRID)
     window_samples = source_samples(segment_samples, speed)
+    grid = recipe.crop_grid_samples
     if recipe.random_crop:
-        counts = [max(n - window_samples, 0) + 1 for n in song_samples]
+        counts = [max(n - window_samples, 0) // grid + 1 for n in song_samples]
     else:
         tilings = [segment_starts(max(n, segment_samples), segment_samples) for n in song_samples]
         counts = [len(starts) for starts in tilings]
     index = int(torch.randint(sum(counts), (), generator=generator))
     song = bisect.bisect_right(list(itertools.accumulate(counts)), index)
     offset = index - sum(counts[:song])
-    start = offset if recipe.random_crop else int(tilings[song][offset])
+    start = offset * grid if recipe.random_crop else int(tilings[song][offset])
     gain_db = 0.0
     if recipe.augment_gain:
         low_db, high_db = recipe.gain_db_range

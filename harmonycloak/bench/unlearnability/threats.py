@@ -6,7 +6,10 @@
             released songs alone, as an attacker imitating one artist does
 
 Both train through `optim.finetune.finetune`, the one loop of the project's attackers (random
-crops; T2 also with the gain and speed augmentation an attacker uses on a small album). What
+crops; T2 also with the gain and speed augmentation an attacker uses on a small album). A codec
+LM's attacker tokenises each song once and trains on crops of its tokens, as codec-LM training
+scripts do (`attacker_recipe`): a crop starting one sample off the codec's frame grid changes
+most of its tokens, so crops fall on the grid and no augmentation reaches the audio. What
 an attacker takes ready-made from public models stays frozen in both threats: a codec LM reads
 the zoo's codec, the diffusion model is conditioned on the zoo's contrastive encoder.
 
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -204,8 +207,23 @@ def trained_attacker(threat: str, family: str, training_songs: Sequence[np.ndarr
     model = attacker_model(threat, family, seed, spec)
     curve: list[float] = []
     if training_songs:
-        curve = finetune(model, training_songs, spec.recipe(threat), seed, after_step=after_step)
-        if spec.recipe(threat).kind == "lora":
+        recipe = attacker_recipe(spec.recipe(threat), model)
+        curve = finetune(model, training_songs, recipe, seed, after_step=after_step)
+        if recipe.kind == "lora":
             merge_lora_adapters(model)
     return model, curve
+
+
+def attacker_recipe(recipe: FinetuneRecipe, model: GenerativeModel) -> FinetuneRecipe:
+    """How an attacker trains `model`: `recipe`, except for a model of codec tokens
+    (`token_hop_samples`), whose attacker tokenises each song once and crops the tokens: crops
+    on the codec's frame grid, with no gain or speed augmentation (module doc)."""
+    hop = getattr(model, "token_hop_samples", None)
+    if hop is None:
+        return recipe
+    grid = hop * WORKING_RATE_HZ / model.sample_rate_hz  # the crops are cut at the working rate
+    if grid != int(grid):
+        raise SettingsError(f"a codec frame of {hop} samples at {model.sample_rate_hz} Hz is no whole number of "
+                            f"samples at {WORKING_RATE_HZ} Hz")
+    return replace(recipe, crop_grid_samples=int(grid), augment_gain=False, augment_speed=False)
 
