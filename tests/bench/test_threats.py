@@ -18,10 +18,17 @@ from harmonycloak.bench.unlearnability.releases import (
 )
 from harmonycloak.bench.unlearnability.threat_experiment import ThreatSeedResult, conditions, corpus_size
 from harmonycloak.bench.unlearnability.threat_report import checks, headline_threat_models, score_table
-from harmonycloak.bench.unlearnability.threats import FAMILY_GROUP, AttackerRun, ThreatSpec, attacker_model, train_attacker
+from harmonycloak.bench.unlearnability.threats import (
+    FAMILY_GROUP,
+    AttackerRun,
+    ThreatSpec,
+    attacker_model,
+    attacker_recipe,
+    train_attacker,
+)
 from harmonycloak.errors import SettingsError
 from harmonycloak.optim.finetune import FinetuneRecipe
-from harmonycloak.settings import max_gain_db
+from harmonycloak.settings import WORKING_RATE_HZ, max_gain_db
 from harmonycloak.zoo import load_zoo_model
 
 RATE = 16_000
@@ -707,3 +714,48 @@ def test_scores_along_the_training_take_every_condition_after_the_same_step():
     (merged,) = merge_seed_results([early, late])
     assert sorted(merged.runs[0].losses_at_step) == ["10", "20", "50"]
     assert ThreatSeedResult.from_json(json.loads(json.dumps(merged.to_json()))) == merged
+
+
+# --- a codec LM's attacker ---------------------------------------------------------------------
+
+
+def test_a_codec_lm_attacker_crops_on_the_codec_frame_grid_without_augmentation():
+    codec_lm, spec = load_zoo_model("codec-lm"), ThreatSpec()
+    hop = 2 * 4 * 5 * 8  # the zoo codec's strides: one frame is 320 samples, 20 ms at 16 kHz
+    for threat in ("scratch", "mimicry"):
+        asked = spec.recipe(threat)
+        recipe = attacker_recipe(asked, codec_lm)
+        assert recipe.crop_grid_samples == hop and not recipe.augment_gain and not recipe.augment_speed
+        assert (recipe.kind, recipe.steps, recipe.learning_rate) == (asked.kind, asked.steps, asked.learning_rate)
+    assert attacker_recipe(spec.mimicry, load_zoo_model("ar-gru")) == spec.mimicry  # the waveform's own models
+
+
+def test_a_crop_on_the_codec_grid_keeps_the_songs_tokens_and_one_sample_off_it_loses_them(example_song):
+    from harmonycloak.cloak.model_input import working_rate_mono
+    from harmonycloak.io.audio import read_audio
+
+    audio = read_audio(example_song)
+    start = audio.num_frames // 2
+    song = torch.from_numpy(working_rate_mono(audio.samples[:, start:start + 5 * audio.sample_rate_hz],
+                                              audio.sample_rate_hz))[None]
+    codec = load_zoo_model("codec-lm").codec.eval()
+    hop, frames = codec.hop, 128  # a crop of 2.56 s
+    with torch.no_grad():
+        whole = codec.tokens(song)[0]  # (T', K)
+        on_grid = codec.tokens(song[:, 10 * hop:(10 + frames) * hop])[0]
+        off_grid = codec.tokens(song[:, 10 * hop + 1:(10 + frames) * hop + 1])[0]
+    inside = slice(4, frames - 4)  # the convolutions see past a crop's edges only near them
+    expected = whole[10:10 + frames][inside]
+    assert torch.equal(on_grid[inside], expected)
+    assert (off_grid[inside, 0] == expected[:, 0]).float().mean() < 0.5  # even the coarsest codebook moves
+
+
+def test_the_codec_lm_attacker_trains_with_the_codec_lm_recipe(monkeypatch):
+    import harmonycloak.bench.unlearnability.threats as threats
+
+    used = []
+    monkeypatch.setattr(threats, "finetune", lambda model, songs, recipe, seed, after_step=None: used.append(recipe) or [])
+    song = np.zeros(WORKING_RATE_HZ, np.float32)
+    for family in ("codec-lm", "ar-gru"):
+        threats.trained_attacker("mimicry", family, [song], ThreatSpec(), 0)
+    assert [recipe.crop_grid_samples for recipe in used] == [320, 1]

@@ -219,6 +219,16 @@ def test_a_song_shorter_than_a_crop_is_followed_by_silence_and_tiled_crops_start
     assert starts == set(segment_starts(250, 100).tolist()) == {0, 100, 150}
 
 
+def test_crops_on_a_grid_start_on_its_multiples_and_reach_every_one_of_them():
+    # songs of 199 and 499 samples, crops of 100 on a grid of 30: starts 0..90 (4) and 0..390 (14)
+    recipe = FinetuneRecipe(segment_s=100 / RATE, crop_grid_samples=30, **NO_AUGMENTATION)
+    generator = torch.Generator().manual_seed(0)
+    draws = [draw_crop([199, 499], 100, recipe, generator) for _ in range(3000)]
+    assert {draw.start_sample for draw in draws if draw.song == 0} == set(range(0, 91, 30))
+    assert {draw.start_sample for draw in draws if draw.song == 1} == set(range(0, 391, 30))
+    assert abs(np.mean([draw.song == 0 for draw in draws]) - 4 / 18) < 0.04  # every start equally likely
+
+
 def test_the_gain_measured_on_the_crop_is_the_gain_drawn():
     song = np.random.default_rng(0).normal(0.0, 0.1, RATE).astype(np.float32)
     recipe = FinetuneRecipe(segment_s=0.1, augment_speed=False, gain_db_range=(-12.0, 12.0))
@@ -296,7 +306,7 @@ def test_a_full_finetune_learns_a_repeated_melody():
 @pytest.mark.parametrize("fields", [dict(kind="adapters"), dict(steps=0), dict(learning_rate=-1.0),
                                     dict(segment_s=float("nan")), dict(lora_layers=("embedding",)),
                                     dict(gain_db_range=(6.0, -6.0)), dict(speed_range=(1.001, 1.009)),
-                                    dict(speed_range=(0.0, 1.0)), dict(last_layers=0)])
+                                    dict(speed_range=(0.0, 1.0)), dict(last_layers=0), dict(crop_grid_samples=0)])
 def test_bad_recipes_are_refused_in_plain_words(fields):
     with pytest.raises(SettingsError):
         FinetuneRecipe(**fields)
