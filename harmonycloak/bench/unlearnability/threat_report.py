@@ -46,6 +46,7 @@ POSITIVE = "positive-white-10db"
 LOUD_POSITIVE = "positive-white-0db"  # when run: the louder control, for where 10 dB is not seen
 POSITIVE_SEEN_PS = 0.5  # the positive control must reach this PS, its interval above 0, for a cell to count
 THREAT_LABEL = {"scratch": "T1", "mimicry": "T2"}
+CODEC_LM = "codec-lm"  # the family whose attacker crops on its codec's frame grid (`threats.attacker_recipe`)
 SCRATCH_GAP_TARGET = 0.30  # T1 attackers must learn seen songs this much better than unseen ones
 RANDOM_CONTROL = AUDIO_RANDOM_CONTROL | MIDI_RANDOM_CONTROL  # each cloak → the random noise under its bounds
 
@@ -470,7 +471,10 @@ def threat_section(out, suite, results: list[ThreatSeedResult], commit: str | No
           f"{100 * results[0].fraction:.0f} % of a corpus of {data_summary.get('corpus_songs', '?')} other songs, "
           f"attackers of the registry's `{suite.threats.scratch_preset}` size trained from random weights for "
           f"{suite.threats.scratch.steps} steps (frozen zoo codec / encoder where the family reads one). T2: each "
-          f"family's zoo model fine-tuned on the released clips ({_recipe_text(suite.threats.mimicry)}). Seeds are "
+          f"family's zoo model fine-tuned on the released clips ({_recipe_text(suite.threats.mimicry)})."
+          + (" The codec LM's attacker, in both, trains on the songs' tokens: crops on the codec's frame grid, no "
+             "gain or speed augmentation." if CODEC_LM in suite.families_for_threats else "")
+          + " Seeds are "
           "paired (same initial weights and crops in every condition); intervals are 95 % hierarchical bootstraps "
           f"over {seeds_text(results)} and the songs "
           "(with 3 seeds they are optimistic: about 80 % coverage measured on synthetic populations). The black-box "
