@@ -472,7 +472,7 @@ def threat_section(out, suite, results: list[ThreatSeedResult], commit: str | No
           f"attackers of the registry's `{suite.threats.scratch_preset}` size trained from random weights for "
           f"{suite.threats.scratch.steps} steps (frozen zoo codec / encoder where the family reads one). T2: each "
           f"family's zoo model fine-tuned on the released clips ({_recipe_text(suite.threats.mimicry)})."
-          + (" The codec LM's attacker, in both, trains on the songs' tokens: crops on the codec's frame grid, no "
+          + (" The codec LM's attacker, in both threats, trains on the songs' tokens: crops on the codec's frame grid, no "
              "gain or speed augmentation." if CODEC_LM in suite.families_for_threats else "")
           + " Seeds are "
           "paired (same initial weights and crops in every condition); intervals are 95 % hierarchical bootstraps "
