@@ -65,7 +65,9 @@ MEASURED_PROTECTION: dict[str, str] = {
                    "it beats random noise while passing every audibility check, two to three times what the masked "
                    "noise alone did, and it is still far from full protection; --strength low scores 0.04 and 0.02, "
                    "--strength high 0.23 and 0.09 (0.60 on the unreleased songs) but is audible; against a diffusion "
-                   "model trained from scratch it scores −0.01, within random coefficients' −0.02: nothing",
+                   "model trained from scratch it scores −0.01, within random coefficients' −0.02: nothing; "
+                   "against a codec-token LM it scores 0.51, and random coefficients under the same bounds score "
+                   "as much (0.51): noise at this level changes the codec's tokens whatever it is",
     "midi": "small: on the standard benchmark (the zoo's SymphonyNet fine-tuned on one composer's pieces) the "
             "default MIDI cloak's protection score is 0.15, where 1 is full protection, held out and on the "
             "composer's unreleased pieces too; the same quiet notes without optimisation score 0.17",
