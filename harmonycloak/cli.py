@@ -143,6 +143,10 @@ def _parser() -> argparse.ArgumentParser:
     protect.add_argument("--surrogates", choices=defaults.SURROGATE_KINDS, default=ProtectionSettings.surrogates,
                          help="black-box min-min: random, the paper's bag of randomly initialised models; zoo, the "
                               "pretrained models that ship with harmonycloak (the other objectives always use the zoo)")
+    protect.add_argument("--zoo-models", nargs="+", metavar="NAME", default=None,
+                         help="the pretrained zoo models the noise is optimised against (`harmonycloak zoo list`), "
+                              "e.g. ar-transformer ar-gru ar-tcn codec-lm to read the codec LM's public weights too; "
+                              "default: the objective's (the three next-frame models for reverse-gradient)")
     low_ms, high_ms = defaults.WINDOW_MS_RANGE
     protect.add_argument("--window-ms", type=float, default=ProtectionSettings.window_ms,
                          help=f"noise window, {low_ms:g} to {high_ms:g} ms (default {ProtectionSettings.window_ms:g})")
@@ -356,7 +360,7 @@ def _run_protect(arguments: argparse.Namespace) -> int:
     settings = ProtectionSettings(
         mode=arguments.mode, model_checkpoint=arguments.model, strength=arguments.strength, cloak=arguments.cloak,
         bound_rule=arguments.bound_rule, objective=arguments.objective, surrogates=arguments.surrogates,
-        window_ms=arguments.window_ms, seed=arguments.seed, device=arguments.device, preview_s=arguments.preview,
+        zoo_models=tuple(arguments.zoo_models) if arguments.zoo_models else None, window_ms=arguments.window_ms, seed=arguments.seed, device=arguments.device, preview_s=arguments.preview,
         stems=arguments.stems and len(arguments.inputs) == 1, model_preset=arguments.preset,
         max_rounds=arguments.rounds, songs_per_batch=arguments.songs_per_batch, eot=tuple(arguments.eot),
     )

@@ -164,6 +164,9 @@ class ProtectionSettings:
     bound_rule: str = "band-pool"
     objective: str | None = None  # what the noise is optimised for: one of OBJECTIVES; None: DEFAULT_PROTECTION's
     surrogates: str = "random"  # black-box min-min: "random" (the paper's bag) or "zoo" (pretrained, see ZOO_SURROGATES)
+    # Black-box: the zoo's pretrained models an objective that reads the zoo reads (names of `harmonycloak zoo
+    # list`), e.g. to add the public base model of a family one fears; None: ZOO_SURROGATES[objective].
+    zoo_models: tuple[str, ...] | None = None
     window_ms: float = DEFAULT_WINDOW_MS  # dominant-tone window, 5–100 ms (paper §5.2.5)
     seed: int = 0  # same seed, same input → byte-identical output
     device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
@@ -207,6 +210,12 @@ class ProtectionSettings:
             raise SettingsError(f"objective must be one of {', '.join(OBJECTIVES)}, not '{self.objective}'")
         if self.surrogates not in SURROGATE_KINDS:
             raise SettingsError(f"surrogates must be one of {', '.join(SURROGATE_KINDS)}, not '{self.surrogates}'")
+        if self.zoo_models is not None:
+            if (isinstance(self.zoo_models, str) or not self.zoo_models
+                    or not all(isinstance(name, str) and name for name in self.zoo_models)):
+                raise SettingsError(f"the zoo models must be a list of zoo model names, not {self.zoo_models!r}")
+            if self.mode == "whitebox":
+                raise SettingsError("white-box mode reads the one model it is given (--model), not zoo models")
         check_window_ms(self.window_ms)
         if self.device not in DEVICES:
             raise SettingsError(f"device must be one of {', '.join(DEVICES)}, not '{self.device}'")

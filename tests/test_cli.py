@@ -217,6 +217,16 @@ def test_the_band_pool_bound_rule_is_the_masked_cloak_s_default_and_its_report_r
     assert (report["settings"]["pgd_steps"], report["settings"]["max_rounds"]) == (20, 3)
 
 
+def test_protect_reads_the_zoo_models_it_is_given_and_its_report_names_them(tmp_path, capsys):
+    song = tone_wav(tmp_path / "song.wav")
+    assert main(["protect", str(song), "--zoo-models", "ar-gru", "--report", "json"]) == 0
+    report = json.loads((tmp_path / "song.protected.report.json").read_text())
+    assert report["settings"]["zoo_models"] == ["ar-gru"] and report["surrogates"] == ["ar-gru"]
+    assert main(["protect", str(song), "--zoo-models", "musegan", "--overwrite"]) == 1
+    error = capsys.readouterr().err
+    assert "'musegan' is not an audio model" in error and "Traceback" not in error
+
+
 def test_an_audio_only_objective_is_refused_for_midi_in_one_line(tmp_path, capsys):
     from pathlib import Path
 

@@ -164,6 +164,17 @@ def test_the_default_method_is_what_protect_does_unasked_whatever_the_suite_s_ru
     assert 0 < np.sum(noise**2) < 0.1 * np.sum(songs[0] ** 2)
 
 
+def test_the_default_reading_the_codec_lm_too_is_the_default_with_one_more_zoo_model():
+    from harmonycloak.bench.unlearnability.releases import RANDOM_CONTROL
+    from harmonycloak.settings import ZOO_SURROGATES
+
+    songs = [melody(seconds=1.28, seed=3)]
+    assert release_key("default-codec-lm", "codec-lm") == "any" and RANDOM_CONTROL["default-codec-lm"] == "random-default"
+    released = release("default-codec-lm", songs, "ar-gru", 0, ReleaseSpec())
+    assert released.summary["surrogates"] == [*ZOO_SURROGATES["reverse-gradient"], "codec-lm"]
+    assert released.summary["objective"] == "reverse-gradient" and len(released.summary["rounds"]["protected_loss"]) == 1
+
+
 def test_the_masked_cloak_s_random_control_is_loudness_neutral_as_its_optimised_noise_is(monkeypatch):
     from harmonycloak.cloak.loudness import k_weighted
     from harmonycloak.flows.audio import protect

@@ -401,3 +401,26 @@ def test_black_box_surrogates_follow_the_objective_and_the_surrogates_setting():
     assert len(random_bag) == 3
     with pytest.raises(SettingsError, match="surrogates"):
         ProtectionSettings(surrogates="mine")
+
+
+def test_the_zoo_models_named_are_the_ones_read_and_only_audio_ones_are_taken():
+    from pathlib import Path
+
+    from harmonycloak.flows.audio.protect import build_surrogates
+    from harmonycloak.zoo import load_zoo_model
+
+    cpu = torch.device("cpu")
+    named = ("ar-transformer", "codec-lm")
+    read = build_surrogates(ProtectionSettings(zoo_models=named), cpu)  # the default objective, reverse-gradient
+    assert [m.family for m in read] == list(named)
+    assert all(torch.equal(a, b) for a, b in zip(read[1].state_dict().values(),
+                                                 load_zoo_model("codec-lm").state_dict().values()))
+    with pytest.raises(ModelError, match="'musegan' is not an audio model"):
+        build_surrogates(ProtectionSettings(zoo_models=("ar-gru", "musegan")), cpu)
+    with pytest.raises(ModelError, match="no zoo weights named 'ar-lstm'"):
+        build_surrogates(ProtectionSettings(zoo_models=("ar-lstm",)), cpu)
+    for bad in ("codec-lm", (), ("codec-lm", "")):
+        with pytest.raises(SettingsError, match="zoo models"):
+            ProtectionSettings(zoo_models=bad)
+    with pytest.raises(SettingsError, match="white-box"):
+        ProtectionSettings(mode="whitebox", model_checkpoint=Path("zoo:ar-gru"), zoo_models=named)

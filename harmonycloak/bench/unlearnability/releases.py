@@ -62,6 +62,9 @@ Candidate objectives (`optim.objectives`; not in a suite's methods unless it nam
   masked-gain-default      the same written as the default's masked noise and gains (±2 dB at medium)
                            at once (`cloak.stacked`), held to the band check (bar: random-masked-gain-default,
                            both parts' random coefficients under the same bounds, held the same)
+  default-codec-lm         the default reading the zoo's codec LM beside its next-frame models
+                           (`protect --zoo-models`): it knows a codec-LM attacker's base model too
+                           (bar: random-default, its cloak unchanged)
 
 A release that depends on the attacker's family is made once per family; the others once per
 seed. All songs of a release are optimised together as one lane (an album is one training set).
@@ -109,10 +112,13 @@ OTHER_MUSIC = "positive-other-music"
 PRODUCT_DEFAULT = "default"
 # The product default's settings, in its own cloak or another: method → cloak (None: the default's)
 DEFAULT_CLOAK_VARIANTS = {PRODUCT_DEFAULT: None, "gain-default": "gain", "masked-gain-default": "masked-gain"}
+# The product default reading more of the zoo (`protect --zoo-models`): method → the models it reads
+DEFAULT_MODEL_VARIANTS = {"default-codec-lm": ("ar-transformer", "ar-gru", "ar-tcn", "codec-lm")}
 METHODS = (PAPER_METHODS + ("positive-white-0db", OTHER_MUSIC, "random-gain")
-           + tuple(DEFAULT_CLOAK_VARIANTS) + (f"random-{PRODUCT_DEFAULT}", "random-masked-gain-default")
+           + tuple(DEFAULT_CLOAK_VARIANTS) + tuple(DEFAULT_MODEL_VARIANTS)
+           + (f"random-{PRODUCT_DEFAULT}", "random-masked-gain-default")
            + tuple(OBJECTIVE_METHODS))
-RANDOM_CONTROL = {PRODUCT_DEFAULT: f"random-{PRODUCT_DEFAULT}",
+RANDOM_CONTROL = {PRODUCT_DEFAULT: f"random-{PRODUCT_DEFAULT}", "default-codec-lm": f"random-{PRODUCT_DEFAULT}",
                   "dominant-whitebox": "random-dominant", "dominant-blackbox": "random-dominant",
                   "masked-whitebox": "random-masked", "masked-blackbox": "random-masked",
                   "cue-10db": "positive-white-10db", "masked-cue": "random-masked",
@@ -289,6 +295,9 @@ def _optimised_noise(method: str, songs: list[np.ndarray], family: str, seed: in
 
     if method in DEFAULT_CLOAK_VARIANTS:
         outcome = cloak_tracks([lane], WORKING_RATE_HZ, default_settings(seed, spec, DEFAULT_CLOAK_VARIANTS[method]))
+    elif method in DEFAULT_MODEL_VARIANTS:
+        settings = replace(default_settings(seed, spec), zoo_models=DEFAULT_MODEL_VARIANTS[method])
+        outcome = cloak_tracks([lane], WORKING_RATE_HZ, settings)
     elif method == "positive-linf-em":
         outcome = cloak_tracks([lane], WORKING_RATE_HZ, _settings("dominant", seed, spec, load_zoo_model(family)),
                                cloak_factory=audible_ball)

@@ -69,10 +69,13 @@ def build_surrogates(settings: ProtectionSettings, device: torch.device) -> list
             raise ModelError(f"the model hears {model.sample_rate_hz} Hz audio but the working rate is "
                              f"{settings.working_rate_hz} Hz", source)
         models = [model]
-    elif settings.objective != "minmin" or settings.surrogates == "zoo":
+    elif settings.objective != "minmin" or settings.surrogates == "zoo" or settings.zoo_models:
         from harmonycloak.zoo import load_zoo_model
 
-        models = [load_zoo_model(name) for name in ZOO_SURROGATES[settings.objective]]
+        models = [load_zoo_model(name) for name in settings.zoo_models or ZOO_SURROGATES[settings.objective]]
+        for name, model in zip(settings.zoo_models or (), models):
+            if not is_audio_model(model):
+                raise ModelError(f"the zoo model '{name}' is not an audio model; audio is protected against audio models")
     else:
         models = build_audio_bag(settings.bag_size, settings.seed, tiny=settings.model_preset == "tiny")
     return [m.to(device) for m in models]
