@@ -233,6 +233,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="the cloak to time (default: protect's)")
     speed.add_argument("--objective", choices=defaults.OBJECTIVES, default=ProtectionSettings.objective,
                        help="the objective to time (default: protect's)")
+    speed.add_argument("--zoo-models", nargs="+", metavar="NAME", default=None,
+                       help="black-box: the zoo models protect reads (as protect --zoo-models; default: the objective's)")
     speed.add_argument("--device", choices=defaults.DEVICES, default=ProtectionSettings.device,
                        help="where to compute (default auto)")
     speed.add_argument("--memory-duration-s", type=float, default=600.0,
@@ -456,7 +458,8 @@ def _run_bench_speed(arguments: argparse.Namespace) -> int:
     from harmonycloak.bench.speed import run_speed_benchmark
 
     run_speed_benchmark(arguments.input, arguments.duration_s, arguments.modes, arguments.cloak, arguments.device,
-                        arguments.memory_duration_s, arguments.json, arguments.objective)
+                        arguments.memory_duration_s, arguments.json, arguments.objective,
+                        tuple(arguments.zoo_models) if arguments.zoo_models else None)
     return EXIT_OK
 
 

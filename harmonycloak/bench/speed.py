@@ -47,15 +47,17 @@ def looped_track(source: Path, duration_s: float, destination: Path) -> Path:
 
 
 def run_speed_benchmark(input_path: Path | None, duration_s: float, modes: list[str], cloak: str | None, device: str,
-                        memory_duration_s: float, json_path: Path | None, objective: str | None = None) -> dict:
-    """Time `protect` of the cloak and objective named (None: protect's defaults for audio) in each mode."""
+                        memory_duration_s: float, json_path: Path | None, objective: str | None = None,
+                        zoo_models: tuple[str, ...] | None = None) -> dict:
+    """Time `protect` of the cloak, objective and black-box zoo models named (None: protect's defaults
+    for audio) in each mode."""
     from harmonycloak.flows.audio.train import train_audio_model
     from harmonycloak.settings import ProtectionSettings
 
     protected_with = ProtectionSettings(cloak=cloak, objective=objective).resolved("audio")
     cloak, objective = protected_with.cloak, protected_with.objective
     results: dict = {"cloak": cloak, "bound_rule": protected_with.bound_rule, "objective": objective,
-                     "device": device, "runs": []}
+                     "zoo_models": list(zoo_models) if zoo_models else None, "device": device, "runs": []}
     with tempfile.TemporaryDirectory(prefix="harmonycloak-bench-") as folder:
         folder = Path(folder)
         track = input_path or looped_track(EXAMPLE_SONG, duration_s, folder / "track.wav")
@@ -66,7 +68,7 @@ def run_speed_benchmark(input_path: Path | None, duration_s: float, modes: list[
         for mode in modes:
             for path, rounds, purpose in ((track, None, "speed"), (long_track, 1, "memory")):
                 run = _child_run(path, folder / f"out-{mode}-{purpose}.wav", mode, checkpoint, cloak, device, rounds,
-                                 objective)
+                                 objective, zoo_models if mode == "blackbox" else None)
                 run.update(mode=mode, purpose=purpose)
                 results["runs"].append(run)
                 print(_describe(run), flush=True)
@@ -83,9 +85,10 @@ def _describe(run: dict) -> str:
 
 
 def _child_run(track: Path, output: Path, mode: str, checkpoint: Path | None, cloak: str, device: str,
-               max_rounds: int | None, objective: str) -> dict:
+               max_rounds: int | None, objective: str, zoo_models: tuple[str, ...] | None = None) -> dict:
     request = {"track": str(track), "output": str(output), "mode": mode, "checkpoint": str(checkpoint) if checkpoint else None,
-               "cloak": cloak, "device": device, "max_rounds": max_rounds, "objective": objective}
+               "cloak": cloak, "device": device, "max_rounds": max_rounds, "objective": objective,
+               "zoo_models": list(zoo_models) if zoo_models else None}
     completed = subprocess.run([sys.executable, "-m", "harmonycloak.bench.speed", json.dumps(request)],
                                capture_output=True, text=True, check=False)
     if completed.returncode != 0:
@@ -100,7 +103,8 @@ def _child_main(request: dict) -> None:
     from harmonycloak.settings import ProtectionSettings
 
     settings = ProtectionSettings(mode=request["mode"], model_checkpoint=request["checkpoint"] and Path(request["checkpoint"]),
-                                  cloak=request["cloak"], device=request["device"], objective=request["objective"])
+                                  cloak=request["cloak"], device=request["device"], objective=request["objective"],
+                                  zoo_models=tuple(request["zoo_models"]) if request.get("zoo_models") else None)
     if request["max_rounds"]:
         settings = replace(settings, max_rounds=request["max_rounds"])
     started, cpu_started = time.perf_counter(), time.process_time()
