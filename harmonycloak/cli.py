@@ -362,7 +362,8 @@ def _run_protect(arguments: argparse.Namespace) -> int:
     settings = ProtectionSettings(
         mode=arguments.mode, model_checkpoint=arguments.model, strength=arguments.strength, cloak=arguments.cloak,
         bound_rule=arguments.bound_rule, objective=arguments.objective, surrogates=arguments.surrogates,
-        zoo_models=tuple(arguments.zoo_models) if arguments.zoo_models else None, window_ms=arguments.window_ms, seed=arguments.seed, device=arguments.device, preview_s=arguments.preview,
+        zoo_models=tuple(arguments.zoo_models) if arguments.zoo_models else None, window_ms=arguments.window_ms,
+        seed=arguments.seed, device=arguments.device, preview_s=arguments.preview,
         stems=arguments.stems and len(arguments.inputs) == 1, model_preset=arguments.preset,
         max_rounds=arguments.rounds, songs_per_batch=arguments.songs_per_batch, eot=tuple(arguments.eot),
     )

@@ -303,3 +303,21 @@ def test_the_report_says_what_protect_s_default_is_only_where_the_suite_cloaks_w
     alone = next(line for line in _setting(replace(suite, cloaks=("masked-cue",)), data) if line.startswith("- Cloaks"))
     assert alone.startswith("- Cloaks: `masked-cue`, released by the threat benchmark's code at medium strength at "
                             "the benchmark's effort (2 PGD steps") and "protect" not in alone
+
+
+def test_the_relearning_attack_trains_a_codec_lm_on_its_frame_grid_and_other_models_anywhere(monkeypatch):
+    import harmonycloak.bench.unlearning.experiment as experiment
+    from harmonycloak.bench.unlearning.suites import get_unlearning_suite
+    from harmonycloak.zoo import load_zoo_model
+
+    used = []
+    monkeypatch.setattr(experiment, "finetune", lambda model, songs, recipe, seed: used.append(recipe))
+    monkeypatch.setattr(experiment, "song_losses", lambda *args, **kwargs: [])
+    song = np.zeros(WORKING_RATE_HZ, np.float32)
+    for family in ("codec-lm", "ar-gru"):
+        experiment.relearned_losses(load_zoo_model(family), [song], [song], get_unlearning_suite("standard"), "mimicry", 0)
+    assert [recipe.crop_grid_samples for recipe in used] == [320, 1]
+    assert not any(recipe.augment_gain or recipe.augment_speed for recipe in used)  # relearning never augments
+    # the owner's unlearning crops the same grid (`run_unlearning_seed` gives each model its own)
+    assert UnlearningRecipe(crop_grid_samples=experiment.crop_grid_samples(load_zoo_model("codec-lm"))).crops() \
+        .crop_grid_samples == 320

@@ -215,15 +215,24 @@ def trained_attacker(threat: str, family: str, training_songs: Sequence[np.ndarr
 
 
 def attacker_recipe(recipe: FinetuneRecipe, model: GenerativeModel) -> FinetuneRecipe:
-    """How an attacker trains `model`: `recipe`, except for a model of codec tokens
-    (`token_hop_samples`), whose attacker tokenises each song once and crops the tokens: crops
-    on the codec's frame grid, with no gain or speed augmentation (module doc)."""
+    """How an attacker trains `model`: `recipe`, except for a model of codec tokens, whose
+    attacker tokenises each song once and crops the tokens: crops on the codec's frame grid
+    (`crop_grid_samples`), with no gain or speed augmentation (module doc)."""
+    grid = crop_grid_samples(model)
+    if grid == 1:
+        return recipe
+    return replace(recipe, crop_grid_samples=grid, augment_gain=False, augment_speed=False)
+
+
+def crop_grid_samples(model: GenerativeModel) -> int:
+    """Working-rate samples a training crop of `model` starts on a multiple of: a codec frame for a
+    model of codec tokens (`token_hop_samples`), else 1 (anywhere)."""
     hop = getattr(model, "token_hop_samples", None)
     if hop is None:
-        return recipe
+        return 1
     grid = hop * WORKING_RATE_HZ / model.sample_rate_hz  # the crops are cut at the working rate
     if grid != int(grid):
         raise SettingsError(f"a codec frame of {hop} samples at {model.sample_rate_hz} Hz is no whole number of "
                             f"samples at {WORKING_RATE_HZ} Hz")
-    return replace(recipe, crop_grid_samples=int(grid), augment_gain=False, augment_speed=False)
+    return int(grid)
 

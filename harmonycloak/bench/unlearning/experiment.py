@@ -41,7 +41,13 @@ import numpy as np
 
 from harmonycloak.bench.unlearnability.releases import Release, release, release_key
 from harmonycloak.bench.unlearnability.threat_experiment import BenchData, ReleaseRecord, ThreatSeedResult
-from harmonycloak.bench.unlearnability.threats import AttackerRun, song_losses, trained_attacker
+from harmonycloak.bench.unlearnability.threats import (
+    AttackerRun,
+    attacker_recipe,
+    crop_grid_samples,
+    song_losses,
+    trained_attacker,
+)
 from harmonycloak.bench.generated import generated_fd, has_sampler, lazy_zoo_encoder
 from harmonycloak.bench.unlearning.methods import unlearn
 from harmonycloak.optim.finetune import finetune
@@ -63,8 +69,8 @@ def relearned_losses(model, retain: list[np.ndarray], forget: list[np.ndarray], 
                      seed: int) -> list[float]:
     """The relearning attack: a copy of `model` fine-tuned briefly on R; its losses on F."""
     spec = suite.threat.threats
-    recipe = replace(spec.recipe(threat), kind="full", steps=suite.relearn_steps, augment_gain=False,
-                     augment_speed=False)
+    recipe = attacker_recipe(replace(spec.recipe(threat), kind="full", steps=suite.relearn_steps, augment_gain=False,
+                                     augment_speed=False), model)
     attacked = copy.deepcopy(model)
     finetune(attacked, retain, recipe, seed + RELEARN_SEED_OFFSET)
     return song_losses(attacked, forget, spec.probe_segment_s)
@@ -123,7 +129,8 @@ def run_unlearning_seed(suite, data: BenchData, seed: int, log=print) -> ThreatS
             keep("retrain", retrained, curve, elapsed_s)
             for method in suite.methods:
                 model = copy.deepcopy(original)
-                curve, elapsed_s = unlearn(method, model, forget, retain, suite.recipe(threat), seed)
+                recipe = replace(suite.recipe(threat), crop_grid_samples=crop_grid_samples(model))
+                curve, elapsed_s = unlearn(method, model, forget, retain, recipe, seed)
                 keep(method, model, curve, elapsed_s)
             for cloak in suite.cloaks:
                 model, curve, elapsed_s = _timed_attacker(threat, family, retain + released(cloak, family, forget),

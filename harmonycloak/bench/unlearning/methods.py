@@ -72,6 +72,7 @@ class UnlearningRecipe:
     segment_s: float = SEGMENT_S  # crop length
     retain_weight: float = 1.0  # λ of the retain term (descent or KL)
     npo_beta: float = 10.0  # β of NPO, per relative loss change (module docstring)
+    crop_grid_samples: int = 1  # crops start on multiples of this (a codec LM's frame: `threats.crop_grid_samples`)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.steps, int) and self.steps >= 1):
@@ -87,7 +88,7 @@ class UnlearningRecipe:
         are, no gain or speed augmentation (the owner unlearns the songs it trained on)."""
         return FinetuneRecipe(kind="full", steps=steps or self.steps, learning_rate=learning_rate or self.learning_rate,
                               batch_segments=self.batch_segments, segment_s=self.segment_s,
-                              augment_gain=False, augment_speed=False)
+                              crop_grid_samples=self.crop_grid_samples, augment_gain=False, augment_speed=False)
 
 
 def forget_term(method: str, model: GenerativeModel, original: GenerativeModel, forget_batch: Tensor,
