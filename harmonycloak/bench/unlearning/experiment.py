@@ -43,7 +43,6 @@ from harmonycloak.bench.unlearnability.releases import Release, release, release
 from harmonycloak.bench.unlearnability.threat_experiment import BenchData, ReleaseRecord, ThreatSeedResult
 from harmonycloak.bench.unlearnability.threats import (
     AttackerRun,
-    attacker_recipe,
     crop_grid_samples,
     song_losses,
     trained_attacker,
@@ -69,8 +68,8 @@ def relearned_losses(model, retain: list[np.ndarray], forget: list[np.ndarray], 
                      seed: int) -> list[float]:
     """The relearning attack: a copy of `model` fine-tuned briefly on R; its losses on F."""
     spec = suite.threat.threats
-    recipe = attacker_recipe(replace(spec.recipe(threat), kind="full", steps=suite.relearn_steps, augment_gain=False,
-                                     augment_speed=False), model)
+    recipe = replace(spec.recipe(threat), kind="full", steps=suite.relearn_steps, augment_gain=False,
+                     augment_speed=False, crop_grid_samples=crop_grid_samples(model))
     attacked = copy.deepcopy(model)
     finetune(attacked, retain, recipe, seed + RELEARN_SEED_OFFSET)
     return song_losses(attacked, forget, spec.probe_segment_s)
