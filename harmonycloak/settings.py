@@ -55,12 +55,14 @@ BACKENDS = ("local", "ray")  # where a batch runs its files: processes on this m
 OBJECTIVES = ("minmin", "maxloss", "future-cue", "embedding-shift", "gradient-matching", "reverse-gradient")
 MIDI_OBJECTIVES = ("minmin", "maxloss")  # those that read nothing of audio (the others need its frames or decoys)
 # How `protect` protects a file when no cloak or objective is named, by the kind of file. Audio:
-# the reverse gradient against the zoo's next-frame models, carried by the masked noise under its
-# band-pool rule (`bound_rule`'s default) and level-neutral gains on the music at once
-# ("masked-gain"), the sum held to the band check: the candidate measured to protect most while
-# beating its random control on models it never read and passing every audibility check
-# (docs/objectives.md, eighth, eleventh and thirteenth rounds). MIDI: the paper's min-min in the
-# dominant-note cloak, which beats its random control held out (docs/objectives.md, fourth round).
+# the reverse gradient against the zoo's next-frame models and its codec LM (ZOO_SURROGATES),
+# carried by the masked noise under its band-pool rule (`bound_rule`'s default) and level-neutral
+# gains on the music at once ("masked-gain"), the sum held to the band check: the candidate
+# measured to protect most while beating its random control on models it never read and passing
+# every audibility check, and beating it where it knows the attacker's public base model
+# (docs/objectives.md, eighth, eleventh, thirteenth and seventeenth rounds). MIDI: the paper's
+# min-min in the dominant-note cloak, which beats its random control held out (docs/objectives.md,
+# fourth round).
 DEFAULT_PROTECTION: dict[str, dict[str, str]] = {
     "audio": {"cloak": "masked-gain", "objective": "reverse-gradient"},
     "midi": {"cloak": "dominant", "objective": "minmin"},
@@ -80,7 +82,7 @@ ZOO_SURROGATES: dict[str, tuple[str, ...]] = {
     "maxloss": ("ar-transformer", "ar-gru", "ar-tcn"),
     "embedding-shift": ("contrastive",),
     "gradient-matching": ("ar-transformer", "ar-gru", "ar-tcn"),
-    "reverse-gradient": ("ar-transformer", "ar-gru", "ar-tcn"),
+    "reverse-gradient": ("ar-transformer", "ar-gru", "ar-tcn", "codec-lm"),
 }
 # Strength = how close the noise may come to what masks it, in dB under the cloak's bound:
 #   dominant: under the music's level at the dominant frequency (dB SPL);

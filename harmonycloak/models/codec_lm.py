@@ -30,11 +30,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+from torch.utils.checkpoint import checkpoint
 
 from harmonycloak.errors import SettingsError
 from harmonycloak.models.audio_ar import _sinusoidal_positions
 from harmonycloak.models.interface import AudioModelIdentity, FrozenPretrainedPart, GenerativeTraining
 from harmonycloak.models.codec import CodecConfig, CodecModel
+
+FRONT_CHUNK_EXAMPLES = 4  # examples whose codec activations a cloak's backward pass holds at once (`untrained_front`)
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,33 @@ class CodecLanguageModel(AudioModelIdentity, FrozenPretrainedPart, GenerativeTra
 
     def loss_from_features(self, waveform: Tensor) -> Tensor:
         """Per-example next-frame NLL (B,), nats per code; differentiable in the waveform."""
-        assignment = self.assignments(waveform)
+        return self.loss_from_assignments(self.assignments(waveform))
+
+    def untrained_front(self, waveform: Tensor) -> Tensor:
+        """What the training loss reads through the frozen codec alone, which no trained parameter
+        reaches: the straight-through assignments (B, T', K, V) of a waveform batch (B, N).
+
+        Differentiated in the waveform (a cloak's step), the codec's activations are not kept for
+        the backward pass: it computes them again there, `FRONT_CHUNK_EXAMPLES` examples at a time.
+        At the working rate the codec's first layers hold 16 floats per sample each, about 450 MB
+        for a batch of 16 segments of 2.56 s; a chunk of 4 holds a quarter, for one more forward
+        pass of the codec. Values and gradient are those of the whole batch at once (each example
+        passes through the codec alone; bit for bit on this project's CPU runs); the part
+        recomputed reads only the frozen codec, whose parameters nothing swaps in between."""
+        if not (torch.is_grad_enabled() and waveform.requires_grad):
+            return self.assignments(self.features(waveform))
+        chunks = waveform.split(FRONT_CHUNK_EXAMPLES)
+        return torch.cat([checkpoint(self._front, chunk, use_reentrant=False) for chunk in chunks])
+
+    def _front(self, waveform: Tensor) -> Tensor:
+        return self.assignments(self.features(waveform))
+
+    def training_loss_after_front(self, assignment: Tensor, generator: torch.Generator) -> Tensor:
+        """The training loss (`training_loss`) from `untrained_front`'s assignments (nothing is drawn)."""
+        return self.loss_from_assignments(assignment).mean()
+
+    def loss_from_assignments(self, assignment: Tensor) -> Tensor:
+        """Per-example next-frame NLL (B,) of assignments (B, T', K, V), nats per code."""
         if assignment.shape[1] < 2:
             raise SettingsError("the codec LM needs at least two codec frames (640 samples at 16 kHz)")
         log_probabilities = torch.log_softmax(self.logits(assignment[:, :-1]), dim=-1)

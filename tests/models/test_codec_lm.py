@@ -29,6 +29,30 @@ def test_gradient_in_the_waveform_exists_and_is_finite():
     assert torch.isfinite(waveform.grad).all() and waveform.grad.abs().sum() > 0
 
 
+def test_the_front_a_cloak_differentiates_is_the_whole_batch_s_computed_in_chunks_again_in_the_backward_pass():
+    from harmonycloak.models.codec_lm import FRONT_CHUNK_EXAMPLES
+
+    model = tiny_lm()
+    reads = []
+    model.codec.encoder.register_forward_hook(lambda _module, inputs, _output: reads.append(inputs[0].shape[0]))
+    waveform = (torch.randn(FRONT_CHUNK_EXAMPLES + 2, 3200, generator=torch.Generator().manual_seed(1)) * 0.2)
+    waveform.requires_grad_(True)
+    whole = model.assignments(model.features(waveform))
+    reads.clear()
+    chunked = model.untrained_front(waveform)
+    assert reads == [FRONT_CHUNK_EXAMPLES, 2]  # one chunk after the other
+    read_out = torch.randn(whole.shape, generator=torch.Generator().manual_seed(2))  # a fixed linear read-out
+    (whole_gradient,) = torch.autograd.grad((whole * read_out).sum(), waveform)
+    (chunked_gradient,) = torch.autograd.grad((chunked * read_out).sum(), waveform)
+    assert reads == [FRONT_CHUNK_EXAMPLES, 2, FRONT_CHUNK_EXAMPLES, 2] or reads == [FRONT_CHUNK_EXAMPLES, 2, 2, FRONT_CHUNK_EXAMPLES]
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-6)
+    torch.testing.assert_close(chunked_gradient, whole_gradient, rtol=1e-5, atol=1e-7)
+    with torch.no_grad():  # nothing to differentiate: the batch at once, nothing recomputed
+        reads.clear()
+        model.untrained_front(waveform)
+    assert reads == [FRONT_CHUNK_EXAMPLES + 2]
+
+
 def test_loss_is_deterministic_and_the_codec_frozen():
     model = tiny_lm()
     model.train()

@@ -302,6 +302,33 @@ class Counted(nn.Module):
         return self.model.training_loss(inputs, generator)
 
 
+def test_the_codec_lm_s_codec_is_read_once_for_both_passes_and_the_derivative_is_the_same():
+    from harmonycloak.models.registry import build_model
+    from harmonycloak.optim.gradient_matching import directional_training_gradient
+
+    model = build_model("codec-lm", "tiny", seed=0).eval()
+    encoder_reads = []
+    model.codec.encoder.register_forward_hook(lambda *_: encoder_reads.append(1))
+    clean = 0.1 * torch.randn(2, 2560, generator=torch.Generator().manual_seed(1))
+    direction = training_gradient(model, clean, create_graph=False)
+    protected = (clean + 0.01 * torch.randn(2, 2560, generator=torch.Generator().manual_seed(2))).requires_grad_(True)
+
+    def derivative(reader: nn.Module) -> tuple[float, Tensor, int]:
+        encoder_reads.clear()
+        value = directional_training_gradient(reader, protected, direction, draw_seed=0)
+        forward_reads = len(encoder_reads)  # the backward pass recomputes the shared front's once more
+        (gradient,) = torch.autograd.grad(value, protected)
+        return value.item(), gradient, forward_reads
+
+    shared_value, shared_gradient, shared_reads = derivative(model)
+    plain_value, plain_gradient, plain_reads = derivative(Counted(model))  # the loss alone: no front to share
+    exact = torch.dot(training_gradient(model, protected, create_graph=True), direction)
+    assert (shared_reads, plain_reads) == (1, 2)
+    assert shared_value == pytest.approx(plain_value, rel=1e-4)
+    assert shared_value == pytest.approx(exact.item(), rel=1e-2)
+    assert F.cosine_similarity(shared_gradient.flatten(), plain_gradient.flatten(), dim=0).item() > 0.9999
+
+
 def test_the_reverse_gradient_reads_a_loss_that_draws_nothing_twice_and_one_that_draws_every_time():
     x, theta = torch.tensor([[1.0, -2.0]]), torch.tensor([0.5, 0.5])
     steady, drawing = Counted(MeanLearner(theta)), Counted(NoisyMeanLearner(theta))
@@ -393,11 +420,13 @@ def test_black_box_surrogates_follow_the_objective_and_the_surrogates_setting():
     cpu = torch.device("cpu")
     assert build_surrogates(ProtectionSettings(objective="future-cue"), cpu) == []
     assert [m.family for m in build_surrogates(ProtectionSettings(objective="embedding-shift"), cpu)] == ["contrastive"]
-    zoo = build_surrogates(ProtectionSettings(surrogates="zoo"), cpu)
+    default = ("ar-transformer", "ar-gru", "ar-tcn", "codec-lm")  # the zoo's next-frame models and its codec LM
+    assert tuple(m.family for m in build_surrogates(ProtectionSettings(), cpu)) == default
+    zoo = build_surrogates(ProtectionSettings(objective="minmin", surrogates="zoo"), cpu)
     assert [m.family for m in zoo] == list(ZOO_SURROGATES["minmin"])
     pretrained = load_zoo_model(ZOO_SURROGATES["minmin"][0])
     assert all(torch.equal(a, b) for a, b in zip(zoo[0].state_dict().values(), pretrained.state_dict().values()))
-    random_bag = build_surrogates(ProtectionSettings(bag_size=3, model_preset="tiny"), cpu)
+    random_bag = build_surrogates(ProtectionSettings(objective="minmin", bag_size=3, model_preset="tiny"), cpu)
     assert len(random_bag) == 3
     with pytest.raises(SettingsError, match="surrogates"):
         ProtectionSettings(surrogates="mine")

@@ -22,8 +22,8 @@
                        not know the model
   default              what `protect` does to audio when asked nothing (`settings.DEFAULT_PROTECTION`
                        at the product's bound rule and effort, the suite's strength): it reads the
-                       zoo's next-frame models whatever the attacker, so it knows a next-frame
-                       attacker's base model and is held out for every other family
+                       zoo's next-frame models and its codec LM whatever the attacker, so it knows a
+                       next-frame or codec-LM attacker's base model and is held out for the others
   random-default       the default's cloak with random coefficients under the same bounds: its bar
 
 Candidate objectives (`optim.objectives`; not in a suite's methods unless it names them):
@@ -62,9 +62,9 @@ Candidate objectives (`optim.objectives`; not in a suite's methods unless it nam
   masked-gain-default      the same written as the default's masked noise and gains (±2 dB at medium)
                            at once (`cloak.stacked`), held to the band check (bar: random-masked-gain-default,
                            both parts' random coefficients under the same bounds, held the same)
-  default-codec-lm         the default reading the zoo's codec LM beside its next-frame models
-                           (`protect --zoo-models`): it knows a codec-LM attacker's base model too
-                           (bar: random-default, its cloak unchanged)
+  default-next-frame       the default reading the zoo's next-frame models alone (`protect
+                           --zoo-models ar-transformer ar-gru ar-tcn`; the default until it read the
+                           codec LM too): held out for a codec-LM attacker (bar: random-default)
 
 A release that depends on the attacker's family is made once per family; the others once per
 seed. All songs of a release are optimised together as one lane (an album is one training set).
@@ -112,13 +112,17 @@ OTHER_MUSIC = "positive-other-music"
 PRODUCT_DEFAULT = "default"
 # The product default's settings, in its own cloak or another: method → cloak (None: the default's)
 DEFAULT_CLOAK_VARIANTS = {PRODUCT_DEFAULT: None, "gain-default": "gain", "masked-gain-default": "masked-gain"}
-# The product default reading more of the zoo (`protect --zoo-models`): method → the models it reads
-DEFAULT_MODEL_VARIANTS = {"default-codec-lm": ("ar-transformer", "ar-gru", "ar-tcn", "codec-lm")}
+# The product default reading other zoo models (`protect --zoo-models`): method → the models it reads
+DEFAULT_MODEL_VARIANTS = {"default-next-frame": ("ar-transformer", "ar-gru", "ar-tcn")}
+# The zoo models the held-out objective methods read, less the attacker's group (`heldout_zoo`):
+# the next-frame models, as every committed row read them (the product's reverse gradient reads
+# the codec LM too since that became the default; `default` measures it).
+HELDOUT_ZOO_SOURCES = ("ar-transformer", "ar-gru", "ar-tcn")
 METHODS = (PAPER_METHODS + ("positive-white-0db", OTHER_MUSIC, "random-gain")
            + tuple(DEFAULT_CLOAK_VARIANTS) + tuple(DEFAULT_MODEL_VARIANTS)
            + (f"random-{PRODUCT_DEFAULT}", "random-masked-gain-default")
            + tuple(OBJECTIVE_METHODS))
-RANDOM_CONTROL = {PRODUCT_DEFAULT: f"random-{PRODUCT_DEFAULT}", "default-codec-lm": f"random-{PRODUCT_DEFAULT}",
+RANDOM_CONTROL = {PRODUCT_DEFAULT: f"random-{PRODUCT_DEFAULT}", "default-next-frame": f"random-{PRODUCT_DEFAULT}",
                   "dominant-whitebox": "random-dominant", "dominant-blackbox": "random-dominant",
                   "masked-whitebox": "random-masked", "masked-blackbox": "random-masked",
                   "cue-10db": "positive-white-10db", "masked-cue": "random-masked",
@@ -268,15 +272,14 @@ def heldout_bag(family: str, spec: ReleaseSpec, seed: int) -> list:
             for index in range(spec.bag_size)]
 
 
-def heldout_zoo(family: str, objective: str = "gradient-matching") -> list:
-    """The zoo's pretrained models an objective reads in the benchmark: the product's
-    (`settings.ZOO_SURROGATES`) less those of the attacker's group; when that leaves none, a
-    codec LM and a diffusion model."""
+def heldout_zoo(family: str) -> list:
+    """The zoo's pretrained models a held-out objective method reads in the benchmark:
+    `HELDOUT_ZOO_SOURCES` less those of the attacker's group; when that leaves none, a codec LM
+    and a diffusion model."""
     from harmonycloak.bench.unlearnability.threats import FAMILY_GROUP
-    from harmonycloak.settings import ZOO_SURROGATES
     from harmonycloak.zoo import load_zoo_model
 
-    names = [name for name in ZOO_SURROGATES[objective] if FAMILY_GROUP[name] != FAMILY_GROUP[family]]
+    names = [name for name in HELDOUT_ZOO_SOURCES if FAMILY_GROUP[name] != FAMILY_GROUP[family]]
     return [load_zoo_model(name) for name in names or ("codec-lm", "mel-diffusion")]
 
 
@@ -305,7 +308,7 @@ def _optimised_noise(method: str, songs: list[np.ndarray], family: str, seed: in
         cloak, objective = OBJECTIVE_METHODS[method]
         known = load_zoo_model(family) if method.endswith("-whitebox") else None
         settings = _settings("masked" if cloak == "linf-10db" else cloak, seed, spec, known, objective=objective)
-        surrogates = heldout_zoo(family, objective) if _reads_heldout_zoo(method) else None
+        surrogates = heldout_zoo(family) if _reads_heldout_zoo(method) else None
         if TRAJECTORY in method:  # every model and its stages, all read at every step
             base = surrogates or [known]
             surrogates = base + along_fine_tune(base, songs, TRAJECTORY_STAGES_STEPS, seed)
