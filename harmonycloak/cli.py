@@ -145,8 +145,8 @@ def _parser() -> argparse.ArgumentParser:
                               "pretrained models that ship with harmonycloak (the other objectives always use the zoo)")
     protect.add_argument("--zoo-models", nargs="+", metavar="NAME", default=None,
                          help="the pretrained zoo models the noise is optimised against (`harmonycloak zoo list`), "
-                              "e.g. ar-transformer ar-gru ar-tcn codec-lm to read the codec LM's public weights too; "
-                              "default: the objective's (the three next-frame models for reverse-gradient)")
+                              "e.g. ar-transformer ar-gru ar-tcn to leave the codec LM out; default: the "
+                              "objective's (the three next-frame models and the codec LM for reverse-gradient)")
     low_ms, high_ms = defaults.WINDOW_MS_RANGE
     protect.add_argument("--window-ms", type=float, default=ProtectionSettings.window_ms,
                          help=f"noise window, {low_ms:g} to {high_ms:g} ms (default {ProtectionSettings.window_ms:g})")

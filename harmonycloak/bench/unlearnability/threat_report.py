@@ -480,9 +480,9 @@ def threat_section(out, suite, results: list[ThreatSeedResult], commit: str | No
           "(with 3 seeds they are optimistic: about 80 % coverage measured on synthetic populations). The black-box "
           "bags hold no model of the attacker's family group; white-box methods optimise against the zoo model of "
           "the attacker's family (the public base model, known to the defender)."
-          + (" `default` is what `protect` does to audio unasked: it reads the zoo's next-frame models whatever the "
-             "attacker, so it knows a next-frame attacker's base model and is held out for the other families."
-             if PRODUCT_DEFAULT in suite.methods_for("mimicry") + suite.methods_for("scratch") else "")
+          + (f" `default` is what `protect` does to audio unasked: it reads the zoo's {_default_models()} whatever "
+             "the attacker, so it knows the base model of an attacker of those families and is held out for the "
+             "others." if PRODUCT_DEFAULT in suite.methods_for("mimicry") + suite.methods_for("scratch") else "")
           + (f" MIDI (T2 only): the zoo's {' and '.join(f for f in suite.families_for_threats if f in MIDI_MIMICRY_FAMILIES)} "
              f"fine-tuned on {len(data_summary['midi_album']['released'])} released Bach pieces, measured on them and "
              f"on {len(data_summary['midi_album']['unreleased'])} unreleased ones."
@@ -495,3 +495,11 @@ def threat_section(out, suite, results: list[ThreatSeedResult], commit: str | No
     md += [f"- {line}" for line in checks(table)] or ["- (nothing to report)"]
     md.append("")
     return md
+
+
+def _default_models() -> str:
+    """The zoo models `protect`'s audio default reads, in words."""
+    from harmonycloak.settings import DEFAULT_PROTECTION, ZOO_SURROGATES
+
+    names = ZOO_SURROGATES[DEFAULT_PROTECTION["audio"]["objective"]]
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
