@@ -136,7 +136,7 @@ class CodecLanguageModel(AudioModelIdentity, FrozenPretrainedPart, GenerativeTra
         passes through the codec alone; bit for bit on this project's CPU runs); the part
         recomputed reads only the frozen codec, whose parameters nothing swaps in between."""
         if not (torch.is_grad_enabled() and waveform.requires_grad):
-            return self.assignments(self.features(waveform))
+            return self._front(waveform)
         chunks = waveform.split(FRONT_CHUNK_EXAMPLES)
         return torch.cat([checkpoint(self._front, chunk, use_reentrant=False) for chunk in chunks])
 
