@@ -46,11 +46,12 @@ def test_protects_the_example_song_keeping_format_rate_channels_length_and_tags(
     assert result.picture_path.stat().st_size > 10_000
 
 
-def test_the_default_protects_audio_with_the_reverse_gradient_of_the_zoo_s_next_frame_models_in_noise_and_gains(
+def test_the_default_protects_audio_with_the_reverse_gradient_of_the_zoo_s_next_frame_models_and_codec_lm(
         tmp_path, example_song):
     result = harmonycloak.protect(example_song, tmp_path / "out.wav", ProtectionSettings(preview_s=3.0))
     report = json.loads(result.report_path.read_text())
-    assert report["objective"] == "reverse-gradient" and report["surrogates"] == ["ar-transformer", "ar-gru", "ar-tcn"]
+    assert report["objective"] == "reverse-gradient"
+    assert report["surrogates"] == ["ar-transformer", "ar-gru", "ar-tcn", "codec-lm"]
     assert (report["settings"]["cloak"], report["settings"]["bound_rule"]) == ("masked-gain", "band-pool")
     assert len(report["rounds"]["protected_loss"]) == 1 and report["rounds"]["protected_loss"][0] < 1.0
     # the band-pool rule keeps every Bark band's summed noise under the band's lowest threshold (less the

@@ -131,8 +131,8 @@ class CodecLanguageModel(AudioModelIdentity, FrozenPretrainedPart, GenerativeTra
         Differentiated in the waveform (a cloak's step), the codec's activations are not kept for
         the backward pass: it computes them again there, `FRONT_CHUNK_EXAMPLES` examples at a time.
         At the working rate the codec's first layers hold 16 floats per sample each, about 450 MB
-        for a batch of 16 segments of 2.56 s; a chunk of 4 holds a quarter, for one more forward
-        pass of the codec. Values and gradient are those of the whole batch at once (each example
+        for a batch of 16 of the optimiser's segments; a chunk of 4 holds a quarter, for one more
+        forward pass of the codec. Values and gradient are those of the whole batch at once (each example
         passes through the codec alone; bit for bit on this project's CPU runs); the part
         recomputed reads only the frozen codec, whose parameters nothing swaps in between."""
         if not (torch.is_grad_enabled() and waveform.requires_grad):

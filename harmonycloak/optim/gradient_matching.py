@@ -38,8 +38,8 @@ half the time and a fraction of the memory of differentiating through the parame
 gradient. What the loss reads through parts no trained parameter reaches (a model's
 `untrained_front`: the codec LM's frozen codec) is the same in both passes: it is computed
 once and read by both, which halves that part's time and memory (the codec LM's codec keeps
-about 450 MB of activations for 16 segments of 2.56 s); the result is the same up to
-rounding. The step moves the parameters by `FINITE_DIFFERENCE_STEP` of their norm: on the
+about 450 MB of activations for a batch of 16 of the optimiser's segments); the result is the
+same up to rounding. The step moves the parameters by `FINITE_DIFFERENCE_STEP` of their norm: on the
 zoo's next-frame and diffusion models, on music, the loss then agrees with the exact one to
 0.1 % and its gradient in δ to a cosine of 0.997 or better (a step ten times longer errs by up
 to 9 % on the loss along the curved gradient direction; ten times shorter, float32 rounding
