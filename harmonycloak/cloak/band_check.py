@@ -27,13 +27,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from harmonycloak.memory import release_freed_memory
 from harmonycloak.metrics.perceptual import band_noise_to_mask_ratio_db
 from harmonycloak.psycho import functional as PF
 from harmonycloak.psycho.masker import PsychoacousticModel
 
 AIM_BELOW_LIMIT_DB = 1.0  # a band over the limit is turned down to this far under it (resynthesis spreads)
 ROUNDS = 4  # measure, turn down, resynthesise: at most this many times per piece
-PIECE_S = 20.0  # the song is checked this many seconds at a time (memory)
+PIECE_S = 10.0  # the song is checked this many seconds at a time (memory)
 MARGIN_S = 1.0  # each piece is read with this much on both sides (temporal masking reaches 0.5 s)
 
 
@@ -49,6 +50,7 @@ def held_to_band_check(noise: np.ndarray, music: np.ndarray, sample_rate_hz: int
     piece, margin = round(PIECE_S * sample_rate_hz), round(MARGIN_S * sample_rate_hz)
     num_samples = out.shape[-1]
     for start in range(0, num_samples, piece):
+        release_freed_memory()  # what was freed before this piece (the last piece's scratch): a long song's peak
         stop = min(start + piece, num_samples)
         first, last = max(start - margin, 0), min(stop + margin, num_samples)
         held = _held_piece(out[:, first:last], music[:, first:last], model, limit_db)

@@ -30,6 +30,7 @@ from harmonycloak.flows.results import ProgressCallback, ProtectionResult
 from harmonycloak.io.atomic import atomic_output
 from harmonycloak.io.audio import audio_format_for_path, check_output_path, read_audio, write_audio
 from harmonycloak.io.paths import default_output_path
+from harmonycloak.memory import release_freed_memory
 from harmonycloak.models.bag import build_audio_bag
 from harmonycloak.models.interface import GenerativeModel, is_audio_model
 from harmonycloak.music import Audio
@@ -157,6 +158,7 @@ def cloak_songs(
         }
 
     before = [losses(song) for song in problems]
+    release_freed_memory()  # what building the cloaks freed (a long song's masking thresholds)
     history = optimise_noise(problem, surrogates, config, generator, progress, objective, transform)
     outcomes = []
     for tracks, sample_rate_hz, song, loss_before, lanes_in in zip(songs, sample_rates_hz, problems, before, music):
@@ -197,6 +199,7 @@ def written_noise(cloak: AudioCloak, music: np.ndarray, sample_rate_hz: int,
     """The cloak's noise as it is added to `music` ((L, frames) at `sample_rate_hz`): rendered at
     the music's rate, loudness-neutral where the cloak keeps loudness (`cloak.loudness`), and held
     under `band_check_db` of band NMR where that is given (`cloak.band_check`); (L, frames) float32."""
+    release_freed_memory()  # what the optimisation freed, before the song-length arrays below
     with torch.no_grad():
         noise = cloak.render(sample_rate_hz, music.shape[-1])
     if cloak.keeps_loudness:
