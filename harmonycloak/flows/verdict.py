@@ -71,8 +71,9 @@ MEASURED_PROTECTION: dict[str, str] = {
                    "audibility check and is still far from full protection against the families it does not know. "
                    "Reading the next-frame models alone (--zoo-models "
                    "ar-transformer ar-gru ar-tcn, the default before) it scored 0.10 and 0.05, and 0.51 against the "
-                   "codec LM. --strength low scores 0.03, 0.01 and 1.06 against the three; --strength high 0.15, "
-                   "0.07 and 1.29 (0.39 on the unreleased songs against the transformer) but is audible",
+                   "codec LM. --strength low scores 1.06 against the codec LM, 0.03 against the transformer and "
+                   "0.01 against the diffusion model; --strength high 1.29, 0.15 (0.39 on the unreleased songs) and "
+                   "0.07, but is audible",
     "midi": "small: on the standard benchmark (the zoo's SymphonyNet fine-tuned on one composer's pieces) the "
             "default MIDI cloak's protection score is 0.15, where 1 is full protection, held out and on the "
             "composer's unreleased pieces too; the same quiet notes without optimisation score 0.17",
