@@ -29,9 +29,11 @@ def _malloc_trim():
     if name is None:
         return None
     try:
-        return ctypes.CDLL(name).malloc_trim
+        trim = ctypes.CDLL(name).malloc_trim
     except (OSError, AttributeError):
         return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
 
 
 def release_freed_memory() -> bool:
@@ -40,6 +42,5 @@ def release_freed_memory() -> bool:
     trim = _malloc_trim()
     if trim is None:
         return False
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
     trim(0)
     return True
