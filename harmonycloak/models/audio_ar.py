@@ -8,7 +8,10 @@ differentiable, the loss has a gradient with respect to the waveform, which is w
 optimises.
 
 Three backbones of different inductive bias make the black-box bag varied: a causal
-transformer, a GRU and a dilated causal convolution stack (TCN).
+transformer, a GRU and a dilated causal convolution stack (TCN). Each also reads a sequence
+in pieces (`decode`), carrying what it needs of the frames before (the transformer's keys and
+values, the GRU's hidden state, the TCN's last receptive field), so that generation computes
+each new frame once instead of the whole sequence again.
 
 Shapes: B batch, N samples, T frames, F mel bands, D model width.
 """
@@ -53,6 +56,13 @@ class NextFrameModel(LogMelAudioModel, GenerativeTraining, nn.Module):
         hidden = self.backbone(self.input_projection(frames[:, :-1]))
         return self.head(self.output_norm(hidden)), frames[:, 1:]
 
+    def predict_next(self, frames: Tensor, state=None) -> tuple[Tensor, object]:
+        """The predicted frame after `frames` (B, S, F), which follow the frames `state` stands for
+        (None: they start the sequence) → (B, F), and the state after them (the backbone's
+        `decode`): `predict` of the whole sequence, computed for the new frames only."""
+        hidden, state = self.backbone.decode(self.input_projection(frames), state)
+        return self.head(self.output_norm(hidden[:, -1])), state
+
     def loss_from_features(self, frames: Tensor) -> Tensor:
         """Per-example next-frame loss (B,): mean squared error over frames and bands."""
         prediction, target = self.predict(frames)
@@ -77,6 +87,34 @@ class _CausalTransformer(nn.Module):
         mask = nn.Transformer.generate_square_subsequent_mask(steps, device=x.device, dtype=x.dtype)
         return self.blocks(x, mask=mask, is_causal=True)
 
+    def decode(self, x: Tensor, state: list[tuple[Tensor, Tensor]] | None) -> tuple[Tensor, list]:
+        """`forward` of the next S positions (B, S, D) after those `state` holds → (B, S, D) and
+        the state after them: each block's keys and values, (B, heads, positions, D / heads).
+
+        The blocks' own weights, applied as `nn.TransformerEncoderLayer` applies them (pre-norm,
+        ReLU, no dropout); the encoder has no way to reuse the keys and values of earlier calls.
+        """
+        done = 0 if state is None else state[0][0].shape[2]
+        batch, steps, width = x.shape
+        x = x + _sinusoidal_positions(done + steps, width, x.device, x.dtype)[done:]
+        # a new position reads every earlier one and itself (needed only when several are new)
+        mask = None if steps == 1 else (torch.arange(done + steps, device=x.device)[None, :]
+                                        <= torch.arange(done, done + steps, device=x.device)[:, None])
+        kept = []
+        for index, block in enumerate(self.blocks.layers):
+            attention = block.self_attn
+            heads = attention.num_heads
+            query, key, value = (part.unflatten(-1, (heads, width // heads)).transpose(1, 2) for part in
+                                 nn.functional.linear(block.norm1(x), attention.in_proj_weight,
+                                                      attention.in_proj_bias).chunk(3, dim=-1))
+            if state is not None:
+                key, value = torch.cat([state[index][0], key], dim=2), torch.cat([state[index][1], value], dim=2)
+            kept.append((key, value))
+            attended = nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask)
+            x = x + attention.out_proj(attended.transpose(1, 2).reshape(batch, steps, width))
+            x = x + block.linear2(block.activation(block.linear1(block.norm2(x))))
+        return x, kept
+
 
 class _GRU(nn.Module):
     def __init__(self, config: NextFrameConfig) -> None:
@@ -90,6 +128,11 @@ class _GRU(nn.Module):
             with torch.backends.cudnn.flags(enabled=False):
                 return self.gru(x)[0]
         return self.gru(x)[0]
+
+    def decode(self, x: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor]:
+        """`forward` of the next positions (B, S, D) → (B, S, D) and the hidden state after them,
+        (layers, B, D)."""
+        return self.gru(x, state)
 
 
 class _TCN(nn.Module):
@@ -108,6 +151,14 @@ class _TCN(nn.Module):
             pad = (self.kernel_size - 1) * conv.dilation[0]
             h = h + torch.nn.functional.gelu(conv(torch.nn.functional.pad(h, (pad, 0))))
         return h.transpose(1, 2)
+
+    def decode(self, x: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor]:
+        """`forward` of the next positions (B, S, D) → (B, S, D) and the inputs a later position
+        still reads: the last R − 1 of them, R = 1 + (k − 1)(2^L − 1) the receptive field. Before
+        the first position the convolutions read zeros, as `forward` pads them."""
+        reach = (self.kernel_size - 1) * sum(conv.dilation[0] for conv in self.convs)  # R − 1
+        window = x if state is None else torch.cat([state, x], dim=1)
+        return self(window)[:, -x.shape[1]:], window[:, max(0, window.shape[1] - reach):]
 
 
 _BACKBONES = {"ar-transformer": _CausalTransformer, "ar-gru": _GRU, "ar-tcn": _TCN}

@@ -75,8 +75,9 @@ def generate(
     Returns:
         (B, T0 + num_frames, F): the prompt followed by the new frames, values ≥ −1.
 
-    Each step runs the model on the whole sequence so far (O(T²) for the transformer; fine
-    for the few hundred frames of a benchmark clip).
+    Each step computes the new frame only, from what the backbone kept of the frames before
+    (`NextFrameModel.predict_next`): the transformer's keys and values, the GRU's state, the
+    TCN's receptive field.
     """
     if prompt_frames.ndim != 3 or prompt_frames.shape[1] < 1:
         raise SettingsError(f"prompt_frames must have shape (batch, frames ≥ 1, mels); got {tuple(prompt_frames.shape)}")
@@ -89,15 +90,15 @@ def generate(
     frames = prompt_frames.detach()
     try:
         with torch.no_grad():
+            new, state = frames, None
             for _ in range(num_frames):
-                # predict() reads frames[:, :-1]: a placeholder last frame makes it read them all.
-                padded = torch.cat([frames, torch.zeros_like(frames[:, :1])], dim=1)
-                mean = model.predict(padded)[0][:, -1]  # (B, F)
+                mean, state = model.predict_next(new, state)  # (B, F)
                 if temperature > 0:
                     noise = torch.randn(mean.shape, generator=generator, device=generator.device,
                                         dtype=mean.dtype).to(mean.device)
                     mean = mean + temperature * noise
-                frames = torch.cat([frames, mean.clamp_min(SILENCE)[:, None]], dim=1)
+                new = mean.clamp_min(SILENCE)[:, None]
+                frames = torch.cat([frames, new], dim=1)
     finally:
         model.train(was_training)
     return frames

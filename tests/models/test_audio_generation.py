@@ -78,13 +78,14 @@ def test_greedy_generation_follows_the_models_own_predictions(family):
     torch.manual_seed(0)
     model = NextFrameModel(NextFrameConfig(family=family, width=16, layers=2, heads=2)).train()
     prompt = model.features(swelling_mix()[None, :1600].repeat(2, 1))  # (2, 11, 64)
-    frames = generate(model, prompt, 6, torch.Generator().manual_seed(0))
-    assert frames.shape == (2, 17, 64)
+    # 16 new frames: past the TCN's receptive field (7 frames), which generation carries along
+    frames = generate(model, prompt, 16, torch.Generator().manual_seed(0))
+    assert frames.shape == (2, 27, 64)
     assert model.training  # mode restored
     assert torch.equal(frames[:, :11], prompt)
     with torch.no_grad():
         model.eval()
-        predicted = model.predict(frames)[0][:, 10:]  # predictions of frames 11..16 from their prefixes
+        predicted = model.predict(frames)[0][:, 10:]  # predictions of frames 11..26 from their prefixes
     torch.testing.assert_close(frames[:, 11:], predicted.clamp_min(-1.0), rtol=1e-4, atol=1e-5)
 
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from harmonycloak.errors import ModelError
+from harmonycloak.models.audio_ar import NextFrameConfig, NextFrameModel
 from harmonycloak.models.bag import AUDIO_BAG, build_audio_bag
 from harmonycloak.models.checkpoint import load_checkpoint, save_checkpoint
 from harmonycloak.models.frontend import FrontendConfig, LogMelFrontend, hz_to_mel, mel_filterbank, mel_to_hz
@@ -67,6 +68,23 @@ def test_models_are_causal(family):
     second, _ = model.predict(changed)
     assert torch.allclose(first[:, :30], second[:, :30], atol=1e-5)  # predictions up to frame 30 read frames < 30
     assert not torch.allclose(first[:, 30:], second[:, 30:])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_sequence_read_in_pieces_predicts_what_it_predicts_whole(family):
+    # three blocks of kernel 3: the TCN's receptive field is 1 + 2 · (1 + 2 + 4) = 15 frames,
+    # shorter than the pieces after the first, so its state must carry the frames before
+    model = NextFrameModel(NextFrameConfig(family=family, width=16, layers=3, heads=2)).eval()
+    frames = torch.randn(2, 41, model.config.frontend.n_mels, generator=torch.Generator().manual_seed(3))
+    whole, _ = model.predict(frames)  # (2, 40, F): the prediction after each of frames 0..39
+    state, pieces = None, []
+    with torch.no_grad():
+        for start, stop in ((0, 7), (7, 8), (8, 9), (9, 40)):
+            hidden, state = model.backbone.decode(model.input_projection(frames[:, start:stop]), state)
+            pieces.append(model.head(model.output_norm(hidden)))
+        after_last, _ = model.predict_next(frames[:, :40])
+    torch.testing.assert_close(torch.cat(pieces, dim=1), whole, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(after_last, whole[:, -1], rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
