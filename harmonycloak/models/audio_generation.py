@@ -90,15 +90,15 @@ def generate(
     frames = prompt_frames.detach()
     try:
         with torch.no_grad():
-            new, state = frames, None
+            pieces, state = [frames], None  # the prompt, then each new frame (B, 1, F)
             for _ in range(num_frames):
-                mean, state = model.predict_next(new, state)  # (B, F)
+                mean, state = model.predict_next(pieces[-1], state)  # (B, F)
                 if temperature > 0:
                     noise = torch.randn(mean.shape, generator=generator, device=generator.device,
                                         dtype=mean.dtype).to(mean.device)
                     mean = mean + temperature * noise
-                new = mean.clamp_min(SILENCE)[:, None]
-                frames = torch.cat([frames, new], dim=1)
+                pieces.append(mean.clamp_min(SILENCE)[:, None])
+            frames = torch.cat(pieces, dim=1)
     finally:
         model.train(was_training)
     return frames
