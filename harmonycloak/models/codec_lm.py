@@ -147,6 +147,18 @@ class CodecLanguageModel(AudioModelIdentity, FrozenPretrainedPart, GenerativeTra
         """The training loss (`training_loss`) from `untrained_front`'s assignments (nothing is drawn)."""
         return self.loss_from_assignments(assignment).mean()
 
+    def tokens(self, waveform: Tensor) -> Tensor:
+        """Waveform (B, N) → the codes its training loss reads (B, T', K), int64: the hard part of
+        `untrained_front`'s assignments, which `training_loss_on_tokens` reads back."""
+        with torch.no_grad():
+            return self._front(waveform).argmax(-1)
+
+    def training_loss_on_tokens(self, codes: Tensor, generator: torch.Generator) -> Tensor:
+        """The training loss (`training_loss`) of a batch given as its codes (B, T', K) (nothing is drawn):
+        equal, up to rounding, to that of the waveforms the codes were read from."""
+        assignment = F.one_hot(codes, self.config.codec.codebook_size).to(self.embeddings.dtype)
+        return self.loss_from_assignments(assignment).mean()
+
     def loss_from_assignments(self, assignment: Tensor) -> Tensor:
         """Per-example next-frame NLL (B,) of assignments (B, T', K, V), nats per code."""
         if assignment.shape[1] < 2:

@@ -7,7 +7,9 @@ Low-Rank Adaptation of Large Language Models*, Hu et al. 2021). Each training cr
 random from a song and augmented as an attacker stretching a small album would: played
 faster or slower (speed and pitch together, by resampling) and made louder or quieter.
 Every random choice (the adapters' initial weights, which crop, its speed, its gain) is drawn
-from one seeded torch.Generator apart from applying it, so a seed fixes the whole run.
+from one seeded torch.Generator apart from applying it, so a seed fixes the whole run. A model
+of codec tokens may instead read each song's tokens once and train on crops of those, as
+codec-LM training does (`tokenise_songs`).
 Training itself is `optim.training.train_on_batches`, the loop every attacker here uses.
 
 Shapes: N samples of a song, L samples of a crop, B crops per batch, r adapter rank; every
@@ -63,6 +65,9 @@ class FinetuneRecipe:
     # random crops start at multiples of this many samples: 1 anywhere; a codec LM's attacker trains on the
     # tokens of whole songs, which a crop keeps only on the codec's frame grid (`threats.attacker_recipe`)
     crop_grid_samples: int = 1
+    # a model of codec tokens (`token_hop_samples`) may train on each song's tokens, read once, and crop those
+    # (`token_crop_batch`): the crops on its frame grid, with no augmentation, which would reach only the audio
+    tokenise_songs: bool = False
     augment_gain: bool = True  # change each crop's level ...
     gain_db_range: tuple[float, float] = (-6.0, 6.0)  # ... by a gain drawn uniformly in dB from here
     augment_speed: bool = True  # play each crop faster or slower (pitch moves with speed) ...
@@ -82,6 +87,9 @@ class FinetuneRecipe:
         unknown = set(self.lora_layers) - set(LORA_LAYER_KINDS)
         if unknown or not self.lora_layers:
             raise SettingsError(f"LoRA layers must be some of {', '.join(LORA_LAYER_KINDS)}, not {self.lora_layers}")
+        if self.tokenise_songs and (self.augment_gain or self.augment_speed or not self.random_crop):
+            raise SettingsError("training on the tokens of whole songs takes random crops without gain or speed "
+                                "augmentation, which would change the audio and not its tokens")
         low_db, high_db = self.gain_db_range
         if not (math.isfinite(low_db) and math.isfinite(high_db) and low_db <= high_db):
             raise SettingsError(f"the gain range must be two finite dB values, low first, not {self.gain_db_range}")
@@ -175,6 +183,26 @@ def crop_batch(songs: Sequence[np.ndarray], recipe: FinetuneRecipe, generator: t
     song_samples = [len(song) for song in songs]
     draws = [draw_crop(song_samples, recipe.segment_samples, recipe, generator) for _ in range(recipe.batch_segments)]
     return torch.stack([cut_crop(songs, draw, recipe.segment_samples) for draw in draws])
+
+
+def song_tokens(model: GenerativeModel, songs: Sequence[np.ndarray], segment_samples: int) -> list[Tensor]:
+    """The codes (T'ᵢ, K) of each whole song, read once by `model.tokens` on its device; a song shorter
+    than a crop is read with the silence a crop of it is padded with (`cut_crop`)."""
+    device = next(model.parameters()).device
+    return [model.tokens(torch.from_numpy(np.pad(song, (0, max(segment_samples - len(song), 0))))[None]
+                         .to(device))[0] for song in songs]
+
+
+def token_crop_batch(tokens: Sequence[Tensor], song_samples: Sequence[int], recipe: FinetuneRecipe,
+                     generator: torch.Generator) -> Tensor:
+    """The codes of the crops `crop_batch` would cut (the same draws from `generator`), cropped from
+    each song's codes (`song_tokens`): (B, L // grid, K), the grid a frame of the codes.
+
+    Away from a song's edges they are the crop's own codes; within the codec's receptive field of
+    a crop's edges, the crop read alone would see silence where these saw the song."""
+    grid, frames = recipe.crop_grid_samples, recipe.segment_samples // recipe.crop_grid_samples
+    draws = [draw_crop(song_samples, recipe.segment_samples, recipe, generator) for _ in range(recipe.batch_segments)]
+    return torch.stack([tokens[draw.song][draw.start_sample // grid:][:frames] for draw in draws])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -379,5 +407,15 @@ def finetune(
     generator = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
     choose_trainable(model, recipe, audio_segments(songs[0], recipe.segment_samples)[:1].to(device), generator)
-    return train_on_batches(model, lambda: crop_batch(songs, recipe, generator).to(device), recipe.steps,
-                            recipe.learning_rate, generator, evaluate, evaluate_every, after_step)
+    if not recipe.tokenise_songs:
+        return train_on_batches(model, lambda: crop_batch(songs, recipe, generator).to(device), recipe.steps,
+                                recipe.learning_rate, generator, evaluate, evaluate_every, after_step)
+    hop = getattr(model, "token_hop_samples", None)
+    if hop != recipe.crop_grid_samples:
+        raise SettingsError(f"'{model.family}' is no model of codec tokens with frames of {recipe.crop_grid_samples} "
+                            "samples: it cannot train on the tokens of whole songs")
+    tokens = song_tokens(model, songs, recipe.segment_samples)
+    song_samples = [len(song) for song in songs]
+    return train_on_batches(model, lambda: token_crop_batch(tokens, song_samples, recipe, generator), recipe.steps,
+                            recipe.learning_rate, generator, evaluate, evaluate_every, after_step,
+                            training_loss=model.training_loss_on_tokens)

@@ -49,6 +49,7 @@ def train_on_batches(
     evaluate: Callable[[GenerativeModel], float] | None = None,
     evaluate_every: int = 1,
     after_step: Callable[[int, GenerativeModel], None] | None = None,
+    training_loss: Callable[[Tensor, torch.Generator], Tensor] | None = None,
 ) -> list[float]:
     """The one training loop: `steps` Adam steps on the family's training loss of `next_batch()`
     (model inputs (B, ...); `model.training_loss`, whose random draws come from `generator`),
@@ -60,6 +61,8 @@ def train_on_batches(
             fixed set of segments); the curve then has one value per evaluation.
         after_step: if given, called with the step's number (1 … steps) and the model after
             every optimiser step (e.g. to measure the model part-way through its training).
+        training_loss: if given, the loss of a batch in its place (a model of codec tokens
+            reading batches of codes: `training_loss_on_tokens`).
     Returns:
         The loss of every step's batch, or the values of `evaluate`.
     """
@@ -68,7 +71,7 @@ def train_on_batches(
     for step in range(1, steps + 1):
         inputs = next_batch()
         optimiser.zero_grad(set_to_none=True)
-        loss = model.training_loss(inputs, generator)
+        loss = (training_loss or model.training_loss)(inputs, generator)
         loss.backward()
         optimiser.step()
         if after_step is not None:

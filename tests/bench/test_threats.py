@@ -733,13 +733,14 @@ def test_scores_along_the_training_take_every_condition_after_the_same_step():
 # --- a codec LM's attacker ---------------------------------------------------------------------
 
 
-def test_a_codec_lm_attacker_crops_on_the_codec_frame_grid_without_augmentation():
+def test_a_codec_lm_attacker_crops_the_songs_tokens_on_the_codec_frame_grid_without_augmentation():
     codec_lm, spec = load_zoo_model("codec-lm"), ThreatSpec()
     hop = 2 * 4 * 5 * 8  # the zoo codec's strides: one frame is 320 samples, 20 ms at 16 kHz
     for threat in ("scratch", "mimicry"):
         asked = spec.recipe(threat)
         recipe = attacker_recipe(asked, codec_lm)
         assert recipe.crop_grid_samples == hop and not recipe.augment_gain and not recipe.augment_speed
+        assert recipe.tokenise_songs and not asked.tokenise_songs
         assert (recipe.kind, recipe.steps, recipe.learning_rate) == (asked.kind, asked.steps, asked.learning_rate)
     assert attacker_recipe(spec.mimicry, load_zoo_model("ar-gru")) == spec.mimicry  # the waveform's own models
 
@@ -772,4 +773,4 @@ def test_the_codec_lm_attacker_trains_with_the_codec_lm_recipe(monkeypatch):
     song = np.zeros(WORKING_RATE_HZ, np.float32)
     for family in ("codec-lm", "ar-gru"):
         threats.trained_attacker("mimicry", family, [song], ThreatSpec(), 0)
-    assert [recipe.crop_grid_samples for recipe in used] == [320, 1]
+    assert [(recipe.crop_grid_samples, recipe.tokenise_songs) for recipe in used] == [(320, True), (1, False)]

@@ -22,6 +22,18 @@ def test_loss_value_is_the_negative_log_likelihood_of_the_hard_tokens():
     torch.testing.assert_close(loss.detach(), by_hand.view(2, -1).mean(dim=1), rtol=1e-4, atol=1e-5)
 
 
+def test_a_batch_s_tokens_are_the_codec_s_codes_and_train_with_the_loss_of_its_waveforms():
+    model = tiny_lm().train()
+    waveform = torch.randn(3, 3200, generator=torch.Generator().manual_seed(0)) * 0.2
+    codes = model.tokens(waveform)
+    assert codes.shape == (3, 3200 // model.token_hop_samples, model.config.codec.codebooks)
+    assert torch.equal(codes, model.codec.tokens(waveform))  # the quantiser's own nearest codes
+    on_tokens = model.training_loss_on_tokens(codes, torch.Generator())
+    torch.testing.assert_close(on_tokens, model.training_loss(waveform, torch.Generator()), rtol=1e-6, atol=0.0)
+    on_tokens.backward()  # the parameters learn from codes alone
+    assert model.embeddings.grad.abs().sum() > 0
+
+
 def test_gradient_in_the_waveform_exists_and_is_finite():
     model = tiny_lm()
     waveform = (torch.randn(2, 3200) * 0.2).requires_grad_()

@@ -25,6 +25,8 @@ from harmonycloak.optim.finetune import (
     finetune,
     layer_order,
     merge_lora_adapters,
+    song_tokens,
+    token_crop_batch,
     trainable_parameter_count,
 )
 from harmonycloak.settings import WORKING_RATE_HZ
@@ -227,6 +229,45 @@ def test_crops_on_a_grid_start_on_its_multiples_and_reach_every_one_of_them():
     assert {draw.start_sample for draw in draws if draw.song == 0} == set(range(0, 91, 30))
     assert {draw.start_sample for draw in draws if draw.song == 1} == set(range(0, 391, 30))
     assert abs(np.mean([draw.song == 0 for draw in draws]) - 4 / 18) < 0.04  # every start equally likely
+
+
+def token_recipe(hop: int, **fields) -> FinetuneRecipe:
+    return FinetuneRecipe(segment_s=24 * hop / RATE, crop_grid_samples=hop, tokenise_songs=True, **NO_AUGMENTATION,
+                          **fields)
+
+
+def test_token_crops_are_the_waveform_crops_codes_away_from_the_codec_s_reach_past_their_edges():
+    """The same draws as the waveform crops; each crop's codes, read alone, differ only within the
+    tiny codec's receptive field of its edges (two frames: a one-sample change moves frames ±2)."""
+    model = build_model("codec-lm", "tiny", seed=0).eval()
+    hop = model.token_hop_samples
+    songs = [melody(1.5), melody(0.3)]  # the second shorter than a crop (24 frames, 0.48 s)
+    recipe = token_recipe(hop, batch_segments=32)
+    tokens = song_tokens(model, songs, recipe.segment_samples)
+    assert [len(codes) for codes in tokens] == [len(songs[0]) // hop, 24]
+    drawing, cutting = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    cropped = token_crop_batch(tokens, [len(song) for song in songs], recipe, drawing)
+    read_alone = model.tokens(crop_batch(songs, recipe, cutting))
+    assert torch.equal(drawing.get_state(), cutting.get_state())  # drew the same crops
+    assert cropped.shape == read_alone.shape == (32, 24, model.config.codec.codebooks)
+    assert torch.equal(cropped[:, 2:-2], read_alone[:, 2:-2])
+    assert not torch.equal(cropped, read_alone)  # the edges do see the song around the crop
+
+
+def test_a_finetune_on_tokens_trains_on_the_token_crops_and_refuses_models_of_waveforms():
+    model = build_model("codec-lm", "tiny", seed=0)
+    songs = [melody(1.0)]
+    recipe = token_recipe(model.token_hop_samples, steps=2, batch_segments=4)
+    before = copy.deepcopy(model)
+    first_batch = token_crop_batch(song_tokens(before, songs, recipe.segment_samples), [len(songs[0])], recipe,
+                                   torch.Generator().manual_seed(7))
+    curve = finetune(model, songs, recipe, seed=7)
+    assert curve[0] == before.training_loss_on_tokens(first_batch, torch.Generator()).item()
+    assert curve[1] != curve[0]
+    with pytest.raises(SettingsError, match="codec tokens"):
+        finetune(build_model("ar-gru", "tiny", seed=0), songs, recipe, seed=0)
+    with pytest.raises(SettingsError, match="augmentation"):
+        FinetuneRecipe(tokenise_songs=True, augment_speed=False)
 
 
 def test_the_gain_measured_on_the_crop_is_the_gain_drawn():

@@ -221,7 +221,7 @@ def attacker_recipe(recipe: FinetuneRecipe, model: GenerativeModel) -> FinetuneR
     grid = crop_grid_samples(model)
     if grid == 1:
         return recipe
-    return replace(recipe, crop_grid_samples=grid, augment_gain=False, augment_speed=False)
+    return replace(recipe, crop_grid_samples=grid, augment_gain=False, augment_speed=False, tokenise_songs=True)
 
 
 def crop_grid_samples(model: GenerativeModel) -> int:
