@@ -89,7 +89,7 @@ class FinetuneRecipe:
             raise SettingsError(f"LoRA layers must be some of {', '.join(LORA_LAYER_KINDS)}, not {self.lora_layers}")
         if self.tokenise_songs and (self.augment_gain or self.augment_speed or not self.random_crop):
             raise SettingsError("training on the tokens of whole songs takes random crops without gain or speed "
-                                "augmentation, which would change the audio and not its tokens")
+                                "augmentation: the tokens are read once, from the songs as they are")
         low_db, high_db = self.gain_db_range
         if not (math.isfinite(low_db) and math.isfinite(high_db) and low_db <= high_db):
             raise SettingsError(f"the gain range must be two finite dB values, low first, not {self.gain_db_range}")
@@ -198,8 +198,8 @@ def token_crop_batch(tokens: Sequence[Tensor], song_samples: Sequence[int], reci
     """The codes of the crops `crop_batch` would cut (the same draws from `generator`), cropped from
     each song's codes (`song_tokens`): (B, L // grid, K), the grid a frame of the codes.
 
-    Away from a song's edges they are the crop's own codes; within the codec's receptive field of
-    a crop's edges, the crop read alone would see silence where these saw the song."""
+    Away from the crop's edges they are the codes of the crop read alone; within the codec's
+    receptive field of its edges, the crop read alone sees silence past them where these saw the song."""
     grid, frames = recipe.crop_grid_samples, recipe.segment_samples // recipe.crop_grid_samples
     draws = [draw_crop(song_samples, recipe.segment_samples, recipe, generator) for _ in range(recipe.batch_segments)]
     return torch.stack([tokens[draw.song][draw.start_sample // grid:][:frames] for draw in draws])
