@@ -238,7 +238,7 @@ def _parser() -> argparse.ArgumentParser:
     speed.add_argument("--device", choices=defaults.DEVICES, default=ProtectionSettings.device,
                        help="where to compute (default auto)")
     speed.add_argument("--memory-duration-s", type=float, default=600.0,
-                       help="length of the track whose peak memory is measured (default 600 = 10 minutes)")
+                       help="length of the track whose peak memory is measured (default 600 = 10 minutes; 0: none)")
     speed.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     speed.set_defaults(run=_run_bench_speed)
     attackers = command(suites, "attackers", "how long the benchmark's attackers train here, and a suite's trainings",

@@ -12,7 +12,8 @@ Default input: the example song that ships with the project, looped to the asked
 (real music; the loop seam is the only artificial part). White-box runs protect against an
 ar-transformer checkpoint trained briefly on the same track (untimed).
 Peak memory is measured on a 10-minute track with one min-min round (memory does not grow
-with rounds: every round walks the same segments with the same batch size).
+with rounds: every round walks the same segments with the same batch size); a length of 0
+skips that run.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import numpy as np
 import soundfile
 import torch
 
+from harmonycloak.errors import SettingsError
 from harmonycloak.examples import example_path
 
 EXAMPLE_SONG = example_path()
@@ -54,6 +56,10 @@ def run_speed_benchmark(input_path: Path | None, duration_s: float, modes: list[
     from harmonycloak.flows.audio.train import train_audio_model
     from harmonycloak.settings import ProtectionSettings
 
+    if not duration_s > 0:
+        raise SettingsError(f"--duration-s must be a positive number of seconds, not {duration_s}")
+    if not memory_duration_s >= 0:
+        raise SettingsError(f"--memory-duration-s must be 0 (no memory run) or more seconds, not {memory_duration_s}")
     protected_with = ProtectionSettings(cloak=cloak, objective=objective).resolved("audio")
     cloak, objective = protected_with.cloak, protected_with.objective
     results: dict = {"cloak": cloak, "bound_rule": protected_with.bound_rule, "objective": objective,
@@ -61,12 +67,15 @@ def run_speed_benchmark(input_path: Path | None, duration_s: float, modes: list[
     with tempfile.TemporaryDirectory(prefix="harmonycloak-bench-") as folder:
         folder = Path(folder)
         track = input_path or looped_track(EXAMPLE_SONG, duration_s, folder / "track.wav")
-        long_track = looped_track(input_path or EXAMPLE_SONG, memory_duration_s, folder / "long.wav")
+        long_track = (looped_track(input_path or EXAMPLE_SONG, memory_duration_s, folder / "long.wav")
+                      if memory_duration_s > 0 else None)
         checkpoint = None
         if "whitebox" in modes:
             checkpoint, _ = train_audio_model([track], folder / "target.pt", steps=100)
         for mode in modes:
             for path, rounds, purpose in ((track, None, "speed"), (long_track, 1, "memory")):
+                if path is None:
+                    continue
                 run = _child_run(path, folder / f"out-{mode}-{purpose}.wav", mode, checkpoint, cloak, device, rounds,
                                  objective, zoo_models if mode == "blackbox" else None)
                 run.update(mode=mode, purpose=purpose)
