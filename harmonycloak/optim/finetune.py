@@ -178,10 +178,14 @@ def cut_crop(songs: Sequence[np.ndarray], draw: CropDraw, segment_samples: int) 
     return window[:segment_samples] * 10.0 ** (draw.gain_db / 20.0)
 
 
+def draw_batch(song_samples: Sequence[int], recipe: FinetuneRecipe, generator: torch.Generator) -> list[CropDraw]:
+    """The draws of `recipe.batch_segments` crops of songs of these lengths, in order."""
+    return [draw_crop(song_samples, recipe.segment_samples, recipe, generator) for _ in range(recipe.batch_segments)]
+
+
 def crop_batch(songs: Sequence[np.ndarray], recipe: FinetuneRecipe, generator: torch.Generator) -> Tensor:
     """`recipe.batch_segments` crops of the album, drawn then cut: (B, L) float32."""
-    song_samples = [len(song) for song in songs]
-    draws = [draw_crop(song_samples, recipe.segment_samples, recipe, generator) for _ in range(recipe.batch_segments)]
+    draws = draw_batch([len(song) for song in songs], recipe, generator)
     return torch.stack([cut_crop(songs, draw, recipe.segment_samples) for draw in draws])
 
 
@@ -201,8 +205,8 @@ def token_crop_batch(tokens: Sequence[Tensor], song_samples: Sequence[int], reci
     Away from the crop's edges they are the codes of the crop read alone; within the codec's
     receptive field of its edges, the crop read alone sees silence past them where these saw the song."""
     grid, frames = recipe.crop_grid_samples, recipe.segment_samples // recipe.crop_grid_samples
-    draws = [draw_crop(song_samples, recipe.segment_samples, recipe, generator) for _ in range(recipe.batch_segments)]
-    return torch.stack([tokens[draw.song][draw.start_sample // grid:][:frames] for draw in draws])
+    return torch.stack([tokens[draw.song][draw.start_sample // grid:][:frames]
+                        for draw in draw_batch(song_samples, recipe, generator)])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -407,15 +411,13 @@ def finetune(
     generator = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
     choose_trainable(model, recipe, audio_segments(songs[0], recipe.segment_samples)[:1].to(device), generator)
-    if not recipe.tokenise_songs:
-        return train_on_batches(model, lambda: crop_batch(songs, recipe, generator).to(device), recipe.steps,
-                                recipe.learning_rate, generator, evaluate, evaluate_every, after_step)
-    hop = getattr(model, "token_hop_samples", None)
-    if hop != recipe.crop_grid_samples:
-        raise SettingsError(f"'{model.family}' is no model of codec tokens with frames of {recipe.crop_grid_samples} "
-                            "samples: it cannot train on the tokens of whole songs")
-    tokens = song_tokens(model, songs, recipe.segment_samples)
-    song_samples = [len(song) for song in songs]
-    return train_on_batches(model, lambda: token_crop_batch(tokens, song_samples, recipe, generator), recipe.steps,
-                            recipe.learning_rate, generator, evaluate, evaluate_every, after_step,
-                            training_loss=model.training_loss_on_tokens)
+    next_batch, training_loss = (lambda: crop_batch(songs, recipe, generator).to(device)), None
+    if recipe.tokenise_songs:
+        if getattr(model, "token_hop_samples", None) != recipe.crop_grid_samples:
+            raise SettingsError(f"'{model.family}' is no model of codec tokens with frames of "
+                                f"{recipe.crop_grid_samples} samples: it cannot train on the tokens of whole songs")
+        tokens, song_samples = song_tokens(model, songs, recipe.segment_samples), [len(song) for song in songs]
+        next_batch = lambda: token_crop_batch(tokens, song_samples, recipe, generator)
+        training_loss = model.training_loss_on_tokens
+    return train_on_batches(model, next_batch, recipe.steps, recipe.learning_rate, generator, evaluate,
+                            evaluate_every, after_step, training_loss=training_loss)
