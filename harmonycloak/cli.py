@@ -274,10 +274,10 @@ def _parser() -> argparse.ArgumentParser:
                          help="the strength the threat models' releases run at instead of medium (the curve of "
                               "protection against audibility)")
     unlearn.add_argument("--scratch-preset", choices=("small", "zoo"),
-                         help="the size of T1's attackers trained from scratch instead of the suite's (zoo: the "
-                              "zoo's pretrained size, which memorises its corpus)")
+                         help="the size of every family's T1 attackers trained from scratch instead of the "
+                              "suite's (zoo: the zoo's pretrained size, which memorises its corpus)")
     unlearn.add_argument("--scratch-steps", type=_positive_int, metavar="N",
-                         help="T1's training steps instead of the suite's")
+                         help="every family's T1 training steps instead of the suite's")
     unlearn.add_argument("--mimicry-steps", type=_positive_int, metavar="N",
                          help="T2's fine-tuning steps instead of the suite's (an attacker who trains on longer)")
     unlearn.add_argument("--mimicry-recipe", choices=defaults.FINETUNE_KINDS,

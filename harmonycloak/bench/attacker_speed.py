@@ -46,7 +46,7 @@ def seconds_per_step(family: str, threat: str, spec, steps: int, songs: list[np.
     from harmonycloak.optim.finetune import finetune
 
     model = attacker_model(threat, family, seed, spec)
-    recipe = attacker_recipe(spec.recipe(threat), model)
+    recipe = attacker_recipe(spec.recipe(threat, family), model)
     finetune(model, songs, replace(recipe, steps=WARMUP_STEPS), seed)
     _synchronise(model)
     started = time.perf_counter()
@@ -90,7 +90,7 @@ def run_attacker_speed(suite_name: str, device: str, steps: int, families: tuple
     for family in chosen:
         for threat in suite.threat_models:
             step_s = seconds_per_step(family, threat, spec, steps, songs)
-            recipe = spec.recipe(threat)
+            recipe = spec.recipe(threat, family)
             trainings = suite_trainings(suite, threat)
             rows.append({"family": family, "threat": threat, "seconds_per_step": step_s,
                          "steps": recipe.steps, "batch_segments": recipe.batch_segments,

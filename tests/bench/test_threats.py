@@ -21,6 +21,7 @@ from harmonycloak.bench.unlearnability.threat_report import checks, headline_thr
 from harmonycloak.bench.unlearnability.threats import (
     FAMILY_GROUP,
     AttackerRun,
+    ScratchSize,
     ThreatSpec,
     attacker_model,
     attacker_recipe,
@@ -54,6 +55,30 @@ def test_the_mimicry_attacker_starts_from_the_zoo_weights_and_the_scratch_one_fr
     weights = [next(iter(m.parameters())).detach() for m in (first, again, other, base)]
     assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
     assert weights[0].shape != weights[3].shape or not torch.equal(weights[0], weights[3])
+
+
+def test_a_family_given_its_own_t1_size_trains_at_it_and_the_others_at_the_suite_s():
+    from harmonycloak.models.registry import build_model
+
+    own = ScratchSize("ar-gru", "small", steps=3, learning_rate=5e-3)
+    spec = ThreatSpec(scratch_preset="tiny", scratch=TINY, scratch_sizes=(own,))
+    assert spec.recipe("scratch", "ar-gru") == replace(TINY, steps=3, learning_rate=5e-3)
+    assert spec.recipe("scratch", "ar-tcn") == spec.recipe("scratch") == TINY
+    assert spec.recipe("mimicry", "ar-gru") == spec.mimicry
+    assert (spec.scratch_preset_of("ar-gru"), spec.scratch_preset_of("ar-tcn")) == ("small", "tiny")
+
+    def parameters(model):
+        return sum(p.numel() for p in model.parameters())
+
+    sized, plain = attacker_model("scratch", "ar-gru", 0, spec), attacker_model("scratch", "ar-gru", 0, ThreatSpec(
+        scratch_preset="tiny"))
+    assert parameters(sized) == parameters(build_model("ar-gru", "small")) > parameters(plain)
+    songs = [melody(seed=s) for s in range(2)]
+    runs = [train_attacker("scratch", family, "none", songs, {"released": songs[:1]}, spec, 0)
+            for family in ("ar-gru", "ar-tcn")]
+    assert [len(run.curve) for run in runs] == [3, 2]  # each family its own steps
+    with pytest.raises(SettingsError, match="given twice"):
+        ThreatSpec(scratch_sizes=(own, replace(own, steps=9)))
 
 
 def test_a_mimicry_run_without_songs_measures_the_base_model_itself():
@@ -644,11 +669,21 @@ def test_a_combined_report_names_the_t1_size_its_runs_trained_and_refuses_two_si
     second = document("second", zoo, [("unseen", 1.0), ("none", 0.5), ("positive-white-0db", 0.9)])
     combine_reports("standard", [first, second], tmp_path / "out", log=lambda *_: None)
     summary = (tmp_path / "out" / "summary.md").read_text()
-    assert "the registry's `zoo` size trained from random weights for 3000 steps" in summary
+    assert "trained from random weights, the registry's `zoo` size, 3000 steps at 0.001 (frozen" in summary
     assert "| ar-transformer | 100 % | positive-white-0db | 0.80" in summary  # (0.9 − 0.5) / (1.0 − 0.5)
+    # the suite's own T1 names the family it sizes otherwise, and a size given on the command line is every family's
+    assert standard.threats.scratch_sizes and not zoo.threats.scratch_sizes
+    own = standard.threats.scratch_sizes[0]
     small = document("small", standard, [("unseen", 1.0), ("none", 0.5)])
+    combine_reports("standard", [small], tmp_path / "small", log=lambda *_: None)
+    assert (f"the registry's `small` size, 400 steps at 0.001 ({own.family}: `{own.preset}`, {own.steps} steps at "
+            f"{own.learning_rate:g})") in (tmp_path / "small" / "summary.md").read_text()
     with pytest.raises(SettingsError, match="trained T1's attackers at different sizes"):
         combine_reports("standard", [first, small], tmp_path / "refused", log=lambda *_: None)
+    alike = document("alike", replace(standard, threats=replace(standard.threats, scratch_sizes=())),
+                     [("unseen", 1.0), ("none", 0.5)])
+    with pytest.raises(SettingsError, match="trained T1's attackers at different sizes"):
+        combine_reports("standard", [small, alike], tmp_path / "refused-sizes", log=lambda *_: None)
     # T2 the same way: the recipe its runs fine-tuned with, and no two recipes in one report
     adapters = adjusted_suite(standard, mimicry={"kind": "lora", "learning_rate": 1e-3, "steps": 200})
     lora = document("lora", adapters, [("base", 1.0), ("none", 0.5)], "mimicry")
@@ -717,6 +752,10 @@ def test_scores_along_the_training_take_every_condition_after_the_same_step():
     assert "| ar-gru | default | 0.50 [0.50, 0.50] | 0.25 [0.25, 0.25] | 0.10 [0.10, 0.10] |" in text
     assert "| ar-gru | gap | 25 % | 67 % | 100 % |" in text  # T2: 0.2 / 0.8, 0.4 / 0.6, 0.5 / 0.5
     assert "| ar-gru | default | 0.50 [0.50, 0.50] | 0.20 [0.20, 0.20] | 0.00 [0.00, 0.00] |" in text  # T1
+    # families trained to different last steps: the column says so instead of one number
+    assert "| family | method | step 10 | step 20 | last step |" in "\n".join(along_training_markdown(
+        results, ("scratch",), ("ar-gru",), lambda threat, family: ("none", "default"), {"scratch": None},
+        n_resamples=20))
     plain = [ThreatSeedResult(0, ["a"], [], 0.15, {}, [_run("mimicry", "ar-gru", "none", 0, [0.5])])]
     assert along_training_markdown(plain, ("mimicry",), ("ar-gru",), lambda threat, family: ("none",), {}) == []
     # two runs of one cell keep what each measured on the way, and a round trip through JSON keeps it all

@@ -39,6 +39,7 @@ from harmonycloak.bench.unlearnability.threat_experiment import (
     reference_clips,
     run_threat_seed,
 )
+from harmonycloak.bench.unlearnability.threats import ScratchSize
 from harmonycloak.errors import SettingsError
 
 
@@ -47,8 +48,11 @@ def adjusted_suite(suite, jobs: int | None = None, methods: tuple[str, ...] | No
                    scratch_preset: str | None = None, scratch_steps: int | None = None, eot: tuple[str, ...] = (),
                    attacks: tuple[str, ...] | None = None, device: str | None = None,
                    release_steps: int | None = None, bound_rule: str | None = None,
-                   mimicry: dict | None = None, probe_steps: tuple[int, ...] | None = None):
-    """`suite` with the command line's replacements (see `run_unlearnability`)."""
+                   mimicry: dict | None = None, probe_steps: tuple[int, ...] | None = None,
+                   scratch_sizes: tuple | None = None):
+    """`suite` with the command line's replacements (see `run_unlearnability`): a T1 size or length
+    given puts every family's T1 attackers at it; `scratch_sizes` (`threats.ScratchSize`) then sizes
+    those it names otherwise."""
     from harmonycloak.bench.unlearnability.releases import with_controls
 
     if jobs is not None:
@@ -66,9 +70,12 @@ def adjusted_suite(suite, jobs: int | None = None, methods: tuple[str, ...] | No
     if strength:
         suite = replace(suite, threat_cloak=replace(suite.threat_cloak, strength=strength))
     if scratch_preset:
-        suite = replace(suite, threats=replace(suite.threats, scratch_preset=scratch_preset))
+        suite = replace(suite, threats=replace(suite.threats, scratch_preset=scratch_preset, scratch_sizes=()))
     if scratch_steps:
-        suite = replace(suite, threats=replace(suite.threats, scratch=replace(suite.threats.scratch, steps=scratch_steps)))
+        suite = replace(suite, threats=replace(suite.threats, scratch_sizes=(),
+                                               scratch=replace(suite.threats.scratch, steps=scratch_steps)))
+    if scratch_sizes is not None:
+        suite = replace(suite, threats=replace(suite.threats, scratch_sizes=tuple(scratch_sizes)))
     if mimicry:
         suite = replace(suite, threats=replace(suite.threats, mimicry=replace(suite.threats.mimicry, **mimicry)))
     if probe_steps:
@@ -299,8 +306,8 @@ def with_methods_ran(suite, threat_results: list[ThreatSeedResult]):
 
 
 def training_of(documents: list[dict], threat: str) -> tuple | None:
-    """How the results documents that ran `threat` trained its attackers: T1 (preset, steps), T2
-    (kind, steps, learning rate); None when none ran it.
+    """How the results documents that ran `threat` trained its attackers: T1 (preset, steps, the
+    families' own sizes as `threats.ScratchSize`s), T2 (kind, steps, learning rate); None when none ran it.
 
     Raises:
         SettingsError: the runs trained that threat's attackers at different sizes or lengths.
@@ -311,12 +318,13 @@ def training_of(documents: list[dict], threat: str) -> tuple | None:
         if any(run["threat"] == threat for run in runs):
             threats = document["suite_settings"]["threats"]
             recipe = threats[threat]
-            sizes.add((threats["scratch_preset"], recipe["steps"]) if threat == "scratch"
-                      else (recipe["kind"], recipe["steps"], recipe["learning_rate"]))
+            sizes.add((threats["scratch_preset"], recipe["steps"],
+                       tuple(ScratchSize(**size) for size in threats.get("scratch_sizes", ())))
+                      if threat == "scratch" else (recipe["kind"], recipe["steps"], recipe["learning_rate"]))
     if len(sizes) > 1:
         label = "T1" if threat == "scratch" else "T2"
         raise SettingsError(f"the runs trained {label}'s attackers at different sizes or lengths "
-                            f"({', '.join(map(str, sorted(sizes)))}); combine runs of one size")
+                            f"({', '.join(sorted(map(str, sizes)))}); combine runs of one size")
     return next(iter(sizes), None)
 
 
@@ -348,7 +356,8 @@ def combine_reports(suite_name: str, result_files: list[Path], out: Path, suite=
     suite = with_methods_ran(replace(suite or get_suite(suite_name), parts=parts), threat_results)
     scratch_size, mimicry_size = training_of(documents, "scratch"), training_of(documents, "mimicry")
     if scratch_size is not None:  # the report names the T1 size the runs trained, not the suite's default
-        suite = adjusted_suite(suite, scratch_preset=scratch_size[0], scratch_steps=scratch_size[1])
+        suite = adjusted_suite(suite, scratch_preset=scratch_size[0], scratch_steps=scratch_size[1],
+                               scratch_sizes=scratch_size[2])
     if mimicry_size is not None:  # and T2's recipe
         suite = adjusted_suite(suite, mimicry=dict(zip(("kind", "steps", "learning_rate"), mimicry_size)))
     data: dict = {}

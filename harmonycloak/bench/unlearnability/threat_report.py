@@ -41,6 +41,7 @@ from harmonycloak.bench.unlearnability.releases import RANDOM_CONTROL as AUDIO_R
 from harmonycloak.bench.unlearnability.releases import OTHER_MUSIC, PRODUCT_DEFAULT, release_key, split_method
 from harmonycloak.bench.unlearnability.score import ScoreInterval, beats, bootstrap_interval
 from harmonycloak.bench.unlearnability.threat_experiment import ThreatSeedResult
+from harmonycloak.bench.unlearnability.threats import scratch_sizes_text
 
 POSITIVE = "positive-white-10db"
 LOUD_POSITIVE = "positive-white-0db"  # when run: the louder control, for where 10 dB is not seen
@@ -352,11 +353,12 @@ def steps_measured(results: list[ThreatSeedResult], threat: str) -> list[int]:
 
 
 def along_training_markdown(results: list[ThreatSeedResult], threat_models: tuple[str, ...],
-                            families: tuple[str, ...], methods_of, last_steps: dict[str, int],
+                            families: tuple[str, ...], methods_of, last_steps: dict[str, int | None],
                             n_resamples: int = 2000) -> list[str]:
     """For each threat whose attackers were measured on the way (`ThreatSpec.probe_steps`), a table
     of every method's PS [95 % CI] after each step measured and after the last (`last_steps`:
-    threat → the training's steps), with the gap at each step; [] when none was.
+    threat → the training's steps, None where they differ by family), with the gap at each step; []
+    when none was.
 
     Each column scores every condition after the same step, with the same seeds' pairing; T2's
     reference, the base model, does not train. Taking the column where a method scores highest
@@ -370,7 +372,7 @@ def along_training_markdown(results: list[ThreatSeedResult], threat_models: tupl
         label = THREAT_LABEL.get(threat, threat)
         out += [f"### {label} along the attacker's training: PS [95 % CI] after each step measured", "",
                 "| family | method | " + " | ".join(f"step {step}" for step in steps)
-                + f" | step {last_steps.get(threat, '?')} (last) |",
+                + (f" | step {last_steps[threat]} (last) |" if last_steps.get(threat) else " | last step |"),
                 "|---|---|" + "---|" * len(columns)]
         for family in families:
             gaps = [relative_gap(results, threat, family, step=step) for step in columns]
@@ -469,8 +471,8 @@ def threat_section(out, suite, results: list[ThreatSeedResult], commit: str | No
           f"({album.get('released_tracks', '?')} tracks) protected and released, {len(results[0].unreleased_songs)} "
           f"clips of {album.get('unreleased_tracks', '?')} other tracks never released. T1: the released clips are "
           f"{100 * results[0].fraction:.0f} % of a corpus of {data_summary.get('corpus_songs', '?')} other songs, "
-          f"attackers of the registry's `{suite.threats.scratch_preset}` size trained from random weights for "
-          f"{suite.threats.scratch.steps} steps (frozen zoo codec / encoder where the family reads one). T2: each "
+          f"attackers trained from random weights, {scratch_sizes_text(suite.threats)} (frozen zoo codec / "
+          f"encoder where the family reads one). T2: each "
           f"family's zoo model fine-tuned on the released clips ({_recipe_text(suite.threats.mimicry)})."
           + (" The codec LM's attacker, in both threats, trains on the songs' tokens: crops on the codec's frame grid, no "
              "gain or speed augmentation." if CODEC_LM in suite.families_for_threats else "")
@@ -490,11 +492,17 @@ def threat_section(out, suite, results: list[ThreatSeedResult], commit: str | No
           "headline.json holds every number below in the shape other tools read.", ""]
     md += markdown_tables(table, next((r.artist_classifier for r in results if r.artist_classifier), None))
     md += along_training_markdown(results, suite.threat_models, suite.families_for_threats, suite.methods_of,
-                                  {threat: suite.threats.recipe(threat).steps for threat in suite.threat_models})
+                                  {threat: _last_step(suite, threat) for threat in suite.threat_models})
     md += ["### What the suite can see, and what the cloaks did", ""]
     md += [f"- {line}" for line in checks(table)] or ["- (nothing to report)"]
     md.append("")
     return md
+
+
+def _last_step(suite, threat: str) -> int | None:
+    """The step `threat`'s attackers train to; None where its families train to different steps."""
+    steps = {suite.threats.recipe(threat, family).steps for family in suite.families_for_threats}
+    return steps.pop() if len(steps) == 1 else None
 
 
 def _default_models() -> str:

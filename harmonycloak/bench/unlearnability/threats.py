@@ -51,6 +51,16 @@ FROZEN_PARTS = {"codec-lm": ("codec",), "mel-diffusion": ("contrastive",)}  # zo
 
 
 @dataclass(frozen=True)
+class ScratchSize:
+    """One family's T1 attacker where it differs from the suite's: its size and how long and fast it trains."""
+
+    family: str
+    preset: str  # the registry's preset of the family
+    steps: int
+    learning_rate: float
+
+
+@dataclass(frozen=True)
 class ThreatSpec:
     """How the attackers of a suite train and are measured."""
 
@@ -68,13 +78,42 @@ class ThreatSpec:
     # how an effect grows or fades as the attacker trains on (AttackerRun.losses_at_step)
     probe_steps: tuple[int, ...] = ()
     device: str = "cpu"  # "auto": CUDA when present
+    # T1 attackers of these families at another size or pace than `scratch_preset` and `scratch`: a family
+    # whose small model learns its corpus too little to measure (the seen/unseen gap) grows where it is cheap
+    scratch_sizes: tuple[ScratchSize, ...] = ()
 
     def __post_init__(self) -> None:
         if not all(isinstance(step, int) and step >= 1 for step in self.probe_steps):
             raise SettingsError(f"the steps to measure at must be whole numbers ≥ 1, not {self.probe_steps}")
+        families = [size.family for size in self.scratch_sizes]
+        if len(set(families)) != len(families):
+            raise SettingsError(f"a family's T1 size is given twice: {', '.join(families)}")
 
-    def recipe(self, threat: str) -> FinetuneRecipe:
-        return self.scratch if threat == "scratch" else self.mimicry
+    def scratch_size(self, family: str | None) -> ScratchSize | None:
+        return next((size for size in self.scratch_sizes if size.family == family), None)
+
+    def scratch_preset_of(self, family: str) -> str:
+        """The registry preset `family`'s T1 attackers have."""
+        size = self.scratch_size(family)
+        return size.preset if size is not None else self.scratch_preset
+
+    def recipe(self, threat: str, family: str | None = None) -> FinetuneRecipe:
+        """How `family`'s attackers train in `threat` (no family: the suite's recipe for every family
+        that `scratch_sizes` does not name)."""
+        if threat != "scratch":
+            return self.mimicry
+        size = self.scratch_size(family)
+        if size is None:
+            return self.scratch
+        return replace(self.scratch, steps=size.steps, learning_rate=size.learning_rate)
+
+
+def scratch_sizes_text(spec: ThreatSpec) -> str:
+    """T1's attacker sizes in words: "the registry's `small` size, 400 steps at 0.001 (ar-transformer: `zoo`, ...)"."""
+    text = f"the registry's `{spec.scratch_preset}` size, {spec.scratch.steps} steps at {spec.scratch.learning_rate:g}"
+    others = "; ".join(f"{size.family}: `{size.preset}`, {size.steps} steps at {size.learning_rate:g}"
+                       for size in spec.scratch_sizes)
+    return f"{text} ({others})" if others else text
 
 
 @dataclass
@@ -109,8 +148,9 @@ def attacker_model(threat: str, family: str, seed: int, spec: ThreatSpec) -> Gen
         return load_zoo_model(family).to(device)
     if threat != "scratch":
         raise SettingsError(f"unknown threat model '{threat}' (known: {', '.join(THREATS)})")
-    model = build_model(family, spec.scratch_preset, seed=seed)
-    if spec.scratch_preset != "tiny":  # the tiny presets (tests) keep frozen parts of their own size
+    preset = spec.scratch_preset_of(family)
+    model = build_model(family, preset, seed=seed)
+    if preset != "tiny":  # the tiny presets (tests) keep frozen parts of their own size
         for part in FROZEN_PARTS.get(family, ()):
             model.attach_pretrained(part, load_zoo_model(part))
     return model.to(device)
@@ -189,7 +229,7 @@ def train_attacker(threat: str, family: str, condition: str, training_songs: Seq
     on_the_way: dict[str, dict[str, list[float]]] = {}
 
     def after_step(step: int, model: GenerativeModel) -> None:
-        if step in spec.probe_steps and step < spec.recipe(threat).steps:
+        if step in spec.probe_steps and step < spec.recipe(threat, family).steps:
             on_the_way[str(step)] = measure_probes(model)
 
     model, curve = trained_attacker(threat, family, training_songs, spec, seed, after_step)
@@ -207,7 +247,7 @@ def trained_attacker(threat: str, family: str, training_songs: Sequence[np.ndarr
     model = attacker_model(threat, family, seed, spec)
     curve: list[float] = []
     if training_songs:
-        recipe = attacker_recipe(spec.recipe(threat), model)
+        recipe = attacker_recipe(spec.recipe(threat, family), model)
         curve = finetune(model, training_songs, recipe, seed, after_step=after_step)
         if recipe.kind == "lora":
             merge_lora_adapters(model)

@@ -22,6 +22,7 @@ from harmonycloak.bench.unlearnability.benchmark import load_threat_data, run_th
 from harmonycloak.bench.unlearnability.releases import PRODUCT_DEFAULT, default_settings
 from harmonycloak.bench.unlearnability.report import _finite
 from harmonycloak.bench.unlearnability.threat_experiment import ThreatSeedResult
+from harmonycloak.bench.unlearnability.threats import scratch_sizes_text
 from harmonycloak.bench.unlearning.experiment import run_unlearning_seed
 from harmonycloak.bench.unlearning.suites import get_unlearning_suite
 
@@ -144,8 +145,8 @@ def _setting(suite, data: dict) -> list[str]:
         f"cloaked clips). Both are scored on the clean clips against the same two models of each seed: the original "
         f"(trained with the clips, PS 0) and the gold standard retrained without them (PS 1):", "",
         "    PS = (L_after − L_original) / (L_retrained − L_original)", "",
-        f"- T1 (from scratch): {spec.scratch_preset} attackers from random weights, {spec.scratch.steps} steps at "
-        f"{spec.scratch.learning_rate:g}, on the clips and a corpus of {len(data['corpus'])} other songs (the retain "
+        f"- T1 (from scratch): attackers from random weights, {scratch_sizes_text(spec)}, on the clips and a "
+        f"corpus of {len(data['corpus'])} other songs (the retain "
         f"set); the threat benchmark's `none` and `unseen` runs. Unlearning: {scratch.steps} Adam steps at "
         f"{scratch.learning_rate:g}, batches of {scratch.batch_segments}.",
         f"- T2 (mimicry): the zoo model fine-tuned ({spec.mimicry.steps} steps at {spec.mimicry.learning_rate:g}, "

@@ -68,7 +68,7 @@ def relearned_losses(model, retain: list[np.ndarray], forget: list[np.ndarray], 
                      seed: int) -> list[float]:
     """The relearning attack: a copy of `model` fine-tuned briefly on R; its losses on F."""
     spec = suite.threat.threats
-    recipe = replace(spec.recipe(threat), kind="full", steps=suite.relearn_steps, augment_gain=False,
+    recipe = replace(spec.recipe(threat, model.family), kind="full", steps=suite.relearn_steps, augment_gain=False,
                      augment_speed=False, crop_grid_samples=crop_grid_samples(model))
     attacked = copy.deepcopy(model)
     finetune(attacked, retain, recipe, seed + RELEARN_SEED_OFFSET)
