@@ -278,6 +278,8 @@ def _parser() -> argparse.ArgumentParser:
                               "suite's (zoo: the zoo's pretrained size, which memorises its corpus)")
     unlearn.add_argument("--scratch-steps", type=_positive_int, metavar="N",
                          help="every family's T1 training steps instead of the suite's")
+    unlearn.add_argument("--scratch-learning-rate", type=_positive_float, metavar="LR",
+                         help="every family's T1 learning rate instead of the suite's")
     unlearn.add_argument("--mimicry-steps", type=_positive_int, metavar="N",
                          help="T2's fine-tuning steps instead of the suite's (an attacker who trains on longer)")
     unlearn.add_argument("--mimicry-recipe", choices=defaults.FINETUNE_KINDS,
@@ -488,7 +490,8 @@ def _run_bench_unlearnability(arguments: argparse.Namespace) -> int:
                         attacks=None if arguments.attacks is None else tuple(arguments.attacks),
                         device=arguments.device, release_steps=arguments.release_steps,
                         bound_rule=arguments.bound_rule, mimicry=_mimicry_recipe(arguments),
-                        probe_steps=tuple(arguments.probe_steps) if arguments.probe_steps else None)
+                        probe_steps=tuple(arguments.probe_steps) if arguments.probe_steps else None,
+                        scratch_learning_rate=arguments.scratch_learning_rate)
     seeds = tuple(arguments.seeds) if arguments.seeds else None
     parts = tuple(arguments.parts) if arguments.parts else None
     if arguments.export_data:

@@ -566,6 +566,10 @@ def test_the_command_line_replaces_the_suite_s_methods_families_and_strength():
     assert larger.threats.scratch_preset == "zoo" and larger.threats.scratch.steps == 1500
     assert larger.threats.scratch.learning_rate == standard.threats.scratch.learning_rate
     assert larger.threats.mimicry == standard.threats.mimicry and standard.threats.scratch_preset == "small"
+    faster = adjusted_suite(standard, scratch_learning_rate=3e-3)
+    assert faster.threats.recipe("scratch", "ar-transformer") == replace(standard.threats.scratch, learning_rate=3e-3)
+    assert faster.threats.recipe("scratch", "mel-diffusion").learning_rate == 3e-3 and not faster.threats.scratch_sizes
+    assert standard.threats.recipe("scratch", "mel-diffusion").learning_rate == 1e-3
     surviving = adjusted_suite(standard, eot=("mp3-128k",))
     assert surviving.threat_cloak.eot == ("mp3-128k",) and standard.threat_cloak.eot == ()
     harder = adjusted_suite(standard, release_steps=20)
@@ -680,6 +684,9 @@ def test_a_combined_report_names_the_t1_size_its_runs_trained_and_refuses_two_si
             f"{own.learning_rate:g})") in (tmp_path / "small" / "summary.md").read_text()
     with pytest.raises(SettingsError, match="trained T1's attackers at different sizes"):
         combine_reports("standard", [first, small], tmp_path / "refused", log=lambda *_: None)
+    faster = document("faster", adjusted_suite(zoo, scratch_learning_rate=3e-3), [("unseen", 1.0), ("none", 0.5)])
+    with pytest.raises(SettingsError, match="trained T1's attackers at different sizes"):
+        combine_reports("standard", [first, faster], tmp_path / "refused-rate", log=lambda *_: None)
     alike = document("alike", replace(standard, threats=replace(standard.threats, scratch_sizes=())),
                      [("unseen", 1.0), ("none", 0.5)])
     with pytest.raises(SettingsError, match="trained T1's attackers at different sizes"):

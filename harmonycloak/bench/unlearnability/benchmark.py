@@ -49,10 +49,10 @@ def adjusted_suite(suite, jobs: int | None = None, methods: tuple[str, ...] | No
                    attacks: tuple[str, ...] | None = None, device: str | None = None,
                    release_steps: int | None = None, bound_rule: str | None = None,
                    mimicry: dict | None = None, probe_steps: tuple[int, ...] | None = None,
-                   scratch_sizes: tuple | None = None):
-    """`suite` with the command line's replacements (see `run_unlearnability`): a T1 size or length
-    given puts every family's T1 attackers at it; `scratch_sizes` (`threats.ScratchSize`) then sizes
-    those it names otherwise."""
+                   scratch_learning_rate: float | None = None, scratch_sizes: tuple | None = None):
+    """`suite` with the command line's replacements (see `run_unlearnability`): a T1 size, length or
+    learning rate given puts every family's T1 attackers at it; `scratch_sizes` (`threats.ScratchSize`)
+    then sizes those it names otherwise."""
     from harmonycloak.bench.unlearnability.releases import with_controls
 
     if jobs is not None:
@@ -74,6 +74,9 @@ def adjusted_suite(suite, jobs: int | None = None, methods: tuple[str, ...] | No
     if scratch_steps:
         suite = replace(suite, threats=replace(suite.threats, scratch_sizes=(),
                                                scratch=replace(suite.threats.scratch, steps=scratch_steps)))
+    if scratch_learning_rate:
+        suite = replace(suite, threats=replace(suite.threats, scratch_sizes=(), scratch=replace(
+            suite.threats.scratch, learning_rate=scratch_learning_rate)))
     if scratch_sizes is not None:
         suite = replace(suite, threats=replace(suite.threats, scratch_sizes=tuple(scratch_sizes)))
     if mimicry:
@@ -101,13 +104,15 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
                        attacks: tuple[str, ...] | None = None, device: str | None = None,
                        data_bundle: Path | None = None, release_steps: int | None = None,
                        bound_rule: str | None = None, mimicry: dict | None = None,
-                       probe_steps: tuple[int, ...] | None = None, log=print) -> dict:
+                       probe_steps: tuple[int, ...] | None = None, scratch_learning_rate: float | None = None,
+                       log=print) -> dict:
     """Run a suite (or the given `suite` object) and write its report folder; returns the JSON document.
 
     `methods` and `families` replace the threat models' (a method's random control and "none"
     are added: a score needs them); `strength` replaces the strength the threat models' releases
-    run at (a point on the curve of protection against audibility); `scratch_preset` and
-    `scratch_steps` replace T1's attacker size and training length (larger models trained
+    run at (a point on the curve of protection against audibility); `scratch_preset`,
+    `scratch_steps` and `scratch_learning_rate` replace every family's T1 attacker size, training
+    length and learning rate (larger models trained
     longer memorise their corpus: a wider seen/unseen gap); `eot` names the purifications the
     optimised releases are made to survive (`optim.eot`); `attacks` replace the purifications
     both threat models apply to the attacked methods (empty: none, no attacked columns); `device`
@@ -123,7 +128,7 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
 
     suite = adjusted_suite(suite or get_suite(suite_name, seeds, parts), jobs, methods, families, strength,
                            scratch_preset, scratch_steps, eot, attacks, device, release_steps, bound_rule,
-                           mimicry, probe_steps)
+                           mimicry, probe_steps, scratch_learning_rate)
     command = command or " ".join(shlex.quote(a) for a in ["harmonycloak", *sys.argv[1:]])
     threads = torch.get_num_threads()
     if suite.torch_threads:
@@ -306,8 +311,9 @@ def with_methods_ran(suite, threat_results: list[ThreatSeedResult]):
 
 
 def training_of(documents: list[dict], threat: str) -> tuple | None:
-    """How the results documents that ran `threat` trained its attackers: T1 (preset, steps, the
-    families' own sizes as `threats.ScratchSize`s), T2 (kind, steps, learning rate); None when none ran it.
+    """How the results documents that ran `threat` trained its attackers: T1 (preset, steps, learning
+    rate, the families' own sizes as `threats.ScratchSize`s), T2 (kind, steps, learning rate); None when
+    none ran it.
 
     Raises:
         SettingsError: the runs trained that threat's attackers at different sizes or lengths.
@@ -318,7 +324,7 @@ def training_of(documents: list[dict], threat: str) -> tuple | None:
         if any(run["threat"] == threat for run in runs):
             threats = document["suite_settings"]["threats"]
             recipe = threats[threat]
-            sizes.add((threats["scratch_preset"], recipe["steps"],
+            sizes.add((threats["scratch_preset"], recipe["steps"], recipe["learning_rate"],
                        tuple(ScratchSize(**size) for size in threats.get("scratch_sizes", ())))
                       if threat == "scratch" else (recipe["kind"], recipe["steps"], recipe["learning_rate"]))
     if len(sizes) > 1:
@@ -357,7 +363,7 @@ def combine_reports(suite_name: str, result_files: list[Path], out: Path, suite=
     scratch_size, mimicry_size = training_of(documents, "scratch"), training_of(documents, "mimicry")
     if scratch_size is not None:  # the report names the T1 size the runs trained, not the suite's default
         suite = adjusted_suite(suite, scratch_preset=scratch_size[0], scratch_steps=scratch_size[1],
-                               scratch_sizes=scratch_size[2])
+                               scratch_learning_rate=scratch_size[2], scratch_sizes=scratch_size[3])
     if mimicry_size is not None:  # and T2's recipe
         suite = adjusted_suite(suite, mimicry=dict(zip(("kind", "steps", "learning_rate"), mimicry_size)))
     data: dict = {}
