@@ -69,14 +69,12 @@ def adjusted_suite(suite, jobs: int | None = None, methods: tuple[str, ...] | No
         suite = replace(suite, families_for_threats=families)
     if strength:
         suite = replace(suite, threat_cloak=replace(suite.threat_cloak, strength=strength))
-    if scratch_preset:
-        suite = replace(suite, threats=replace(suite.threats, scratch_preset=scratch_preset, scratch_sizes=()))
-    if scratch_steps:
+    scratch = {name: value for name, value in (("steps", scratch_steps), ("learning_rate", scratch_learning_rate))
+               if value}
+    if scratch_preset or scratch:  # every family alike
         suite = replace(suite, threats=replace(suite.threats, scratch_sizes=(),
-                                               scratch=replace(suite.threats.scratch, steps=scratch_steps)))
-    if scratch_learning_rate:
-        suite = replace(suite, threats=replace(suite.threats, scratch_sizes=(), scratch=replace(
-            suite.threats.scratch, learning_rate=scratch_learning_rate)))
+                                               scratch_preset=scratch_preset or suite.threats.scratch_preset,
+                                               scratch=replace(suite.threats.scratch, **scratch)))
     if scratch_sizes is not None:
         suite = replace(suite, threats=replace(suite.threats, scratch_sizes=tuple(scratch_sizes)))
     if mimicry:
