@@ -14,8 +14,8 @@ from harmonycloak.bench.unlearnability.data import load_album, load_songs
 from harmonycloak.bench.unlearnability.experiment import run_ablations, run_seed, run_style
 from harmonycloak.bench.unlearnability.midi import load_scores, run_midi_seed
 from harmonycloak.bench.unlearnability.midi_mimicry import (
+    KNOWN_MIDI_MIMICRY_METHODS,
     MIDI_MIMICRY_FAMILIES,
-    MIDI_MIMICRY_METHODS,
     load_midi_album,
     with_midi_controls,
 )
@@ -59,7 +59,7 @@ def adjusted_suite(suite, jobs: int | None = None, methods: tuple[str, ...] | No
         suite = replace(suite, jobs=jobs)
     if methods:  # MIDI methods go to the MIDI families, the others to the audio ones
         midi = with_midi_controls(methods)
-        audio = tuple(m for m in methods if m not in MIDI_MIMICRY_METHODS)
+        audio = tuple(m for m in methods if m not in KNOWN_MIDI_MIMICRY_METHODS)
         if midi:
             suite = replace(suite, midi_mimicry=replace(suite.midi_mimicry, methods=midi))
         if audio or not midi:

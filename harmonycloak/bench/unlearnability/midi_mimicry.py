@@ -28,6 +28,13 @@ Methods, each a layer of added notes beside the piece (its own notes are untouch
   midi-maxloss-whitebox  the same notes, their velocities chosen to raise the zoo model's loss
                          while it is fine-tuned on the protected piece (`--objective maxloss`)
 
+A candidate, measured when named (`--methods`), not in a suite's own list:
+
+  midi-reverse-gradient-whitebox
+                         the same notes, their velocities chosen so that a training step of the
+                         zoo model on the released piece teaches nothing of the clean piece
+                         (`--objective reverse-gradient`, audio's default objective)
+
 The attacker's recipe for a small album: `steps` Adam steps at `learning_rate` on random
 phrases of the training pieces, each phrase transposed by a random whole number of semitones
 within ±`transpose_semitones` (the augmentation symbolic music models train with). Every
@@ -51,12 +58,15 @@ POSITIVE_WRONG_NOTES = "positive-wrong-notes"
 RANDOM_MIDI_CLOAK = "random-midi-cloak"
 QUIETEST_MIDI_CLOAK = "quietest-midi-cloak"
 MIDI_MIMICRY_METHODS = ("none", POSITIVE_WRONG_NOTES, RANDOM_MIDI_CLOAK, "midi-cloak-whitebox", "midi-cloak-blackbox",
-                        "midi-maxloss-whitebox", QUIETEST_MIDI_CLOAK)
+                        "midi-maxloss-whitebox", QUIETEST_MIDI_CLOAK)  # a suite's own
+MIDI_CANDIDATE_METHODS = ("midi-reverse-gradient-whitebox",)  # measured when named
+KNOWN_MIDI_MIMICRY_METHODS = MIDI_MIMICRY_METHODS + MIDI_CANDIDATE_METHODS  # every MIDI method the benchmark knows
 MIDI_RANDOM_CONTROL = {"midi-cloak-whitebox": RANDOM_MIDI_CLOAK, "midi-cloak-blackbox": RANDOM_MIDI_CLOAK,
-                       "midi-maxloss-whitebox": RANDOM_MIDI_CLOAK}
+                       "midi-maxloss-whitebox": RANDOM_MIDI_CLOAK, "midi-reverse-gradient-whitebox": RANDOM_MIDI_CLOAK}
 # The bar at the cloaks' own level: their optimisers end with (nearly) every note at its lowest velocity
 LEVEL_CONTROL = dict.fromkeys(MIDI_RANDOM_CONTROL, QUIETEST_MIDI_CLOAK)
-WHITEBOX_OBJECTIVE = {"midi-cloak-whitebox": "minmin", "midi-maxloss-whitebox": "maxloss"}
+WHITEBOX_OBJECTIVE = {"midi-cloak-whitebox": "minmin", "midi-maxloss-whitebox": "maxloss",
+                      "midi-reverse-gradient-whitebox": "reverse-gradient"}
 WRONG_NOTE_MAX_SEMITONES = 11  # the positive control's notes sit 1 to this many semitones off
 
 
@@ -82,10 +92,10 @@ class MidiMimicrySpec:
     def __post_init__(self) -> None:
         from harmonycloak.errors import SettingsError
 
-        unknown = [method for method in self.methods if method not in MIDI_MIMICRY_METHODS]
+        unknown = [method for method in self.methods if method not in KNOWN_MIDI_MIMICRY_METHODS]
         if unknown:
             raise SettingsError(f"unknown MIDI protection method '{unknown[0]}' "
-                                f"(known: {', '.join(MIDI_MIMICRY_METHODS)})")
+                                f"(known: {', '.join(KNOWN_MIDI_MIMICRY_METHODS)})")
         if self.released < 1 or self.unreleased < 1:
             raise SettingsError("the MIDI album needs at least one released and one unreleased piece")
 
@@ -95,7 +105,7 @@ def with_midi_controls(methods: tuple[str, ...]) -> tuple[str, ...]:
     level); () when none is MIDI."""
     from harmonycloak.bench.unlearnability.releases import with_controls
 
-    chosen = tuple(method for method in methods if method in MIDI_MIMICRY_METHODS)
+    chosen = tuple(method for method in methods if method in KNOWN_MIDI_MIMICRY_METHODS)
     if not chosen:
         return ()
     return with_controls(chosen, lambda name: (MIDI_RANDOM_CONTROL.get(name), LEVEL_CONTROL.get(name)))
