@@ -53,6 +53,7 @@ conditioner, are not).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -168,15 +169,19 @@ class ReverseGradient(_GradientAlignment):
     def __init__(self, reference_draws: int = REFERENCE_DRAWS) -> None:
         self.reference_draws = reference_draws
         self.steps_taken = 0  # each loss reads a draw of its own: draws reference_draws, reference_draws + 1, ...
+        # the models whose training loss was seen to draw nothing (two draws gave one step): their later
+        # batches take one draw, the mean of equal draws being that draw, bit for bit
+        self.draws_nothing: weakref.WeakSet = weakref.WeakSet()
 
     def reference(self, models: Sequence[GenerativeModel], clean: Tensor, segment_ids: Tensor) -> list[Tensor]:
         """ḡ(x) / ‖ḡ(x)‖² of every model, ḡ the mean gradient over the reference draws, each (P_m,)."""
         references = []
         for model in models:
             draws = [training_gradient(model, clean, create_graph=False, draw_seed=0).detach()]
-            for draw in range(1, self.reference_draws):
+            for draw in range(1 if model not in self.draws_nothing else self.reference_draws, self.reference_draws):
                 draws.append(training_gradient(model, clean, create_graph=False, draw_seed=draw).detach())
                 if draw == 1 and torch.equal(draws[0], draws[1]):
+                    self.draws_nothing.add(model)
                     break  # a loss that draws nothing: every draw gives this same step
             gradient = torch.stack(draws).mean(dim=0)
             references.append(gradient / gradient.square().sum().clamp(min=1e-30))

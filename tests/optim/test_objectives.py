@@ -265,6 +265,26 @@ def test_the_reverse_gradient_averages_the_clean_step_over_draws_and_reads_each_
         assert value == pytest.approx(torch.dot(theta - x[0] - draw, reference).item(), rel=1e-3)
 
 
+def test_the_reverse_gradient_takes_one_draw_of_a_loss_it_has_seen_draw_nothing(monkeypatch):
+    from harmonycloak.optim import gradient_matching
+
+    theta, x = torch.tensor([0.5, -1.0, 2.0]), torch.tensor([[1.0, -2.0, 0.5]])
+    steady, noisy = MeanLearner(theta), NoisyMeanLearner(theta)
+    read = []
+    monkeypatch.setattr(gradient_matching, "training_gradient",
+                        lambda model, *args, **kwargs: read.append(model) or training_gradient(model, *args, **kwargs))
+    objective = ReverseGradient(reference_draws=3)
+    first = objective.reference([steady, noisy], x, torch.tensor([0]))
+    assert read == [steady, steady, noisy, noisy, noisy]  # two draws show the steady loss draws nothing
+    read.clear()
+    second = objective.reference([steady, noisy], x, torch.tensor([0]))
+    assert read == [steady, noisy, noisy, noisy]  # the next batch takes its one draw; the noisy loss keeps all three
+    clean_step = theta - x[0]
+    assert torch.equal(first[0], second[0])
+    assert torch.allclose(second[0], clean_step / clean_step.square().sum())
+    assert torch.equal(first[1], second[1])  # the same draws, the same mean
+
+
 class CurvedLearner(nn.Module):
     """A training loss far from quadratic in θ: mean over the batch of Σ (tanh(W v) − v)², W (4, 4)."""
 
