@@ -222,3 +222,26 @@ def test_a_midi_cloak_must_clear_the_quietest_notes_as_well_as_the_random_ones()
     assert cells["quietest-midi-cloak"].interval.ps == pytest.approx(0.17, abs=0.01)
     assert not cells["midi-cloak-blackbox"].beats_random_control
     assert table(1.10)["midi-cloak-blackbox"].beats_random_control  # quietest 0.10: the cloak clears both
+
+
+def test_the_reverse_gradient_candidate_is_measured_when_named_against_the_zoo_model(monkeypatch):
+    from harmonycloak.bench.unlearnability.benchmark import adjusted_suite
+    from harmonycloak.bench.unlearnability.midi_mimicry import MIDI_MIMICRY_METHODS, release_pieces
+    from harmonycloak.bench.unlearnability.suites import get_suite
+    from harmonycloak.flows.midi import protect
+
+    smoke = get_suite("smoke")
+    assert "midi-reverse-gradient-whitebox" not in smoke.midi_mimicry.methods + MIDI_MIMICRY_METHODS
+    suite = adjusted_suite(smoke, methods=("midi-reverse-gradient-whitebox",))
+    assert suite.midi_mimicry.methods == ("none", "random-midi-cloak", "quietest-midi-cloak",
+                                          "midi-reverse-gradient-whitebox")
+    asked = []
+    real = protect.cloak_score
+    monkeypatch.setattr(protect, "cloak_score", lambda score, settings: asked.append(settings) or real(score, settings))
+    spec = MidiMimicrySpec(pgd_steps=1, max_rounds=1)
+    released, _, _ = release_pieces("midi-reverse-gradient-whitebox", [_four_parts()], "symphonynet", spec, seed=0)
+    (settings,) = asked
+    assert (settings.objective, settings.mode, settings.model.family) == ("reverse-gradient", "whitebox", "symphonynet")
+    quietest, _, _ = release_pieces("quietest-midi-cloak", [_four_parts()], "symphonynet", spec, seed=0)
+    assert added_notes([_four_parts()], released)["added_notes_per_note"] == pytest.approx(
+        added_notes([_four_parts()], quietest)["added_notes_per_note"])  # the cloak's own notes, velocities chosen
