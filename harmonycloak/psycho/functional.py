@@ -223,6 +223,47 @@ def tonal_neighbourhood_bins(frequency_hz: Tensor, bin_hz: float) -> Tensor:
     return half_width_bins.clamp_min(2).long()
 
 
+def _neighbourhood_regions(half_width: Tensor):
+    """Yield ``(first, stop, d)``: the run of bins ``first..stop-1`` whose half-width is ``d``, for each
+    ``d`` (the half-width never decreases with frequency, so each value is one run)."""
+    for d in torch.unique(half_width).tolist():
+        bins = (half_width == d).nonzero().flatten()
+        yield int(bins.min()), int(bins.max()) + 1, int(d)
+
+
+def _neighbourhood_max(values: Tensor, half_width: Tensor, side: int) -> Tensor:
+    """``out[..., k] = max(values[..., k + side * j] for j in 2..half_width[k])``, +inf past either end.
+
+    ``(..., bins) -> (..., bins)``; ``side`` is -1 (below k) or 1 (above). `half_width` is
+    constant over a few runs of bins (`tonal_neighbourhood_bins`): each run is one sliding
+    maximum (max pooling) over the run and its reach.
+    """
+    num_bins = values.shape[-1]
+    rows = values.reshape(-1, 1, num_bins)
+    out = torch.empty_like(rows)
+    for first, stop, d in _neighbourhood_regions(half_width):
+        lo, hi = max(first - d, 0), min(stop + d, num_bins)
+        reach = F.pad(rows[..., lo:hi], (d, d), value=float("inf"))  # bin k sits at k - lo + d
+        # below: pooled[i] = max reach[i .. i + d - 2] = values[k - d .. k - 2] at i = k - lo;
+        # above: the same window started at k - lo + d + 2, values[k + 2 .. k + d].
+        pooled = F.max_pool1d(reach if side < 0 else reach[..., d + 2 :], d - 1, stride=1)
+        out[..., first:stop] = pooled[..., first - lo : stop - lo]
+    return out.reshape(values.shape)
+
+
+def _within_neighbourhood(is_tonal: Tensor, half_width: Tensor) -> Tensor:
+    """Bins within ±``half_width[k]`` of some tonal bin k (k itself included), ``(..., bins)`` bool."""
+    num_bins = is_tonal.shape[-1]
+    rows = is_tonal.reshape(-1, 1, num_bins)
+    near = torch.zeros_like(rows)
+    for first, stop, d in _neighbourhood_regions(half_width):
+        # reach[i] = tonal bins first - 2d + i .. first + i, which bin first - d + i is within d of
+        reach = F.max_pool1d(F.pad(rows[..., first:stop].to(torch.float32), (2 * d, 2 * d)), 2 * d + 1, stride=1)
+        lo, hi = max(first - d, 0), min(stop + d, num_bins)
+        near[..., lo:hi] |= reach[..., lo - first + d : hi - first + d] > 0
+    return near.reshape(is_tonal.shape)
+
+
 def find_maskers(
     spectrum_db: Tensor,
     frequency_hz: Tensor,
@@ -256,14 +297,12 @@ def find_maskers(
     inf = float("inf")
 
     # Tonal: a local maximum that dominates its neighbourhood. Out-of-range neighbours are
-    # +inf so that a peak whose neighbourhood leaves the spectrum never qualifies.
+    # +inf so that a peak whose neighbourhood leaves the spectrum never qualifies. Dominating
+    # every neighbour by 7 dB is dominating the loudest one (rounding of P[k] - P[j] is
+    # monotone in P[j], so this is the same test bit for bit).
     is_tonal = (spectrum_db > _shift_bins(spectrum_db, -1, inf)) & (spectrum_db >= _shift_bins(spectrum_db, 1, inf))
-    for offset in range(2, int(half_width.max()) + 1):
-        needed = offset <= half_width  # (bins,)
-        dominates = (spectrum_db - _shift_bins(spectrum_db, -offset, inf) >= tonal_prominence_db) & (
-            spectrum_db - _shift_bins(spectrum_db, offset, inf) >= tonal_prominence_db
-        )
-        is_tonal = is_tonal & (dominates | ~needed)
+    for side in (-1, 1):
+        is_tonal &= spectrum_db - _neighbourhood_max(spectrum_db, half_width, side) >= tonal_prominence_db
     is_tonal[..., 0] = False
     neg_inf = -inf
     tonal_level = _db_power_sum(
@@ -272,10 +311,7 @@ def find_maskers(
     tonal_db = torch.where(is_tonal, tonal_level, torch.full_like(spectrum_db, neg_inf))
 
     # Noise: bins outside every tonal neighbourhood, summed per critical band.
-    near_tonal = is_tonal.clone()
-    for offset in range(1, int(half_width.max()) + 1):
-        reaches = is_tonal & (offset <= half_width)
-        near_tonal |= _shift_bins(reaches, -offset, False) | _shift_bins(reaches, offset, False)
+    near_tonal = _within_neighbourhood(is_tonal, half_width)
     residual_power = torch.where(near_tonal, 0.0, torch.pow(10.0, spectrum_db / 10.0))
     residual_power[..., 0] = 0.0
 
@@ -369,17 +405,14 @@ def _masker_lists(level_rows: Tensor, max_chunk_elements: int):
         yield rows, masker_db, masker_bin
 
 
-def spreading_function_db(bark_distance: Tensor, masker_db: Tensor) -> Tensor:
-    """Two-slope spreading function in dB, elementwise (broadcasting).
+def upper_spreading_slope_db_per_bark(masker_db: Tensor) -> Tensor:
+    """Slope of the spreading function above a masker of level ``masker_db`` (dB SPL), elementwise.
 
-    ``SF(dz, P) = 27 dz`` for dz < 0 (maskee below the masker) and
-    ``SF(dz, P) = (-27 + 0.37 max(P - 40, 0)) dz`` for dz >= 0, with dz = z_maskee - z_masker
-    in Bark and P the masker level in dB SPL (the two-slope form Qin et al. 2019 use for
-    model 1). The upper slope flattens for louder maskers (upward spread of masking); it is
-    capped at 0 dB/Bark so that a masker above 113 dB SPL never masks more far away than near.
+    ``-27 + 0.37 max(P - 40, 0)`` dB/Bark: it flattens for louder maskers (upward spread of
+    masking) and is capped at 0 so that a masker above 113 dB SPL never masks more far away
+    than near. Below the masker the slope is 27 dB/Bark whatever its level.
     """
-    upper_slope = (-27.0 + 0.37 * (masker_db - 40.0).clamp_min(0.0)).clamp_max(0.0)
-    return torch.where(bark_distance < 0, 27.0 * bark_distance, upper_slope * bark_distance)
+    return (-27.0 + 0.37 * (masker_db - 40.0).clamp_min(0.0)).clamp_max(0.0)
 
 
 def masking_index_db(masker_bark: Tensor, is_tonal: Tensor) -> Tensor:
@@ -388,17 +421,23 @@ def masking_index_db(masker_bark: Tensor, is_tonal: Tensor) -> Tensor:
 
 
 def individual_thresholds(
-    masker_db: Tensor, masker_bark: Tensor, masker_is_tonal: Tensor, bark: Tensor
+    masker_db: Tensor, masker_bark: Tensor, masker_is_tonal: Tensor, bark: Tensor, unit: float = 1.0
 ) -> Tensor:
-    """Step 3: each masker's threshold over all bins, ``(..., maskers) -> (..., maskers, bins)``.
+    """Step 3: each masker's threshold over all bins, ``(..., maskers) -> (..., maskers, bins)``, times ``unit``.
 
-    ``T[j, i] = P_j + masking_index(z_j) + SF(z_i - z_j, P_j)``. A masker with level -inf
-    (padding) gives -inf everywhere.
+    ``T[j, i] = P_j + masking_index(z_j) + SF(z_i - z_j, P_j)`` with the two-slope spreading
+    function (the form Qin et al. 2019 use for model 1), dz = z_maskee - z_masker in Bark:
+    ``SF(dz, P) = 27 dz`` for dz < 0 (maskee below the masker) and
+    ``upper_spreading_slope_db_per_bark(P) dz`` for dz >= 0. One of the two products is
+    negative and the other not on either side of the masker, so SF is their minimum.
+    ``unit`` scales the result (``ln(10) / 10`` gives natural-log units, which
+    `global_threshold` exponentiates). A masker with level -inf (padding) gives -inf everywhere.
     """
-    masker_db = masker_db.unsqueeze(-1)
+    peak = unit * (masker_db + masking_index_db(masker_bark, masker_is_tonal))  # (..., maskers)
+    upper_slope = unit * upper_spreading_slope_db_per_bark(masker_db)
     distance = bark - masker_bark.unsqueeze(-1)  # (..., maskers, bins)
-    offset = masking_index_db(masker_bark, masker_is_tonal).unsqueeze(-1)
-    return masker_db + offset + spreading_function_db(distance, masker_db)
+    spread = torch.minimum(distance * (27.0 * unit), distance * upper_slope.unsqueeze(-1))
+    return spread.add_(peak.unsqueeze(-1))
 
 
 def global_threshold(
@@ -406,15 +445,19 @@ def global_threshold(
     noise_db: Tensor,
     bark: Tensor,
     quiet_threshold_db: Tensor,
-    max_chunk_elements: int = 1 << 22,
+    max_chunk_elements: int = 1 << 20,
 ) -> Tensor:
     """Step 4: ``10 log10(10^(T_q/10) + sum_j 10^(T_j/10))`` per bin, ``(..., frames, bins)``.
 
     Surviving maskers (at most one per 0.5 Bark, so about 50 per frame) are gathered into a
     padded list per frame and their individual thresholds summed in power. Frames are
-    processed in blocks of at most ``max_chunk_elements`` list-by-bin entries to bound
-    memory; each block is fully vectorised. Written as ``T_q + 10 log10(1 + sum 10^((T_j - T_q)/10))``
-    so that a frame without maskers returns exactly the threshold in quiet.
+    processed in blocks of at most ``max_chunk_elements`` list-by-bin entries (a block that
+    stays in the processor's cache); each block is fully vectorised. Written as
+    ``T_q + 10 log10(1 + 10^(-T_q/10) sum 10^(T_j/10))`` so that a frame without maskers
+    returns exactly the threshold in quiet.
+
+    The individual thresholds are taken in natural-log units, so that ``10^(T_j/10)`` is
+    one exponential done in place.
     """
     shape = tonal_db.shape
     num_bins = shape[-1]
@@ -424,13 +467,14 @@ def global_threshold(
     bark = bark.to(level_rows.device, level_rows.dtype)
     quiet_threshold_db = quiet_threshold_db.to(level_rows.device, level_rows.dtype)
 
+    per_db = math.log(10.0) / 10.0  # 10^(L/10) = exp(per_db L)
+    quiet_scale = torch.exp(-per_db * quiet_threshold_db)  # (bins,)
     out = []
     for rows, masker_db, masker_bin in _masker_lists(level_rows, max_chunk_elements):
-        thresholds = individual_thresholds(
-            masker_db, bark[masker_bin], torch.gather(tonal_rows[rows], -1, masker_bin), bark
-        )  # (rows, maskers, bins)
-        relative_power = torch.pow(10.0, (thresholds - quiet_threshold_db) / 10.0).sum(-2)
-        out.append(quiet_threshold_db + (10.0 / math.log(10.0)) * torch.log1p(relative_power))
+        is_tonal = torch.gather(tonal_rows[rows], -1, masker_bin)
+        thresholds = individual_thresholds(masker_db, bark[masker_bin], is_tonal, bark, unit=per_db)
+        power = thresholds.exp_().sum(-2)  # (rows, bins): sum_j 10^(T_j/10)
+        out.append(quiet_threshold_db + torch.log1p(power * quiet_scale) / per_db)
     return torch.cat(out, dim=0).reshape(shape)
 
 

@@ -270,6 +270,31 @@ def test_tonal_neighbourhood_is_the_standards_table_at_its_own_resolution():
     assert int(coarse[5]) == 2 and int(coarse[200]) == 6
 
 
+@pytest.mark.parametrize("n_fft", [512, 2048])
+def test_a_tonal_bin_s_neighbourhood_by_pooling_is_the_one_of_its_definition_bin_for_bin(n_fft):
+    # the definition, read one offset at a time: max of P[k ± j] over 2 <= j <= Δk (+inf past either
+    # end), and the bins within Δk of a tonal bin k
+    frequency_hz = PF.bin_frequencies_hz(44100, n_fft, dtype=torch.float64)
+    half_width = PF.tonal_neighbourhood_bins(frequency_hz, 44100 / n_fft).tolist()
+    num_bins = len(half_width)
+    spectrum = 20.0 * torch.randn(3, num_bins, generator=torch.Generator().manual_seed(n_fft), dtype=torch.float64)
+    spectrum[0, 7], spectrum[1, :40], spectrum[2, -3] = math.inf, -math.inf, -math.inf
+    is_tonal = torch.rand(3, num_bins, generator=torch.Generator().manual_seed(1)) < 0.02
+    for side in (-1, 1):
+        expected = torch.full_like(spectrum, -math.inf)
+        for k in range(num_bins):
+            for j in range(2, half_width[k] + 1):
+                neighbour = k + side * j
+                value = spectrum[:, neighbour] if 0 <= neighbour < num_bins else torch.full((3,), math.inf)
+                expected[:, k] = torch.maximum(expected[:, k], value.to(torch.float64))
+        neighbourhood = torch.tensor(half_width)
+        assert torch.equal(PF._neighbourhood_max(spectrum, neighbourhood, side), expected)
+    near = torch.zeros_like(is_tonal)
+    for row, k in is_tonal.nonzero().tolist():
+        near[row, max(k - half_width[k], 0) : k + half_width[k] + 1] = True
+    assert torch.equal(PF._within_neighbourhood(is_tonal, torch.tensor(half_width)), near)
+
+
 def test_find_maskers_by_hand():
     sample_rate_hz, n_fft = 44100, 1024
     frequency_hz = PF.bin_frequencies_hz(sample_rate_hz, n_fft, dtype=torch.float64)
