@@ -357,6 +357,33 @@ def test_the_style_score_is_the_share_of_the_fine_tune_s_move_toward_the_artist_
                                 n_resamples=50)["mimicry"]["ar-gru"]["dominant-blackbox"].fd_ps)
 
 
+def test_the_visqol_column_is_the_mean_over_seeds_and_its_note_appears_only_where_it_was_measured():
+    from harmonycloak.bench.unlearnability.threat_experiment import ReleaseRecord
+    from harmonycloak.bench.unlearnability.threat_report import markdown_tables
+
+    def results(visqol_by_seed):
+        out = []
+        for seed, visqol in enumerate(visqol_by_seed):
+            sound = {"snr_db": 20.0 + seed, "nmr_p95_db": -10.0, "loudness_change_lu": 0.0}
+            if visqol is not None:
+                sound["visqol_mos"] = visqol
+            releases = {"random-dominant": ReleaseRecord({"any": dict(sound)}, {"any": 1.0}, {"any": {}})}
+            runs = [_run("mimicry", "ar-gru", "base", seed, [1.0]), _run("mimicry", "ar-gru", "none", seed, [0.5]),
+                    _run("mimicry", "ar-gru", "random-dominant", seed, [0.6])]
+            out.append(ThreatSeedResult(seed, ["a"], [], 0.15, releases, runs))
+        return out
+
+    methods = ("none", "random-dominant")
+    table = score_table(results([4.2, 4.4]), ("mimicry",), ("ar-gru",), lambda threat, family: methods, n_resamples=50)
+    text = "\n".join(markdown_tables(table))
+    # SNR 20 and 21 dB average to 20.5; ViSQOL 4.2 and 4.4 to 4.30, printed with two decimals
+    assert "| 20.5 | -10.0 | +0.00 | 4.30 |" in text and "ViSQOL (v3, audio mode" in text and "16 kHz mono" in text
+    table = score_table(results([None, None]), ("mimicry",), ("ar-gru",), lambda threat, family: methods,
+                        n_resamples=50)
+    text = "\n".join(markdown_tables(table))
+    assert "| 20.5 | -10.0 | +0.00 | — |" in text and "ViSQOL (v3" not in text
+
+
 def test_runs_of_different_parts_merge_into_one_result_per_seed_and_disagreeing_duplicates_are_refused():
     from harmonycloak.bench.unlearnability.threat_experiment import ReleaseRecord, merge_seed_results
     from harmonycloak.errors import SettingsError

@@ -42,6 +42,7 @@ from harmonycloak.bench.unlearnability.releases import OTHER_MUSIC, PRODUCT_DEFA
 from harmonycloak.bench.unlearnability.score import ScoreInterval, beats, bootstrap_interval
 from harmonycloak.bench.unlearnability.threat_experiment import ThreatSeedResult
 from harmonycloak.bench.unlearnability.threats import scratch_sizes_text
+from harmonycloak.settings import WORKING_RATE_HZ
 
 POSITIVE = "positive-white-10db"
 LOUD_POSITIVE = "positive-white-0db"  # when run: the louder control, for where 10 dB is not seen
@@ -341,6 +342,11 @@ def markdown_tables(table: dict[str, dict[str, dict[str, Score]]], judge: dict |
                         "encoder's embedding, trained on clean music of the artist and of the corpus's other artists, "
                         "gives the artist (mean over seeds; higher: more like the artist). Style PS as for the FD: "
                         "(share_method − share_none) / (share_base − share_none)." + _judge_text(judge or {})]
+        if any(math.isfinite(score.audibility.get("visqol_mos", math.nan))
+               for scores in families.values() for score in scores.values()):
+            out += ["", "SNR, NMR p95 and ΔLUFS compare the released clips with their clean originals, all joined; "
+                        "ViSQOL (v3, audio mode, MOS from 1 to 4.73 for identical audio) the first released clip alone, "
+                        f"at the rate the models hear ({WORKING_RATE_HZ / 1000:g} kHz mono), means over seeds."]
         out += _midi_release_text(families)
         out.append("")
     return out
