@@ -57,6 +57,14 @@ def _zoo() -> dict[str, ZooEntry]:
                     description="v-prediction diffusion over log-mel frames, 1-D U-Net, conditioned on the contrastive embedding"),
         _zoo_preset("codec-lm", steps=600, batch=8, learning_rate=5e-4, depends_on=("codec",),
                     description="transformer over the codec's tokens, summed codebook embeddings, a head per codebook"),
+        # The same design trained again from another seed and data order: a codec and a codec LM whose
+        # tokens share nothing with the first pair's, for an attacker who brings their own codec.
+        ZooEntry("codec-2", "codec", family_spec("codec").presets["zoo"], "audio", steps=3000, batch=8,
+                 learning_rate=1e-3, seed=1, segment_s=1.0,
+                 description="a second codec of the codec's design, from another seed and data order"),
+        ZooEntry("codec-lm-2", "codec-lm", family_spec("codec-lm").presets["zoo"], "audio", steps=600, batch=8,
+                 learning_rate=5e-4, seed=1, depends_on=("codec-2",),
+                 description="a second codec LM, over the second codec's tokens"),
         _zoo_preset("ar-transformer", steps=1000, batch=8, learning_rate=1e-3,
                     description="causal transformer predicting the next 10 ms log-mel frame"),
         _zoo_preset("ar-gru", steps=1000, batch=8, learning_rate=1e-3,

@@ -20,6 +20,7 @@ from harmonycloak.bench.unlearnability.threat_experiment import ThreatSeedResult
 from harmonycloak.bench.unlearnability.threat_report import checks, headline_threat_models, score_table
 from harmonycloak.bench.unlearnability.threats import (
     FAMILY_GROUP,
+    THREATS,
     AttackerRun,
     ScratchSize,
     ThreatSpec,
@@ -55,6 +56,18 @@ def test_the_mimicry_attacker_starts_from_the_zoo_weights_and_the_scratch_one_fr
     weights = [next(iter(m.parameters())).detach() for m in (first, again, other, base)]
     assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
     assert weights[0].shape != weights[3].shape or not torch.equal(weights[0], weights[3])
+
+
+def test_the_second_codec_lm_reads_the_second_codec_in_both_threats():
+    first, second = load_zoo_model("codec").state_dict(), load_zoo_model("codec-2").state_dict()
+    assert not all(torch.equal(value, second[key]) for key, value in first.items())  # two codecs, trained apart
+    for threat in THREATS:
+        model = attacker_model(threat, "codec-lm-2", 0, ThreatSpec(scratch_preset="small"))
+        assert model.family == "codec-lm"
+        codec = model.codec.state_dict()
+        assert all(torch.equal(value, second[key]) for key, value in codec.items()), threat
+        assert not any(parameter.requires_grad for parameter in model.codec.parameters())
+    assert FAMILY_GROUP["codec-lm-2"] == FAMILY_GROUP["codec-lm"]
 
 
 def test_a_family_given_its_own_t1_size_trains_at_it_and_the_others_at_the_suite_s():
@@ -355,6 +368,15 @@ def test_the_style_score_is_the_share_of_the_fine_tune_s_move_toward_the_artist_
         result.run("mimicry", "ar-gru", "base").measures.clear()
     assert np.isnan(score_table(results, ("mimicry",), ("ar-gru",), lambda threat, family: methods,
                                 n_resamples=50)["mimicry"]["ar-gru"]["dominant-blackbox"].fd_ps)
+
+
+def test_the_report_names_the_attackers_the_default_knows_by_kind_only():
+    from harmonycloak.bench.unlearnability.threat_report import _weights_unread_text
+
+    # the default reads the zoo's codec-lm: of codec-lm-2 it knows the kind, of mel-diffusion not even that
+    text = _weights_unread_text(("codec-lm", "codec-lm-2", "mel-diffusion", "musegan"))
+    assert "`codec-lm-2`" in text and "`codec-lm`" not in text and "diffusion" not in text
+    assert _weights_unread_text(("codec-lm", "mel-diffusion", "contrastive")) == ""
 
 
 def test_the_visqol_column_is_the_mean_over_seeds_and_its_note_appears_only_where_it_was_measured():

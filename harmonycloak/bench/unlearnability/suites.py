@@ -4,7 +4,7 @@
             part, method and family once (checks the plumbing, not the method)
   standard  the reference machine's report: the threat models (T1 from scratch, T2 style
             mimicry) for the zoo's four audio families (and T2 for its two MIDI ones), three
-            seeds at once, MP3 as the attack; 74.2 min as one command on a 2-core CPU
+            seeds at once, MP3 as the attack; 100.3 min as one command on a 2-core CPU (ViSQOL included)
   full      sized for a GPU (uses it when present): zoo-size attackers trained long, every
             attack, the product's optimisation effort, five seeds, and the paper's setting
 """

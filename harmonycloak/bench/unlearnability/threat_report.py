@@ -41,14 +41,14 @@ from harmonycloak.bench.unlearnability.releases import RANDOM_CONTROL as AUDIO_R
 from harmonycloak.bench.unlearnability.releases import OTHER_MUSIC, PRODUCT_DEFAULT, release_key, split_method
 from harmonycloak.bench.unlearnability.score import ScoreInterval, beats, bootstrap_interval
 from harmonycloak.bench.unlearnability.threat_experiment import ThreatSeedResult
-from harmonycloak.bench.unlearnability.threats import scratch_sizes_text
+from harmonycloak.bench.unlearnability.threats import FAMILY_GROUP, scratch_sizes_text
 from harmonycloak.settings import WORKING_RATE_HZ
 
 POSITIVE = "positive-white-10db"
 LOUD_POSITIVE = "positive-white-0db"  # when run: the louder control, for where 10 dB is not seen
 POSITIVE_SEEN_PS = 0.5  # the positive control must reach this PS, its interval above 0, for a cell to count
 THREAT_LABEL = {"scratch": "T1", "mimicry": "T2"}
-CODEC_LM = "codec-lm"  # the family whose attacker crops on its codec's frame grid (`threats.attacker_recipe`)
+CODEC_LM = "codec-lm"  # the group whose attackers crop on their codec's frame grid (`threats.attacker_recipe`)
 SCRATCH_GAP_TARGET = 0.30  # T1 attackers must learn seen songs this much better than unseen ones
 RANDOM_CONTROL = AUDIO_RANDOM_CONTROL | MIDI_RANDOM_CONTROL  # each cloak → the random noise under its bounds
 
@@ -481,7 +481,8 @@ def threat_section(out, suite, results: list[ThreatSeedResult], commit: str | No
           f"encoder where the family reads one). T2: each "
           f"family's zoo model fine-tuned on the released clips ({_recipe_text(suite.threats.mimicry)})."
           + (" The codec LM's attacker, in both threats, trains on the songs' tokens: crops on the codec's frame grid, no "
-             "gain or speed augmentation." if CODEC_LM in suite.families_for_threats else "")
+             "gain or speed augmentation." if any(FAMILY_GROUP.get(family) == CODEC_LM
+                                                  for family in suite.families_for_threats) else "")
           + " Seeds are "
           "paired (same initial weights and crops in every condition); intervals are 95 % hierarchical bootstraps "
           f"over {seeds_text(results)} and the songs "
@@ -490,7 +491,8 @@ def threat_section(out, suite, results: list[ThreatSeedResult], commit: str | No
           "the attacker's family (the public base model, known to the defender)."
           + (f" `default` is what `protect` does to audio unasked: it reads the zoo's {_default_models()} whatever "
              "the attacker, so it knows the base model of an attacker of those families and is held out for the "
-             "others." if PRODUCT_DEFAULT in suite.methods_for("mimicry") + suite.methods_for("scratch") else "")
+             "others." + _weights_unread_text(suite.families_for_threats)
+             if PRODUCT_DEFAULT in suite.methods_for("mimicry") + suite.methods_for("scratch") else "")
           + (f" MIDI (T2 only): the zoo's {' and '.join(f for f in suite.families_for_threats if f in MIDI_MIMICRY_FAMILIES)} "
              f"fine-tuned on {len(data_summary['midi_album']['released'])} released Bach pieces, measured on them and "
              f"on {len(data_summary['midi_album']['unreleased'])} unreleased ones."
@@ -509,6 +511,21 @@ def _last_step(suite, threat: str) -> int | None:
     """The step `threat`'s attackers train to; None where its families train to different steps."""
     steps = {suite.threats.recipe(threat, family).steps for family in suite.families_for_threats}
     return steps.pop() if len(steps) == 1 else None
+
+
+def _weights_unread_text(families: tuple[str, ...]) -> str:
+    """' It reads a model of the kind of A but not A's weights ...' for the attackers the default knows by
+    kind only (an attacker of a group it reads, whose zoo model it does not read); '' when there are none."""
+    from harmonycloak.settings import DEFAULT_PROTECTION, ZOO_SURROGATES
+
+    read = ZOO_SURROGATES[DEFAULT_PROTECTION["audio"]["objective"]]
+    by_kind = [family for family in families if family in FAMILY_GROUP and family not in read
+               and any(FAMILY_GROUP.get(name) == FAMILY_GROUP[family] for name in read)]
+    if not by_kind:
+        return ""
+    return (f" Of {' and '.join(f'`{family}`' for family in by_kind)} it knows the kind of model, not the weights: "
+            "a model of that kind trained apart from the one it reads (for a codec LM, over a codec trained apart "
+            "too, whose tokens it never read).")
 
 
 def _default_models() -> str:

@@ -44,12 +44,14 @@ THREATS = ("scratch", "mimicry")
 FAMILY_GROUP = {
     "ar-transformer": "next-frame", "ar-gru": "next-frame", "ar-tcn": "next-frame",
     "codec-lm": "codec-lm", "mel-diffusion": "diffusion", "contrastive": "contrastive",
+    # the second codec LM reads a codec trained apart from the first: a defender who reads `codec-lm` knows
+    # this attacker's kind of model, not its weights nor its tokens
+    "codec-lm-2": "codec-lm",
 }
 # random view pairs a contrastive encoder is measured on (their mean): with 4, one item's InfoNCE over its
 # few draws was so noisy that no T2 positive control's interval cleared 0; 32 draws resolve them
 CONTRASTIVE_DRAWS = 32
 CONTRASTIVE_DRAW_SEED = 0  # the same views for every model measured: paired conditions
-FROZEN_PARTS = {"codec-lm": ("codec",), "mel-diffusion": ("contrastive",)}  # zoo models an attacker reuses as they are
 
 
 @dataclass(frozen=True)
@@ -139,9 +141,12 @@ class AttackerRun:
 
 
 def attacker_model(threat: str, family: str, seed: int, spec: ThreatSpec) -> GenerativeModel:
-    """T1: a fresh model of `family` (initial weights fixed by `seed`); T2: the family's zoo model."""
+    """T1: a fresh model of `family` (initial weights fixed by `seed`) reading the zoo models its zoo
+    entry builds on, frozen (an attacker reuses a public codec or encoder as it is); T2: the family's
+    zoo model. `family` names a zoo entry: its model family may differ (`codec-lm-2` is a codec LM)."""
     from harmonycloak.settings import resolve_device
     from harmonycloak.zoo import load_zoo_model
+    from harmonycloak.zoo.registry import zoo_entry
 
     device = resolve_device(spec.device)
     if family not in FAMILY_GROUP:
@@ -151,9 +156,10 @@ def attacker_model(threat: str, family: str, seed: int, spec: ThreatSpec) -> Gen
     if threat != "scratch":
         raise SettingsError(f"unknown threat model '{threat}' (known: {', '.join(THREATS)})")
     preset = spec.scratch_preset_of(family)
-    model = build_model(family, preset, seed=seed)
+    entry = zoo_entry(family)
+    model = build_model(entry.family, preset, seed=seed)
     if preset != "tiny":  # the tiny presets (tests) keep frozen parts of their own size
-        for part in FROZEN_PARTS.get(family, ()):
+        for part in entry.depends_on:
             model.attach_pretrained(part, load_zoo_model(part))
     return model.to(device)
 
