@@ -203,15 +203,20 @@ def test_the_default_method_is_what_protect_does_unasked_whatever_the_suite_s_ru
     assert 0 < np.sum(noise**2) < 0.1 * np.sum(songs[0] ** 2)
 
 
-def test_the_default_reading_the_next_frame_models_alone_is_the_default_without_the_codec_lm():
+@pytest.mark.parametrize("method, families", [  # the families of the models read, in order
+    ("default-next-frame", ["ar-transformer", "ar-gru", "ar-tcn"]),
+    ("default-two-codecs", ["ar-transformer", "ar-gru", "ar-tcn", "codec-lm", "codec-lm"]),  # codec-lm, codec-lm-2
+])
+def test_the_default_reading_other_zoo_models_is_the_default_with_those_models(method, families):
     from harmonycloak.bench.unlearnability.releases import RANDOM_CONTROL
 
     songs = [melody(seconds=1.28, seed=3)]
-    assert release_key("default-next-frame", "codec-lm") == "any"
-    assert RANDOM_CONTROL["default-next-frame"] == "random-default"
-    released = release("default-next-frame", songs, "ar-gru", 0, ReleaseSpec())
-    assert released.summary["surrogates"] == ["ar-transformer", "ar-gru", "ar-tcn"]
+    assert release_key(method, "codec-lm") == "any"
+    assert RANDOM_CONTROL[method] == "random-default"
+    released = release(method, songs, "ar-gru", 0, ReleaseSpec())
+    assert released.summary["surrogates"] == families
     assert released.summary["objective"] == "reverse-gradient" and len(released.summary["rounds"]["protected_loss"]) == 1
+    assert not np.array_equal(released.songs[0], release("default", songs, "ar-gru", 0, ReleaseSpec()).songs[0])
 
 
 def test_the_masked_cloak_s_random_control_is_loudness_neutral_as_its_optimised_noise_is(monkeypatch):

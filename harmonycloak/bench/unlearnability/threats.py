@@ -44,9 +44,9 @@ THREATS = ("scratch", "mimicry")
 FAMILY_GROUP = {
     "ar-transformer": "next-frame", "ar-gru": "next-frame", "ar-tcn": "next-frame",
     "codec-lm": "codec-lm", "mel-diffusion": "diffusion", "contrastive": "contrastive",
-    # the second codec LM reads a codec trained apart from the first: a defender who reads `codec-lm` knows
-    # this attacker's kind of model, not its weights nor its tokens
-    "codec-lm-2": "codec-lm",
+    # the second and third codec LMs read codecs trained apart from the first: a defender who reads `codec-lm`
+    # knows these attackers' kind of model, not their weights nor their tokens
+    "codec-lm-2": "codec-lm", "codec-lm-3": "codec-lm",
 }
 # random view pairs a contrastive encoder is measured on (their mean): with 4, one item's InfoNCE over its
 # few draws was so noisy that no T2 positive control's interval cleared 0; 32 draws resolve them
