@@ -12,7 +12,7 @@ the tests and are never committed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harmonycloak.errors import SettingsError
@@ -46,31 +46,32 @@ def _zoo_preset(family: str, **kwargs) -> ZooEntry:
     return ZooEntry(family, family, family_spec(family).presets["zoo"], "audio", **kwargs)
 
 
+def _retrained_codec_pair(codec: ZooEntry, codec_lm: ZooEntry, seed: int, ordinal: str,
+                          origin: str) -> list[ZooEntry]:
+    """`codec` and `codec_lm` trained again from `seed` (another initialisation and data order), named
+    with the suffix -(seed + 1): a codec whose codes share nothing with the first's and a codec LM over
+    them, for an attacker who brings their own codec. `ordinal` and `origin` word the descriptions."""
+    again = replace(codec, name=f"codec-{seed + 1}", seed=seed,
+                    description=f"a {ordinal} codec of the codec's design, from {origin} seed and data order")
+    return [again, replace(codec_lm, name=f"codec-lm-{seed + 1}", seed=seed, depends_on=(again.name,),
+                           description=f"a {ordinal} codec LM, over the {ordinal} codec's tokens")]
+
+
 def _zoo() -> dict[str, ZooEntry]:
     # Steps are sized for about 15-20 minutes each on one thread of this project's 2-core machine.
+    codec = _zoo_preset("codec", steps=3000, batch=8, learning_rate=1e-3, segment_s=1.0,
+                        description="convolutional autoencoder with 4 x 256-code residual VQ, 50 frames/s")
+    codec_lm = _zoo_preset("codec-lm", steps=600, batch=8, learning_rate=5e-4, depends_on=("codec",),
+                           description="transformer over the codec's tokens, summed codebook embeddings, a head per codebook")
     entries = [
         _zoo_preset("contrastive", steps=400, batch=24, learning_rate=5e-4,
                     description="contrastive audio encoder (two crops of a clip are a positive pair, InfoNCE)"),
-        _zoo_preset("codec", steps=3000, batch=8, learning_rate=1e-3, segment_s=1.0,
-                    description="convolutional autoencoder with 4 x 256-code residual VQ, 50 frames/s"),
+        codec,
         _zoo_preset("mel-diffusion", steps=500, batch=16, learning_rate=5e-4, depends_on=("contrastive",),
                     description="v-prediction diffusion over log-mel frames, 1-D U-Net, conditioned on the contrastive embedding"),
-        _zoo_preset("codec-lm", steps=600, batch=8, learning_rate=5e-4, depends_on=("codec",),
-                    description="transformer over the codec's tokens, summed codebook embeddings, a head per codebook"),
-        # The same design trained again from another seed and data order: a codec and a codec LM whose
-        # tokens share nothing with the first pair's, for an attacker who brings their own codec.
-        ZooEntry("codec-2", "codec", family_spec("codec").presets["zoo"], "audio", steps=3000, batch=8,
-                 learning_rate=1e-3, seed=1, segment_s=1.0,
-                 description="a second codec of the codec's design, from another seed and data order"),
-        ZooEntry("codec-lm-2", "codec-lm", family_spec("codec-lm").presets["zoo"], "audio", steps=600, batch=8,
-                 learning_rate=5e-4, seed=1, depends_on=("codec-2",),
-                 description="a second codec LM, over the second codec's tokens"),
-        ZooEntry("codec-3", "codec", family_spec("codec").presets["zoo"], "audio", steps=3000, batch=8,
-                 learning_rate=1e-3, seed=2, segment_s=1.0,
-                 description="a third codec of the codec's design, from a third seed and data order"),
-        ZooEntry("codec-lm-3", "codec-lm", family_spec("codec-lm").presets["zoo"], "audio", steps=600, batch=8,
-                 learning_rate=5e-4, seed=2, depends_on=("codec-3",),
-                 description="a third codec LM, over the third codec's tokens"),
+        codec_lm,
+        *_retrained_codec_pair(codec, codec_lm, 1, "second", "another"),
+        *_retrained_codec_pair(codec, codec_lm, 2, "third", "a third"),
         _zoo_preset("ar-transformer", steps=1000, batch=8, learning_rate=1e-3,
                     description="causal transformer predicting the next 10 ms log-mel frame"),
         _zoo_preset("ar-gru", steps=1000, batch=8, learning_rate=1e-3,
