@@ -514,7 +514,7 @@ def _last_step(suite, threat: str) -> int | None:
 
 
 def _weights_unread_text(families: tuple[str, ...]) -> str:
-    """' It reads a model of the kind of A but not A's weights ...' for the attackers the default knows by
+    """' Of `A` it knows the kind of model, not the weights: ...' for the attackers the default knows by
     kind only (an attacker of a group it reads, whose zoo model it does not read); '' when there are none."""
     from harmonycloak.settings import DEFAULT_PROTECTION, ZOO_SURROGATES
 
