@@ -516,9 +516,7 @@ def _last_step(suite, threat: str) -> int | None:
 def _weights_unread_text(families: tuple[str, ...]) -> str:
     """' Of `A` it knows the kind of model, not the weights: ...' for the attackers the default knows by
     kind only (an attacker of a group it reads, whose zoo model it does not read); '' when there are none."""
-    from harmonycloak.settings import DEFAULT_PROTECTION, ZOO_SURROGATES
-
-    read = ZOO_SURROGATES[DEFAULT_PROTECTION["audio"]["objective"]]
+    read = _default_model_names()
     by_kind = [family for family in families if family in FAMILY_GROUP and family not in read
                and any(FAMILY_GROUP.get(name) == FAMILY_GROUP[family] for name in read)]
     if not by_kind:
@@ -528,9 +526,14 @@ def _weights_unread_text(families: tuple[str, ...]) -> str:
             "too, whose tokens it never read).")
 
 
-def _default_models() -> str:
-    """The zoo models `protect`'s audio default reads, in words."""
+def _default_model_names() -> tuple[str, ...]:
+    """The zoo models `protect`'s audio default reads."""
     from harmonycloak.settings import DEFAULT_PROTECTION, ZOO_SURROGATES
 
-    names = ZOO_SURROGATES[DEFAULT_PROTECTION["audio"]["objective"]]
+    return ZOO_SURROGATES[DEFAULT_PROTECTION["audio"]["objective"]]
+
+
+def _default_models() -> str:
+    """The zoo models `protect`'s audio default reads, in words."""
+    names = _default_model_names()
     return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
