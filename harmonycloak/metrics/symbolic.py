@@ -398,6 +398,42 @@ def track_metrics(
     }
 
 
+def bar_descriptors(multi_roll: np.ndarray) -> np.ndarray:
+    """What each bar of a multi-track roll holds, as a vector: the set of them is what a
+    Fréchet distance between two bodies of music compares (`bench.unlearnability.midi_measures`).
+
+    Per bar, with M tracks, 12 + 3M values, each in [0, 1]:
+      * the bar's pitch-class profile: `bar_chroma` summed over the tracks, divided by its
+        total (all zeros for a silent bar): which keys and chords the music dwells in;
+      * per track, the share of the bar's steps in which it sounds: rhythm and rests;
+      * per track, its used pitch classes over 12 (UPC of this one bar, 0 when silent);
+      * per track, the mean of its active pitches over 127 (0 when silent): register.
+
+    Args:
+        multi_roll: (tracks, bars, steps_per_bar, 128).
+
+    Returns:
+        float array (bars, 12 + 3 · tracks).
+    """
+    rolls = np.asarray(multi_roll)
+    if rolls.ndim != 4 or rolls.shape[-1] != NUM_PITCHES:
+        raise SettingsError(
+            f"a multi-track piano roll must have shape (tracks, bars, steps_per_bar, 128); got {tuple(rolls.shape)}"
+        )
+    active = rolls > 0  # (M, bars, S, 128)
+    chroma = np.stack([bar_chroma(track) for track in active])  # (M, bars, 12)
+    total = chroma.sum(axis=0)  # (bars, 12)
+    cells = total.sum(axis=1, keepdims=True)
+    profile = np.divide(total, cells, out=np.zeros_like(total), where=cells > 0)
+    sounding = active.any(axis=3).mean(axis=2).T  # (bars, M)
+    used = (chroma > 0).sum(axis=2).T / NUM_PITCH_CLASSES  # (bars, M)
+    per_pitch = active.any(axis=2)  # (M, bars, 128)
+    count = per_pitch.sum(axis=2)
+    pitch_sum = (per_pitch * np.arange(NUM_PITCHES)).sum(axis=2)
+    register = np.divide(pitch_sum, count * (NUM_PITCHES - 1.0), out=np.zeros(count.shape), where=count > 0).T
+    return np.concatenate([profile, sounding, used, register], axis=1)
+
+
 def paper_table_row(metrics: dict[str, dict]) -> dict[str, float]:
     """Flatten `track_metrics` output into one table row, in the paper's units and order.
 

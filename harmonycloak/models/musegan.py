@@ -48,6 +48,7 @@ L latent size, T' discriminator time steps.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -95,6 +96,11 @@ class MuseGanConfig:
     private_discriminator_width: int = 16  # channels of each track's private discriminator stem
     discriminator_layers: int = 3  # time-halving convolutions in the shared discriminator
     kernel_steps: int = 3  # time extent of every convolution kernel (odd)
+    # The share of cells the untrained generator sounds: its output bias starts at the logit of
+    # this (None: the layer's own initial bias, every cell near 0.5). Piano rolls are sparse (the
+    # zoo's corpus sounds 0.3 % of its cells); a generator that starts with half of them on
+    # hands its discriminator a density it separates at once, and the game saturates there.
+    initial_note_density: float | None = None
 
     def with_tracks(self, tracks: int) -> "MuseGanConfig":
         """The same model reading `tracks` tracks."""
@@ -131,6 +137,8 @@ def _check_config(config: MuseGanConfig) -> None:
         raise SettingsError(f"{phrase.octaves} octaves from MIDI pitch {phrase.lowest_pitch} leave the range 0–127")
     if config.kernel_steps < 1 or config.kernel_steps % 2 == 0:
         raise SettingsError(f"the MuseGAN kernel size must be odd, not {config.kernel_steps}")
+    if config.initial_note_density is not None and not 0 < config.initial_note_density < 1:
+        raise SettingsError(f"the MuseGAN's initial note density is a share in (0, 1), not {config.initial_note_density}")
     steps_left = phrase.steps // 2 ** (config.discriminator_layers + 1)
     if config.discriminator_layers < 0 or steps_left < 1 or phrase.steps % 2 ** (config.discriminator_layers + 1):
         raise SettingsError(
@@ -200,6 +208,11 @@ class MuseGanGenerator(nn.Module):
             )
             for _ in range(phrase.tracks)
         )
+        if config.initial_note_density is not None:
+            density = config.initial_note_density
+            with torch.no_grad():
+                for head in self.private:
+                    head[-1].bias.fill_(math.log(density / (1 - density)))
 
     def forward(self, latents: Tensor) -> Tensor:
         phrase, latent = self.config.phrase, self.config.latent_dim

@@ -78,7 +78,7 @@ def _zoo() -> dict[str, ZooEntry]:
                     description="GRU predicting the next 10 ms log-mel frame"),
         _zoo_preset("ar-tcn", steps=800, batch=8, learning_rate=1e-3,
                     description="dilated causal convolutions predicting the next 10 ms log-mel frame"),
-        ZooEntry("musegan", "musegan", family_spec("musegan").presets["zoo"], "midi", steps=400, batch=8,
+        ZooEntry("musegan", "musegan", family_spec("musegan").presets["zoo"], "midi", steps=3000, batch=8,
                  learning_rate=2e-4, segment_s=0.0,
                  description="MuseGAN hybrid GAN over 4-track, 4-bar piano-roll phrases (48 steps per bar)"),
         ZooEntry("symphonynet", "symphonynet", family_spec("symphonynet").presets["zoo"], "midi", steps=500, batch=8,

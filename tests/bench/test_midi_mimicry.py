@@ -3,6 +3,8 @@ and how the report reads the MIDI cells."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -121,6 +123,27 @@ def test_every_condition_of_a_family_is_measured_piece_by_piece():
     cloaked = records["midi-cloak-whitebox"]["audibility"]
     assert cloaked["added_notes_per_note"] > 0 and cloaked["added_below_own_db"] > 0  # quieter than the music
     assert len(logged) == len(runs)
+
+
+def test_the_gan_is_judged_by_the_bars_it_writes_and_symphonynet_by_its_loss():
+    from harmonycloak.bench.unlearnability.midi_measures import style_distance
+    from harmonycloak.cloak.model_input import scores_phrases
+
+    album = MidiAlbum([("a", _four_parts()), ("b", _four_parts(shift=1))], [("c", _four_parts(shift=3))])
+    spec = MidiMimicrySpec(released=2, unreleased=1, steps=2, batch_segments=2, generated_phrases=8,
+                           methods=("none", "positive-wrong-notes"))
+    runs, _ = run_midi_mimicry("musegan", album, spec, seed=0, log=lambda line: None)
+    fds = {run.condition: run.measures["fd_artist"] for run in runs}
+    assert set(fds) == {"base", "none", "positive-wrong-notes"} and all(math.isfinite(fd) and fd >= 0 for fd in fds.values())
+    # The base model writes from the seed's latents: judged again, the same distance.
+    from harmonycloak.zoo import load_zoo_model
+
+    base = load_zoo_model("musegan")
+    unreleased = scores_phrases([score for _, score in album.unreleased], base.phrase_layout)
+    assert style_distance(base, "musegan", unreleased, 8, base.phrase_layout.steps_per_bar, 0) == pytest.approx(fds["base"])
+    assert style_distance(base, "musegan", unreleased, 8, base.phrase_layout.steps_per_bar, 1) != pytest.approx(fds["base"])
+    runs, _ = run_midi_mimicry("symphonynet", album, spec, seed=0, log=lambda line: None)
+    assert all(run.measures == {} for run in runs)
 
 
 def test_the_report_reads_midi_cells_against_the_wrong_notes_control_and_the_random_cloak():

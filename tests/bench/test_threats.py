@@ -482,19 +482,44 @@ def test_other_music_is_released_in_place_of_the_songs_cut_or_repeated_to_their_
 
 def test_the_style_measures_are_read_only_where_other_music_in_place_of_the_album_moves_them():
     from harmonycloak.bench.unlearnability.score import ScoreInterval
-    from harmonycloak.bench.unlearnability.threat_report import Score, style_check
+    from harmonycloak.bench.unlearnability.threat_report import Score, style_lines
 
     def other(fd_ps, fd_ci, share_ps, share_ci):
         return {"positive-other-music": Score(ScoreInterval(1.0, 0.9, 1.1, 3, 4), 0.1, False, {},
                                               fd_ps=fd_ps, fd_ci=fd_ci, share_ps=share_ps, share_ci=share_ci)}
 
-    assert style_check({}) is None
-    assert style_check(other(math.nan, (math.nan, math.nan), math.nan, (math.nan, math.nan))) is None  # no sampler
-    both = style_check(other(0.9, (0.6, 1.2), 0.7, (0.1, 1.0)))
+    assert style_lines({}, "ar-gru") == []
+    assert style_lines(other(math.nan, (math.nan, math.nan), math.nan, (math.nan, math.nan)), "ar-gru") == []  # no sampler
+    (both,) = style_lines(other(0.9, (0.6, 1.2), 0.7, (0.1, 1.0)), "ar-gru")
     assert both.startswith("the FD to the artist and the artist share see other music")
-    one = style_check(other(0.9, (-0.1, 1.2), 0.7, (0.1, 1.0)))  # the FD's interval reaches 0: not seen
+    (one,) = style_lines(other(0.9, (-0.1, 1.2), 0.7, (0.1, 1.0)), "ar-gru")  # the FD's interval reaches 0: not seen
     assert one.startswith("the artist share sees") and "FD style PS +0.90 [-0.10, +1.20]" in one
-    assert "not read" in style_check(other(0.4, (0.2, 0.6), -0.3, (-1.0, 0.2)))  # under 0.5; the wrong way
+    (neither,) = style_lines(other(0.4, (0.2, 0.6), -0.3, (-1.0, 0.2)), "ar-gru")  # under 0.5; the wrong way
+    assert "not read" in neither
+
+
+def test_a_gan_whose_losses_cannot_be_read_is_judged_by_the_style_of_what_it_writes():
+    from harmonycloak.bench.unlearnability.score import ScoreInterval
+    from harmonycloak.bench.unlearnability.threat_report import Score, checks
+
+    def cell(ps, fd_ps, fd_ci):
+        return Score(ScoreInterval(ps, ps - 0.1, ps + 0.1, 3, 8), 0.05, False, {}, fd_ps=fd_ps, fd_ci=fd_ci)
+
+    scores = {"none": cell(0.0, 0.0, (0.0, 0.0)),
+              "positive-wrong-notes": cell(-4.0, 0.8, (0.3, 1.4)),  # the loss says nothing; the FD sees it
+              "random-midi-cloak": cell(0.0, 0.05, (-0.1, 0.2)),
+              "quietest-midi-cloak": cell(0.0, 0.1, (0.0, 0.25)),
+              "midi-cloak-whitebox": cell(0.0, 0.5, (0.3, 0.7)),  # above both controls
+              "midi-cloak-blackbox": cell(0.0, 0.3, (0.21, 0.5))}  # above the random one, not the level one
+    lines = checks({"mimicry": {"musegan": scores}})
+    assert any("musegan: the positive control is not seen" in line for line in lines)
+    assert any("the FD to the artist sees the wrong notes (FD style PS +0.80 [+0.30, +1.40])" in line for line in lines)
+    assert "mimicry / musegan: by the FD's style PS, beats its random control: midi-cloak-whitebox." in lines
+    assert "mimicry / musegan: by the FD's style PS, within its random control: midi-cloak-blackbox." in lines
+    unseen = dict(scores, **{"positive-wrong-notes": cell(-4.0, 0.3, (-0.2, 0.9))})  # the FD does not see it either
+    lines = checks({"mimicry": {"musegan": unseen}})
+    assert not any("beats its random control" in line for line in lines)
+    assert any("the style measures do not see the wrong notes" in line for line in lines)
 
 
 def test_the_future_cue_releases_are_model_free_and_at_their_levels():

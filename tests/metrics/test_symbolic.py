@@ -32,6 +32,7 @@ import pytest
 from harmonycloak.errors import SettingsError
 from harmonycloak.metrics.symbolic import (
     bar_chroma,
+    bar_descriptors,
     drum_pattern_ratio,
     empty_bar_ratio,
     paper_table_row,
@@ -311,6 +312,27 @@ def test_track_metrics_and_table_row():
     assert row["QN (%) Piano"] == 75.0
     assert row["DP (%) Drums"] == 75.0
     assert row["TD Bass-Piano"] == pytest.approx(expected_td)
+
+
+def test_bar_descriptors_hand_counted():
+    # Bar 0: track 0 plays C4 for 6 of 12 steps; track 1 holds E4 and G4 for all 12. Bar 1 silent.
+    low = make_roll(2, 12, [(C4, 0, 6)])
+    high = make_roll(2, 12, [(E4, 0, 12), (G4, 0, 12)])
+    rows = bar_descriptors(np.stack([low, high]))
+    assert rows.shape == (2, 12 + 3 * 2)
+    profile = np.zeros(12)
+    profile[[0, 4, 7]] = [6 / 30, 12 / 30, 12 / 30]  # cells: C 6, E 12, G 12
+    expected = np.concatenate([profile, [6 / 12, 12 / 12], [1 / 12, 2 / 12], [C4 / 127, (E4 + G4) / 2 / 127]])
+    np.testing.assert_allclose(rows[0], expected)
+    np.testing.assert_array_equal(rows[1], np.zeros(18))  # a silent bar describes as zeros
+
+
+def test_bar_descriptors_ignore_velocity_and_reject_a_single_track():
+    roll = np.stack([make_roll(1, 8, [(C4, 0, 3)], velocity=0.2), make_roll(1, 8, [(G4, 2, 5)], velocity=1.0)])
+    loud = np.where(roll > 0, 1.0, 0.0)
+    np.testing.assert_array_equal(bar_descriptors(roll), bar_descriptors(loud))
+    with pytest.raises(SettingsError):
+        bar_descriptors(roll[0])
 
 
 def test_track_metrics_rejects_bad_layout():

@@ -274,3 +274,19 @@ def test_a_phrase_the_discriminator_cannot_halve_enough_is_refused():
         build_model("musegan", "tiny", discriminator_layers=4)  # 16 steps halved 5 times
     with pytest.raises(SettingsError):
         MODEL_FAMILIES["musegan"].builder(MuseGanConfig(phrase=TINY_PHRASE, kernel_steps=2))
+
+
+def test_a_generator_that_starts_sparse_sounds_few_cells_before_any_training():
+    # Without the setting every cell of an untrained generator starts near sigmoid(0) = 0.5; with
+    # it, the output bias is the logit of the density, so a typical cell sits near that density.
+    dense = build_model("musegan", "default", seed=0).eval()
+    sparse = build_model("musegan", "default", seed=0, initial_note_density=0.01).eval()
+    latents = dense.sample_latents(4, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        dense_cells, sparse_cells = dense.generator_network(latents), sparse.generator_network(latents)
+    assert 0.3 < float(dense_cells.median()) < 0.7
+    assert float(sparse_cells.median()) == pytest.approx(0.01, rel=0.5)
+    assert float((sparse_cells >= 0.5).float().mean()) < 0.01 < float((dense_cells >= 0.5).float().mean())
+    for density in (0.0, 1.0, -0.1):
+        with pytest.raises(SettingsError, match="note density"):
+            build_model("musegan", "default", seed=0, initial_note_density=density)

@@ -15,6 +15,12 @@ range). QN's shortest note is a 32nd note (`qualified_note_min_steps`): on a gri
 fewer steps per bar every note qualifies, so QN is 100 % by construction there. DP needs drums,
 which the corpus pieces have not.
 
+In the MIDI style-mimicry threat the same generated phrases are judged against the composer's
+unreleased pieces (`style_distance`): the Fréchet distance between the two sets of bars, each
+bar described by `metrics.symbolic.bar_descriptors` (pitch-class profile, and per track how
+much it sounds, how many pitch classes, in what register). A GAN has no likelihood of a piece
+to compare, so this is what says whether a fine-tune taught it the composer's music.
+
 Shapes: phrases / rolls (B, M, T, 128), velocities in [0, 1]; bars (M, bars, steps_per_bar, 128).
 """
 
@@ -99,3 +105,19 @@ def reference_measures(model, prompts: torch.Tensor, steps_per_bar: int) -> dict
     """`symbolic_measures` of the protected pieces' clean phrases (B, M, T, 128) as `model` reads them."""
     with torch.no_grad():
         return symbolic_measures(rolls_to_bars(model_view(model, prompts), steps_per_bar))
+
+
+def style_distance(model, family: str, references: torch.Tensor, num_phrases: int, steps_per_bar: int,
+                   seed: int) -> float:
+    """FD between the bars the model writes (`generated_rolls`, SymphonyNet prompted by
+    `references`) and the bars of `references` (B, M, T, 128) as the model reads them, in
+    `bar_descriptors` (module docstring); NaN without references."""
+    from harmonycloak.bench.generated import embedding_fd
+    from harmonycloak.metrics.symbolic import bar_descriptors
+
+    if references.shape[0] == 0:
+        return math.nan
+    seen = model_view(model, references)
+    written = generated_rolls(model, family, seen, num_phrases, steps_per_bar, seed)
+    return embedding_fd(bar_descriptors(rolls_to_bars(written, steps_per_bar)),
+                        bar_descriptors(rolls_to_bars(seen, steps_per_bar)))

@@ -10,7 +10,13 @@ For a seed and a family, as for audio (`threat_experiment`):
 
 Each run keeps its loss on every clean released piece and every unreleased piece (for MuseGAN,
 whose loss saturates, its discriminator's negative realness logit: `piece_losses`), in the
-audio threat models' `AttackerRun`, so `threat_report` scores MIDI and audio alike.
+audio threat models' `AttackerRun`, so `threat_report` scores MIDI and audio alike. For MuseGAN,
+which has no likelihood of a piece, what the fine-tuned generator writes is judged too:
+`measures["fd_artist"]`, the Fréchet distance of its bars to the unreleased pieces'
+(`midi_measures.style_distance`; the same latents for every condition of a seed), which the
+report turns into a style PS. SymphonyNet's loss reads its fine-tune directly, and its sampler
+writes 64 phrases in about 70 s on one core, 28 minutes over a suite's conditions and seeds:
+it is not judged this way.
 
 Methods, each a layer of added notes beside the piece (its own notes are untouched):
 
@@ -54,6 +60,7 @@ import torch
 from harmonycloak.bench.unlearnability.threats import AttackerRun
 
 MIDI_MIMICRY_FAMILIES = ("musegan", "symphonynet")
+STYLE_JUDGED = ("musegan",)  # families whose generated music the style measure judges (module docstring)
 POSITIVE_WRONG_NOTES = "positive-wrong-notes"
 RANDOM_MIDI_CLOAK = "random-midi-cloak"
 QUIETEST_MIDI_CLOAK = "quietest-midi-cloak"
@@ -82,6 +89,7 @@ class MidiMimicrySpec:
     learning_rate: float = 1e-4  # a tenth of the zoo's training rate, as for audio
     batch_segments: int = 8
     transpose_semitones: int = 3  # each training phrase moves by a random shift in ±this
+    generated_phrases: int = 64  # phrases each fine-tuned model writes for the style measure
     # The cloak's optimisation effort (the one min-min loop), as the audio releases' at this suite
     pgd_steps: int = 6
     max_rounds: int = 1
@@ -296,9 +304,12 @@ def run_midi_mimicry(family: str, album: MidiAlbum, spec: MidiMimicrySpec, seed:
                      log=print) -> tuple[list[AttackerRun], dict[str, dict]]:
     """Every condition of one family and seed: the runs, and per method what its release added
     and cost (`{"audibility": ..., "cost_s_per_song": ..., "summary": ...}`)."""
+    from harmonycloak.bench.unlearnability.midi_measures import style_distance
+    from harmonycloak.cloak.model_input import scores_phrases
+
     released_clean = [score for _, score in album.released]
     probes = {"released": released_clean, "unreleased": [score for _, score in album.unreleased]}
-    runs, records = [], {}
+    runs, records, unreleased_phrases = [], {}, None
     for condition in ("base",) + tuple(dict.fromkeys(("none",) + spec.methods)):  # references first
         started = time.perf_counter()
         if condition == "base":
@@ -309,7 +320,15 @@ def run_midi_mimicry(family: str, album: MidiAlbum, spec: MidiMimicrySpec, seed:
                                   "cost_s_per_song": elapsed_s / len(released_clean), "summary": summary}
         model, curve = finetuned(family, training, spec, seed)
         losses = {name: piece_losses(model, scores) for name, scores in probes.items()}
-        runs.append(AttackerRun("mimicry", family, condition, seed, losses, curve, time.perf_counter() - started))
-        log(f"  seed {seed} mimicry {family} {condition}: released {runs[-1].mean_loss('released'):.4f} "
+        measures = {}
+        if family in STYLE_JUDGED:
+            if unreleased_phrases is None:
+                unreleased_phrases = scores_phrases(probes["unreleased"], model.phrase_layout)
+            measures["fd_artist"] = style_distance(model, family, unreleased_phrases, spec.generated_phrases,
+                                                   model.phrase_layout.steps_per_bar, seed)
+        runs.append(AttackerRun("mimicry", family, condition, seed, losses, curve, time.perf_counter() - started,
+                                measures=measures))
+        judged = f", FD to the composer {measures['fd_artist']:.4f}" if measures else ""
+        log(f"  seed {seed} mimicry {family} {condition}: released {runs[-1].mean_loss('released'):.4f}{judged} "
             f"({runs[-1].elapsed_s:.0f} s)")
     return runs, records

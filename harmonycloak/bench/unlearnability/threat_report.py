@@ -249,10 +249,9 @@ def checks(table: dict[str, dict[str, dict[str, Score]]]) -> list[str]:
                 seen = positive_seen(scores, LOUD_POSITIVE)
                 lines.append(f"{where}: {_loud_control_text(positive, loud, seen)}")
                 if not seen:
+                    lines += [f"{where}: {line}" for line in style_lines(scores, family, verdicts=True)]
                     continue
-            style = style_check(scores)
-            if style:
-                lines.append(f"{where}: {style}")
+            lines += [f"{where}: {line}" for line in style_lines(scores, family)]
             winners = [m for m, s in scores.items() if s.beats_random_control]
             cloaks = [m for m in scores if split_method(m)[0] in RANDOM_CONTROL]
             losers = [m for m in cloaks if m not in winners]
@@ -285,22 +284,54 @@ def style_seen(ps: float, interval: tuple[float, float]) -> bool:
     return ps >= POSITIVE_SEEN_PS and math.isfinite(interval[0]) and interval[0] > 0
 
 
-def style_check(scores: dict[str, Score]) -> str | None:
-    """Whether the style measures see other music released in place of the album (their
-    positive control); None where it did not run or the family generates nothing."""
-    other = scores.get(OTHER_MUSIC)
-    if other is None or not (math.isfinite(other.fd_ps) or math.isfinite(other.share_ps)):
-        return None
-    seen = [name for name, ps, interval in (("the FD to the artist", other.fd_ps, other.fd_ci),
-                                            ("the artist share", other.share_ps, other.share_ci))
+def style_control(family: str) -> str:
+    """The release the style measures must see: other music in the album's place for audio, the
+    wrong notes for MIDI."""
+    return POSITIVE_WRONG_NOTES if family in MIDI_MIMICRY_FAMILIES else OTHER_MUSIC
+
+
+def style_lines(scores: dict[str, Score], family: str, verdicts: bool = False) -> list[str]:
+    """Whether the style measures see their control (`style_control`): [] where it did not run or
+    the family generates nothing. With `verdicts`, for a family whose losses cannot be read, also
+    which cloaks the FD's style PS puts above their random control (whole interval above)."""
+    control = scores.get(style_control(family))
+    if control is None or not (math.isfinite(control.fd_ps) or math.isfinite(control.share_ps)):
+        return []
+    what = "other music released in place of the album" if family not in MIDI_MIMICRY_FAMILIES else "the wrong notes"
+    seen = [name for name, ps, interval in (("the FD to the artist", control.fd_ps, control.fd_ci),
+                                            ("the artist share", control.share_ps, control.share_ci))
             if style_seen(ps, interval)]
-    values = (f"FD style PS {_style_ps(other.fd_ps, other.fd_ci)}, artist share style PS "
-              f"{_style_ps(other.share_ps, other.share_ci)}")
+    values = ", ".join(f"{label} style PS {_style_ps(ps, interval)}" for label, ps, interval in
+                       (("FD", control.fd_ps, control.fd_ci), ("artist share", control.share_ps, control.share_ci))
+                       if math.isfinite(ps))
     if not seen:
-        return (f"the style measures do not see other music released in place of the album ({values}): "
-                "the style columns are shown, not read.")
-    return (f"{' and '.join(seen)} see{'s' if len(seen) == 1 else ''} other music released in place of the "
-            f"album ({values}): the style columns can be read there.")
+        return [f"the style measures do not see {what} ({values}): the style columns are shown, not read."]
+    lines = [f"{' and '.join(seen)} see{'s' if len(seen) == 1 else ''} {what} ({values}): "
+             "the style columns can be read there."]
+    if verdicts and "the FD to the artist" in seen:
+        judged = {method: _style_beats(scores, method) for method in scores if split_method(method)[0] in RANDOM_CONTROL}
+        winners = [method for method, won in judged.items() if won]
+        losers = [method for method, won in judged.items() if not won]
+        if winners:
+            lines.append(f"by the FD's style PS, beats its random control: {', '.join(winners)}.")
+        if losers:
+            lines.append(f"by the FD's style PS, within its random control: {', '.join(losers)}.")
+    return lines
+
+
+def _style_beats(scores: dict[str, Score], method: str) -> bool:
+    """Whether the FD's style PS interval of `method` lies wholly above its random control's (and
+    its level control's, where that ran)."""
+    name, attack = split_method(method)
+    mine = scores[method].fd_ci
+    for control in (RANDOM_CONTROL.get(name), LEVEL_CONTROL.get(name)):
+        other = scores.get(f"{control}+{attack}" if attack else control) if control else None
+        if control == RANDOM_CONTROL.get(name) and other is None:
+            return False
+        if other is not None and not (math.isfinite(mine[0]) and math.isfinite(other.fd_ci[1])
+                                      and mine[0] > other.fd_ci[1]):
+            return False
+    return True
 
 
 def markdown_tables(table: dict[str, dict[str, dict[str, Score]]], judge: dict | None = None) -> list[str]:
