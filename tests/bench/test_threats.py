@@ -503,7 +503,8 @@ def test_a_gan_whose_losses_cannot_be_read_is_judged_by_the_style_of_what_it_wri
     from harmonycloak.bench.unlearnability.threat_report import Score, checks
 
     def cell(ps, fd_ps, fd_ci):
-        return Score(ScoreInterval(ps, ps - 0.1, ps + 0.1, 3, 8), 0.05, False, {}, fd_ps=fd_ps, fd_ci=fd_ci)
+        return Score(ScoreInterval(ps, ps - 0.1, ps + 0.1, 3, 8), 0.05, False, {}, fd_artist=3.0 + fd_ps, fd_ps=fd_ps,
+                     fd_ci=fd_ci)
 
     scores = {"none": cell(0.0, 0.0, (0.0, 0.0)),
               "positive-wrong-notes": cell(-4.0, 0.8, (0.3, 1.4)),  # the loss says nothing; the FD sees it
@@ -520,6 +521,14 @@ def test_a_gan_whose_losses_cannot_be_read_is_judged_by_the_style_of_what_it_wri
     lines = checks({"mimicry": {"musegan": unseen}})
     assert not any("beats its random control" in line for line in lines)
     assert any("the style measures do not see the wrong notes" in line for line in lines)
+    # The table says what the FD compares for the GAN, and only where a MIDI family carries it.
+    from harmonycloak.bench.unlearnability.threat_report import markdown_tables
+
+    assert "For MuseGAN the artist is the composer" in "\n".join(markdown_tables({"mimicry": {"musegan": scores}}))
+    audio = {"none": cell(0.0, 0.0, (0.0, 0.0))}
+    text = "\n".join(markdown_tables({"mimicry": {"ar-gru": audio, "musegan": {"none": Score(
+        ScoreInterval(0.0, 0.0, 0.0, 3, 8), 0.05, False, {})}}}))
+    assert "FD to the artist: the Fréchet distance" in text and "For MuseGAN" not in text
 
 
 def test_the_future_cue_releases_are_model_free_and_at_their_levels():

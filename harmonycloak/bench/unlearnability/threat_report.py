@@ -334,6 +334,11 @@ def _style_beats(scores: dict[str, Score], method: str) -> bool:
     return True
 
 
+_MIDI_FD_TEXT = (" For MuseGAN the artist is the composer: the FD is between the bars it writes (64 phrases from "
+                 "the seed's latents) and the bars of the composer's unreleased pieces, each bar described by its "
+                 "pitch-class profile and, per track, its sounding share, used pitch classes and register.")
+
+
 def markdown_tables(table: dict[str, dict[str, dict[str, Score]]], judge: dict | None = None) -> list[str]:
     """One Markdown table per threat model: every family and method with its score and audibility;
     `judge` is the artist classifier's report (`ThreatSeedResult.artist_classifier`)."""
@@ -344,6 +349,8 @@ def markdown_tables(table: dict[str, dict[str, dict[str, Score]]], judge: dict |
     for threat, families in table.items():
         styled = any(math.isfinite(score.fd_artist) for scores in families.values() for score in scores.values())
         shared = any(math.isfinite(score.artist_share) for scores in families.values() for score in scores.values())
+        midi_styled = any(math.isfinite(score.fd_artist) for family in MIDI_MIMICRY_FAMILIES
+                          for score in families.get(family, {}).values())
         out += [f"### {titles.get(threat, threat)}", "",
                 "| family | gap | method | PS [95 % CI] | unreleased PS | beats random control | SNR dB | "
                 "NMR p95 dB | ΔLUFS | ViSQOL |" + (" FD to the artist (style PS) |" if styled else "")
@@ -367,7 +374,7 @@ def markdown_tables(table: dict[str, dict[str, dict[str, Score]]], judge: dict |
                         "fine-tuned model generates and the artist's unreleased songs (mean over seeds; lower: closer "
                         "to the artist). Style PS = (FD_method − FD_none) / (FD_base − FD_none): 0 for the clean "
                         "album, 1 where the fine-tune moved the model's music no closer to the artist than the base "
-                        "model's."]
+                        "model's." + (_MIDI_FD_TEXT if midi_styled else "")]
         if shared:
             out += ["", "Artist share: the share of the generated windows (0.64 s) that a classifier of the zoo "
                         "encoder's embedding, trained on clean music of the artist and of the corpus's other artists, "
