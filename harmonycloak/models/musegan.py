@@ -344,6 +344,17 @@ class MuseGanModel(nn.Module):
         """Per-phrase generative loss L_gen (paper Eq. 4, read as in the module doc), shape (B,)."""
         return self.loss_from_features(self.features(rolls))
 
+    def training_loss(self, rolls: Tensor, generator: torch.Generator) -> Tensor:
+        """What a training step on real rolls (B, M, N·S, 128) lowers: the discriminator's loss
+        −log D(x) − log(1 − D(G(z))), its mean over the batch, with as many fakes from latents drawn
+        from `generator`. Only the discriminator reads real music; the generator learns it through
+        the discriminator alone, so the fakes carry no gradient (a gradient of this loss moves the
+        discriminator only), as in `adversarial_step`'s first half."""
+        with torch.no_grad():
+            fake = self.generator_network(self.sample_latents(max(rolls.shape[0], 2), generator))
+        return (F.softplus(-self.discriminator_logits(self.features(rolls))).mean()
+                + F.softplus(self.discriminator_logits(fake)).mean())
+
     def predict(self, phrases: Tensor) -> tuple[Tensor, Tensor]:
         """The discriminator's feature sequence (B, T', D), as both prediction and target (module doc)."""
         features = self.discriminator_network.feature_sequence(phrases)

@@ -290,3 +290,34 @@ def test_a_generator_that_starts_sparse_sounds_few_cells_before_any_training():
     for density in (0.0, 1.0, -0.1):
         with pytest.raises(SettingsError, match="note density"):
             build_model("musegan", "default", seed=0, initial_note_density=density)
+
+
+def test_the_training_loss_is_the_discriminators_step_on_real_music_and_moves_it_alone():
+    model = build_model("musegan", "tiny", seed=3)
+    rolls = scale_corpus(4)
+    loss = model.training_loss(rolls, torch.Generator().manual_seed(5))
+    fake = model.generator_network(model.sample_latents(4, torch.Generator().manual_seed(5)))
+    real_logits = model.discriminator_logits(model.features(rolls))
+    by_hand = (torch.log1p(torch.exp(-real_logits)).mean() + torch.log1p(torch.exp(model.discriminator_logits(fake))).mean())
+    assert loss.item() == pytest.approx(by_hand.item(), rel=1e-6)
+    loss.backward()
+    assert all(p.grad is None for p in model.generator_network.parameters())  # the fakes carry no gradient
+    assert all(p.grad is not None for p in model.discriminator_network.parameters())
+
+
+def test_the_reverse_gradient_takes_a_gan_and_makes_its_discriminators_step_learn_less_of_the_music():
+    from harmonycloak.optim.objectives import build_objective
+
+    model = _briefly_trained(build_model("musegan", "tiny", seed=0), 10)
+
+    def mean_loss(pgd_steps: int) -> float:
+        config = _minmin_config(outer_learning_rate=0.0, max_rounds=1, pgd_steps=pgd_steps, pgd_step_size=0.02)
+        history = optimise_noise(AdditiveRollProblem(scale_corpus(6)), [model], config, torch.Generator().manual_seed(0),
+                                 objective=build_objective("reverse-gradient", "whitebox"))
+        return history.protected_loss[0]  # the round's mean over its steps
+
+    # The loss is the share of a clean step that a step on the released rolls takes: 1 on the
+    # clean rolls (a first step reads them), far lower once the noise has turned the
+    # discriminator's step away from them.
+    assert mean_loss(1) == pytest.approx(1.0, abs=0.05)
+    assert mean_loss(12) < 0.5
