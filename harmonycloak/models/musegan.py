@@ -350,10 +350,15 @@ class MuseGanModel(nn.Module):
         from `generator`. Only the discriminator reads real music; the generator learns it through
         the discriminator alone, so the fakes carry no gradient (a gradient of this loss moves the
         discriminator only), as in `adversarial_step`'s first half."""
+        return self._discriminator_loss(self.features(rolls), generator)
+
+    def _discriminator_loss(self, real: Tensor, generator: torch.Generator) -> Tensor:
+        """−log D(x) − log(1 − D(G(z))) over real phrases (B, M, N, S, P), the mean over the batch,
+        against max(B, 2) fakes from latents drawn from `generator` (batch norm needs two in training
+        mode: a one-phrase song), generated without gradients."""
         with torch.no_grad():
-            fake = self.generator_network(self.sample_latents(max(rolls.shape[0], 2), generator))
-        return (F.softplus(-self.discriminator_logits(self.features(rolls))).mean()
-                + F.softplus(self.discriminator_logits(fake)).mean())
+            fake = self.generator_network(self.sample_latents(max(real.shape[0], 2), generator))
+        return (F.softplus(-self.discriminator_logits(real)) + F.softplus(self.discriminator_logits(fake))).mean()
 
     def predict(self, phrases: Tensor) -> tuple[Tensor, Tensor]:
         """The discriminator's feature sequence (B, T', D), as both prediction and target (module doc)."""
@@ -388,17 +393,14 @@ class MuseGanModel(nn.Module):
         is frozen, so each step moves only its own network.
         """
         real = real.detach()
-        batch = max(real.shape[0], 2)  # generated phrases: batch norm needs two in training mode (a one-phrase song)
+        batch = max(real.shape[0], 2)  # as many fakes as `_discriminator_loss` draws
         flags = [parameter.requires_grad for parameter in self.parameters()]
         try:
             # Discriminator: minimise −log D(x) − log(1 − D(G(z))).
             self.generator_network.requires_grad_(False)
             self.discriminator_network.requires_grad_(True)
-            with torch.no_grad():
-                fake = self.generator_network(self.sample_latents(batch, generator))
             discriminator_optimiser.zero_grad(set_to_none=True)
-            discriminator_loss = (F.softplus(-self.discriminator_logits(real))
-                                  + F.softplus(self.discriminator_logits(fake))).mean()
+            discriminator_loss = self._discriminator_loss(real, generator)
             discriminator_loss.backward()
             discriminator_optimiser.step()
             # Generator: minimise the non-saturating −log D(G(z)).

@@ -309,7 +309,7 @@ def run_midi_mimicry(family: str, album: MidiAlbum, spec: MidiMimicrySpec, seed:
 
     released_clean = [score for _, score in album.released]
     probes = {"released": released_clean, "unreleased": [score for _, score in album.unreleased]}
-    runs, records, unreleased_phrases = [], {}, None
+    runs, records = [], {}
     for condition in ("base",) + tuple(dict.fromkeys(("none",) + spec.methods)):  # references first
         started = time.perf_counter()
         if condition == "base":
@@ -322,10 +322,8 @@ def run_midi_mimicry(family: str, album: MidiAlbum, spec: MidiMimicrySpec, seed:
         losses = {name: piece_losses(model, scores) for name, scores in probes.items()}
         measures = {}
         if family in STYLE_JUDGED:
-            if unreleased_phrases is None:
-                unreleased_phrases = scores_phrases(probes["unreleased"], model.phrase_layout)
-            measures["fd_artist"] = style_distance(model, family, unreleased_phrases, spec.generated_phrases,
-                                                   model.phrase_layout.steps_per_bar, seed)
+            measures["fd_artist"] = style_distance(model, family, scores_phrases(probes["unreleased"], model.phrase_layout),
+                                                   spec.generated_phrases, model.phrase_layout.steps_per_bar, seed)
         runs.append(AttackerRun("mimicry", family, condition, seed, losses, curve, time.perf_counter() - started,
                                 measures=measures))
         judged = f", FD to the composer {measures['fd_artist']:.4f}" if measures else ""

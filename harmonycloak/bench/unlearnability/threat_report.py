@@ -192,21 +192,26 @@ def score_table(results: list[ThreatSeedResult], threat_models: tuple[str, ...],
                 if interval is not None:
                     cells[method] = interval
             for method, interval in cells.items():
-                name, attack = split_method(method)
-                control = RANDOM_CONTROL.get(name)
-                control_interval = cells.get(f"{control}+{attack}" if attack else control) if control else None
-                level = LEVEL_CONTROL.get(name)  # where it ran, a cloak must clear the control at its own level too
-                level_interval = cells.get(f"{level}+{attack}" if attack else level) if level else None
+                control, level = controls_of(method)  # where it ran, a cloak must clear the control at its level too
+                control_interval, level_interval = cells.get(control), cells.get(level)
                 unreleased = (score_cell(results, threat, family, method, "unreleased", n_resamples)
                               if threat == "mimicry" else None)
                 styles = ((*style_scores(results, family, method), *style_scores(results, family, method, "artist_share"))
                           if threat == "mimicry" else (math.nan, math.nan, (math.nan, math.nan)) * 2)
                 table.setdefault(threat, {}).setdefault(family, {})[method] = Score(
-                    interval, relative_gap(results, threat, family, attack),
+                    interval, relative_gap(results, threat, family, split_method(method)[1]),
                     control_interval is not None and beats(control_interval, interval)
                     and (level_interval is None or beats(level_interval, interval)),
                     mean_audibility(results, method, family), unreleased, *styles)
     return table
+
+
+def controls_of(method: str) -> tuple[str | None, str | None]:
+    """The cells a cloak must clear: its random control and its level control (MIDI), after the same
+    attack as `method`; None where it has none."""
+    name, attack = split_method(method)
+    return tuple(f"{control}+{attack}" if control and attack else control
+                 for control in (RANDOM_CONTROL.get(name), LEVEL_CONTROL.get(name)))
 
 
 def headline_threat_models(table: dict[str, dict[str, dict[str, Score]]]) -> dict:
@@ -284,6 +289,9 @@ def style_seen(ps: float, interval: tuple[float, float]) -> bool:
     return ps >= POSITIVE_SEEN_PS and math.isfinite(interval[0]) and interval[0] > 0
 
 
+STYLE_CONTROL_WORDS = {OTHER_MUSIC: "other music released in place of the album", POSITIVE_WRONG_NOTES: "the wrong notes"}
+
+
 def style_control(family: str) -> str:
     """The release the style measures must see: other music in the album's place for audio, the
     wrong notes for MIDI."""
@@ -297,7 +305,7 @@ def style_lines(scores: dict[str, Score], family: str, verdicts: bool = False) -
     control = scores.get(style_control(family))
     if control is None or not (math.isfinite(control.fd_ps) or math.isfinite(control.share_ps)):
         return []
-    what = "other music released in place of the album" if family not in MIDI_MIMICRY_FAMILIES else "the wrong notes"
+    what = STYLE_CONTROL_WORDS[style_control(family)]
     seen = [name for name, ps, interval in (("the FD to the artist", control.fd_ps, control.fd_ci),
                                             ("the artist share", control.share_ps, control.share_ci))
             if style_seen(ps, interval)]
@@ -322,16 +330,10 @@ def style_lines(scores: dict[str, Score], family: str, verdicts: bool = False) -
 def _style_beats(scores: dict[str, Score], method: str) -> bool:
     """Whether the FD's style PS interval of `method` lies wholly above its random control's (and
     its level control's, where that ran)."""
-    name, attack = split_method(method)
-    mine = scores[method].fd_ci
-    for control in (RANDOM_CONTROL.get(name), LEVEL_CONTROL.get(name)):
-        other = scores.get(f"{control}+{attack}" if attack else control) if control else None
-        if control == RANDOM_CONTROL.get(name) and other is None:
-            return False
-        if other is not None and not (math.isfinite(mine[0]) and math.isfinite(other.fd_ci[1])
-                                      and mine[0] > other.fd_ci[1]):
-            return False
-    return True
+    control, level = controls_of(method)
+    clears = [scores[name].fd_ci[1] for name in (control, level) if name in scores]
+    low = scores[method].fd_ci[0]
+    return control in scores and math.isfinite(low) and all(math.isfinite(high) and low > high for high in clears)
 
 
 _MIDI_FD_TEXT = (" For MuseGAN the artist is the composer: the FD is between the bars it writes (64 phrases from "
