@@ -38,6 +38,7 @@ class ZooEntry:
     warmup_steps: int = 100  # steps of linear learning-rate warm-up
     weight_decay: float = 0.01  # AdamW decoupled weight decay
     max_heldout: int = 128  # held-out examples the card's loss is measured on
+    select_every_steps: int = 0  # a GAN's weights kept from the closest of these checkpoints (0: the last)
     extra: dict = field(default_factory=dict)  # family-specific training settings
 
 
@@ -79,7 +80,7 @@ def _zoo() -> dict[str, ZooEntry]:
         _zoo_preset("ar-tcn", steps=800, batch=8, learning_rate=1e-3,
                     description="dilated causal convolutions predicting the next 10 ms log-mel frame"),
         ZooEntry("musegan", "musegan", family_spec("musegan").presets["zoo"], "midi", steps=3000, batch=8,
-                 learning_rate=2e-4, segment_s=0.0,
+                 learning_rate=2e-4, segment_s=0.0, select_every_steps=300,
                  description="MuseGAN hybrid GAN over 4-track, 4-bar piano-roll phrases (48 steps per bar)"),
         ZooEntry("symphonynet", "symphonynet", family_spec("symphonynet").presets["zoo"], "midi", steps=500, batch=8,
                  learning_rate=5e-4, segment_s=0.0,

@@ -9,12 +9,15 @@ batches drawn by one torch.Generator seeded with the entry's seed, the learning 
 linearly over ``warmup_steps`` and then falling on a cosine to a tenth, gradients clipped to
 norm 1. The training loss is the model's ``training_loss(batch, generator)`` where it has one
 (contrastive pairs, diffusion timesteps and noise drawn from the trainer's generator), else
-the mean of ``generative_loss(batch)``. MuseGAN trains adversarially (`_train_gan`).
+the mean of ``generative_loss(batch)``. MuseGAN trains adversarially (`_train_gan`); where its
+entry says so, the weights kept are those of the checkpoint whose generator writes bars closest to
+the corpus's (`GanSelection`), not the last.
 
 Scores on the card: the held-out loss of the trained model (its weights rounded to float16,
 as stored) and of the same model before training (same seed), both with the model in eval
 mode, where every stochastic loss uses fixed draws (see each family's docstring), on the
-entry's fixed held-out batch. The training loss is the mean of the last tenth of the steps.
+entry's fixed held-out batch. The training loss is the mean of the last tenth of the steps up to
+the weights kept.
 
 Training runs on one thread (``torch.set_num_threads(1)``): with a fixed thread count the
 same entry gives the same weights on the same machine and torch build.
@@ -22,11 +25,13 @@ same entry gives the same weights on the same machine and torch build.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import platform
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -46,6 +51,8 @@ from harmonycloak.zoo.store import (
 )
 
 EVALUATION_BATCH = 16  # held-out examples per forward pass when scoring
+SELECTION_REFERENCE_PHRASES = 256  # training phrases a GAN's checkpoints are compared with
+SELECTION_WRITTEN_PHRASES = 64  # phrases a GAN's generator writes at each checkpoint compared
 
 
 def parameter_count(model: nn.Module) -> int:
@@ -105,7 +112,7 @@ def learning_rate_at(step: int, entry: ZooEntry) -> float:
 
 
 def _train_likelihood(model: nn.Module, entry: ZooEntry, data: EntryData, generator: torch.Generator,
-                      log: Callable[[str], None]) -> list[float]:
+                      log: Callable[[str], None]) -> tuple[list[float], dict]:
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(parameters, lr=entry.learning_rate, weight_decay=entry.weight_decay)
     curve, started = [], time.monotonic()
@@ -124,17 +131,55 @@ def _train_likelihood(model: nn.Module, entry: ZooEntry, data: EntryData, genera
             recent = curve[-50:]
             log(f"{entry.name} step {step + 1}/{entry.steps} loss {sum(recent) / len(recent):.4f} "
                 f"({time.monotonic() - started:.0f} s)")
-    return curve
+    return curve, {}
+
+
+@dataclass
+class GanSelection:
+    """Which of a GAN's checkpoints is kept: the one whose generator writes bars closest to the
+    corpus's, as an image GAN is chosen by its FID (`midi_measures.style_distance`: the Fréchet
+    distance of `bar_descriptors` between `SELECTION_WRITTEN_PHRASES` phrases it writes and
+    `references`, training phrases drawn apart from the training batches). A GAN's game does not
+    settle: what its generator writes grows and thins along training, so its last weights are
+    only one draw of that swing.
+
+    Attributes:
+        references: phrases (B, M, T, 128) of the training split.
+        fd_by_step: step → the distance measured after it.
+        best_step: the step of the closest checkpoint (None before any).
+        best_state: a copy of the model's weights there.
+    """
+
+    references: Tensor
+    fd_by_step: dict[int, float] = field(default_factory=dict)
+    best_step: int | None = None
+    best_state: dict | None = None
+
+    def consider(self, model: nn.Module, step: int) -> float:
+        """Measure the model's written bars after `step`; keep its weights when they are the closest yet."""
+        from harmonycloak.bench.unlearnability.midi_measures import style_distance
+
+        distance = style_distance(model, model.family, self.references, SELECTION_WRITTEN_PHRASES,
+                                  model.phrase_layout.steps_per_bar, seed=0)
+        self.fd_by_step[step] = distance
+        if self.best_step is None or distance < self.fd_by_step[self.best_step]:
+            self.best_step, self.best_state = step, copy.deepcopy(model.state_dict())
+        return distance
 
 
 def _train_gan(model: nn.Module, entry: ZooEntry, data: EntryData, generator: torch.Generator,
-               log: Callable[[str], None]) -> list[float]:
+               log: Callable[[str], None]) -> tuple[list[float], dict]:
+    """Adversarial training; with `entry.select_every_steps`, the closest checkpoint's weights are
+    loaded at the end (`GanSelection`), and the card's notes say which and why."""
     from harmonycloak.models.musegan import MUSEGAN_ADAM_BETAS
 
     discriminator = torch.optim.Adam(model.discriminator_network.parameters(), lr=entry.learning_rate,
                                      betas=MUSEGAN_ADAM_BETAS)
     generator_optimiser = torch.optim.Adam(model.generator_network.parameters(), lr=entry.learning_rate,
                                            betas=MUSEGAN_ADAM_BETAS)
+    selection = None
+    if entry.select_every_steps:
+        selection = GanSelection(data.sample(SELECTION_REFERENCE_PHRASES, torch.Generator().manual_seed(entry.seed + 2)))
     curve, started = [], time.monotonic()
     model.train()
     for step in range(entry.steps):
@@ -144,7 +189,20 @@ def _train_gan(model: nn.Module, entry: ZooEntry, data: EntryData, generator: to
         if (step + 1) % 50 == 0 or step + 1 == entry.steps:
             log(f"{entry.name} step {step + 1}/{entry.steps} D loss {sum(curve[-50:]) / len(curve[-50:]):.4f} "
                 f"G loss {losses.generator:.4f} ({time.monotonic() - started:.0f} s)")
-    return curve
+        if selection is not None and (step + 1) % entry.select_every_steps == 0:
+            log(f"{entry.name} step {step + 1}: written bars at FD {selection.consider(model, step + 1):.4f} "
+                f"from the corpus's")
+    if selection is None or selection.best_step is None:
+        return curve, {}
+    model.load_state_dict(selection.best_state)
+    log(f"{entry.name}: kept the weights of step {selection.best_step} (FD {selection.fd_by_step[selection.best_step]:.4f})")
+    return curve[:selection.best_step], {
+        "selected_step": selection.best_step,
+        "selection": f"the checkpoint, of every {entry.select_every_steps} steps, whose "
+                     f"{SELECTION_WRITTEN_PHRASES} written phrases are closest to {SELECTION_REFERENCE_PHRASES} "
+                     "training phrases (Frechet distance of bar descriptors)",
+        "selection_fd_by_step": {str(step): round(fd, 5) for step, fd in selection.fd_by_step.items()},
+    }
 
 
 def train_entry(name: str, out: Path | None = None, log: Callable[[str], None] = print,
@@ -169,7 +227,7 @@ def train_entry(name: str, out: Path | None = None, log: Callable[[str], None] =
         generator = torch.Generator().manual_seed(entry.seed)
         trainer = _train_gan if entry.family == "musegan" else _train_likelihood
         training_started = time.monotonic()
-        curve = trainer(model, entry, data, generator, log)
+        curve, notes = trainer(model, entry, data, generator, log)
         wall_s = time.monotonic() - training_started
         _prepare_evaluation(model, entry, data)
         round_to_stored_precision(model)
@@ -206,6 +264,7 @@ def train_entry(name: str, out: Path | None = None, log: Callable[[str], None] =
         "torch": torch.__version__,
         "machine": f"{platform.machine()}, 1 thread",
         "data": data.describe,
+        **notes,
     }
     with atomic_output(out / f"{entry.name}.json", ModelError) as temporary:
         temporary.write_text(json.dumps(card, indent=1) + "\n")
