@@ -79,7 +79,7 @@ MEASURED_PROTECTION: dict[str, str] = {
     "midi": "small: on the standard benchmark (the zoo's SymphonyNet fine-tuned on one composer's pieces) the "
             "default MIDI cloak's protection score is 0.15, where 1 is full protection, held out and on the "
             "composer's unreleased pieces too; the same quiet notes without optimisation score 0.17; against the "
-            "zoo's MuseGAN fine-tuned the same way it scores −0.27, no better than random velocities (0.27)",
+            "zoo's MuseGAN fine-tuned the same way it scores 0.22, no better than random velocities (0.41)",
 }
 
 
