@@ -32,6 +32,7 @@ Deterministic: equal data, config and seed give equal weights and probabilities 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -302,3 +303,24 @@ def train_corpus_classifier(
         "held_out_segments": {s: len(f) for s, f in zip(styles, test_features)},
     }
     return classifier, report
+
+
+def composer_judge(files_per_style: int = 20, steps_per_beat: int = 4, seed: int = 0) -> tuple[StyleClassifier, dict]:
+    """The benchmarks' composer judge: `train_corpus_classifier` over `DEFAULT_STYLES`, reading
+    `files_per_style` corpus files of each (one of Essen's, which holds hundreds of tunes), at most
+    400 segments of a class on each side of its split. Returns (classifier, report)."""
+    limits = {style: files_per_style for style in DEFAULT_STYLES}
+    limits["essen"] = 1
+    return train_corpus_classifier(DEFAULT_STYLES, limit_per_style=limits, max_segments_per_style=400,
+                                   config=StyleClassifierConfig(steps_per_beat=steps_per_beat, seed=seed))
+
+
+def label_shares(classifier: StyleClassifier, segments: np.ndarray) -> dict[str, float]:
+    """Share of the sounding segments (examples, tracks, steps, 128) the classifier labels as each
+    class; silent segments are not classified, and every share is NaN when none sounds."""
+    segments = np.asarray(segments)
+    sounding = segments[(segments > 0).reshape(segments.shape[0], -1).any(axis=1)] if segments.shape[0] else segments
+    if sounding.shape[0] == 0:
+        return {name: math.nan for name in classifier.classes}
+    predicted = classifier.predict(sounding)
+    return {name: float(np.mean(predicted == index)) for index, name in enumerate(classifier.classes)}

@@ -7,11 +7,13 @@ import pytest
 import torch
 
 from harmonycloak.bench.unlearnability.midi_measures import (
+    bar_segments,
     generated_rolls,
     reference_measures,
     rolls_to_bars,
     symbolic_measures,
 )
+from harmonycloak.errors import SettingsError
 from harmonycloak.metrics.symbolic import qualified_note_min_steps
 from harmonycloak.models.registry import build_model
 
@@ -30,6 +32,18 @@ def test_rolls_to_bars_keeps_tracks_apart_and_bars_in_order():
     assert bars.shape == (3, 4, 4, 128)
     for track in range(3):
         assert [int(np.flatnonzero(bar[0])[0]) for bar in bars[track]] == [10 * track] * 2 + [10 * track + 5] * 2
+
+
+def test_bar_segments_cut_phrases_into_bars_at_the_coarser_resolution():
+    rolls = torch.zeros(2, 2, 24, 128)  # 2 phrases × 2 tracks × 2 bars of 12 steps (3 per beat)
+    rolls[1, 0, 12 + 4, 60] = 0.5  # phrase 1, bar 1, fine step 4: beat 1's second step
+    rolls[0, 1, 11, 40] = 0.9  # phrase 0, bar 0, its last fine step
+    segments = bar_segments(rolls, steps_per_bar=12, steps_per_beat=1)
+    assert segments.shape == (4, 2, 4, 128)  # phrase 0 bar 0, phrase 0 bar 1, phrase 1 bar 0, phrase 1 bar 1
+    assert np.argwhere(segments > 0).tolist() == [[0, 1, 3, 40], [3, 0, 1, 60]]
+    assert segments[3, 0, 1, 60] == pytest.approx(0.5)
+    with pytest.raises(SettingsError, match="steps per bar"):
+        bar_segments(rolls, steps_per_bar=12, steps_per_beat=2)  # 12 fine steps are not a whole number of 8
 
 
 def test_symbolic_measures_by_hand():

@@ -135,6 +135,8 @@ def test_the_gan_is_judged_by_the_bars_it_writes_and_symphonynet_by_its_loss():
     runs, _ = run_midi_mimicry("musegan", album, spec, seed=0, log=lambda line: None)
     fds = {run.condition: run.measures["fd_artist"] for run in runs}
     assert set(fds) == {"base", "none", "positive-wrong-notes"} and all(math.isfinite(fd) and fd >= 0 for fd in fds.values())
+    shares = {run.condition: run.measures["artist_share"] for run in runs}
+    assert all(0.0 <= share <= 1.0 for share in shares.values())
     # The base model writes from the seed's latents: judged again, the same distance.
     from harmonycloak.zoo import load_zoo_model
 
@@ -268,3 +270,20 @@ def test_the_reverse_gradient_candidate_is_measured_when_named_against_the_zoo_m
     quietest, _, _ = release_pieces("quietest-midi-cloak", [_four_parts()], "symphonynet", spec, seed=0)
     assert added_notes([_four_parts()], released)["added_notes_per_note"] == pytest.approx(
         added_notes([_four_parts()], quietest)["added_notes_per_note"])  # the cloak's own notes, velocities chosen
+
+
+def test_the_style_judge_tells_the_composer_from_the_zoos_corpus_and_the_base_gan_writes_the_corpus():
+    from harmonycloak.bench.unlearnability.midi_measures import bar_segments, model_view, style_measures
+    from harmonycloak.bench.unlearnability.midi_mimicry import composer_or_corpus_judge, load_midi_album
+    from harmonycloak.cloak.model_input import scores_phrases
+    from harmonycloak.metrics.style import label_shares
+    from harmonycloak.zoo import load_zoo_model
+
+    judge = composer_or_corpus_judge(seed=0)
+    gan = load_zoo_model("musegan")
+    album = load_midi_album(MidiMimicrySpec())
+    unreleased = model_view(gan, scores_phrases([score for _, score in album.unreleased], gan.phrase_layout))
+    # Bach's unreleased pieces, never fine-tuned on, are the composer's to the judge ...
+    assert label_shares(judge, bar_segments(unreleased, 48, 4))["bach"] > 0.8
+    # ... and the zoo GAN, trained on the corpus without Bach, writes bars it gives the corpus.
+    assert style_measures(gan, "musegan", unreleased, 16, 48, seed=0, judge=judge)["artist_share"] < 0.2

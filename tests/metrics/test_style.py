@@ -11,6 +11,7 @@ from harmonycloak.metrics.style import (
     StyleClassifier,
     StyleClassifierConfig,
     confusion_matrix,
+    label_shares,
     split_by_piece,
     style_features,
     train_corpus_classifier,
@@ -107,3 +108,13 @@ def test_corpus_classifier_held_out_accuracy():
         f"{list(classifier.classes)}) {report['confusion'].tolist()}"
     )
     assert report["balanced_accuracy"] > 0.6  # chance is 0.25
+
+
+def test_label_shares_count_sounding_segments_only():
+    rolls, labels = synthetic_data(60, seed=0)
+    classifier = StyleClassifier.fit(rolls, labels, ("hymn", "chromatic"), StyleClassifierConfig(epochs=100))
+    silent = np.zeros((2, 2, 16, 128), np.float32)
+    mixed = np.concatenate([synthetic_style("hymn", 3, 20), silent, synthetic_style("chromatic", 1, 21)])
+    assert label_shares(classifier, mixed) == pytest.approx({"hymn": 0.75, "chromatic": 0.25})  # 3 and 1 of 4
+    assert all(np.isnan(share) for share in label_shares(classifier, silent).values())
+

@@ -53,16 +53,12 @@ class GeneratedMeasures:
     """Judges of generated audio, built once per benchmark run (the transcriber and the classifier)."""
 
     def __init__(self, spec: MeasureSpec, seed: int = 0) -> None:
-        from harmonycloak.metrics.style import DEFAULT_STYLES, StyleClassifierConfig, train_corpus_classifier
+        from harmonycloak.metrics.style import composer_judge
         from harmonycloak.metrics.transcription import BasicPitchTranscriber
 
         self.spec = spec
         self.transcriber = BasicPitchTranscriber()
-        limits = {style: spec.classifier_files_per_style for style in DEFAULT_STYLES}
-        limits["essen"] = 1  # one Essen file holds hundreds of tunes
-        self.classifier, self.classifier_report = train_corpus_classifier(
-            DEFAULT_STYLES, limit_per_style=limits, max_segments_per_style=400,
-            config=StyleClassifierConfig(steps_per_beat=STEPS_PER_BEAT, seed=seed))
+        self.classifier, self.classifier_report = composer_judge(spec.classifier_files_per_style, STEPS_PER_BEAT, seed)
 
     def rolls(self, clips: list[np.ndarray], sample_rate_hz: int) -> dict[int, np.ndarray]:
         """Transcribed 4/4 bars of every clip, stacked, at each resolution: {steps per beat: (bars, 4·steps, 128)}."""
@@ -89,12 +85,10 @@ class GeneratedMeasures:
                 "style_share": self.style_shares(rolls[STEPS_PER_BEAT]), "bars": int(rolls[STEPS_PER_BEAT].shape[0])}
 
     def style_shares(self, rolls: np.ndarray) -> dict[str, float]:
-        """Share of transcribed bars the classifier labels as each composer (empty bars are not classified)."""
-        sounding = rolls[rolls.reshape(rolls.shape[0], -1).max(axis=1) > 0] if rolls.shape[0] else rolls
-        if sounding.shape[0] == 0:
-            return {name: math.nan for name in self.classifier.classes}
-        predicted = self.classifier.predict(sounding[:, None])
-        return {name: float(np.mean(predicted == i)) for i, name in enumerate(self.classifier.classes)}
+        """Share of transcribed bars (bars, steps, 128) the classifier labels as each composer (empty bars are not classified)."""
+        from harmonycloak.metrics.style import label_shares
+
+        return label_shares(self.classifier, rolls[:, None])
 
     def reference(self, songs: list[np.ndarray], sample_rate_hz: int) -> dict:
         """The same measures of the training songs themselves (the "real data" row of Table 3)."""

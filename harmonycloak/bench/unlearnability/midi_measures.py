@@ -16,10 +16,12 @@ fewer steps per bar every note qualifies, so QN is 100 % by construction there. 
 which the corpus pieces have not.
 
 In the MIDI style-mimicry threat the same generated phrases are judged against the composer's
-unreleased pieces (`style_distance`): the Fréchet distance between the two sets of bars, each
+unreleased pieces (`style_measures`): the Fréchet distance between the two sets of bars, each
 bar described by `metrics.symbolic.bar_descriptors` (pitch-class profile, and per track how
-much it sounds, how many pitch classes, in what register). A GAN has no likelihood of a piece
-to compare, so this is what says whether a fine-tune taught it the composer's music.
+much it sounds, how many pitch classes, in what register), and the share of the written bars
+that a classifier of the composer against the zoo's own corpus labels the composer
+(`midi_mimicry.composer_or_corpus_judge`). A GAN has no likelihood of a piece to compare, so
+these say whether a fine-tune taught it the composer's music.
 
 Shapes: phrases / rolls (B, M, T, 128), velocities in [0, 1]; bars (M, bars, steps_per_bar, 128).
 """
@@ -107,17 +109,53 @@ def reference_measures(model, prompts: torch.Tensor, steps_per_bar: int) -> dict
         return symbolic_measures(rolls_to_bars(model_view(model, prompts), steps_per_bar))
 
 
-def style_distance(model, family: str, references: torch.Tensor, num_phrases: int, steps_per_bar: int,
-                   seed: int) -> float:
-    """FD between the bars the model writes (`generated_rolls`, SymphonyNet prompted by
-    `references`) and the bars of `references` (B, M, T, 128) as the model reads them, in
-    `bar_descriptors` (module docstring); NaN without references."""
+def style_measures(model, family: str, references: torch.Tensor, num_phrases: int, steps_per_bar: int, seed: int,
+                   judge=None, composer: str = "bach") -> dict[str, float]:
+    """What the model writes (`generated_rolls`, SymphonyNet prompted by `references`) against
+    `references` (B, M, T, 128) as the model reads them (module docstring):
+
+      fd_artist     the FD between the two sets of bars in `bar_descriptors`;
+      artist_share  with a `judge` of the composer (a `metrics.style.StyleClassifier` with a class
+                    named `composer`), the share of the written bars that sound which it labels
+                    the composer (`bar_segments`).
+
+    {} without references."""
     from harmonycloak.bench.generated import embedding_fd
+    from harmonycloak.metrics.style import label_shares
     from harmonycloak.metrics.symbolic import bar_descriptors
 
     if references.shape[0] == 0:
-        return math.nan
+        return {}
     seen = model_view(model, references)
     written = generated_rolls(model, family, seen, num_phrases, steps_per_bar, seed)
-    return embedding_fd(bar_descriptors(rolls_to_bars(written, steps_per_bar)),
-                        bar_descriptors(rolls_to_bars(seen, steps_per_bar)))
+    measures = {"fd_artist": embedding_fd(bar_descriptors(rolls_to_bars(written, steps_per_bar)),
+                                          bar_descriptors(rolls_to_bars(seen, steps_per_bar)))}
+    if judge is not None:
+        segments = bar_segments(written, steps_per_bar, judge.config.steps_per_beat)
+        measures["artist_share"] = label_shares(judge, segments)[composer]
+    return measures
+
+
+def style_distance(model, family: str, references: torch.Tensor, num_phrases: int, steps_per_bar: int,
+                   seed: int) -> float:
+    """`style_measures`' FD alone; NaN without references."""
+    return style_measures(model, family, references, num_phrases, steps_per_bar, seed).get("fd_artist", math.nan)
+
+
+def bar_segments(rolls: torch.Tensor, steps_per_bar: int, steps_per_beat: int) -> np.ndarray:
+    """Rolls (B, M, T, 128) of 4/4 bars → one segment per bar at `steps_per_beat`, (B · bars, M,
+    4 · steps_per_beat, 128): a cell sounds where any of the finer steps it spans does.
+
+    Raises:
+        SettingsError: a bar's steps that do not fall into whole beats of that resolution.
+    """
+    from harmonycloak.errors import SettingsError
+
+    coarse_steps = 4 * steps_per_beat
+    if steps_per_bar % coarse_steps:
+        raise SettingsError(f"{steps_per_bar} steps per bar cannot be read at {steps_per_beat} steps per beat")
+    batch, tracks, steps, pitches = rolls.shape
+    factor = steps_per_bar // coarse_steps
+    cells = rolls.detach().cpu().numpy().reshape(batch, tracks, steps // steps_per_bar, coarse_steps, factor, pitches)
+    coarse = cells.max(axis=4)  # (B, M, bars, coarse steps, 128)
+    return coarse.transpose(0, 2, 1, 3, 4).reshape(-1, tracks, coarse_steps, pitches)

@@ -12,9 +12,10 @@ Each run keeps its loss on every clean released piece and every unreleased piece
 whose loss saturates, its discriminator's negative realness logit: `piece_losses`), in the
 audio threat models' `AttackerRun`, so `threat_report` scores MIDI and audio alike. For MuseGAN,
 which has no likelihood of a piece, what the fine-tuned generator writes is judged too:
-`measures["fd_artist"]`, the Fréchet distance of its bars to the unreleased pieces'
-(`midi_measures.style_distance`; the same latents for every condition of a seed), which the
-report turns into a style PS. SymphonyNet's loss reads its fine-tune directly, and its sampler
+`measures["fd_artist"]`, the Fréchet distance of its bars to the unreleased pieces', and
+`measures["artist_share"]`, the share of its sounding bars that a classifier of Bach against the
+zoo's own corpus labels Bach (`composer_or_corpus_judge`, `midi_measures.style_measures`; the same
+latents for every condition of a seed), which the report turns into style PSs. SymphonyNet's loss reads its fine-tune directly, and its sampler
 writes 64 phrases in about 70 s on one core, 28 minutes over a suite's conditions and seeds:
 it is not judged this way.
 
@@ -75,6 +76,7 @@ LEVEL_CONTROL = dict.fromkeys(MIDI_RANDOM_CONTROL, QUIETEST_MIDI_CLOAK)
 WHITEBOX_OBJECTIVE = {"midi-cloak-whitebox": "minmin", "midi-maxloss-whitebox": "maxloss",
                       "midi-reverse-gradient-whitebox": "reverse-gradient"}
 WRONG_NOTE_MAX_SEMITONES = 11  # the positive control's notes sit 1 to this many semitones off
+JUDGE_BACH_FILES = 40  # Bach files of the music21 corpus the style judge learns the composer from
 
 
 @dataclass(frozen=True)
@@ -300,16 +302,38 @@ def finetuned(family: str, scores: list, spec: MidiMimicrySpec, seed: int):
     return model, curve
 
 
+def composer_or_corpus_judge(seed: int, steps_per_beat: int = 4):
+    """A `metrics.style.StyleClassifier` (logistic regression, classes balanced, `seed`) of two
+    classes, ("bach", "corpus"): whether a bar is the composer's or the music the zoo's symbolic
+    models learnt before any fine-tune. Trained at `steps_per_beat` on the sounding 4/4 bars of
+    `JUDGE_BACH_FILES` files of music21's Bach collection (the album's pieces among them), and
+    of the zoo corpus's held-out phrases (music of the corpus the zoo models never trained on)."""
+    from harmonycloak.bench.unlearnability.midi_measures import bar_segments
+    from harmonycloak.metrics.style import StyleClassifier, StyleClassifierConfig, corpus_segments
+    from harmonycloak.zoo.symbolic_corpus import load_phrases
+
+    steps_per_bar = 4 * 3 * steps_per_beat  # the corpus's phrases at three times the judge's resolution
+    phrases, _ = load_phrases("heldout", steps_per_bar, 4)
+    corpus = bar_segments(torch.from_numpy(phrases), steps_per_bar, steps_per_beat).max(axis=1, keepdims=True)
+    corpus = corpus[(corpus > 0).reshape(corpus.shape[0], -1).any(axis=1)]  # tracks merged, as the judge reads them
+    bach, _ = corpus_segments("bach", limit=JUDGE_BACH_FILES, steps_per_beat=steps_per_beat)
+    rolls = np.concatenate([bach, corpus.astype(np.float32)])
+    labels = np.concatenate([np.zeros(len(bach), np.int64), np.ones(len(corpus), np.int64)])
+    return StyleClassifier.fit(rolls, labels, ("bach", "corpus"),
+                               StyleClassifierConfig(steps_per_beat=steps_per_beat, hidden=0, seed=seed))
+
+
 def run_midi_mimicry(family: str, album: MidiAlbum, spec: MidiMimicrySpec, seed: int, strength: str = "medium",
                      log=print) -> tuple[list[AttackerRun], dict[str, dict]]:
     """Every condition of one family and seed: the runs, and per method what its release added
     and cost (`{"audibility": ..., "cost_s_per_song": ..., "summary": ...}`)."""
-    from harmonycloak.bench.unlearnability.midi_measures import style_distance
+    from harmonycloak.bench.unlearnability.midi_measures import style_measures
     from harmonycloak.cloak.model_input import scores_phrases
 
     released_clean = [score for _, score in album.released]
     probes = {"released": released_clean, "unreleased": [score for _, score in album.unreleased]}
     runs, records = [], {}
+    judge = composer_or_corpus_judge(seed) if family in STYLE_JUDGED else None
     for condition in ("base",) + tuple(dict.fromkeys(("none",) + spec.methods)):  # references first
         started = time.perf_counter()
         if condition == "base":
@@ -322,11 +346,12 @@ def run_midi_mimicry(family: str, album: MidiAlbum, spec: MidiMimicrySpec, seed:
         losses = {name: piece_losses(model, scores) for name, scores in probes.items()}
         measures = {}
         if family in STYLE_JUDGED:
-            measures["fd_artist"] = style_distance(model, family, scores_phrases(probes["unreleased"], model.phrase_layout),
-                                                   spec.generated_phrases, model.phrase_layout.steps_per_bar, seed)
+            measures = style_measures(model, family, scores_phrases(probes["unreleased"], model.phrase_layout),
+                                      spec.generated_phrases, model.phrase_layout.steps_per_bar, seed, judge)
         runs.append(AttackerRun("mimicry", family, condition, seed, losses, curve, time.perf_counter() - started,
                                 measures=measures))
-        judged = f", FD to the composer {measures['fd_artist']:.4f}" if measures else ""
+        judged = (f", FD to the composer {measures['fd_artist']:.4f}, labelled the composer "
+                  f"{measures['artist_share']:.2f}") if measures else ""
         log(f"  seed {seed} mimicry {family} {condition}: released {runs[-1].mean_loss('released'):.4f}{judged} "
             f"({runs[-1].elapsed_s:.0f} s)")
     return runs, records
