@@ -502,9 +502,9 @@ def test_a_gan_whose_losses_cannot_be_read_is_judged_by_the_style_of_what_it_wri
     from harmonycloak.bench.unlearnability.score import ScoreInterval
     from harmonycloak.bench.unlearnability.threat_report import Score, checks
 
-    def cell(ps, fd_ps, fd_ci):
+    def cell(ps, fd_ps, fd_ci, share=math.nan):
         return Score(ScoreInterval(ps, ps - 0.1, ps + 0.1, 3, 8), 0.05, False, {}, fd_artist=3.0 + fd_ps, fd_ps=fd_ps,
-                     fd_ci=fd_ci)
+                     fd_ci=fd_ci, artist_share=share)
 
     scores = {"none": cell(0.0, 0.0, (0.0, 0.0)),
               "positive-wrong-notes": cell(-4.0, 0.8, (0.3, 1.4)),  # the loss says nothing; the FD sees it
@@ -524,7 +524,11 @@ def test_a_gan_whose_losses_cannot_be_read_is_judged_by_the_style_of_what_it_wri
     # The table says what the FD compares for the GAN, and only where a MIDI family carries it.
     from harmonycloak.bench.unlearnability.threat_report import markdown_tables
 
-    assert "For MuseGAN the artist is the composer" in "\n".join(markdown_tables({"mimicry": {"musegan": scores}}))
+    text = "\n".join(markdown_tables({"mimicry": {"musegan": scores}}))
+    assert "For MuseGAN the artist is the composer" in text and "For MuseGAN the artist share" not in text
+    shared = dict(scores, none=cell(0.0, 0.0, (0.0, 0.0), share=0.25))
+    assert "For MuseGAN the artist share is the share of the sounding bars" in "\n".join(
+        markdown_tables({"mimicry": {"musegan": shared}}))
     audio = {"none": cell(0.0, 0.0, (0.0, 0.0))}
     text = "\n".join(markdown_tables({"mimicry": {"ar-gru": audio, "musegan": {"none": Score(
         ScoreInterval(0.0, 0.0, 0.0, 3, 8), 0.05, False, {})}}}))

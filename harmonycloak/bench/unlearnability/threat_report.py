@@ -339,6 +339,15 @@ def _style_beats(scores: dict[str, Score], method: str) -> bool:
 _MIDI_FD_TEXT = (" For MuseGAN the artist is the composer: the FD is between the bars it writes (64 phrases from "
                  "the seed's latents) and the bars of the composer's unreleased pieces, each bar described by its "
                  "pitch-class profile and, per track, its sounding share, used pitch classes and register.")
+_MIDI_SHARE_TEXT = (" For MuseGAN the artist share is the share of the sounding bars it writes (the same phrases, tracks "
+                    "merged, 4 steps per beat) that a classifier of the composer against the zoo's own symbolic corpus "
+                    "(logistic regression over the style classifier's features) gives the composer.")
+
+
+def _midi_measured(families: dict[str, dict[str, Score]], measure: str) -> bool:
+    """Whether any MIDI family's cell carries the style `measure` ("fd_artist" or "artist_share")."""
+    return any(math.isfinite(getattr(score, measure)) for family in MIDI_MIMICRY_FAMILIES
+               for score in families.get(family, {}).values())
 
 
 def markdown_tables(table: dict[str, dict[str, dict[str, Score]]], judge: dict | None = None) -> list[str]:
@@ -351,8 +360,6 @@ def markdown_tables(table: dict[str, dict[str, dict[str, Score]]], judge: dict |
     for threat, families in table.items():
         styled = any(math.isfinite(score.fd_artist) for scores in families.values() for score in scores.values())
         shared = any(math.isfinite(score.artist_share) for scores in families.values() for score in scores.values())
-        midi_styled = any(math.isfinite(score.fd_artist) for family in MIDI_MIMICRY_FAMILIES
-                          for score in families.get(family, {}).values())
         out += [f"### {titles.get(threat, threat)}", "",
                 "| family | gap | method | PS [95 % CI] | unreleased PS | beats random control | SNR dB | "
                 "NMR p95 dB | ΔLUFS | ViSQOL |" + (" FD to the artist (style PS) |" if styled else "")
@@ -376,12 +383,13 @@ def markdown_tables(table: dict[str, dict[str, dict[str, Score]]], judge: dict |
                         "fine-tuned model generates and the artist's unreleased songs (mean over seeds; lower: closer "
                         "to the artist). Style PS = (FD_method − FD_none) / (FD_base − FD_none): 0 for the clean "
                         "album, 1 where the fine-tune moved the model's music no closer to the artist than the base "
-                        "model's." + (_MIDI_FD_TEXT if midi_styled else "")]
+                        "model's." + (_MIDI_FD_TEXT if _midi_measured(families, "fd_artist") else "")]
         if shared:
             out += ["", "Artist share: the share of the generated windows (0.64 s) that a classifier of the zoo "
                         "encoder's embedding, trained on clean music of the artist and of the corpus's other artists, "
                         "gives the artist (mean over seeds; higher: more like the artist). Style PS as for the FD: "
-                        "(share_method − share_none) / (share_base − share_none)." + _judge_text(judge or {})]
+                        "(share_method − share_none) / (share_base − share_none)." + _judge_text(judge or {})
+                        + (_MIDI_SHARE_TEXT if _midi_measured(families, "artist_share") else "")]
         if any(math.isfinite(score.audibility.get("visqol_mos", math.nan))
                for scores in families.values() for score in scores.values()):
             out += ["", "SNR, NMR p95 and ΔLUFS compare the released clips with their clean originals, all joined; "
