@@ -14,6 +14,7 @@ from harmonycloak.bench.unlearnability.midi_mimicry import (
     MidiMimicrySpec,
     added_notes,
     finetuned,
+    midi_cloak_at,
     piece_losses,
     random_midi_cloak,
     run_midi_mimicry,
@@ -75,8 +76,10 @@ def test_the_random_control_draws_the_cloak_s_notes_uniformly_inside_their_bound
     width = upper[order] - lower[order]
     position = ((velocity - lower[order]) / np.where(width > 0, width, 1))[width > 0]
     assert len(position) > 50 and abs(position.mean() - 0.5) < 4 / np.sqrt(12 * len(position))
-    quietest = random_midi_cloak(score, 12, "medium", seed=None).tracks[4:]
+    quietest = midi_cloak_at(score, 12, "medium", 0.0).tracks[4:]
     assert np.array_equal(np.concatenate([layer.notes.velocity for layer in quietest]).astype(float), lower[order])
+    loudest = midi_cloak_at(score, 12, "medium", 1.0).tracks[4:]
+    assert np.array_equal(np.concatenate([layer.notes.velocity for layer in loudest]).astype(float), upper[order])
     again = random_midi_cloak(score, 12, "medium", seed=1)
     assert not np.array_equal(velocity, np.concatenate([layer.notes.velocity for layer in again.tracks[4:]]))
 

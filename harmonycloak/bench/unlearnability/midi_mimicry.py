@@ -41,6 +41,9 @@ A candidate, measured when named (`--methods`), not in a suite's own list:
                          the same notes, their velocities chosen so that a training step of the
                          zoo model on the released piece teaches nothing of the clean piece
                          (`--objective reverse-gradient`, audio's default objective)
+  loudest-midi-cloak     the same notes, unoptimised, each at the highest velocity its bounds allow
+                         (32 dB under the note it hides behind at medium strength): whether the
+                         level the bounds allow, rather than an optimiser, is what protects
 
 The attacker's recipe for a small album: `steps` Adam steps at `learning_rate` on random
 phrases of the training pieces, each phrase transposed by a random whole number of semitones
@@ -65,14 +68,16 @@ STYLE_JUDGED = ("musegan",)  # families whose generated music the style measure 
 POSITIVE_WRONG_NOTES = "positive-wrong-notes"
 RANDOM_MIDI_CLOAK = "random-midi-cloak"
 QUIETEST_MIDI_CLOAK = "quietest-midi-cloak"
+LOUDEST_MIDI_CLOAK = "loudest-midi-cloak"
 MIDI_MIMICRY_METHODS = ("none", POSITIVE_WRONG_NOTES, RANDOM_MIDI_CLOAK, "midi-cloak-whitebox", "midi-cloak-blackbox",
                         "midi-maxloss-whitebox", QUIETEST_MIDI_CLOAK)  # a suite's own
-MIDI_CANDIDATE_METHODS = ("midi-reverse-gradient-whitebox",)  # measured when named
+MIDI_CANDIDATE_METHODS = ("midi-reverse-gradient-whitebox", LOUDEST_MIDI_CLOAK)  # measured when named
 KNOWN_MIDI_MIMICRY_METHODS = MIDI_MIMICRY_METHODS + MIDI_CANDIDATE_METHODS  # every MIDI method the benchmark knows
 MIDI_RANDOM_CONTROL = {"midi-cloak-whitebox": RANDOM_MIDI_CLOAK, "midi-cloak-blackbox": RANDOM_MIDI_CLOAK,
-                       "midi-maxloss-whitebox": RANDOM_MIDI_CLOAK, "midi-reverse-gradient-whitebox": RANDOM_MIDI_CLOAK}
+                       "midi-maxloss-whitebox": RANDOM_MIDI_CLOAK, "midi-reverse-gradient-whitebox": RANDOM_MIDI_CLOAK,
+                       LOUDEST_MIDI_CLOAK: RANDOM_MIDI_CLOAK}
 # The bar at the cloaks' own level: their optimisers end with (nearly) every note at its lowest velocity
-LEVEL_CONTROL = dict.fromkeys(MIDI_RANDOM_CONTROL, QUIETEST_MIDI_CLOAK)
+LEVEL_CONTROL = dict.fromkeys(set(MIDI_RANDOM_CONTROL) - {LOUDEST_MIDI_CLOAK}, QUIETEST_MIDI_CLOAK)
 WHITEBOX_OBJECTIVE = {"midi-cloak-whitebox": "minmin", "midi-maxloss-whitebox": "maxloss",
                       "midi-reverse-gradient-whitebox": "reverse-gradient"}
 WRONG_NOTE_MAX_SEMITONES = 11  # the positive control's notes sit 1 to this many semitones off
@@ -168,18 +173,22 @@ def wrong_notes(score, seed: int):
     return protected
 
 
-def random_midi_cloak(score, steps_per_beat: int, strength: str, seed: int | None):
+def random_midi_cloak(score, steps_per_beat: int, strength: str, seed: int):
     """The random control: the MIDI cloak's added notes for `score`, each velocity drawn
-    uniformly inside its bounds (Eq. 7), as `cloak.midi.protected_score` writes them; with no
-    seed, each at the lowest velocity its bounds allow."""
+    uniformly inside its bounds (Eq. 7), as `cloak.midi.protected_score` writes them."""
+    return midi_cloak_at(score, steps_per_beat, strength, lambda runs: torch.rand(
+        runs, generator=torch.Generator().manual_seed(seed), dtype=torch.float64))
+
+
+def midi_cloak_at(score, steps_per_beat: int, strength: str, place):
+    """The MIDI cloak's added notes for `score`, unoptimised, each velocity at its `place` inside its
+    bounds: 0 the lowest its bounds allow, 1 the highest, or a function of the number of notes giving
+    each note's place (float64 tensor)."""
     from harmonycloak.cloak.midi import MidiCloakSettings, MidiDominantCloak, protected_score
     from harmonycloak.settings import headroom_db
 
     cloak = MidiDominantCloak(score, steps_per_beat, MidiCloakSettings(headroom_db=headroom_db("midi", strength)))
-    if seed is None:
-        share = torch.zeros(cloak.num_runs, dtype=torch.float64)
-    else:
-        share = torch.rand(cloak.num_runs, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    share = place(cloak.num_runs) if callable(place) else torch.full((cloak.num_runs,), float(place), dtype=torch.float64)
     share = share.clamp(1e-6, 1 - 1e-6)
     with torch.no_grad():
         cloak.velocity_logit.copy_(torch.log(share / (1 - share)).float())  # sigmoid⁻¹: uniform velocities
@@ -203,10 +212,10 @@ def release_pieces(method: str, scores: list, family: str, spec: MidiMimicrySpec
             time.perf_counter() - started, {}
     effort = dict(pgd_steps=spec.pgd_steps, max_rounds=spec.max_rounds, bag_size=spec.bag_size,
                   models_per_round=spec.models_per_round)
-    if method in (RANDOM_MIDI_CLOAK, QUIETEST_MIDI_CLOAK):
+    if method in (RANDOM_MIDI_CLOAK, QUIETEST_MIDI_CLOAK, LOUDEST_MIDI_CLOAK):
         steps_per_beat = load_zoo_model(family).phrase_layout.steps_per_beat
-        out = [random_midi_cloak(score, steps_per_beat, strength,
-                                 seed * 1000 + index if method == RANDOM_MIDI_CLOAK else None)
+        out = [random_midi_cloak(score, steps_per_beat, strength, seed * 1000 + index) if method == RANDOM_MIDI_CLOAK
+               else midi_cloak_at(score, steps_per_beat, strength, 1.0 if method == LOUDEST_MIDI_CLOAK else 0.0)
                for index, score in enumerate(scores)]
         return out, time.perf_counter() - started, {}
     if method == "midi-cloak-blackbox":
