@@ -60,13 +60,19 @@ def test_the_closer_checkpoint_is_kept_whether_it_comes_first_or_last():
         assert all(torch.equal(selection.best_state[name], kept[name]) for name in kept)
 
 
-def test_gan_training_ends_on_the_closest_checkpoint_and_says_which():
+def trained_tiny_gan(steps: int, select_every_steps: int):
+    """(model, data, curve, card notes) of a tiny GAN trained on `chord_phrases` by the zoo's GAN trainer."""
     references = chord_phrases(12)
     data = EntryData(lambda batch, generator: references[torch.randint(12, (batch,), generator=generator)],
                      references[:4])
     model = build_model("musegan", "tiny", seed=0, initial_note_density=0.45)
-    curve, notes = _train_gan(model, tiny_gan_entry(steps=24, select_every_steps=4), data,
+    curve, notes = _train_gan(model, tiny_gan_entry(steps, select_every_steps), data,
                               torch.Generator().manual_seed(0), log=lambda line: None)
+    return model, data, curve, notes
+
+
+def test_gan_training_ends_on_the_closest_checkpoint_and_says_which():
+    model, data, curve, notes = trained_tiny_gan(steps=24, select_every_steps=4)
     by_step = {int(step): fd for step, fd in notes["selection_fd_by_step"].items()}
     assert sorted(by_step) == [4, 8, 12, 16, 20, 24]
     assert notes["selected_step"] == min(by_step, key=by_step.get)
@@ -79,10 +85,5 @@ def test_gan_training_ends_on_the_closest_checkpoint_and_says_which():
 
 
 def test_without_selection_the_last_weights_stay_and_the_card_gains_nothing():
-    references = chord_phrases(12)
-    data = EntryData(lambda batch, generator: references[torch.randint(12, (batch,), generator=generator)],
-                     references[:4])
-    model = build_model("musegan", "tiny", seed=0, initial_note_density=0.45)
-    curve, notes = _train_gan(model, tiny_gan_entry(steps=4, select_every_steps=0), data,
-                              torch.Generator().manual_seed(0), log=lambda line: None)
+    _, _, curve, notes = trained_tiny_gan(steps=4, select_every_steps=0)
     assert notes == {} and len(curve) == 4
