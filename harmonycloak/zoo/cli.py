@@ -40,7 +40,8 @@ def run_zoo_train(arguments: argparse.Namespace) -> int:
 
 
 def zoo_table(folder: Path | None = None) -> list[dict]:
-    """One row per card in the folder: name, family, parameters, MB, steps, minutes and losses."""
+    """One row per card in the folder: name, family, parameters, MB, steps (with the step whose weights
+    were kept, where a checkpoint was chosen), minutes and losses."""
     from harmonycloak.zoo.registry import zoo_entries
     from harmonycloak.zoo.store import weights_dir
 
@@ -52,19 +53,20 @@ def zoo_table(folder: Path | None = None) -> list[dict]:
         "name": card["name"], "family": card["family"], "parameters": card["parameters"],
         "mb": round((folder / card["weights_file"]).stat().st_size / 1e6, 2) if (folder / card["weights_file"]).is_file()
         else None,
-        "steps": card["steps"], "minutes": round(card["wall_time_s"] / 60, 1), "train_loss": card["train_loss"],
+        "steps": card["steps"], "kept_step": card.get("selected_step"), "minutes": round(card["wall_time_s"] / 60, 1), "train_loss": card["train_loss"],
         "heldout_loss": card["heldout_loss"], "untrained_heldout_loss": card["untrained_heldout_loss"],
     } for card in cards]
 
 
 def run_zoo_list(arguments: argparse.Namespace) -> int:
     rows = zoo_table(arguments.dir)
-    header = f"{'name':<16}{'family':<16}{'params':>11}{'MB':>7}{'steps':>7}{'min':>6}{'train':>9}{'held-out':>10}" \
+    header = f"{'name':<16}{'family':<16}{'params':>11}{'MB':>7}{'steps':>10}{'min':>6}{'train':>9}{'held-out':>10}" \
              f"{'untrained':>11}"
     print(header)
     for row in rows:
         mb = "-" if row["mb"] is None else f"{row['mb']:.2f}"
-        print(f"{row['name']:<16}{row['family']:<16}{row['parameters']:>11,}{mb:>7}{row['steps']:>7}"
+        steps = f"{row['kept_step']}/{row['steps']}" if row["kept_step"] else str(row["steps"])  # kept / trained
+        print(f"{row['name']:<16}{row['family']:<16}{row['parameters']:>11,}{mb:>7}{steps:>10}"
               f"{row['minutes']:>6.1f}{row['train_loss']:>9.4f}{row['heldout_loss']:>10.4f}"
               f"{row['untrained_heldout_loss']:>11.4f}")
     if not rows:

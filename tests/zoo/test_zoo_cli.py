@@ -4,7 +4,7 @@ import json
 
 from harmonycloak.cli import main
 from harmonycloak.zoo import load_weights_file
-from harmonycloak.zoo.store import file_sha256, read_manifest
+from harmonycloak.zoo.store import file_sha256, read_manifest, weights_dir
 
 
 def test_zoo_train_writes_weights_manifest_and_card_and_is_reproducible(tmp_path, capsys):
@@ -28,3 +28,12 @@ def test_zoo_train_writes_weights_manifest_and_card_and_is_reproducible(tmp_path
 def test_unknown_zoo_entry_is_a_one_line_error(tmp_path, capsys):
     assert main(["zoo", "train", "no-such-model", "--out", str(tmp_path)]) == 2  # a settings error
     assert "unknown zoo model" in capsys.readouterr().err
+
+
+def test_zoo_list_shows_the_step_a_gan_was_kept_at(capsys):
+    assert main(["zoo", "list"]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:]}
+    card = json.loads((weights_dir() / "musegan.json").read_text())
+    assert rows["musegan"][4] == f"{card['selected_step']}/{card['steps']}" == "900/3000"
+    assert rows["ar-gru"][4] == "1000"  # trained to its end: its steps alone
+
