@@ -53,8 +53,9 @@ def zoo_table(folder: Path | None = None) -> list[dict]:
         "name": card["name"], "family": card["family"], "parameters": card["parameters"],
         "mb": round((folder / card["weights_file"]).stat().st_size / 1e6, 2) if (folder / card["weights_file"]).is_file()
         else None,
-        "steps": card["steps"], "kept_step": card.get("selected_step"), "minutes": round(card["wall_time_s"] / 60, 1), "train_loss": card["train_loss"],
-        "heldout_loss": card["heldout_loss"], "untrained_heldout_loss": card["untrained_heldout_loss"],
+        "steps": card["steps"], "kept_step": card.get("selected_step"), "minutes": round(card["wall_time_s"] / 60, 1),
+        "train_loss": card["train_loss"], "heldout_loss": card["heldout_loss"],
+        "untrained_heldout_loss": card["untrained_heldout_loss"],
     } for card in cards]
 
 

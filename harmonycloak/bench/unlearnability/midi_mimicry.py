@@ -15,9 +15,9 @@ which has no likelihood of a piece, what the fine-tuned generator writes is judg
 `measures["fd_artist"]`, the Fréchet distance of its bars to the unreleased pieces', and
 `measures["artist_share"]`, the share of its sounding bars that a classifier of Bach against the
 zoo's own corpus labels Bach (`composer_or_corpus_judge`, `midi_measures.style_measures`; the same
-latents for every condition of a seed), which the report turns into style PSs. SymphonyNet's loss reads its fine-tune directly, and its sampler
-writes 64 phrases in about 70 s on one core, 28 minutes over a suite's conditions and seeds:
-it is not judged this way.
+latents for every condition of a seed), which the report turns into style PSs. SymphonyNet's loss
+reads its fine-tune directly, and its sampler writes 64 phrases in about 70 s on one core, 28
+minutes over a suite's conditions and seeds: it is not judged this way.
 
 Methods, each a layer of added notes beside the piece (its own notes are untouched):
 
@@ -191,7 +191,7 @@ def midi_cloak_at(score, steps_per_beat: int, strength: str, place):
     share = place(cloak.num_runs) if callable(place) else torch.full((cloak.num_runs,), float(place), dtype=torch.float64)
     share = share.clamp(1e-6, 1 - 1e-6)
     with torch.no_grad():
-        cloak.velocity_logit.copy_(torch.log(share / (1 - share)).float())  # sigmoid⁻¹: uniform velocities
+        cloak.velocity_logit.copy_(torch.log(share / (1 - share)).float())  # sigmoid⁻¹: each velocity at its place
     return protected_score(score, cloak)
 
 
