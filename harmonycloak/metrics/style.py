@@ -305,16 +305,6 @@ def train_corpus_classifier(
     return classifier, report
 
 
-def composer_judge(files_per_style: int = 20, steps_per_beat: int = 4, seed: int = 0) -> tuple[StyleClassifier, dict]:
-    """The benchmarks' composer judge: `train_corpus_classifier` over `DEFAULT_STYLES`, reading
-    `files_per_style` corpus files of each (one of Essen's, which holds hundreds of tunes), at most
-    400 segments of a class on each side of its split. Returns (classifier, report)."""
-    limits = {style: files_per_style for style in DEFAULT_STYLES}
-    limits["essen"] = 1
-    return train_corpus_classifier(DEFAULT_STYLES, limit_per_style=limits, max_segments_per_style=400,
-                                   config=StyleClassifierConfig(steps_per_beat=steps_per_beat, seed=seed))
-
-
 def label_shares(classifier: StyleClassifier, segments: np.ndarray) -> dict[str, float]:
     """Share of the sounding segments (examples, tracks, steps, 128) the classifier labels as each
     class; silent segments are not classified, and every share is NaN when none sounds."""

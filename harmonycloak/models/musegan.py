@@ -352,13 +352,18 @@ class MuseGanModel(nn.Module):
         discriminator only), as in `adversarial_step`'s first half."""
         return self._discriminator_loss(self.features(rolls), generator)
 
+    def discriminator_losses(self, real: Tensor, fake: Tensor) -> Tensor:
+        """The discriminator's loss −log D(x) − log(1 − D(G(z))) of real phrases (B, M, N, S, P)
+        beside generated ones (B or 1 or, for one real phrase, any number), shape (max(B, fakes),)."""
+        return self.loss_from_features(real) + F.softplus(self.discriminator_logits(fake))
+
     def _discriminator_loss(self, real: Tensor, generator: torch.Generator) -> Tensor:
-        """−log D(x) − log(1 − D(G(z))) over real phrases (B, M, N, S, P), the mean over the batch,
-        against max(B, 2) fakes from latents drawn from `generator` (batch norm needs two in training
-        mode: a one-phrase song), generated without gradients."""
+        """`discriminator_losses` of real phrases (B, M, N, S, P), the mean over the batch, against
+        max(B, 2) fakes from latents drawn from `generator` (batch norm needs two in training mode: a
+        one-phrase song), generated without gradients."""
         with torch.no_grad():
             fake = self.generator_network(self.sample_latents(max(real.shape[0], 2), generator))
-        return (F.softplus(-self.discriminator_logits(real)) + F.softplus(self.discriminator_logits(fake))).mean()
+        return self.discriminator_losses(real, fake).mean()
 
     def predict(self, phrases: Tensor) -> tuple[Tensor, Tensor]:
         """The discriminator's feature sequence (B, T', D), as both prediction and target (module doc)."""

@@ -77,11 +77,8 @@ def gan_discriminator_loss(model: nn.Module, rolls: Tensor, seed: int = 0) -> Te
     log 4 ≈ 1.386 when the discriminator cannot tell real music from the generator's: how far
     below that it falls on held-out real music is what it learned of real music.
     """
-    from torch.nn import functional as F
-
     fake = model.generator_network(model.sample_latents(rolls.shape[0], torch.Generator().manual_seed(seed)))
-    real = model.features(rolls)
-    return F.softplus(-model.discriminator_logits(real)) + F.softplus(model.discriminator_logits(fake))
+    return model.discriminator_losses(model.features(rolls), fake)
 
 
 def heldout_loss(model: nn.Module, heldout: Tensor) -> float:

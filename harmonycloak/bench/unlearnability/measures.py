@@ -53,12 +53,16 @@ class GeneratedMeasures:
     """Judges of generated audio, built once per benchmark run (the transcriber and the classifier)."""
 
     def __init__(self, spec: MeasureSpec, seed: int = 0) -> None:
-        from harmonycloak.metrics.style import composer_judge
+        from harmonycloak.metrics.style import DEFAULT_STYLES, StyleClassifierConfig, train_corpus_classifier
         from harmonycloak.metrics.transcription import BasicPitchTranscriber
 
         self.spec = spec
         self.transcriber = BasicPitchTranscriber()
-        self.classifier, self.classifier_report = composer_judge(spec.classifier_files_per_style, STEPS_PER_BEAT, seed)
+        limits = {style: spec.classifier_files_per_style for style in DEFAULT_STYLES}
+        limits["essen"] = 1  # one Essen file holds hundreds of tunes
+        self.classifier, self.classifier_report = train_corpus_classifier(
+            DEFAULT_STYLES, limit_per_style=limits, max_segments_per_style=400,
+            config=StyleClassifierConfig(steps_per_beat=STEPS_PER_BEAT, seed=seed))
 
     def rolls(self, clips: list[np.ndarray], sample_rate_hz: int) -> dict[int, np.ndarray]:
         """Transcribed 4/4 bars of every clip, stacked, at each resolution: {steps per beat: (bars, 4·steps, 128)}."""
