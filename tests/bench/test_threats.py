@@ -94,6 +94,27 @@ def test_a_family_given_its_own_t1_size_trains_at_it_and_the_others_at_the_suite
         ThreatSpec(scratch_sizes=(own, replace(own, steps=9)))
 
 
+def test_a_t1_attacker_given_a_log_mel_floor_hears_what_lies_under_the_preset_s_floor():
+    from harmonycloak.bench.unlearnability.threats import scratch_sizes_text
+
+    deep = ScratchSize("ar-gru", "tiny", steps=2, learning_rate=1e-3, log_floor_db=-100.0)
+    spec = ThreatSpec(scratch_preset="tiny", scratch_sizes=(deep,))
+    deeper, plain = attacker_model("scratch", "ar-gru", 0, spec), attacker_model("scratch", "ar-gru", 0, ThreatSpec(
+        scratch_preset="tiny"))
+    assert deeper.frontend.config.log_floor == pytest.approx(1e-10)  # 10^(-100 / 10)
+    assert all(torch.equal(value, plain.state_dict()[key]) for key, value in deeper.state_dict().items())
+    # a sine 70 dB under full scale puts 10^-7 into its band: at the floor (-1) for 10^-5 (50 dB of range);
+    # log10(10^-7 + 10^-10) = -7.0, mapped by (x + 5) / 5 to -0.4, for 10^-10
+    time = np.arange(RATE) / RATE
+    quiet = torch.tensor(10 ** (-70 / 20) * np.sin(2 * np.pi * 1000.0 * time), dtype=torch.float32)[None]
+    assert plain.features(quiet).max().item() == pytest.approx(-1.0, abs=0.005)
+    assert deeper.features(quiet).max().item() == pytest.approx(-0.4, abs=0.03)
+    assert "ar-gru: `tiny`, 2 steps at 0.001, log-mel floor -100 dB" in scratch_sizes_text(spec)
+    diffusion = ThreatSpec(scratch_preset="tiny", scratch_sizes=(replace(deep, family="mel-diffusion"),))
+    with pytest.raises(SettingsError, match="reads no log-mel front end of its own"):
+        attacker_model("scratch", "mel-diffusion", 0, diffusion)
+
+
 def test_a_mimicry_run_without_songs_measures_the_base_model_itself():
     songs = [melody(seed=1)]
     spec = ThreatSpec(mimicry=TINY)
@@ -773,7 +794,8 @@ def test_a_combined_report_names_the_t1_size_its_runs_trained_and_refuses_two_si
     small = document("small", standard, [("unseen", 1.0), ("none", 0.5)])
     combine_reports("standard", [small], tmp_path / "small", log=lambda *_: None)
     assert (f"the registry's `small` size, 400 steps at 0.001 ({own.family}: `{own.preset}`, {own.steps} steps at "
-            f"{own.learning_rate:g})") in (tmp_path / "small" / "summary.md").read_text()
+            f"{own.learning_rate:g}, log-mel floor {own.log_floor_db:g} dB)") in (tmp_path / "small" / "summary.md"
+                                                                                ).read_text()
     with pytest.raises(SettingsError, match="trained T1's attackers at different sizes"):
         combine_reports("standard", [first, small], tmp_path / "refused", log=lambda *_: None)
     faster = document("faster", adjusted_suite(zoo, scratch_learning_rate=3e-3), [("unseen", 1.0), ("none", 0.5)])
@@ -783,6 +805,10 @@ def test_a_combined_report_names_the_t1_size_its_runs_trained_and_refuses_two_si
                      [("unseen", 1.0), ("none", 0.5)])
     with pytest.raises(SettingsError, match="trained T1's attackers at different sizes"):
         combine_reports("standard", [small, alike], tmp_path / "refused-sizes", log=lambda *_: None)
+    shallow = document("shallow", replace(standard, threats=replace(standard.threats, scratch_sizes=(
+        replace(own, log_floor_db=None),))), [("unseen", 1.0), ("none", 0.5)])
+    with pytest.raises(SettingsError, match="trained T1's attackers at different sizes"):
+        combine_reports("standard", [small, shallow], tmp_path / "refused-floor", log=lambda *_: None)
     # T2 the same way: the recipe its runs fine-tuned with, and no two recipes in one report
     adapters = adjusted_suite(standard, mimicry={"kind": "lora", "learning_rate": 1e-3, "steps": 200})
     lora = document("lora", adapters, [("base", 1.0), ("none", 0.5)], "mimicry")

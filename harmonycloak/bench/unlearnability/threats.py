@@ -62,6 +62,10 @@ class ScratchSize:
     preset: str  # the registry's preset of the family
     steps: int
     learning_rate: float
+    # the floor of its log-mel front end in dB of a full-scale sine's band (None: the preset's, -50 dB). Mel
+    # front ends of public audio generators clamp the magnitude at 1e-5 (-100 dB of power): what lies more
+    # than 50 dB under full scale, noise at 10 dB SNR in most bands among it, only they can read
+    log_floor_db: float | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,7 @@ def scratch_sizes_text(spec: ThreatSpec) -> str:
     """T1's attacker sizes in words: "the registry's `small` size, 400 steps at 0.001 (ar-transformer: `zoo`, ...)"."""
     text = f"the registry's `{spec.scratch_preset}` size, {spec.scratch.steps} steps at {spec.scratch.learning_rate:g}"
     others = "; ".join(f"{size.family}: `{size.preset}`, {size.steps} steps at {size.learning_rate:g}"
+                       + (f", log-mel floor {size.log_floor_db:g} dB" if size.log_floor_db is not None else "")
                        for size in spec.scratch_sizes)
     return f"{text} ({others})" if others else text
 
@@ -157,11 +162,25 @@ def attacker_model(threat: str, family: str, seed: int, spec: ThreatSpec) -> Gen
         raise SettingsError(f"unknown threat model '{threat}' (known: {', '.join(THREATS)})")
     preset = spec.scratch_preset_of(family)
     entry = zoo_entry(family)
-    model = build_model(entry.family, preset, seed=seed)
+    model = build_model(entry.family, preset, seed=seed, **_front_end_overrides(entry.family, preset, spec, family))
     if preset != "tiny":  # the tiny presets (tests) keep frozen parts of their own size
         for part in entry.depends_on:
             model.attach_pretrained(part, load_zoo_model(part))
     return model.to(device)
+
+
+def _front_end_overrides(model_family: str, preset: str, spec: ThreatSpec, family: str) -> dict:
+    """The config fields that give `family`'s T1 attacker its own log-mel floor, if its size sets one."""
+    from harmonycloak.models.registry import family_spec
+
+    size = spec.scratch_size(family)
+    if size is None or size.log_floor_db is None:
+        return {}
+    config = family_spec(model_family).presets[preset]
+    if not hasattr(config, "frontend"):
+        raise SettingsError(f"the T1 attacker of '{family}' reads no log-mel front end of its own (it reads a zoo "
+                            f"model's), so it cannot be given a log-mel floor")
+    return {"frontend": replace(config.frontend, log_floor=10.0 ** (size.log_floor_db / 10.0))}
 
 
 def song_losses(model: GenerativeModel, songs: Sequence[np.ndarray], segment_s: float = SEGMENT_S,
