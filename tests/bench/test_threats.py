@@ -772,8 +772,8 @@ def test_a_combined_report_names_the_t1_size_its_runs_trained_and_refuses_two_si
     standard = get_suite("standard")
     zoo = adjusted_suite(standard, scratch_preset="zoo", scratch_steps=3000)
 
-    def document(name, suite, conditions, threat="scratch"):
-        runs = [_run(threat, "ar-transformer", condition, 0, [loss]) for condition, loss in conditions]
+    def document(name, suite, conditions, threat="scratch", family="ar-transformer"):
+        runs = [_run(threat, family, condition, 0, [loss]) for condition, loss in conditions]
         result = ThreatSeedResult(0, ["a"], [], 0.15, {}, runs)
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps({"command": name, "suite": "standard", "wall_s": 60.0,
@@ -796,19 +796,31 @@ def test_a_combined_report_names_the_t1_size_its_runs_trained_and_refuses_two_si
     assert (f"the registry's `small` size, 400 steps at 0.001 ({own.family}: `{own.preset}`, {own.steps} steps at "
             f"{own.learning_rate:g}, log-mel floor {own.log_floor_db:g} dB)") in (tmp_path / "small" / "summary.md"
                                                                                 ).read_text()
-    with pytest.raises(SettingsError, match="trained T1's attackers at different sizes"):
+    with pytest.raises(SettingsError, match="trained T1's attackers of ar-transformer at different sizes"):
         combine_reports("standard", [first, small], tmp_path / "refused", log=lambda *_: None)
     faster = document("faster", adjusted_suite(zoo, scratch_learning_rate=3e-3), [("unseen", 1.0), ("none", 0.5)])
-    with pytest.raises(SettingsError, match="trained T1's attackers at different sizes"):
+    with pytest.raises(SettingsError, match="trained T1's attackers of ar-transformer at different sizes"):
         combine_reports("standard", [first, faster], tmp_path / "refused-rate", log=lambda *_: None)
     alike = document("alike", replace(standard, threats=replace(standard.threats, scratch_sizes=())),
                      [("unseen", 1.0), ("none", 0.5)])
-    with pytest.raises(SettingsError, match="trained T1's attackers at different sizes"):
+    with pytest.raises(SettingsError, match="trained T1's attackers of ar-transformer at different sizes"):
         combine_reports("standard", [small, alike], tmp_path / "refused-sizes", log=lambda *_: None)
     shallow = document("shallow", replace(standard, threats=replace(standard.threats, scratch_sizes=(
         replace(own, log_floor_db=None),))), [("unseen", 1.0), ("none", 0.5)])
-    with pytest.raises(SettingsError, match="trained T1's attackers at different sizes"):
+    with pytest.raises(SettingsError, match="trained T1's attackers of ar-transformer at different sizes"):
         combine_reports("standard", [small, shallow], tmp_path / "refused-floor", log=lambda *_: None)
+    # T1 is read family by family: a codec LM run under a suite that sized no family joins the transformer's
+    # run at its own size, and the report names both sizes; two sizes of the codec LM are refused
+    unsized = replace(standard, threats=replace(standard.threats, scratch_sizes=()))
+    codec = document("codec", unsized, [("unseen", 1.0), ("none", 0.5)], family="codec-lm")
+    combine_reports("standard", [small, codec], tmp_path / "joined", log=lambda *_: None)
+    joined = (tmp_path / "joined" / "summary.md").read_text()
+    assert "the registry's `small` size, 400 steps at 0.001 (ar-transformer: `zoo`, 400 steps at 0.003, " in joined
+    assert "| codec-lm | 100 % | none |" in joined and "| ar-transformer | 100 % | none |" in joined
+    longer = document("longer", zoo, [("unseen", 1.0), ("none", 0.5)], family="codec-lm")
+    with pytest.raises(SettingsError, match="attackers of codec-lm at different sizes .*`small`, 400 steps at 0.001; "
+                                            "`zoo`, 3000 steps at 0.001\\)"):
+        combine_reports("standard", [codec, longer], tmp_path / "refused-codec", log=lambda *_: None)
     # T2 the same way: the recipe its runs fine-tuned with, and no two recipes in one report
     adapters = adjusted_suite(standard, mimicry={"kind": "lora", "learning_rate": 1e-3, "steps": 200})
     lora = document("lora", adapters, [("base", 1.0), ("none", 0.5)], "mimicry")

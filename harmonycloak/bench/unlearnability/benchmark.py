@@ -39,7 +39,7 @@ from harmonycloak.bench.unlearnability.threat_experiment import (
     reference_clips,
     run_threat_seed,
 )
-from harmonycloak.bench.unlearnability.threats import ScratchSize
+from harmonycloak.bench.unlearnability.threats import ScratchSize, scratch_size_text
 from harmonycloak.errors import SettingsError
 
 
@@ -313,23 +313,49 @@ def training_of(documents: list[dict], threat: str) -> tuple | None:
     rate, the families' own sizes as `threats.ScratchSize`s), T2 (kind, steps, learning rate); None when
     none ran it.
 
+    T1 is read family by family: runs of one family must agree, runs of different families need not
+    (a run of the codec LM joins one of the transformer though the transformer has its own size).
+    The size most families share becomes the suite's; the others are their own `ScratchSize`s.
+
     Raises:
-        SettingsError: the runs trained that threat's attackers at different sizes or lengths.
+        SettingsError: the runs trained that threat's (one family's, in T1) attackers at different sizes
+            or lengths.
     """
-    sizes = set()
+    sizes: dict[str | None, set] = {}
     for document in documents:
-        runs = (run for result in document.get("threat_seed_results", []) for run in result["runs"])
-        if any(run["threat"] == threat for run in runs):
-            threats = document["suite_settings"]["threats"]
-            recipe = threats[threat]
-            sizes.add((threats["scratch_preset"], recipe["steps"], recipe["learning_rate"],
-                       tuple(ScratchSize(**size) for size in threats.get("scratch_sizes", ())))
-                      if threat == "scratch" else (recipe["kind"], recipe["steps"], recipe["learning_rate"]))
-    if len(sizes) > 1:
-        label = "T1" if threat == "scratch" else "T2"
-        raise SettingsError(f"the runs trained {label}'s attackers at different sizes or lengths "
-                            f"({', '.join(sorted(map(str, sizes)))}); combine runs of one size")
-    return next(iter(sizes), None)
+        threats = document["suite_settings"]["threats"]
+        recipe = threats[threat]
+        own = {size["family"]: ScratchSize(**size) for size in threats.get("scratch_sizes", ())}
+        for result in document.get("threat_seed_results", []):
+            for run in result["runs"]:
+                if run["threat"] != threat:
+                    continue
+                if threat != "scratch":
+                    sizes.setdefault(None, set()).add((recipe["kind"], recipe["steps"], recipe["learning_rate"]))
+                    continue
+                size = own.get(run["family"], ScratchSize(run["family"], threats["scratch_preset"], recipe["steps"],
+                                                           recipe["learning_rate"]))
+                sizes.setdefault(run["family"], set()).add(size)
+    label = "T1" if threat == "scratch" else "T2"
+    for family, found in sizes.items():
+        if len(found) > 1:
+            named = f" of {family}" if family else ""
+            words = sorted(scratch_size_text(size) if family else str(size) for size in found)
+            raise SettingsError(f"the runs trained {label}'s attackers{named} at different sizes or lengths "
+                                f"({'; '.join(words)}); combine runs of one size")
+    if not sizes:
+        return None
+    if threat != "scratch":
+        return next(iter(sizes[None]))
+    chosen = [next(iter(found)) for found in sizes.values()]
+    plain = [(size.preset, size.steps, size.learning_rate) for size in chosen if size.log_floor_db is None]
+    if not plain:  # every family ran at its own size: the suite's size stays that of the runs' suite
+        threats = next(d["suite_settings"]["threats"] for d in documents if d.get("threat_seed_results"))
+        plain = [(threats["scratch_preset"], threats["scratch"]["steps"], threats["scratch"]["learning_rate"])]
+    base = max(set(plain), key=plain.count)
+    others = tuple(size for size in sorted(chosen, key=lambda size: size.family)
+                   if (size.preset, size.steps, size.learning_rate, size.log_floor_db) != (*base, None))
+    return (*base, others)
 
 
 def combine_reports(suite_name: str, result_files: list[Path], out: Path, suite=None, log=print) -> dict:

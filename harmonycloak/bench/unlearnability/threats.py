@@ -119,10 +119,14 @@ class ThreatSpec:
 def scratch_sizes_text(spec: ThreatSpec) -> str:
     """T1's attacker sizes in words: "the registry's `small` size, 400 steps at 0.001 (ar-transformer: `zoo`, ...)"."""
     text = f"the registry's `{spec.scratch_preset}` size, {spec.scratch.steps} steps at {spec.scratch.learning_rate:g}"
-    others = "; ".join(f"{size.family}: `{size.preset}`, {size.steps} steps at {size.learning_rate:g}"
-                       + (f", log-mel floor {size.log_floor_db:g} dB" if size.log_floor_db is not None else "")
-                       for size in spec.scratch_sizes)
+    others = "; ".join(f"{size.family}: {scratch_size_text(size)}" for size in spec.scratch_sizes)
     return f"{text} ({others})" if others else text
+
+
+def scratch_size_text(size: ScratchSize) -> str:
+    """One family's T1 size in words: "`zoo`, 400 steps at 0.003, log-mel floor -100 dB"."""
+    floor = f", log-mel floor {size.log_floor_db:g} dB" if size.log_floor_db is not None else ""
+    return f"`{size.preset}`, {size.steps} steps at {size.learning_rate:g}{floor}"
 
 
 @dataclass
