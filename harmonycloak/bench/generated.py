@@ -67,7 +67,7 @@ def has_sampler(family: str) -> bool:
 
 def frontend(model: GenerativeModel):
     """The front end whose frames the model generates."""
-    return model.config.conditioner.frontend if model.family == "mel-diffusion" else model.config.frontend
+    return model.frames_config if model.family == "mel-diffusion" else model.config.frontend
 
 
 def generated_frames(model: GenerativeModel, songs: list[np.ndarray], spec: GeneratedSpec,

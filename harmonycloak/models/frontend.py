@@ -9,11 +9,12 @@ centre puts its whole power into that band.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
 
+from harmonycloak.errors import SettingsError
 from harmonycloak.models.interface import AudioModelIdentity
 from harmonycloak.settings import WORKING_RATE_HZ
 
@@ -78,6 +79,17 @@ class LogMelFrontend(nn.Module):
         scale = (2.0 / self.window.sum()) ** 2  # a sine of amplitude A has band energy ~A²
         half_range = -0.5 * math.log10(self.config.log_floor)
         return (torch.log10(mel * scale + self.config.log_floor) + half_range) / half_range
+
+
+def refloor(frames: Tensor, source: FrontendConfig, target: FrontendConfig) -> Tensor:
+    """Log-mel frames (..., T, F) of `source` as `target` reads the same audio: the band energies
+    under the frames, put under `target`'s floor and scale. Exact where `target`'s floor is the
+    higher (what lies under it is lost either way); the two must differ in their floors alone."""
+    if replace(source, log_floor=target.log_floor) != target:
+        raise SettingsError("log-mel frames can change their floor only, not their analysis")
+    source_range, target_range = (-0.5 * math.log10(config.log_floor) for config in (source, target))
+    energy = (10.0 ** (frames * source_range - source_range) - source.log_floor).clamp_min(0.0)
+    return (torch.log10(energy + target.log_floor) + target_range) / target_range
 
 
 class LogMelAudioModel(AudioModelIdentity):

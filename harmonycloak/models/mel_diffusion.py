@@ -40,7 +40,7 @@ Shapes: B batch, N samples, T frames, F mel bands, E condition size, C channels.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor, nn
@@ -48,6 +48,7 @@ from torch.nn import functional as F
 
 from harmonycloak.errors import SettingsError
 from harmonycloak.models.contrastive import ContrastiveConfig, ContrastiveEncoder
+from harmonycloak.models.frontend import FrontendConfig, LogMelFrontend, refloor
 from harmonycloak.models.interface import AudioModelIdentity, FrozenPretrainedPart, GenerativeTraining
 
 
@@ -61,9 +62,28 @@ class MelDiffusionConfig:
     cosine_offset: float = 0.008  # s of the cosine schedule
     mel_mean: float = -0.75  # x_0 = (frames − mel_mean) / mel_std: the zoo corpus's mean log-mel value
     mel_std: float = 0.3  # and its standard deviation (0.32), rounded
+    # the floor of the log-mel frames the denoiser learns (None: the conditioner's; `config_at_floor` sets it with
+    # the data's normalisation there); the conditioner reads the same audio at its own floor
+    log_floor: float | None = None
     condition_dropout: float = 0.1  # training: share of examples whose condition is zeroed
     evaluation_draws: int = 4  # J: (t, ε) draws per example in generative_loss
     evaluation_seed: int = 0  # seed of the eval-mode draws
+
+
+# (mel_mean, mel_std) of the zoo corpus's log-mel frames at a front end's floor (80 of its clips, 10.24 s each):
+# the normalisation of the denoiser's data at that floor
+CORPUS_MEL_STATISTICS = {1e-5: (-0.76, 0.33), 1e-10: (-0.12, 0.41)}
+
+
+def config_at_floor(config: MelDiffusionConfig, log_floor: float) -> MelDiffusionConfig:
+    """`config` learning log-mel frames at `log_floor`, normalised by the corpus's statistics there."""
+    known = next((floor for floor in CORPUS_MEL_STATISTICS if math.isclose(floor, log_floor)), None)
+    if known is None:
+        floors = ", ".join(f"{10 * math.log10(floor):g} dB" for floor in CORPUS_MEL_STATISTICS)
+        raise SettingsError(f"the diffusion model knows its data's level statistics at log-mel floors of {floors} "
+                            f"only, not {10 * math.log10(log_floor):g} dB")
+    mean, std = CORPUS_MEL_STATISTICS[known]
+    return replace(config, log_floor=known, mel_mean=mean, mel_std=std)
 
 
 def cosine_alphas_cumprod(steps: int, offset: float) -> Tensor:
@@ -144,6 +164,8 @@ class MelDiffusionModel(AudioModelIdentity, FrozenPretrainedPart, GenerativeTrai
         super().__init__()
         self.config = config
         self.conditioner = self.frozen(ContrastiveEncoder(config.conditioner))
+        # its own front end only at its own floor: otherwise it reads the conditioner's, whichever is attached
+        self.own_frontend = LogMelFrontend(self.frames_config) if config.log_floor is not None else None
         self.denoiser = UNet1d(config.conditioner.frontend.n_mels, config.conditioner.embedding_dim, config.channels,
                                config.groups)
         self.register_buffer("alphas_cumprod",
@@ -161,12 +183,27 @@ class MelDiffusionModel(AudioModelIdentity, FrozenPretrainedPart, GenerativeTrai
         return self.config.conditioner.frontend.sample_rate_hz
 
     @property
+    def frames_config(self) -> FrontendConfig:
+        """The front end of the frames the denoiser learns: the conditioner's, at the model's own floor if it has one."""
+        frontend = self.config.conditioner.frontend
+        return frontend if self.config.log_floor is None else replace(frontend, log_floor=self.config.log_floor)
+
+    @property
     def feature_key(self) -> object:
-        return self.config.conditioner.frontend
+        return self.frames_config
 
     def features(self, waveform: Tensor) -> Tensor:
-        """Waveform (B, N) → log-mel frames (B, T, F) of the shared front end."""
-        return self.conditioner.features(waveform)
+        """Waveform (B, N) → log-mel frames (B, T, F) the denoiser learns (the conditioner's front end unless
+        the model has its own floor)."""
+        if self.own_frontend is None:
+            return self.conditioner.features(waveform)
+        return self.own_frontend(waveform)
+
+    def condition_of(self, frames: Tensor) -> Tensor:
+        """The conditioner's embedding (B, E) of the audio under `features`' frames (B, T, F), read at its floor."""
+        if self.config.log_floor is not None:
+            frames = refloor(frames, self.frames_config, self.config.conditioner.frontend)
+        return self.conditioner.embed_frames(frames)
 
     def normalise(self, frames: Tensor) -> Tensor:
         """Log-mel frames (B, T, F) → x_0 (B, F, T'), T' the frames cut to a multiple of `multiple`."""
@@ -211,7 +248,7 @@ class MelDiffusionModel(AudioModelIdentity, FrozenPretrainedPart, GenerativeTrai
 
     def loss_from_features(self, frames: Tensor) -> Tensor:
         """Per-example loss (B,): mean over J draws of the v-prediction error, conditioned on the embedding."""
-        condition = self.conditioner.embed_frames(frames)
+        condition = self.condition_of(frames)
         x0 = self.normalise(frames)
         t, noise = self._draws(x0)
         return torch.stack([self._noise_loss(x0, condition, t[j], noise[j]) for j in range(t.shape[0])]).mean(0)
@@ -222,7 +259,7 @@ class MelDiffusionModel(AudioModelIdentity, FrozenPretrainedPart, GenerativeTrai
 
     def predict(self, frames: Tensor) -> tuple[Tensor, Tensor]:
         """(predicted velocity, true velocity) of the first draw, both (B, T', F)."""
-        condition = self.conditioner.embed_frames(frames)
+        condition = self.condition_of(frames)
         x0 = self.normalise(frames)
         t, noise = self._draws(x0)
         predicted, target = self.velocities(x0, condition, t[0], noise[0])
@@ -232,7 +269,7 @@ class MelDiffusionModel(AudioModelIdentity, FrozenPretrainedPart, GenerativeTrai
         """The v-prediction loss at one random (t, ε) per example, condition dropped for `condition_dropout` of them."""
         frames = self.features(waveform)
         with torch.no_grad():
-            condition = self.conditioner.embed_frames(frames)
+            condition = self.condition_of(frames)
         keep = (torch.rand(frames.shape[0], 1, generator=generator) >= self.config.condition_dropout)
         x0 = self.normalise(frames)
         t, noise = self.training_draws(x0, generator)
@@ -289,4 +326,4 @@ class MelDiffusionModel(AudioModelIdentity, FrozenPretrainedPart, GenerativeTrai
 
         condition = self.conditioner.embed(reference_waveform)
         frames = self.sample(condition, num_frames, generator, steps, guidance)
-        return mel_to_waveform(frames, self.config.conditioner.frontend, generator)
+        return mel_to_waveform(frames, self.frames_config, generator)

@@ -106,20 +106,22 @@ def family_spec(family: str) -> ModelSpec:
 
 def build_model(family: str, preset: str = "default", seed: int = 0, **overrides: Any) -> nn.Module:
     """Build a freshly initialised model of `family` from a named preset, with field overrides."""
+    return build_from_config(family, replace(preset_config(family, preset), **overrides), seed)
+
+
+def preset_config(family: str, preset: str) -> Any:
+    """The config of `family`'s named preset."""
     spec = family_spec(family)
     if preset not in spec.presets:
         raise SettingsError(f"model family '{family}' has no preset '{preset}' (presets: {', '.join(spec.presets)})")
-    return build_from_config(family, replace(spec.presets[preset], **overrides), seed)
+    return spec.presets[preset]
 
 
 def symbolic_model(family: str, preset: str = "default", seed: int = 0, tracks: int = 4) -> nn.Module:
     """A fresh MIDI model of `family` (a named preset) reading `tracks` tracks."""
-    spec = family_spec(family)
-    if spec.kind != "midi":
+    if family_spec(family).kind != "midi":
         raise SettingsError(f"'{family}' is not a MIDI model family")
-    if preset not in spec.presets:
-        raise SettingsError(f"model family '{family}' has no preset '{preset}' (presets: {', '.join(spec.presets)})")
-    return build_from_config(family, spec.presets[preset].with_tracks(tracks), seed)
+    return build_from_config(family, preset_config(family, preset).with_tracks(tracks), seed)
 
 
 def build_from_config(family: str, config: Any, seed: int = 0) -> nn.Module:

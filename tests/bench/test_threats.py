@@ -111,8 +111,11 @@ def test_a_t1_attacker_given_a_log_mel_floor_hears_what_lies_under_the_preset_s_
     assert deeper.features(quiet).max().item() == pytest.approx(-0.4, abs=0.03)
     assert "ar-gru: `tiny`, 2 steps at 0.001, log-mel floor -100 dB" in scratch_sizes_text(spec)
     diffusion = ThreatSpec(scratch_preset="tiny", scratch_sizes=(replace(deep, family="mel-diffusion"),))
+    assert attacker_model("scratch", "mel-diffusion", 0, diffusion).features(quiet).max().item() == pytest.approx(
+        -0.4, abs=0.03)
+    codec_lm = ThreatSpec(scratch_preset="tiny", scratch_sizes=(replace(deep, family="codec-lm"),))
     with pytest.raises(SettingsError, match="reads no log-mel front end of its own"):
-        attacker_model("scratch", "mel-diffusion", 0, diffusion)
+        attacker_model("scratch", "codec-lm", 0, codec_lm)
 
 
 def test_a_mimicry_run_without_songs_measures_the_base_model_itself():

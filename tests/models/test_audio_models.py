@@ -58,6 +58,25 @@ def test_frontend_equals_log_mel_of_torch_stft(n_fft):
     assert torch.allclose(frontend(waveform), expected.float(), atol=1e-4)
 
 
+def test_frames_read_at_a_deep_floor_are_read_again_at_a_shallow_one_as_its_front_end_reads_the_audio():
+    from harmonycloak.errors import SettingsError
+    from harmonycloak.models.frontend import refloor
+
+    shallow, deep = FrontendConfig(n_mels=32), FrontendConfig(n_mels=32, log_floor=1e-10)
+    # by hand: a band energy of 10^-7 reads (log10(10^-7 + 10^-10) + 5) / 5 = -0.39991 at the deep floor, and
+    # (log10(10^-7 + 10^-5) + 2.5) / 2.5 = -0.99827 at the shallow one
+    by_hand = torch.tensor([[math.log10(1e-7 + 1e-10) / 5 + 1]])
+    assert refloor(by_hand, deep, shallow).item() == pytest.approx(math.log10(1e-7 + 1e-5) / 2.5 + 1, abs=1e-5)
+    time = torch.arange(8_000) / 16_000
+    music = 0.3 * torch.sin(2 * math.pi * 440 * time) * torch.linspace(1, 1e-4, 8_000)  # fades 80 dB
+    music = music + 1e-5 * torch.randn(8_000, generator=torch.Generator().manual_seed(0))
+    frames = LogMelFrontend(deep)(music[None])
+    assert torch.allclose(refloor(frames, deep, shallow), LogMelFrontend(shallow)(music[None]), atol=1e-4)
+    assert (frames > -0.9).float().mean() > 2 * (LogMelFrontend(shallow)(music[None]) > -0.9).float().mean()
+    with pytest.raises(SettingsError, match="change their floor only"):
+        refloor(frames, deep, FrontendConfig(n_mels=16))
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_models_are_causal(family):
     model = build_model(family, "tiny", seed=1)

@@ -71,3 +71,25 @@ def test_velocity_target_gives_back_x0_and_noise_by_hand():
     # x_t = √ᾱ x0 + √(1−ᾱ) ε and v = √ᾱ ε − √(1−ᾱ) x0 rotate (x0, ε) by the angle with cos = √ᾱ:
     torch.testing.assert_close(alpha.sqrt() * xt - (1 - alpha).sqrt() * v, x0, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close((1 - alpha).sqrt() * xt + alpha.sqrt() * v, noise, atol=1e-5, rtol=1e-5)
+
+
+def test_a_diffusion_model_at_its_own_floor_learns_deeper_frames_and_its_conditioner_reads_them_at_its_own():
+    import pytest
+
+    from harmonycloak.errors import SettingsError
+    from harmonycloak.models.mel_diffusion import config_at_floor
+    from harmonycloak.models.registry import build_from_config, preset_config
+
+    plain = tiny_diffusion()
+    deep = build_from_config("mel-diffusion", config_at_floor(preset_config("mel-diffusion", "tiny"), 1e-10))
+    assert (deep.config.mel_mean, deep.config.mel_std) == (-0.12, 0.41)
+    time = torch.arange(16_000) / 16_000
+    quiet = (10 ** (-70 / 20) * torch.sin(2 * math.pi * 1000 * time))[None]  # 10^-7 in its band
+    assert plain.features(quiet).max().item() == pytest.approx(-1.0, abs=0.005)
+    assert deep.features(quiet).max().item() == pytest.approx(-0.4, abs=0.03)  # (log10(10^-7) + 5) / 5
+    music = 0.3 * torch.sin(2 * math.pi * 440 * time[:8_000])[None] * torch.linspace(1, 1e-3, 8_000)
+    deep.conditioner.load_state_dict(plain.conditioner.state_dict())
+    assert torch.allclose(deep.condition_of(deep.features(music)), plain.conditioner.embed(music), atol=1e-4)
+    assert deep.feature_key.log_floor == 1e-10 and plain.feature_key.log_floor == 1e-5
+    with pytest.raises(SettingsError, match="at log-mel floors of -50 dB, -100 dB only, not -80 dB"):
+        config_at_floor(preset_config("mel-diffusion", "tiny"), 1e-8)

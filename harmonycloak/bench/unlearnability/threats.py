@@ -34,7 +34,7 @@ import torch
 from harmonycloak.cloak.model_input import audio_segments
 from harmonycloak.errors import SettingsError
 from harmonycloak.models.interface import GenerativeModel
-from harmonycloak.models.registry import build_model
+from harmonycloak.models.registry import build_from_config
 from harmonycloak.optim.finetune import FinetuneRecipe, finetune, merge_lora_adapters
 from harmonycloak.settings import SEGMENT_S, WORKING_RATE_HZ
 
@@ -166,25 +166,29 @@ def attacker_model(threat: str, family: str, seed: int, spec: ThreatSpec) -> Gen
         raise SettingsError(f"unknown threat model '{threat}' (known: {', '.join(THREATS)})")
     preset = spec.scratch_preset_of(family)
     entry = zoo_entry(family)
-    model = build_model(entry.family, preset, seed=seed, **_front_end_overrides(entry.family, preset, spec, family))
+    model = build_from_config(entry.family, _attacker_config(entry.family, preset, spec, family), seed=seed)
     if preset != "tiny":  # the tiny presets (tests) keep frozen parts of their own size
         for part in entry.depends_on:
             model.attach_pretrained(part, load_zoo_model(part))
     return model.to(device)
 
 
-def _front_end_overrides(model_family: str, preset: str, spec: ThreatSpec, family: str) -> dict:
-    """The config fields that give `family`'s T1 attacker its own log-mel floor, if its size sets one."""
-    from harmonycloak.models.registry import family_spec
+def _attacker_config(model_family: str, preset: str, spec: ThreatSpec, family: str):
+    """The registry preset of `family`'s T1 attacker, at the log-mel floor its size sets, if any."""
+    from harmonycloak.models.mel_diffusion import config_at_floor
+    from harmonycloak.models.registry import preset_config
 
+    config = preset_config(model_family, preset)
     size = spec.scratch_size(family)
     if size is None or size.log_floor_db is None:
-        return {}
-    config = family_spec(model_family).presets[preset]
-    if not hasattr(config, "frontend"):
-        raise SettingsError(f"the T1 attacker of '{family}' reads no log-mel front end of its own (it reads a zoo "
-                            f"model's), so it cannot be given a log-mel floor")
-    return {"frontend": replace(config.frontend, log_floor=10.0 ** (size.log_floor_db / 10.0))}
+        return config
+    log_floor = 10.0 ** (size.log_floor_db / 10.0)
+    if hasattr(config, "frontend"):
+        return replace(config, frontend=replace(config.frontend, log_floor=log_floor))
+    if model_family == "mel-diffusion":
+        return config_at_floor(config, log_floor)
+    raise SettingsError(f"the T1 attacker of '{family}' reads no log-mel front end of its own (it reads a zoo "
+                        f"model's), so it cannot be given a log-mel floor")
 
 
 def song_losses(model: GenerativeModel, songs: Sequence[np.ndarray], segment_s: float = SEGMENT_S,

@@ -87,7 +87,7 @@ def output_distance(model: GenerativeModel, original: GenerativeModel, inputs: T
 def diffusion_velocities(model: GenerativeModel, frames: Tensor, t: Tensor, noise: Tensor) -> tuple[Tensor, Tensor]:
     """(v_θ(x_t, t, c), the target v), both (B, F, T'), of log-mel frames (B, T, F) at the draws t (B,)
     and ε (B, F, T'), conditioned on the model's frozen encoder's embedding of the same frames."""
-    return model.velocities(model.normalise(frames), model.conditioner.embed_frames(frames), t, noise)
+    return model.velocities(model.normalise(frames), model.condition_of(frames), t, noise)
 
 
 def _diffusion_draws(model: GenerativeModel, frames: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
