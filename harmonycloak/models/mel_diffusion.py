@@ -8,7 +8,10 @@ time with the mel bands as channels (Ronneberger et al., "U-Net", 2015; the time
 residual blocks of Ho et al., "Denoising Diffusion Probabilistic Models", DDPM, 2020), and
 the condition is the frozen contrastive encoder's embedding of the same audio
 (`harmonycloak.models.contrastive`), dropped at random in training for classifier-free
-guidance (Ho & Salimans, "Classifier-Free Diffusion Guidance", 2022).
+guidance (Ho & Salimans, "Classifier-Free Diffusion Guidance", 2022). A model given its own
+`log_floor` learns frames that read deeper than its conditioner's (100 dB of level, as public
+generators' mels, against the zoo's 50 dB); the conditioner reads the same audio at its own floor
+(`condition_of`, `frontend.refloor`).
 
 Forward process (DDPM), cosine schedule of Nichol & Dhariwal ("Improved Denoising Diffusion
 Probabilistic Models", 2021):
