@@ -61,13 +61,13 @@ def zoo_table(folder: Path | None = None) -> list[dict]:
 
 def run_zoo_list(arguments: argparse.Namespace) -> int:
     rows = zoo_table(arguments.dir)
-    header = f"{'name':<16}{'family':<16}{'params':>11}{'MB':>7}{'steps':>10}{'min':>6}{'train':>9}{'held-out':>10}" \
+    header = f"{'name':<22}{'family':<16}{'params':>11}{'MB':>7}{'steps':>10}{'min':>6}{'train':>9}{'held-out':>10}" \
              f"{'untrained':>11}"
     print(header)
     for row in rows:
         mb = "-" if row["mb"] is None else f"{row['mb']:.2f}"
         steps = f"{row['kept_step']}/{row['steps']}" if row["kept_step"] else str(row["steps"])  # kept / trained
-        print(f"{row['name']:<16}{row['family']:<16}{row['parameters']:>11,}{mb:>7}{steps:>10}"
+        print(f"{row['name']:<22}{row['family']:<16}{row['parameters']:>11,}{mb:>7}{steps:>10}"
               f"{row['minutes']:>6.1f}{row['train_loss']:>9.4f}{row['heldout_loss']:>10.4f}"
               f"{row['untrained_heldout_loss']:>11.4f}")
     if not rows:

@@ -47,6 +47,14 @@ def _zoo_preset(family: str, **kwargs) -> ZooEntry:
     return ZooEntry(family, family, family_spec(family).presets["zoo"], "audio", **kwargs)
 
 
+def _reading_100_db(entry: ZooEntry) -> ZooEntry:
+    """`entry` trained on log-mel frames that read 100 dB of level (a floor of 10^-10 of a full-scale band's
+    power, as public generators' mels clamp the magnitude at 10^-5) where the zoo's read 50 dB, named -100db."""
+    frontend = replace(entry.config.frontend, log_floor=1e-10)
+    return replace(entry, name=f"{entry.name}-100db", config=replace(entry.config, frontend=frontend),
+                   description=f"{entry.description}, reading 100 dB of level (the others: 50 dB)")
+
+
 def _retrained_codec_pair(codec: ZooEntry, codec_lm: ZooEntry, seed: int, ordinal: str,
                           origin: str) -> list[ZooEntry]:
     """`codec` and `codec_lm` trained again from `seed` (another initialisation and data order), named
@@ -64,6 +72,8 @@ def _zoo() -> dict[str, ZooEntry]:
                         description="convolutional autoencoder with 4 x 256-code residual VQ, 50 frames/s")
     codec_lm = _zoo_preset("codec-lm", steps=600, batch=8, learning_rate=5e-4, depends_on=("codec",),
                            description="transformer over the codec's tokens, summed codebook embeddings, a head per codebook")
+    transformer = _zoo_preset("ar-transformer", steps=1000, batch=8, learning_rate=1e-3,
+                              description="causal transformer predicting the next 10 ms log-mel frame")
     entries = [
         _zoo_preset("contrastive", steps=400, batch=24, learning_rate=5e-4,
                     description="contrastive audio encoder (two crops of a clip are a positive pair, InfoNCE)"),
@@ -73,8 +83,8 @@ def _zoo() -> dict[str, ZooEntry]:
         codec_lm,
         *_retrained_codec_pair(codec, codec_lm, 1, "second", "another"),
         *_retrained_codec_pair(codec, codec_lm, 2, "third", "a third"),
-        _zoo_preset("ar-transformer", steps=1000, batch=8, learning_rate=1e-3,
-                    description="causal transformer predicting the next 10 ms log-mel frame"),
+        transformer,
+        _reading_100_db(transformer),
         _zoo_preset("ar-gru", steps=1000, batch=8, learning_rate=1e-3,
                     description="GRU predicting the next 10 ms log-mel frame"),
         _zoo_preset("ar-tcn", steps=800, batch=8, learning_rate=1e-3,

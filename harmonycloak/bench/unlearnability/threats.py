@@ -47,6 +47,8 @@ FAMILY_GROUP = {
     # the second and third codec LMs read codecs trained apart from the first: a defender who reads `codec-lm`
     # knows these attackers' kind of model, not their weights nor their tokens
     "codec-lm-2": "codec-lm", "codec-lm-3": "codec-lm",
+    # the next-frame transformer trained to read 100 dB of level, as public generators' mels do (the zoo's: 50 dB)
+    "ar-transformer-100db": "next-frame",
 }
 # random view pairs a contrastive encoder is measured on (their mean): with 4, one item's InfoNCE over its
 # few draws was so noisy that no T2 positive control's interval cleared 0; 32 draws resolve them
