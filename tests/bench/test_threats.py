@@ -70,6 +70,18 @@ def test_the_second_codec_lm_reads_the_second_codec_in_both_threats():
     assert FAMILY_GROUP["codec-lm-2"] == FAMILY_GROUP["codec-lm"]
 
 
+def test_the_transformer_reading_100_db_is_a_next_frame_attacker_that_hears_under_the_zoo_s_floor():
+    deep, zoo = attacker_model("mimicry", "ar-transformer-100db", 0, ThreatSpec()), load_zoo_model("ar-transformer")
+    assert FAMILY_GROUP["ar-transformer-100db"] == FAMILY_GROUP["ar-transformer"] and deep.family == "ar-transformer"
+    assert deep.config.frontend.log_floor == 1e-10 and zoo.config.frontend.log_floor == 1e-5
+    assert not torch.equal(next(deep.parameters()), next(zoo.parameters()))  # trained apart
+    # a sine 70 dB under full scale: 10^-7 in its band, at the zoo's floor (-1) and (log10(10^-7) + 5) / 5 = -0.4
+    time = np.arange(RATE) / RATE
+    quiet = torch.tensor(10 ** (-70 / 20) * np.sin(2 * np.pi * 1000.0 * time), dtype=torch.float32)[None]
+    assert zoo.features(quiet).max().item() == pytest.approx(-1.0, abs=0.005)
+    assert deep.features(quiet).max().item() == pytest.approx(-0.4, abs=0.03)
+
+
 def test_a_family_given_its_own_t1_size_trains_at_it_and_the_others_at_the_suite_s():
     from harmonycloak.models.registry import build_model
 
@@ -230,6 +242,7 @@ def test_the_default_method_is_what_protect_does_unasked_whatever_the_suite_s_ru
 @pytest.mark.parametrize("method, families", [  # the families of the models read, in order
     ("default-next-frame", ["ar-transformer", "ar-gru", "ar-tcn"]),
     ("default-two-codecs", ["ar-transformer", "ar-gru", "ar-tcn", "codec-lm", "codec-lm"]),  # codec-lm, codec-lm-2
+    ("default-100db", ["ar-transformer", "ar-gru", "ar-tcn", "codec-lm"]),  # ar-transformer-100db first
 ])
 def test_the_default_reading_other_zoo_models_is_the_default_with_those_models(method, families):
     from harmonycloak.bench.unlearnability.releases import RANDOM_CONTROL

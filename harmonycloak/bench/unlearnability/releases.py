@@ -67,6 +67,9 @@ Candidate objectives (`optim.objectives`; not in a suite's methods unless it nam
                            codec LM too): held out for a codec-LM attacker (bar: random-default)
   default-two-codecs       the default reading the zoo's second codec LM too (`codec-lm-2`, over a codec
                            trained apart): whether reading two codecs reaches a third (bar: random-default)
+  default-100db            the default reading the transformer that reads 100 dB of level (`ar-transformer-100db`)
+                           in place of the zoo's 50 dB one: noise under the masking threshold lies mostly under
+                           a 50 dB floor, where the model it is optimised on cannot see it (bar: random-default)
 
 A release that depends on the attacker's family is made once per family; the others once per
 seed. All songs of a release are optimised together as one lane (an album is one training set).
@@ -116,7 +119,8 @@ PRODUCT_DEFAULT = "default"
 DEFAULT_CLOAK_VARIANTS = {PRODUCT_DEFAULT: None, "gain-default": "gain", "masked-gain-default": "masked-gain"}
 # The product default reading other zoo models (`protect --zoo-models`): method → the models it reads
 DEFAULT_MODEL_VARIANTS = {"default-next-frame": ("ar-transformer", "ar-gru", "ar-tcn"),
-                          "default-two-codecs": ("ar-transformer", "ar-gru", "ar-tcn", "codec-lm", "codec-lm-2")}
+                          "default-two-codecs": ("ar-transformer", "ar-gru", "ar-tcn", "codec-lm", "codec-lm-2"),
+                          "default-100db": ("ar-transformer-100db", "ar-gru", "ar-tcn", "codec-lm")}
 # The zoo models the held-out objective methods read, less the attacker's group (`heldout_zoo`):
 # the next-frame models, as every committed row read them (the product's reverse gradient reads
 # the codec LM too since that became the default; `default` measures it).
@@ -126,7 +130,7 @@ METHODS = (PAPER_METHODS + ("positive-white-0db", OTHER_MUSIC, "random-gain")
            + (f"random-{PRODUCT_DEFAULT}", "random-masked-gain-default")
            + tuple(OBJECTIVE_METHODS))
 RANDOM_CONTROL = {PRODUCT_DEFAULT: f"random-{PRODUCT_DEFAULT}", "default-next-frame": f"random-{PRODUCT_DEFAULT}",
-                  "default-two-codecs": f"random-{PRODUCT_DEFAULT}",
+                  "default-two-codecs": f"random-{PRODUCT_DEFAULT}", "default-100db": f"random-{PRODUCT_DEFAULT}",
                   "dominant-whitebox": "random-dominant", "dominant-blackbox": "random-dominant",
                   "masked-whitebox": "random-masked", "masked-blackbox": "random-masked",
                   "cue-10db": "positive-white-10db", "masked-cue": "random-masked",
