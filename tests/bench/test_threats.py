@@ -480,16 +480,22 @@ def test_runs_of_different_parts_merge_into_one_result_per_seed_and_disagreeing_
         merge_seed_results([result(0, "scratch", "x"), other])
 
 
-def test_a_combined_report_keeps_the_methods_its_runs_named_beyond_the_suite_s():
+def test_a_combined_report_keeps_the_methods_and_families_its_runs_named_beyond_the_suite_s():
     from harmonycloak.bench.unlearnability.benchmark import with_methods_ran
     from harmonycloak.bench.unlearnability.suites import get_suite
 
     standard = get_suite("standard")
-    runs = [_run("mimicry", "ar-gru", condition, 0, [0.5])
+    assert "ar-transformer" in standard.families_for_threats
+    runs = [_run("mimicry", "ar-transformer", condition, 0, [0.5])
             for condition in ("base", "none", "masked-embedding-shift", "none+mp3-128k", "random-masked")]
     suite = with_methods_ran(standard, [ThreatSeedResult(0, ["a"], [], 0.15, {}, runs)])
     assert suite.threat_methods == standard.threat_methods + ("masked-embedding-shift",)
+    assert suite.families_for_threats == standard.families_for_threats
     assert with_methods_ran(standard, [ThreatSeedResult(0, ["a"], [], 0.15, {}, runs[:2])]) is standard
+    # a family the suite does not train (an attacker named with --families) comes after the suite's own
+    others = [_run("mimicry", family, "none", 0, [0.5]) for family in ("codec-lm-2", "ar-transformer", "codec-lm-2")]
+    suite = with_methods_ran(standard, [ThreatSeedResult(0, ["a"], [], 0.15, {}, others)])
+    assert suite.families_for_threats == standard.families_for_threats + ("codec-lm-2",)
 
 
 def test_a_seed_result_round_trips_through_json():

@@ -290,10 +290,15 @@ def load_threat_data(suite) -> BenchData:
 
 
 def with_methods_ran(suite, threat_results: list[ThreatSeedResult]):
-    """`suite` with every method its threat-model runs measured (a run's `--methods` beyond the
-    suite's own) added after its own, so that a combined report keeps them (the MIDI families'
-    to the MIDI methods)."""
+    """`suite` with every method and family its threat-model runs measured (a run's `--methods` and
+    `--families` beyond the suite's own) added after its own, so that a combined report keeps them
+    (the MIDI families' methods to the MIDI methods)."""
     from harmonycloak.bench.unlearnability.releases import split_method
+
+    families = tuple(dict.fromkeys(run.family for result in threat_results for run in result.runs
+                                   if run.family not in suite.families_for_threats))
+    if families:
+        suite = replace(suite, families_for_threats=suite.families_for_threats + families)
 
     ran = [(run.family in MIDI_MIMICRY_FAMILIES, run.condition) for result in threat_results for run in result.runs
            if split_method(run.condition)[0] not in ("base", "unseen")]
