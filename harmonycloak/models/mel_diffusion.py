@@ -204,7 +204,7 @@ class MelDiffusionModel(AudioModelIdentity, FrozenPretrainedPart, GenerativeTrai
 
     def condition_of(self, frames: Tensor) -> Tensor:
         """The conditioner's embedding (B, E) of the audio under `features`' frames (B, T, F), read at its floor."""
-        if self.config.log_floor is not None:
+        if self.own_frontend is not None:
             frames = refloor(frames, self.frames_config, self.config.conditioner.frontend)
         return self.conditioner.embed_frames(frames)
 

@@ -20,7 +20,7 @@ from harmonycloak.models.codec import CodecConfig, CodecModel
 from harmonycloak.models.codec_lm import CodecLanguageModel, CodecLMConfig
 from harmonycloak.models.contrastive import ContrastiveConfig, ContrastiveEncoder
 from harmonycloak.models.frontend import FrontendConfig
-from harmonycloak.models.mel_diffusion import MelDiffusionConfig, MelDiffusionModel
+from harmonycloak.models.mel_diffusion import MelDiffusionConfig, MelDiffusionModel, config_at_floor
 from harmonycloak.models.musegan import TINY_PHRASE, MuseGanConfig, MuseGanModel
 from harmonycloak.models.symphonynet import SymphonyNetConfig, SymphonyNetModel
 
@@ -115,6 +115,17 @@ def preset_config(family: str, preset: str) -> Any:
     if preset not in spec.presets:
         raise SettingsError(f"model family '{family}' has no preset '{preset}' (presets: {', '.join(spec.presets)})")
     return spec.presets[preset]
+
+
+def with_log_floor(config: Any, log_floor: float) -> Any:
+    """`config` reading its log-mel frames at `log_floor` (a share of a full-scale sine's band power): its
+    front end's floor, or for the diffusion model the floor its denoiser learns at (`config_at_floor`)."""
+    if isinstance(config, MelDiffusionConfig):
+        return config_at_floor(config, log_floor)
+    if not hasattr(config, "frontend"):
+        raise SettingsError(f"a '{config.family}' model reads no log-mel front end of its own (it reads a zoo "
+                            f"model's), so it cannot be given a log-mel floor")
+    return replace(config, frontend=replace(config.frontend, log_floor=log_floor))
 
 
 def symbolic_model(family: str, preset: str = "default", seed: int = 0, tracks: int = 4) -> nn.Module:

@@ -18,7 +18,7 @@ from typing import Any
 from harmonycloak.errors import SettingsError
 from harmonycloak.models.audio_ar import NextFrameConfig
 from harmonycloak.models.frontend import FrontendConfig
-from harmonycloak.models.registry import family_spec
+from harmonycloak.models.registry import family_spec, with_log_floor
 from harmonycloak.settings import SEGMENT_S
 
 
@@ -50,8 +50,7 @@ def _zoo_preset(family: str, **kwargs) -> ZooEntry:
 def _reading_100_db(entry: ZooEntry) -> ZooEntry:
     """`entry` trained on log-mel frames that read 100 dB of level (a floor of 10^-10 of a full-scale band's
     power, as public generators' mels clamp the magnitude at 10^-5) where the zoo's read 50 dB, named -100db."""
-    frontend = replace(entry.config.frontend, log_floor=1e-10)
-    return replace(entry, name=f"{entry.name}-100db", config=replace(entry.config, frontend=frontend),
+    return replace(entry, name=f"{entry.name}-100db", config=with_log_floor(entry.config, 1e-10),
                    description=f"{entry.description}, reading 100 dB of level (the others: 50 dB)")
 
 

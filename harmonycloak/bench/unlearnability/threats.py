@@ -34,7 +34,7 @@ import torch
 from harmonycloak.cloak.model_input import audio_segments
 from harmonycloak.errors import SettingsError
 from harmonycloak.models.interface import GenerativeModel
-from harmonycloak.models.registry import build_from_config
+from harmonycloak.models.registry import build_from_config, preset_config, with_log_floor
 from harmonycloak.optim.finetune import FinetuneRecipe, finetune, merge_lora_adapters
 from harmonycloak.settings import SEGMENT_S, WORKING_RATE_HZ
 
@@ -177,20 +177,11 @@ def attacker_model(threat: str, family: str, seed: int, spec: ThreatSpec) -> Gen
 
 def _attacker_config(model_family: str, preset: str, spec: ThreatSpec, family: str):
     """The registry preset of `family`'s T1 attacker, at the log-mel floor its size sets, if any."""
-    from harmonycloak.models.mel_diffusion import config_at_floor
-    from harmonycloak.models.registry import preset_config
-
     config = preset_config(model_family, preset)
     size = spec.scratch_size(family)
     if size is None or size.log_floor_db is None:
         return config
-    log_floor = 10.0 ** (size.log_floor_db / 10.0)
-    if hasattr(config, "frontend"):
-        return replace(config, frontend=replace(config.frontend, log_floor=log_floor))
-    if model_family == "mel-diffusion":
-        return config_at_floor(config, log_floor)
-    raise SettingsError(f"the T1 attacker of '{family}' reads no log-mel front end of its own (it reads a zoo "
-                        f"model's), so it cannot be given a log-mel floor")
+    return with_log_floor(config, 10.0 ** (size.log_floor_db / 10.0))
 
 
 def song_losses(model: GenerativeModel, songs: Sequence[np.ndarray], segment_s: float = SEGMENT_S,
