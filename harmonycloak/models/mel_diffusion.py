@@ -27,9 +27,11 @@ division by √ᾱ_t, which vanishes at the end of the schedule.
 
 **Deterministic losses.** `generative_loss` averages the loss over `evaluation_draws` draws of
 (t, ε) per example. In eval mode the draws come from a torch.Generator seeded with
-`evaluation_seed` afresh at every call — stratified timesteps t_j ∈ [j S / J, (j+1) S / J)
-and Gaussian ε — so equal inputs give equal losses and two conditions are compared on the
-same draws. In training mode they come from the model's own stream (seeded from the build
+`evaluation_seed` afresh at every call — stratified timesteps t_j ∈ [a + j (S − a) / J,
+a + (j+1) (S − a) / J), a = `evaluation_timestep_from` · S (0: the whole schedule), and Gaussian ε —
+so equal inputs give equal losses and two conditions are compared on the same draws. Measured
+from the middle of the schedule on, the loss is where the model must know the music: at small t
+the target v is mostly the noise ε, at large t mostly the clean frames x_0. In training mode they come from the model's own stream (seeded from the build
 seed). `training_loss` draws from the trainer's generator.
 
 Sampling: DDIM with η = 0 (Song et al., "Denoising Diffusion Implicit Models", 2021) over a
@@ -71,6 +73,8 @@ class MelDiffusionConfig:
     condition_dropout: float = 0.1  # training: share of examples whose condition is zeroed
     evaluation_draws: int = 4  # J: (t, ε) draws per example in generative_loss
     evaluation_seed: int = 0  # seed of the eval-mode draws
+    # the share of the schedule below which generative_loss draws no timestep (0: all of it; 0.5: its noisier half)
+    evaluation_timestep_from: float = 0.0
 
 
 # (mel_mean, mel_std) of the zoo corpus's log-mel frames at a front end's floor (80 of its clips, 10.24 s each):
@@ -165,6 +169,9 @@ class MelDiffusionModel(AudioModelIdentity, FrozenPretrainedPart, GenerativeTrai
 
     def __init__(self, config: MelDiffusionConfig) -> None:
         super().__init__()
+        if not 0.0 <= config.evaluation_timestep_from < 1.0:
+            raise SettingsError("a diffusion model's losses are measured from a share of its schedule in [0, 1), "
+                                f"not {config.evaluation_timestep_from:g}")
         self.config = config
         self.conditioner = self.frozen(ContrastiveEncoder(config.conditioner))
         # its own front end only at its own floor: otherwise it reads the conditioner's, whichever is attached
@@ -237,6 +244,7 @@ class MelDiffusionModel(AudioModelIdentity, FrozenPretrainedPart, GenerativeTrai
     def _draws(self, x0: Tensor) -> tuple[Tensor, Tensor]:
         """(timesteps (J, B), noise (J, B, F, T')) for `generative_loss` (module docstring)."""
         draws, steps = self.config.evaluation_draws, self.config.diffusion_steps
+        first = round(self.config.evaluation_timestep_from * steps)
         if self.training:
             if self._stream is None:
                 self._stream = torch.Generator().manual_seed(self.stream_seed)
@@ -245,7 +253,7 @@ class MelDiffusionModel(AudioModelIdentity, FrozenPretrainedPart, GenerativeTrai
             generator = torch.Generator().manual_seed(self.config.evaluation_seed)
         batch = x0.shape[0]
         offsets = torch.rand(draws, batch, generator=generator)
-        t = ((torch.arange(draws)[:, None] + offsets) * steps / draws).long().clamp(max=steps - 1)
+        t = (first + (torch.arange(draws)[:, None] + offsets) * (steps - first) / draws).long().clamp(max=steps - 1)
         noise = torch.randn((draws, *x0.shape), generator=generator)
         return t.to(x0.device), noise.to(x0.device, x0.dtype)
 

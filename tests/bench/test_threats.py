@@ -130,6 +130,25 @@ def test_a_t1_attacker_given_a_log_mel_floor_hears_what_lies_under_the_preset_s_
         attacker_model("scratch", "codec-lm", 0, codec_lm)
 
 
+def test_a_t1_diffusion_attacker_may_be_measured_from_a_share_of_its_schedule_and_no_other_family_can():
+    from harmonycloak.bench.unlearnability.threats import scratch_sizes_text, song_losses
+
+    upper = ScratchSize("mel-diffusion", "tiny", steps=2, learning_rate=1e-3, probe_timestep_from=0.5)
+    spec = ThreatSpec(scratch_preset="tiny", scratch_sizes=(upper,))
+    measured, plain = attacker_model("scratch", "mel-diffusion", 0, spec), attacker_model(
+        "scratch", "mel-diffusion", 0, ThreatSpec(scratch_preset="tiny"))
+    assert (measured.config.evaluation_timestep_from, plain.config.evaluation_timestep_from) == (0.5, 0.0)
+    assert all(torch.equal(value, plain.state_dict()[key]) for key, value in measured.state_dict().items())
+    songs = [melody(seed=0)]
+    # the same weights measured on the noisier half of the schedule only: another loss of the same song
+    assert song_losses(measured.eval(), songs) != song_losses(plain.eval(), songs)
+    assert ("mel-diffusion: `tiny`, 2 steps at 0.001, measured at the timesteps from 0.5 of its schedule on"
+            in scratch_sizes_text(spec))
+    gru = ThreatSpec(scratch_preset="tiny", scratch_sizes=(replace(upper, family="ar-gru"),))
+    with pytest.raises(SettingsError, match="ar-gru's attacker is no diffusion model"):
+        attacker_model("scratch", "ar-gru", 0, gru)
+
+
 def test_a_mimicry_run_without_songs_measures_the_base_model_itself():
     songs = [melody(seed=1)]
     spec = ThreatSpec(mimicry=TINY)
@@ -831,6 +850,10 @@ def test_a_combined_report_names_the_t1_size_its_runs_trained_and_refuses_two_si
         replace(own, log_floor_db=None),))), [("unseen", 1.0), ("none", 0.5)])
     with pytest.raises(SettingsError, match="trained T1's attackers of ar-transformer at different sizes"):
         combine_reports("standard", [small, shallow], tmp_path / "refused-floor", log=lambda *_: None)
+    upper = document("upper", replace(standard, threats=replace(standard.threats, scratch_sizes=(
+        replace(own, probe_timestep_from=0.5),))), [("unseen", 1.0), ("none", 0.5)])
+    with pytest.raises(SettingsError, match="trained T1's attackers of ar-transformer at different sizes"):
+        combine_reports("standard", [small, upper], tmp_path / "refused-timesteps", log=lambda *_: None)
     # T1 is read family by family: a codec LM run under a suite that sized no family joins the transformer's
     # run at its own size, and the report names both sizes; two sizes of the codec LM are refused
     unsized = replace(standard, threats=replace(standard.threats, scratch_sizes=()))

@@ -93,3 +93,29 @@ def test_a_diffusion_model_at_its_own_floor_learns_deeper_frames_and_its_conditi
     assert deep.feature_key.log_floor == 1e-10 and plain.feature_key.log_floor == 1e-5
     with pytest.raises(SettingsError, match="at log-mel floors of -50 dB, -100 dB only, not -80 dB"):
         config_at_floor(preset_config("mel-diffusion", "tiny"), 1e-8)
+
+
+def test_losses_measured_from_a_share_of_the_schedule_draw_one_timestep_in_each_stratum_above_it():
+    import pytest
+
+    from dataclasses import replace
+
+    from harmonycloak.errors import SettingsError
+    from harmonycloak.models.registry import build_from_config, preset_config
+
+    config = replace(preset_config("mel-diffusion", "tiny"), evaluation_draws=5, evaluation_timestep_from=0.6)
+    model = build_from_config("mel-diffusion", config).eval()
+    asked: list[torch.Tensor] = []
+    model.denoiser.register_forward_pre_hook(lambda module, args: asked.append(args[1].clone()))
+    model.generative_loss(torch.randn(3, 8000) * 0.1)
+    # S = 50 steps, from 0.6 · 50 = 30 on: 5 strata of (50 − 30) / 5 = 4 steps, [30, 34), [34, 38), ... [46, 50)
+    assert len(asked) == 5
+    for stratum, timesteps in enumerate(asked):
+        assert ((timesteps >= 30 + 4 * stratum) & (timesteps < 34 + 4 * stratum)).all()
+    whole = build_from_config("mel-diffusion", replace(config, evaluation_timestep_from=0.0)).eval()
+    asked.clear()
+    whole.denoiser.register_forward_pre_hook(lambda module, args: asked.append(args[1].clone()))
+    whole.generative_loss(torch.randn(3, 8000) * 0.1)
+    assert int(asked[0].min()) < 10  # the first of 5 strata of the whole schedule: [0, 10)
+    with pytest.raises(SettingsError, match="from a share of its schedule in \\[0, 1\\), not 1"):
+        build_from_config("mel-diffusion", replace(config, evaluation_timestep_from=1.0))

@@ -353,13 +353,13 @@ def training_of(documents: list[dict], threat: str) -> tuple | None:
     if threat != "scratch":
         return next(iter(sizes[None]))
     chosen = [next(iter(found)) for found in sizes.values()]
-    plain = [(size.preset, size.steps, size.learning_rate) for size in chosen if size.log_floor_db is None]
+    plain = [(size.preset, size.steps, size.learning_rate) for size in chosen if size.sets_size_only()]
     if not plain:  # every family ran at its own size: the suite's size stays that of the runs' suite
         threats = next(d["suite_settings"]["threats"] for d in documents if d.get("threat_seed_results"))
         plain = [(threats["scratch_preset"], threats["scratch"]["steps"], threats["scratch"]["learning_rate"])]
     base = max(set(plain), key=plain.count)
     others = tuple(size for size in sorted(chosen, key=lambda size: size.family)
-                   if (size.preset, size.steps, size.learning_rate, size.log_floor_db) != (*base, None))
+                   if not size.sets_size_only() or (size.preset, size.steps, size.learning_rate) != base)
     return (*base, others)
 
 

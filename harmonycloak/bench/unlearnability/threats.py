@@ -68,6 +68,14 @@ class ScratchSize:
     # front ends of public audio generators clamp the magnitude at 1e-5 (-100 dB of power): what lies more
     # than 50 dB under full scale, noise at 10 dB SNR in most bands among it, only they can read
     log_floor_db: float | None = None
+    # a diffusion attacker's probes draw their timesteps from this share of its schedule on (None: all of it).
+    # Early in the schedule the target is mostly the noise, the same for seen and unseen music; from the middle
+    # on it is mostly the music, which a model that learnt a song knows
+    probe_timestep_from: float | None = None
+
+    def sets_size_only(self) -> bool:
+        """Whether it only sets the size and pace (no front end or measure of its own)."""
+        return self.log_floor_db is None and self.probe_timestep_from is None
 
 
 @dataclass(frozen=True)
@@ -126,9 +134,12 @@ def scratch_sizes_text(spec: ThreatSpec) -> str:
 
 
 def scratch_size_text(size: ScratchSize) -> str:
-    """One family's T1 size in words: "`zoo`, 400 steps at 0.003, log-mel floor -100 dB"."""
+    """One family's T1 size in words: "`zoo`, 400 steps at 0.003, log-mel floor -100 dB, measured at the
+    timesteps from 0.5 of its schedule on"."""
     floor = f", log-mel floor {size.log_floor_db:g} dB" if size.log_floor_db is not None else ""
-    return f"`{size.preset}`, {size.steps} steps at {size.learning_rate:g}{floor}"
+    timesteps = (f", measured at the timesteps from {size.probe_timestep_from:g} of its schedule on"
+                 if size.probe_timestep_from is not None else "")
+    return f"`{size.preset}`, {size.steps} steps at {size.learning_rate:g}{floor}{timesteps}"
 
 
 @dataclass
@@ -176,12 +187,19 @@ def attacker_model(threat: str, family: str, seed: int, spec: ThreatSpec) -> Gen
 
 
 def _attacker_config(model_family: str, preset: str, spec: ThreatSpec, family: str):
-    """The registry preset of `family`'s T1 attacker, at the log-mel floor its size sets, if any."""
+    """The registry preset of `family`'s T1 attacker, at the log-mel floor its size sets and measured at
+    the timesteps it sets, if any."""
     config = preset_config(model_family, preset)
     size = spec.scratch_size(family)
-    if size is None or size.log_floor_db is None:
+    if size is None:
         return config
-    return with_log_floor(config, 10.0 ** (size.log_floor_db / 10.0))
+    if size.log_floor_db is not None:
+        config = with_log_floor(config, 10.0 ** (size.log_floor_db / 10.0))
+    if size.probe_timestep_from is not None:
+        if not hasattr(config, "evaluation_timestep_from"):
+            raise SettingsError(f"{family}'s attacker is no diffusion model: it has no timesteps to be measured at")
+        config = replace(config, evaluation_timestep_from=size.probe_timestep_from)
+    return config
 
 
 def song_losses(model: GenerativeModel, songs: Sequence[np.ndarray], segment_s: float = SEGMENT_S,
