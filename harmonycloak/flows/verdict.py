@@ -69,7 +69,7 @@ MEASURED_PROTECTION: dict[str, str] = {
                    "those purifications. Against a codec LM "
                    "trained from scratch over the same public codec it scores 0.71 (0.58 after MP3; random "
                    "coefficients 0.49); against a next-frame transformer or a diffusion model trained from scratch, "
-                   "reading 100 dB of level as public generators do, nothing (0.01 and 0.03, within random "
+                   "reading 100 dB of level as public generators do, nothing (0.01 and −0.05, within random "
                    "coefficients). It beats random noise while passing every "
                    "audibility check and is still far from full protection against the families it does not know. "
                    "Reading the next-frame models alone (--zoo-models "
