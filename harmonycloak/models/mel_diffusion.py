@@ -31,8 +31,9 @@ division by √ᾱ_t, which vanishes at the end of the schedule.
 a + (j+1) (S − a) / J), a = `evaluation_timestep_from` · S (0: the whole schedule), and Gaussian ε —
 so equal inputs give equal losses and two conditions are compared on the same draws. Measured
 from the middle of the schedule on, the loss is where the model must know the music: at small t
-the target v is mostly the noise ε, at large t mostly the clean frames x_0. In training mode they come from the model's own stream (seeded from the build
-seed). `training_loss` draws from the trainer's generator.
+the target v is mostly the noise ε, at large t mostly the clean frames x_0. In training mode
+the draws come from the model's own stream (seeded from the build seed). `training_loss` draws
+from the trainer's generator.
 
 Sampling: DDIM with η = 0 (Song et al., "Denoising Diffusion Implicit Models", 2021) over a
 few evenly spaced steps, with classifier-free guidance and the predicted x_0 clipped to the

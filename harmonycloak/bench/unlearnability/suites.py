@@ -179,7 +179,7 @@ def _suites() -> dict[str, Suite]:
                            # hid under their floor in most bands and the positive control read 0.14 and 0.32. The
                            # diffusion model learns its corpus 9 % better than unseen music at the small size and 400
                            # steps over the whole schedule; at the zoo's size and 800 steps, measured from the middle
-                           # of the schedule on (where the target is mostly the music), 42 and 62 % (two seeds)
+                           # of the schedule on (where the target is mostly the music), 44 % (31 / 34 / 68 by seed)
                            scratch_sizes=(ScratchSize("ar-transformer", "zoo", steps=400, learning_rate=3e-3,
                                                       log_floor_db=-100.0),
                                           ScratchSize("mel-diffusion", "zoo", steps=800, learning_rate=1e-3,
