@@ -353,13 +353,16 @@ def training_of(documents: list[dict], threat: str) -> tuple | None:
     if threat != "scratch":
         return next(iter(sizes[None]))
     chosen = [next(iter(found)) for found in sizes.values()]
-    plain = [(size.preset, size.steps, size.learning_rate) for size in chosen if size.sets_size_only()]
+    # a size that sets nothing but the preset and pace equals the ScratchSize of those alone (every other field
+    # at its default), whatever fields ScratchSize gains
+    plain = [(size.preset, size.steps, size.learning_rate) for size in chosen
+             if size == ScratchSize(size.family, size.preset, size.steps, size.learning_rate)]
     if not plain:  # every family ran at its own size: the suite's size stays that of the runs' suite
         threats = next(d["suite_settings"]["threats"] for d in documents if d.get("threat_seed_results"))
         plain = [(threats["scratch_preset"], threats["scratch"]["steps"], threats["scratch"]["learning_rate"])]
     base = max(set(plain), key=plain.count)
     others = tuple(size for size in sorted(chosen, key=lambda size: size.family)
-                   if not size.sets_size_only() or (size.preset, size.steps, size.learning_rate) != base)
+                   if size != ScratchSize(size.family, *base))
     return (*base, others)
 
 

@@ -73,10 +73,6 @@ class ScratchSize:
     # on it is mostly the music, which a model that learnt a song knows
     probe_timestep_from: float | None = None
 
-    def sets_size_only(self) -> bool:
-        """Whether it only sets the size and pace (no front end or measure of its own)."""
-        return self.log_floor_db is None and self.probe_timestep_from is None
-
 
 @dataclass(frozen=True)
 class ThreatSpec:
