@@ -349,6 +349,29 @@ def test_scores_follow_the_formulas_and_the_random_control_decides():
     assert "positive control was not run" in text and "mimicry / ar-gru: beats" in text and "not seen" not in text
 
 
+def test_a_null_control_that_reads_an_effect_makes_the_family_unreadable_whatever_the_positive_control_read():
+    from harmonycloak.bench.unlearnability.score import ScoreInterval
+    from harmonycloak.bench.unlearnability.threat_report import Score, null_drifts
+
+    def score(ps, low, high, beats=False):
+        return Score(ScoreInterval(ps, low, high, 3, 4), 1.2, beats, {})
+
+    scores = {"none": score(0.0, 0.0, 0.0), "positive-white-10db": score(0.52, 0.06, 1.95),
+              "random-dominant": score(-0.03, -0.18, 0.04), "dominant-blackbox": score(0.4, 0.2, 0.6, beats=True)}
+    text = "\n".join(checks({"scratch": {"contrastive": scores}}))
+    assert not null_drifts(scores) and "null control" not in text and "beats its random control" in text
+    # inaudible noise scoring like the positive control: the runs' drift, not the noise, moved the loss
+    scores["random-dominant"] = score(0.81, 0.30, 2.26)
+    text = "\n".join(checks({"scratch": {"contrastive": scores}}))
+    assert null_drifts(scores) and "null control) reads PS 0.81 [0.30, 2.26]" in text
+    assert "too weak" in text and "beats" not in text and "within its random control" not in text
+    for low, high, drifts in ((-0.49, 0.49, False), (-0.5, 0.1, True), (-0.1, 0.5, True), (-3.88, 1.71, True)):
+        scores["random-dominant"] = score(0.0, low, high)
+        assert null_drifts(scores) is drifts
+    del scores["random-dominant"]  # not run: nothing to say
+    assert not null_drifts(scores) and "beats its random control" in "\n".join(checks({"scratch": {"contrastive": scores}}))
+
+
 def test_a_method_run_on_more_seeds_than_the_rest_is_scored_on_every_seed_that_ran_it():
     from harmonycloak.bench.unlearnability.threat_report import relative_gap, score_cell
 
@@ -703,6 +726,20 @@ def test_every_suite_measures_what_protect_ships_after_its_random_control_and_af
         assert attacks and all(f"{method}+{attack}" in methods for attack in attacks
                                 for method in ("none", "random-default", "default"))
         assert suite.methods_of(threat, "mel-diffusion") == methods
+
+
+def test_the_style_control_runs_in_t2_alone_and_the_command_line_s_methods_replace_it():
+    from harmonycloak.bench.unlearnability.benchmark import adjusted_suite
+    from harmonycloak.bench.unlearnability.suites import get_suite
+
+    standard = get_suite("standard")
+    scratch, mimicry = standard.methods_for("scratch"), standard.methods_for("mimicry")
+    assert "positive-other-music" in mimicry and "positive-other-music" not in scratch
+    assert set(mimicry) - set(scratch) == {"positive-other-music"}  # the attacks alike in both threats here
+    assert "positive-white-0db" not in scratch + mimicry and "positive-white-10db" in scratch
+    named = adjusted_suite(standard, methods=("masked-cue",))
+    assert named.methods_for("mimicry") == named.methods_for("scratch")
+    assert named.methods_for("mimicry")[:3] == ("none", "random-masked", "masked-cue")
 
 
 def test_the_command_line_replaces_the_suite_s_methods_families_and_strength():

@@ -63,7 +63,7 @@ def adjusted_suite(suite, jobs: int | None = None, methods: tuple[str, ...] | No
         if midi:
             suite = replace(suite, midi_mimicry=replace(suite.midi_mimicry, methods=midi))
         if audio or not midi:
-            suite = replace(suite, threat_methods=with_controls(audio),
+            suite = replace(suite, threat_methods=with_controls(audio), mimicry_methods=(),
                             attacked_methods=tuple(m for m in suite.attacked_methods if m in with_controls(audio)))
     if families:
         suite = replace(suite, families_for_threats=families)

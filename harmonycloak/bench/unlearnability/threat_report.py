@@ -20,7 +20,10 @@ The suite can see an effect in a family and threat when its positive control (wh
 suite is too weak there instead of drawing conclusions. Where the louder control (white noise
 at 0 dB SNR, `positive-white-0db`) ran and is seen though 10 dB is not, the report says so
 and still compares the cloaks with their random controls: T1's next-frame attackers learn the
-songs through noise at 10 dB (docs/benchmark.md).
+songs through noise at 10 dB (docs/benchmark.md). The null control (random noise 44 dB under
+the masking threshold, `random-dominant`) must read no effect: where its interval reaches past
+±0.5, two runs on nearly the same songs drift apart by as much as an effect the suite must see,
+and the report says the suite is too weak there whatever the positive control read.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ LOUD_POSITIVE = "positive-white-0db"  # when run: the louder control, for where 
 POSITIVE_SEEN_PS = 0.5  # the positive control must reach this PS, its interval above 0, for a cell to count
 THREAT_LABEL = {"scratch": "T1", "mimicry": "T2"}
 CODEC_LM = "codec-lm"  # the group whose attackers crop on their codec's frame grid (`threats.attacker_recipe`)
+NULL = "random-dominant"  # the null control: random noise far under the masking threshold, no effect to see
+NULL_BAND_PS = 0.5  # its whole interval must lie within ±this: the least effect the positive control must show
 SCRATCH_GAP_TARGET = 0.30  # T1 attackers must learn seen songs this much better than unseen ones
 RANDOM_CONTROL = AUDIO_RANDOM_CONTROL | MIDI_RANDOM_CONTROL  # each cloak → the random noise under its bounds
 
@@ -245,6 +250,13 @@ def checks(table: dict[str, dict[str, dict[str, Score]]]) -> list[str]:
             if threat == "scratch" and not gap >= SCRATCH_GAP_TARGET:
                 lines.append(f"{where}: the seen/unseen gap is {100 * gap:.0f} %, under the {100 * SCRATCH_GAP_TARGET:.0f} % "
                              "this threat needs; its scores carry wide intervals.")
+            if null_drifts(scores):
+                lines.append(f"{where}: random noise far under the masking threshold (the null control) reads PS "
+                             f"{scores[NULL].interval.text()}: two runs on nearly the same songs drift apart by as "
+                             "much as an effect the suite must see; the suite is too weak here, and nothing below "
+                             "is a conclusion about protection.")
+                lines += [f"{where}: {line}" for line in style_lines(scores, family, verdicts=True)]
+                continue
             positive = scores.get(positive_control(family))
             loud = scores.get(LOUD_POSITIVE)
             if positive is None and loud is None:
@@ -265,6 +277,13 @@ def checks(table: dict[str, dict[str, dict[str, Score]]]) -> list[str]:
             if losers:
                 lines.append(f"{where}: within its random control (no measurable protection): {', '.join(losers)}.")
     return lines
+
+
+def null_drifts(scores: dict[str, Score]) -> bool:
+    """Whether a family's null control ran and its interval reaches past ±`NULL_BAND_PS`."""
+    score = scores.get(NULL)
+    return (score is not None and score.interval.defined
+            and not -NULL_BAND_PS < score.interval.low <= score.interval.high < NULL_BAND_PS)
 
 
 def _loud_control_text(positive: Score | None, loud: Score | None, loud_seen: bool) -> str:
