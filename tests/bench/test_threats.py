@@ -534,6 +534,13 @@ def test_a_combined_report_keeps_the_methods_and_families_its_runs_named_beyond_
     assert suite.threat_methods == standard.threat_methods + ("masked-embedding-shift",)
     assert suite.families_for_threats == standard.families_for_threats
     assert with_methods_ran(standard, [ThreatSeedResult(0, ["a"], [], 0.15, {}, runs[:2])]) is standard
+    # T2's own method run in T1 too (an earlier suite ran it in both): it joins both threats' methods
+    style = [_run(threat, "ar-transformer", "positive-other-music", 0, [0.5]) for threat in ("scratch", "mimicry")]
+    assert "positive-other-music" not in standard.methods_for("scratch")
+    suite = with_methods_ran(standard, [ThreatSeedResult(0, ["a"], [], 0.15, {}, style)])
+    assert "positive-other-music" in suite.methods_for("scratch")
+    assert suite.methods_for("mimicry").count("positive-other-music") == 1 and not suite.mimicry_methods
+    assert with_methods_ran(standard, [ThreatSeedResult(0, ["a"], [], 0.15, {}, style[1:])]) is standard
     # a family the suite does not train (an attacker named with --families) comes after the suite's own
     others = [_run("mimicry", family, "none", 0, [0.5]) for family in ("codec-lm-2", "ar-transformer", "codec-lm-2")]
     suite = with_methods_ran(standard, [ThreatSeedResult(0, ["a"], [], 0.15, {}, others)])

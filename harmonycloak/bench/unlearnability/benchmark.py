@@ -300,14 +300,16 @@ def with_methods_ran(suite, threat_results: list[ThreatSeedResult]):
     if families:
         suite = replace(suite, families_for_threats=suite.families_for_threats + families)
 
-    ran = [(run.family in MIDI_MIMICRY_FAMILIES, run.condition) for result in threat_results for run in result.runs
-           if split_method(run.condition)[0] not in ("base", "unseen")]
-    listed = set(suite.methods_for("scratch")) | set(suite.methods_for("mimicry"))
-    extra = tuple(dict.fromkeys(method for midi, method in ran if not midi and method not in listed))
-    extra_midi = tuple(dict.fromkeys(method for midi, method in ran
+    ran = [(run.family in MIDI_MIMICRY_FAMILIES, run.threat, run.condition) for result in threat_results
+           for run in result.runs if split_method(run.condition)[0] not in ("base", "unseen")]
+    listed = {threat: set(suite.methods_for(threat)) for threat in ("scratch", "mimicry")}
+    # a method that ran in a threat the suite does not give it (T2's own methods run in T1 too) joins both
+    extra = tuple(dict.fromkeys(method for midi, threat, method in ran if not midi and method not in listed[threat]))
+    extra_midi = tuple(dict.fromkeys(method for midi, _, method in ran
                                      if midi and method not in suite.midi_mimicry.methods))
     if extra:
-        suite = replace(suite, threat_methods=suite.threat_methods + extra)
+        suite = replace(suite, threat_methods=suite.threat_methods + extra,
+                        mimicry_methods=tuple(m for m in suite.mimicry_methods if m not in extra))
     if extra_midi:
         suite = replace(suite, midi_mimicry=replace(suite.midi_mimicry, methods=suite.midi_mimicry.methods + extra_midi))
     return suite
