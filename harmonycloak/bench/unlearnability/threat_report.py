@@ -53,7 +53,7 @@ POSITIVE_SEEN_PS = 0.5  # the positive control must reach this PS, its interval 
 THREAT_LABEL = {"scratch": "T1", "mimicry": "T2"}
 CODEC_LM = "codec-lm"  # the group whose attackers crop on their codec's frame grid (`threats.attacker_recipe`)
 NULL = "random-dominant"  # the null control: random noise far under the masking threshold, no effect to see
-NULL_BAND_PS = 0.5  # its whole interval must lie within ±this: the least effect the positive control must show
+NULL_BAND_PS = POSITIVE_SEEN_PS  # its whole interval must lie within ±this: the least effect the positive control shows
 SCRATCH_GAP_TARGET = 0.30  # T1 attackers must learn seen songs this much better than unseen ones
 RANDOM_CONTROL = AUDIO_RANDOM_CONTROL | MIDI_RANDOM_CONTROL  # each cloak → the random noise under its bounds
 
