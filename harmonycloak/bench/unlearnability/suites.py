@@ -4,8 +4,7 @@
             part, method and family once (checks the plumbing, not the method)
   standard  the reference machine's report: the threat models (T1 from scratch, T2 style
             mimicry) for the zoo's four audio families (and T2 for its two MIDI ones), three
-            seeds at once, MP3 as the attack; 100.3 min as one command on a 2-core CPU (ViSQOL included)
-            before T1's diffusion attacker grew; about 113 min since by its runs' times (not yet timed whole)
+            seeds at once, MP3 as the attack; 109.9 min as one command on a 2-core CPU (ViSQOL included)
   full      sized for a GPU (uses it when present): zoo-size attackers trained long, every
             attack, the product's optimisation effort, five seeds, and the paper's setting
 """
