@@ -61,12 +61,12 @@ def _synchronise(model) -> None:
         torch.cuda.synchronize(device)
 
 
-def suite_trainings(suite, threat: str, family: str) -> int:
-    """How many attackers `family` trains in `threat` over the suite's seeds: every condition but
+def suite_trainings(suite, threat: str) -> int:
+    """How many attackers one family trains in `threat` over the suite's seeds: every condition but
     T2's "base" (the zoo model measured as it is)."""
     from harmonycloak.bench.unlearnability.threat_experiment import conditions
 
-    trained = [name for name in conditions(threat, suite.methods_of(threat, family)) if name != "base"]
+    trained = [name for name in conditions(threat, suite.methods_for(threat)) if name != "base"]
     return len(suite.seeds) * len(trained)
 
 
@@ -91,7 +91,7 @@ def run_attacker_speed(suite_name: str, device: str, steps: int, families: tuple
         for threat in suite.threat_models:
             step_s = seconds_per_step(family, threat, spec, steps, songs)
             recipe = spec.recipe(threat, family)
-            trainings = suite_trainings(suite, threat, family)
+            trainings = suite_trainings(suite, threat)
             rows.append({"family": family, "threat": threat, "seconds_per_step": step_s,
                          "steps": recipe.steps, "batch_segments": recipe.batch_segments,
                          "training_s": step_s * recipe.steps, "trainings": trainings,

@@ -817,23 +817,6 @@ def test_the_mimicry_runs_measure_how_close_the_generated_music_comes_to_the_art
     assert result.artist_classifier["classes"][0] == "planetblupi" and result.artist_classifier["held_out_windows"] > 0
 
 
-def test_a_family_whose_t1_size_skips_the_attacks_trains_on_no_attacked_release_in_t1():
-    from harmonycloak.bench.unlearnability.benchmark import load_threat_data
-    from harmonycloak.bench.unlearnability.suites import get_suite
-    from harmonycloak.bench.unlearnability.threat_experiment import run_threat_seed
-
-    smoke = get_suite("smoke", parts=("scratch",))
-    unattacked = ScratchSize("contrastive", "tiny", steps=2, learning_rate=1e-3, attacked=False)
-    suite = replace(smoke, families_for_threats=("ar-gru", "contrastive"), threat_methods=("none",),
-                    scratch_attacks=("mp3-128k",), attacked_methods=("none",),
-                    threats=replace(smoke.threats, scratch_sizes=(unattacked,)))
-    result = run_threat_seed(suite, load_threat_data(suite), 0, log=lambda *_: None)
-    ran = {family: [run.condition for run in result.runs if run.family == family]
-           for family in ("ar-gru", "contrastive")}
-    assert ran == {"ar-gru": ["unseen", "none", "none+mp3-128k", "unseen+mp3-128k"], "contrastive": ["unseen", "none"]}
-    assert [len(run.curve) for run in result.runs if run.family == "contrastive"] == [2, 2]  # its own T1 steps
-
-
 def test_a_contrastive_encoder_is_measured_on_training_s_views_the_same_for_every_model():
     from harmonycloak.bench.unlearnability.threats import song_losses
     from harmonycloak.models.contrastive import symmetric_info_nce_per_item

@@ -112,13 +112,9 @@ class Suite:
         return self.threat_methods + own + tuple(f"{m}+{a}" for a in attacks for m in self.attacked_methods)
 
     def methods_of(self, threat: str, family: str) -> tuple[str, ...]:
-        """The methods a family runs in a threat: MIDI families run T2 with the MIDI methods alone; a family
-        whose T1 size says so (`ScratchSize.attacked`) trains on no attacked release in T1."""
+        """The methods a family runs in a threat: MIDI families run T2 with the MIDI methods alone."""
         if family in MIDI_MIMICRY_FAMILIES:
             return self.midi_mimicry.methods if threat == "mimicry" else ()
-        size = self.threats.scratch_size(family) if threat == "scratch" else None
-        if size is not None and not size.attacked:
-            return self.threat_methods
         return self.methods_for(threat)
 
     @property
@@ -191,14 +187,7 @@ def _suites() -> dict[str, Suite]:
                            scratch_sizes=(ScratchSize("ar-transformer", "zoo", steps=400, learning_rate=3e-3,
                                                       log_floor_db=-100.0),
                                           ScratchSize("mel-diffusion", "zoo", steps=800, learning_rate=1e-3,
-                                                      log_floor_db=-100.0, probe_timestep_from=0.5),
-                                          # the contrastive encoder's training is chaotic at 10⁻³: a gain of
-                                          # 1 + 10⁻⁶ on the released clips moved PS by ±2. At 2·10⁻⁴ it is
-                                          # stable (that gain reads 0.00) and in 2000 steps learns its corpus
-                                          # (after MP3 it is not measured: five times the steps cost 12
-                                          # minutes of the suite's two hours, MP3's four runs 5 of them)
-                                          ScratchSize("contrastive", "small", steps=2000, learning_rate=2e-4,
-                                                      attacked=False))),
+                                                      log_floor_db=-100.0, probe_timestep_from=0.5))),
         # A fifth of the product's optimisation effort (6 PGD steps, 1 round, a bag of 4, Q = 3): at the
         # product's effort the black-box releases alone take ~6 minutes each and the suite ~2.7 hours on 2 cores.
         threat_cloak=ReleaseSpec(pgd_steps=6, max_rounds=1, bag_size=4, models_per_round=3),

@@ -284,7 +284,7 @@ def run_threat_seed(suite, data: BenchData, seed: int, log=print, on_run=None) -
             else:
                 probes["others"] = corpus[:OTHERS_PROBED]
             measure = style_measure(threat, family)
-            for condition in conditions(threat, suite.methods_of(threat, family)):
+            for condition in conditions(threat, suite.methods_for(threat)):
                 name, attack = split_method(condition)
                 if name == "base":
                     training = []

@@ -72,9 +72,6 @@ class ScratchSize:
     # Early in the schedule the target is mostly the noise, the same for seen and unseen music; from the middle
     # on it is mostly the music, which a model that learnt a song knows
     probe_timestep_from: float | None = None
-    # False: this family's T1 trains on no attacked release (the suite's `scratch_attacks` are skipped for it),
-    # where its attacker trains so long that the attacks would cost more than the suite's time allows
-    attacked: bool = True
 
 
 @dataclass(frozen=True)
@@ -134,12 +131,11 @@ def scratch_sizes_text(spec: ThreatSpec) -> str:
 
 def scratch_size_text(size: ScratchSize) -> str:
     """One family's T1 size in words: "`zoo`, 400 steps at 0.003, log-mel floor -100 dB, measured at the
-    timesteps from 0.5 of its schedule on, no attacked releases"."""
+    timesteps from 0.5 of its schedule on"."""
     floor = f", log-mel floor {size.log_floor_db:g} dB" if size.log_floor_db is not None else ""
     timesteps = (f", measured at the timesteps from {size.probe_timestep_from:g} of its schedule on"
                  if size.probe_timestep_from is not None else "")
-    attacks = "" if size.attacked else ", no attacked releases"
-    return f"`{size.preset}`, {size.steps} steps at {size.learning_rate:g}{floor}{timesteps}{attacks}"
+    return f"`{size.preset}`, {size.steps} steps at {size.learning_rate:g}{floor}{timesteps}"
 
 
 @dataclass
