@@ -29,6 +29,7 @@ def full_suite_in_seconds():
         album=replace(full.album, released_tracks=2, unreleased_tracks=1, clips_per_track=1),
         threat_corpus=replace(full.threat_corpus, pieces_per_composer=(("palestrina", 10),), recordings=4),
         threats=replace(full.threats, scratch_released=2, scratch=replace(full.threats.scratch, steps=1, batch_segments=2),
+                        scratch_sizes=tuple(replace(size, steps=1) for size in full.threats.scratch_sizes),
                         mimicry=replace(full.threats.mimicry, steps=1, batch_segments=2)),
         threat_cloak=replace(full.threat_cloak, pgd_steps=1, max_rounds=1, bag_size=2, models_per_round=2),
         attacks=("mp3-128k", "denoise-spectral"), scratch_attacks=("resample-22k",),
@@ -78,3 +79,7 @@ def test_full_suite_scores_every_threat_family_method_and_attack(full_report):
             assert set(methods) == expected, (threat, family)
             assert methods["none"]["ps"] == 0.0
     assert len(document["threat_seed_results"]) == 1
+    # the contrastive encoder's T1 trains at its own, slower rate (its training is chaotic at the others')
+    sizes = {size["family"]: size for size in document["suite_settings"]["threats"]["scratch_sizes"]}
+    assert (sizes["contrastive"]["preset"], sizes["contrastive"]["learning_rate"]) == ("zoo", 5e-5)
+    assert document["suite_settings"]["threats"]["scratch"]["learning_rate"] == 1e-3
