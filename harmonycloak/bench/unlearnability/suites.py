@@ -234,8 +234,8 @@ def _suites() -> dict[str, Suite]:
                                           ScratchSize("mel-diffusion", "zoo", steps=3000, learning_rate=1e-3,
                                                       log_floor_db=-100.0, probe_timestep_from=0.5),
                                           # the contrastive encoder's training is chaotic at 10⁻³ and 2·10⁻⁴ (a
-                                          # gain of 1 + 10⁻⁶ on the released clips moves PS by ±1); at 5·10⁻⁵ it
-                                          # is stable and in 3000 steps learns the clips (docs/benchmark.md)
+                                          # gain of 1 + 10⁻⁶ on the released clips moves PS by up to 1.2 and
+                                          # 0.24); at 5·10⁻⁵ it is stable and in 3000 steps learns the clips
                                           ScratchSize("contrastive", "zoo", steps=3000, learning_rate=5e-5)),
                            device="auto"),
         threat_cloak=ReleaseSpec(pgd_steps=20, max_rounds=3, bag_size=10, models_per_round=7),
