@@ -301,6 +301,9 @@ def _parser() -> argparse.ArgumentParser:
     unlearn.add_argument("--attacks", nargs="*", choices=tuple(ATTACKS), metavar="PURIFICATION",
                          help="the purifications applied to the attacked methods in both threat models instead of "
                               "the suite's (given alone: none, no attacked columns)")
+    unlearn.add_argument("--style-judged", nargs="+", metavar="FAMILY",
+                         help="MIDI families (musegan, symphonynet) whose written music T2's style measures judge "
+                              "instead of the suite's (SymphonyNet's sampler takes about 70 s a condition on one core)")
     unlearn.add_argument("--device", choices=defaults.DEVICES,
                          help="where the threat models' attackers train instead of the suite's (auto: CUDA if present)")
     unlearn.add_argument("--export-data", type=Path, metavar="NPZ",
@@ -491,7 +494,8 @@ def _run_bench_unlearnability(arguments: argparse.Namespace) -> int:
                         device=arguments.device, release_steps=arguments.release_steps,
                         bound_rule=arguments.bound_rule, mimicry=_mimicry_recipe(arguments),
                         probe_steps=tuple(arguments.probe_steps) if arguments.probe_steps else None,
-                        scratch_learning_rate=arguments.scratch_learning_rate)
+                        scratch_learning_rate=arguments.scratch_learning_rate,
+                        style_judged=tuple(arguments.style_judged) if arguments.style_judged else None)
     seeds = tuple(arguments.seeds) if arguments.seeds else None
     parts = tuple(arguments.parts) if arguments.parts else None
     if arguments.export_data:

@@ -151,6 +151,37 @@ def test_the_gan_is_judged_by_the_bars_it_writes_and_symphonynet_by_its_loss():
     assert all(run.measures == {} for run in runs)
 
 
+def test_symphonynet_s_written_music_is_judged_where_the_suite_names_it():
+    from harmonycloak.bench.unlearnability.benchmark import adjusted_suite
+    from harmonycloak.bench.unlearnability.midi_measures import style_distance
+    from harmonycloak.bench.unlearnability.suites import get_suite
+    from harmonycloak.cloak.model_input import scores_phrases
+    from harmonycloak.errors import SettingsError
+    from harmonycloak.zoo import load_zoo_model
+
+    assert get_suite("standard").midi_mimicry.style_judged == ("musegan",)  # its sampler's time: MuseGAN alone
+    assert set(get_suite("full").midi_mimicry.style_judged) == {"musegan", "symphonynet"}
+    named = adjusted_suite(get_suite("standard"), style_judged=("symphonynet",))
+    assert named.midi_mimicry.style_judged == ("symphonynet",)
+    with pytest.raises(SettingsError, match="only the MIDI families"):
+        MidiMimicrySpec(style_judged=("ar-transformer",))
+    album = MidiAlbum([("a", _four_parts()), ("b", _four_parts(shift=1))], [("c", _four_parts(shift=3))])
+    spec = MidiMimicrySpec(released=2, unreleased=1, steps=2, batch_segments=2, generated_phrases=4,
+                           methods=("none",), style_judged=("symphonynet",))
+    runs, _ = run_midi_mimicry("symphonynet", album, spec, seed=0, log=lambda line: None)
+    assert [run.condition for run in runs] == ["base", "none"]
+    assert all(math.isfinite(run.measures["fd_artist"]) and 0.0 <= run.measures["artist_share"] <= 1.0
+               for run in runs)
+    # The base condition's FD is the zoo model's own continuation of the unreleased piece, measured again.
+    base = load_zoo_model("symphonynet")
+    unreleased = scores_phrases([score for _, score in album.unreleased], base.phrase_layout)
+    steps_per_bar = base.phrase_layout.steps_per_bar
+    assert style_distance(base, "symphonynet", unreleased, 4, steps_per_bar, 0) == pytest.approx(
+        runs[0].measures["fd_artist"])
+    runs, _ = run_midi_mimicry("musegan", album, spec, seed=0, log=lambda line: None)
+    assert all(run.measures == {} for run in runs)  # not named: judged by its loss alone
+
+
 def test_the_report_reads_midi_cells_against_the_wrong_notes_control_and_the_random_cloak():
     from harmonycloak.bench.unlearnability.score import ScoreInterval
     from harmonycloak.bench.unlearnability.threat_report import Score as Cell

@@ -617,14 +617,14 @@ def test_a_gan_whose_losses_cannot_be_read_is_judged_by_the_style_of_what_it_wri
     from harmonycloak.bench.unlearnability.threat_report import markdown_tables
 
     text = "\n".join(markdown_tables({"mimicry": {"musegan": scores}}))
-    assert "For MuseGAN the artist is the composer" in text and "For MuseGAN the artist share" not in text
+    assert "For the MIDI families the artist is the composer" in text and "the MIDI families the artist share" not in text
     shared = dict(scores, none=cell(0.0, 0.0, (0.0, 0.0), share=0.25))
-    assert "For MuseGAN the artist share is the share of the sounding bars" in "\n".join(
+    assert "For the MIDI families the artist share is the share of the sounding bars" in "\n".join(
         markdown_tables({"mimicry": {"musegan": shared}}))
     audio = {"none": cell(0.0, 0.0, (0.0, 0.0))}
     text = "\n".join(markdown_tables({"mimicry": {"ar-gru": audio, "musegan": {"none": Score(
         ScoreInterval(0.0, 0.0, 0.0, 3, 8), 0.05, False, {})}}}))
-    assert "FD to the artist: the Fréchet distance" in text and "For MuseGAN" not in text
+    assert "FD to the artist: the Fréchet distance" in text and "For the MIDI families" not in text
 
 
 def test_the_future_cue_releases_are_model_free_and_at_their_levels():

@@ -49,7 +49,8 @@ def adjusted_suite(suite, jobs: int | None = None, methods: tuple[str, ...] | No
                    attacks: tuple[str, ...] | None = None, device: str | None = None,
                    release_steps: int | None = None, bound_rule: str | None = None,
                    mimicry: dict | None = None, probe_steps: tuple[int, ...] | None = None,
-                   scratch_learning_rate: float | None = None, scratch_sizes: tuple | None = None):
+                   scratch_learning_rate: float | None = None, scratch_sizes: tuple | None = None,
+                   style_judged: tuple[str, ...] | None = None):
     """`suite` with the command line's replacements (see `run_unlearnability`): a T1 size, length or
     learning rate given puts every family's T1 attackers at it; `scratch_sizes` (`threats.ScratchSize`)
     then sizes those it names otherwise."""
@@ -91,6 +92,8 @@ def adjusted_suite(suite, jobs: int | None = None, methods: tuple[str, ...] | No
         suite = replace(suite, attacks=tuple(attacks), scratch_attacks=tuple(attacks))
     if device:
         suite = replace(suite, threats=replace(suite.threats, device=device))
+    if style_judged is not None:
+        suite = replace(suite, midi_mimicry=replace(suite.midi_mimicry, style_judged=tuple(style_judged)))
     return suite
 
 
@@ -103,7 +106,7 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
                        data_bundle: Path | None = None, release_steps: int | None = None,
                        bound_rule: str | None = None, mimicry: dict | None = None,
                        probe_steps: tuple[int, ...] | None = None, scratch_learning_rate: float | None = None,
-                       log=print) -> dict:
+                       style_judged: tuple[str, ...] | None = None, log=print) -> dict:
     """Run a suite (or the given `suite` object) and write its report folder; returns the JSON document.
 
     `methods` and `families` replace the threat models' (a method's random control and "none"
@@ -121,12 +124,13 @@ def run_unlearnability(suite_name: str, out: Path, seeds: tuple[int, ...] | None
     `mimicry` replaces fields of T2's fine-tuning recipe (`optim.finetune.FinetuneRecipe`: kind,
     steps, learning_rate: an attacker who trains otherwise or longer); `probe_steps` the steps
     of either threat's training after which every attacker is measured too (how an effect grows
-    or fades as it trains on)."""
+    or fades as it trains on); `style_judged` the MIDI families whose written music the style
+    measures judge (`MidiMimicrySpec.style_judged`)."""
     import torch
 
     suite = adjusted_suite(suite or get_suite(suite_name, seeds, parts), jobs, methods, families, strength,
                            scratch_preset, scratch_steps, eot, attacks, device, release_steps, bound_rule,
-                           mimicry, probe_steps, scratch_learning_rate)
+                           mimicry, probe_steps, scratch_learning_rate, style_judged=style_judged)
     command = command or " ".join(shlex.quote(a) for a in ["harmonycloak", *sys.argv[1:]])
     threads = torch.get_num_threads()
     if suite.torch_threads:

@@ -15,9 +15,12 @@ which has no likelihood of a piece, what the fine-tuned generator writes is judg
 `measures["fd_artist"]`, the Fréchet distance of its bars to the unreleased pieces', and
 `measures["artist_share"]`, the share of its sounding bars that a classifier of Bach against the
 zoo's own corpus labels Bach (`composer_or_corpus_judge`, `midi_measures.style_measures`; the same
-latents for every condition of a seed), which the report turns into style PSs. SymphonyNet's loss
-reads its fine-tune directly, and its sampler writes 64 phrases in about 70 s on one core, 28
-minutes over a suite's conditions and seeds: it is not judged this way.
+latents for every condition of a seed), which the report turns into style PSs. SymphonyNet is judged
+the same way where a suite names it (`MidiMimicrySpec.style_judged`: the full suite, or
+`--style-judged`): it continues the first bar of each unreleased piece's phrases (the same draws
+for every condition of a seed). Its loss reads its fine-tune directly, and its sampler writes 64
+phrases in about 70 s on one core, 28 minutes over the standard suite's conditions and seeds, which
+therefore judges MuseGAN alone.
 
 Methods, each a layer of added notes beside the piece (its own notes are untouched):
 
@@ -64,7 +67,6 @@ import torch
 from harmonycloak.bench.unlearnability.threats import AttackerRun
 
 MIDI_MIMICRY_FAMILIES = ("musegan", "symphonynet")
-STYLE_JUDGED = ("musegan",)  # families whose generated music the style measure judges (module docstring)
 POSITIVE_WRONG_NOTES = "positive-wrong-notes"
 RANDOM_MIDI_CLOAK = "random-midi-cloak"
 QUIETEST_MIDI_CLOAK = "quietest-midi-cloak"
@@ -97,6 +99,7 @@ class MidiMimicrySpec:
     batch_segments: int = 8
     transpose_semitones: int = 3  # each training phrase moves by a random shift in ±this
     generated_phrases: int = 64  # phrases each fine-tuned model writes for the style measure
+    style_judged: tuple[str, ...] = ("musegan",)  # families whose written music the style measures judge
     # The cloak's optimisation effort (the one min-min loop), as the audio releases' at this suite
     pgd_steps: int = 6
     max_rounds: int = 1
@@ -111,6 +114,9 @@ class MidiMimicrySpec:
         if unknown:
             raise SettingsError(f"unknown MIDI protection method '{unknown[0]}' "
                                 f"(known: {', '.join(KNOWN_MIDI_MIMICRY_METHODS)})")
+        if not set(self.style_judged) <= set(MIDI_MIMICRY_FAMILIES):
+            raise SettingsError(f"only the MIDI families {', '.join(MIDI_MIMICRY_FAMILIES)} write music the style "
+                                "measures judge")
         if self.released < 1 or self.unreleased < 1:
             raise SettingsError("the MIDI album needs at least one released and one unreleased piece")
 
@@ -342,7 +348,8 @@ def run_midi_mimicry(family: str, album: MidiAlbum, spec: MidiMimicrySpec, seed:
     released_clean = [score for _, score in album.released]
     probes = {"released": released_clean, "unreleased": [score for _, score in album.unreleased]}
     runs, records = [], {}
-    judge = composer_or_corpus_judge(seed) if family in STYLE_JUDGED else None
+    judged = family in spec.style_judged
+    judge = composer_or_corpus_judge(seed) if judged else None
     for condition in ("base",) + tuple(dict.fromkeys(("none",) + spec.methods)):  # references first
         started = time.perf_counter()
         if condition == "base":
@@ -354,13 +361,13 @@ def run_midi_mimicry(family: str, album: MidiAlbum, spec: MidiMimicrySpec, seed:
         model, curve = finetuned(family, training, spec, seed)
         losses = {name: piece_losses(model, scores) for name, scores in probes.items()}
         measures = {}
-        if family in STYLE_JUDGED:
+        if judged:
             measures = style_measures(model, family, scores_phrases(probes["unreleased"], model.phrase_layout),
                                       spec.generated_phrases, model.phrase_layout.steps_per_bar, seed, judge)
         runs.append(AttackerRun("mimicry", family, condition, seed, losses, curve, time.perf_counter() - started,
                                 measures=measures))
-        judged = (f", FD to the composer {measures['fd_artist']:.4f}, labelled the composer "
-                  f"{measures['artist_share']:.2f}") if measures else ""
-        log(f"  seed {seed} mimicry {family} {condition}: released {runs[-1].mean_loss('released'):.4f}{judged} "
+        written = (f", FD to the composer {measures['fd_artist']:.4f}, labelled the composer "
+                   f"{measures['artist_share']:.2f}") if measures else ""
+        log(f"  seed {seed} mimicry {family} {condition}: released {runs[-1].mean_loss('released'):.4f}{written} "
             f"({runs[-1].elapsed_s:.0f} s)")
     return runs, records

@@ -249,7 +249,8 @@ def _suites() -> dict[str, Suite]:
         threat_generated=GeneratedSpec(clips=32, generated_s=5.12),
         families_for_threats=THREAT_FAMILIES_WITH_MIDI,
         midi_mimicry=MidiMimicrySpec(released=20, unreleased=20, max_bars=16, steps=500, batch_segments=16,
-                                     pgd_steps=20, max_rounds=3, bag_size=9, models_per_round=7, bag_preset="default"),
+                                     pgd_steps=20, max_rounds=3, bag_size=9, models_per_round=7, bag_preset="default",
+                                     style_judged=MIDI_MIMICRY_FAMILIES),
     )
     return {suite.name: suite for suite in (smoke, standard, full)}
 

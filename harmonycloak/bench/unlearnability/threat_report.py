@@ -355,12 +355,13 @@ def _style_beats(scores: dict[str, Score], method: str) -> bool:
     return control in scores and math.isfinite(low) and all(math.isfinite(high) and low > high for high in clears)
 
 
-_MIDI_FD_TEXT = (" For MuseGAN the artist is the composer: the FD is between the bars it writes (64 phrases from "
-                 "the seed's latents) and the bars of the composer's unreleased pieces, each bar described by its "
-                 "pitch-class profile and, per track, its sounding share, used pitch classes and register.")
-_MIDI_SHARE_TEXT = (" For MuseGAN the artist share is the share of the sounding bars it writes (the same phrases, tracks "
-                    "merged, 4 steps per beat) that a classifier of the composer against the zoo's own symbolic corpus "
-                    "(logistic regression over the style classifier's features) gives the composer.")
+_MIDI_FD_TEXT = (" For the MIDI families the artist is the composer: the FD is between the bars the model writes "
+                 "(MuseGAN: phrases from the seed's latents; SymphonyNet: the continuation of the first bar of the "
+                 "unreleased pieces' phrases) and the bars of the composer's unreleased pieces, each bar described by "
+                 "its pitch-class profile and, per track, its sounding share, used pitch classes and register.")
+_MIDI_SHARE_TEXT = (" For the MIDI families the artist share is the share of the sounding bars the model writes (the same "
+                    "phrases, tracks merged, 4 steps per beat) that a classifier of the composer against the zoo's own "
+                    "symbolic corpus (logistic regression over the style classifier's features) gives the composer.")
 
 
 def _midi_measured(families: dict[str, dict[str, Score]], measure: str) -> bool:
