@@ -303,6 +303,16 @@ def test_bench_scratch_learning_rate_reaches_the_benchmark_and_left_out_keeps_th
     assert asked == [3e-3, None]
 
 
+def test_bench_style_judged_reaches_the_benchmark_and_left_out_keeps_the_suite_s(monkeypatch, tmp_path):
+    from harmonycloak.bench.unlearnability import benchmark
+
+    asked = []
+    monkeypatch.setattr(benchmark, "run_unlearnability", lambda *args, **kwargs: asked.append(kwargs["style_judged"]))
+    for extra in (["--style-judged", "musegan", "symphonynet"], []):
+        assert main(["bench", "unlearnability", "--suite", "smoke", "--out", str(tmp_path), *extra]) == 0
+    assert asked == [("musegan", "symphonynet"), None]
+
+
 def test_the_benchmark_s_attacker_options_become_the_fine_tune_recipe_and_bad_values_are_usage_errors(capsys):
     from harmonycloak.cli import _mimicry_recipe, _parser
 
